@@ -1,1 +1,20 @@
+//! Shared plumbing of the Revenue Proven sync platform: the protobuf contracts, the PostgreSQL
+//! event log, the NATS JetStream bus and its relay, the consumer runtime, telemetry and config.
+//! Every service under `services/` stands on it.
 
+pub mod bus;
+pub mod config;
+pub mod consumer;
+pub mod contracts;
+pub mod db;
+pub mod eventlog;
+pub mod relay;
+pub mod runtime;
+pub mod telemetry;
+pub mod testing;
+
+/// Installs rustls' ring crypto provider for the process (TLS to PostgreSQL, NATS, providers).
+/// Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

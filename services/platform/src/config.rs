@@ -1,0 +1,162 @@
+//! Configuration from environment variables, with defaults that fit the local dev stack.
+//!
+//! A missing or malformed value stops the service at startup with an error that names the
+//! variable and says what is wrong with it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {problem} (got {value:?})")]
+    Invalid {
+        var: String,
+        value: String,
+        problem: String,
+    },
+    #[error("{var} is required but not set: {hint}")]
+    Missing { var: String, hint: String },
+}
+
+/// Reads a variable, falling back to `default` when unset or empty.
+pub fn var_or(var: &str, default: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => default.to_string(),
+    }
+}
+
+/// Reads a required variable.
+pub fn required(var: &str, hint: &str) -> Result<String, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing {
+            var: var.into(),
+            hint: hint.into(),
+        }),
+    }
+}
+
+/// Parses a variable with `FromStr`, falling back to `default` when unset.
+pub fn parse_or<T>(var: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var: var.into(),
+                value: v.clone(),
+                problem: e.to_string(),
+            })
+        }
+        _ => Ok(default),
+    }
+}
+
+/// Parses a duration variable written as a number with a unit: `250ms`, `30s`, `5m`, `2h`, `7d`.
+pub fn duration_or(var: &str, default: Duration) -> Result<Duration, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            parse_duration(v.trim()).map_err(|problem| ConfigError::Invalid {
+                var: var.into(),
+                value: v.clone(),
+                problem,
+            })
+        }
+        _ => Ok(default),
+    }
+}
+
+/// Parses `250ms`, `30s`, `5m`, `2h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| "a duration needs a unit: ms, s, m, h or d (e.g. 30s)".to_string())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| "a duration starts with a whole number (e.g. 30s)".to_string())?;
+    let secs = |mult: u64| {
+        n.checked_mul(mult)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "duration too large".to_string())
+    };
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        other => Err(format!(
+            "unknown duration unit {other:?}: use ms, s, m, h or d"
+        )),
+    }
+}
+
+/// Where the shared infrastructure is, and how the event stream is laid out on the bus.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// `DATABASE_URL`: the PostgreSQL database that holds the event log and projections.
+    pub database_url: String,
+    /// `NATS_URL`.
+    pub nats_url: String,
+    pub bus: crate::bus::BusConfig,
+}
+
+impl PlatformConfig {
+    pub const DEFAULT_DATABASE_URL: &'static str = "postgres://postgres@127.0.0.1:5432/rp";
+    pub const DEFAULT_NATS_URL: &'static str = "nats://127.0.0.1:4222";
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let database_url = var_or("DATABASE_URL", Self::DEFAULT_DATABASE_URL);
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                var: "DATABASE_URL".into(),
+                value: database_url,
+                problem: "must be a postgres:// URL".into(),
+            });
+        }
+        let nats_url = var_or("NATS_URL", Self::DEFAULT_NATS_URL);
+        if !(nats_url.starts_with("nats://")
+            || nats_url.starts_with("tls://")
+            || nats_url.contains(':'))
+        {
+            return Err(ConfigError::Invalid {
+                var: "NATS_URL".into(),
+                value: nats_url,
+                problem: "must be a nats:// URL (host:port)".into(),
+            });
+        }
+        Ok(Self {
+            database_url,
+            nats_url,
+            bus: crate::bus::BusConfig::from_env()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+    }
+
+    #[test]
+    fn bad_durations_say_why() {
+        assert!(parse_duration("30").unwrap_err().contains("unit"));
+        assert!(parse_duration("s").unwrap_err().contains("whole number"));
+        assert!(
+            parse_duration("3w")
+                .unwrap_err()
+                .contains("unknown duration unit")
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! The consumer runtime every service uses to handle events from the bus.
+//!
+//! * Durable pull consumers with explicit ack; `MaxDeliver`, `BackOff` and `MaxAckPending` are
+//!   always set. A message that exhausts its deliveries (or that a handler rejects as permanently
+//!   bad) is written to `dead_letters` with its error and then terminated: operators see it in
+//!   `rp consumers`; nothing is dropped silently.
+//! * Idempotent: the handler runs inside a PostgreSQL transaction that also inserts the
+//!   `(consumer, event id)` "processed" mark and appends the events the handler emits. A redelivery
+//!   (duplicate publish, crash between commit and ack, replay) finds the mark and is acked
+//!   without running the handler again.
+//! * Ordering: [`Ordering::PerWorkspace`] binds one durable consumer per bus partition, each with
+//!   one message in flight, so one workspace's events are handled in log order while partitions
+//!   (and replicas) work in parallel. [`Ordering::Unordered`] shares one durable consumer with up
+//!   to `concurrency` messages in flight per replica. Either way, replicas of a service share the
+//!   work (queue semantics): each message goes to one of them.
+//! * Graceful shutdown: when the token is cancelled, stop pulling, finish in-flight messages, ack,
+//!   return.
+
+use crate::bus::{self, BusConfig, headers};
+use crate::eventlog::{self, AppendError, ExpectedVersion, NewEvent, RecordedEvent};
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::StreamExt;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    /// Any order; up to `concurrency` messages in flight per replica.
+    Unordered { concurrency: usize },
+    /// Log order within a workspace.
+    PerWorkspace,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Durable name (per service, e.g. `notification`); also the key of its processed marks.
+    pub name: String,
+    pub ordering: Ordering,
+    /// Event types the handler wants (empty: all). Others are acked without a transaction.
+    pub event_types: Vec<String>,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_deliver: i64,
+    /// Redelivery delays after the 1st, 2nd, ... failure (the last repeats).
+    pub backoff: Vec<Duration>,
+    /// For [`Ordering::Unordered`]; [`Ordering::PerWorkspace`] always uses 1 per partition.
+    pub max_ack_pending: i64,
+    /// How long the server waits for an ack before redelivering (the handler reports progress
+    /// while it works, so a slow handler is not redelivered behind its back).
+    pub ack_wait: Duration,
+    /// Failure injection for tests of crash recovery.
+    pub faults: Faults,
+}
+
+impl ConsumerConfig {
+    pub fn new(name: impl Into<String>, ordering: Ordering) -> Self {
+        Self {
+            name: name.into(),
+            ordering,
+            event_types: Vec::new(),
+            max_deliver: 6,
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+                Duration::from_secs(300),
+            ],
+            max_ack_pending: 256,
+            ack_wait: Duration::from_secs(30),
+            faults: Faults::default(),
+        }
+    }
+
+    pub fn event_types(mut self, types: &[&str]) -> Self {
+        self.event_types = types.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    fn delay_after(&self, deliveries: i64) -> Duration {
+        let i = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(0);
+        self.backoff
+            .get(i)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// Failure injection: simulates a process that dies at a chosen point.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// This many messages are committed but never acked, as if the process died between the
+    /// commit and the ack; the server redelivers them after `ack_wait`.
+    pub skip_ack_after_commit: Arc<AtomicU64>,
+}
+
+/// Why a handler did not handle an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying (a dependency is down, a conflict): redelivered with backoff.
+    #[error("{0}")]
+    Retry(String),
+    /// Will never succeed (the event is invalid for this handler): dead-lettered at once.
+    #[error("{0}")]
+    Reject(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+impl HandlerError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, HandlerError::Reject(_))
+    }
+}
+
+/// What a handler gets besides the event: the transaction its writes must use, and a way to
+/// emit events that commit with them.
+pub struct HandlerContext {
+    pub tx: Transaction<'static, Postgres>,
+    emitted: Vec<(String, ExpectedVersion, Vec<NewEvent>)>,
+    cause: RecordedEvent,
+}
+
+impl HandlerContext {
+    /// A new event in the incoming event's workspace, integration and causal chain.
+    pub fn new_event(&self, event: crate::contracts::events::v1::envelope::Event) -> NewEvent {
+        let meta = self.cause.meta();
+        NewEvent::new(meta.workspace_id.clone(), event)
+            .integration(meta.integration_id.clone())
+            .caused_by(&self.cause)
+    }
+
+    /// Appends `events` to `stream` when the handler's transaction commits.
+    pub fn emit(
+        &mut self,
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) {
+        if !events.is_empty() {
+            self.emitted.push((stream.into(), expected, events));
+        }
+    }
+}
+
+/// Handles events of one consumer. Implementations must do all their writes through `ctx.tx`.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("consumer {name}: {message}")]
+    Setup { name: String, message: String },
+    #[error("consumer {name}: pulling messages: {message}")]
+    Pull { name: String, message: String },
+}
+
+/// Creates (or updates) the durable consumers for `cfg` and handles messages until `cancel`.
+pub async fn run<H: Handler>(
+    js: jetstream::Context,
+    bus_cfg: BusConfig,
+    pool: PgPool,
+    cfg: ConsumerConfig,
+    handler: Arc<H>,
+    cancel: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let name = cfg.name.clone();
+    let setup = |e: &dyn std::fmt::Display| ConsumerError::Setup {
+        name: name.clone(),
+        message: e.to_string(),
+    };
+    let stream = js
+        .get_stream(&bus_cfg.stream)
+        .await
+        .map_err(|e| setup(&e))?;
+    let cfg = Arc::new(cfg);
+    let mut tasks = JoinSet::new();
+    let bindings: Vec<(String, String, i64, usize)> = match cfg.ordering {
+        Ordering::PerWorkspace => (0..bus_cfg.partitions)
+            .map(|p| {
+                (
+                    format!("{}-p{p}", cfg.name),
+                    bus_cfg.partition_subjects(p),
+                    1,
+                    1,
+                )
+            })
+            .collect(),
+        Ordering::Unordered { concurrency } => vec![(
+            cfg.name.clone(),
+            bus_cfg.all_subjects(),
+            cfg.max_ack_pending.max(1),
+            concurrency.max(1),
+        )],
+    };
+    for (durable, filter, max_ack_pending, concurrency) in bindings {
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: filter,
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: cfg.ack_wait,
+            max_deliver: cfg.max_deliver,
+            backoff: cfg.backoff.clone(),
+            max_ack_pending,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer(&durable, config)
+            .await
+            .map_err(|e| setup(&e))?;
+        let worker = Worker {
+            pool: pool.clone(),
+            cfg: cfg.clone(),
+            handler: handler.clone(),
+        };
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            worker
+                .pull_loop(consumer, durable, concurrency, cancel)
+                .await
+        });
+    }
+    let mut first_error = None;
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "consumer loop failed");
+                cancel.cancel();
+                first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "consumer task panicked");
+                cancel.cancel();
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+struct Worker<H> {
+    pool: PgPool,
+    cfg: Arc<ConsumerConfig>,
+    handler: Arc<H>,
+}
+
+impl<H> Clone for Worker<H> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            cfg: self.cfg.clone(),
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    async fn pull_loop(
+        self,
+        consumer: jetstream::consumer::Consumer<pull::Config>,
+        durable: String,
+        concurrency: usize,
+        cancel: CancellationToken,
+    ) -> Result<(), ConsumerError> {
+        let pull_err = |e: &dyn std::fmt::Display| ConsumerError::Pull {
+            name: durable.clone(),
+            message: e.to_string(),
+        };
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(concurrency)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| pull_err(&e))?;
+        let mut in_flight = JoinSet::new();
+        loop {
+            if in_flight.len() >= concurrency {
+                in_flight.join_next().await;
+                continue;
+            }
+            let next = tokio::select! {
+                _ = cancel.cancelled() => break,
+                next = messages.next() => next,
+            };
+            match next {
+                None => break,
+                Some(Ok(msg)) => {
+                    let worker = self.clone();
+                    let durable = durable.clone();
+                    in_flight.spawn(async move { worker.process(&durable, msg).await });
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and similar are transient: the stream reconnects.
+                    tracing::warn!(consumer = %durable, error = %e, "pull interrupted");
+                }
+            }
+        }
+        // Stop pulling (drop the subscription), then let in-flight messages finish and ack.
+        drop(messages);
+        while in_flight.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn process(&self, durable: &str, msg: jetstream::Message) {
+        let deliveries = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let stream_seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let event_type = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(headers::EVENT_TYPE))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        if !self.cfg.event_types.is_empty() && !self.cfg.event_types.contains(&event_type) {
+            ack(&msg, AckKind::Ack).await;
+            return;
+        }
+        let event = match bus::decode_message(&msg) {
+            Ok(e) => e,
+            Err(e) => {
+                self.dead_letter(
+                    durable,
+                    &msg,
+                    None,
+                    &event_type,
+                    stream_seq,
+                    deliveries,
+                    &e.to_string(),
+                )
+                .await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "handle_event",
+            consumer = %self.cfg.name,
+            event_type = %event_type,
+            workspace_id = %event.workspace_id(),
+            integration_id = %event.meta().integration_id,
+            position = event.position,
+            delivery = deliveries,
+        );
+        crate::telemetry::set_remote_parent(
+            &span,
+            &event.meta().traceparent,
+            &event.meta().tracestate,
+        );
+        let outcome = self
+            .handle_with_progress(&msg, &event)
+            .instrument(span.clone())
+            .await;
+        self.settle(
+            durable,
+            &msg,
+            &event,
+            &event_type,
+            stream_seq,
+            deliveries,
+            outcome,
+        )
+        .instrument(span)
+        .await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        durable: &str,
+        msg: &jetstream::Message,
+        event: &RecordedEvent,
+        event_type: &str,
+        stream_seq: u64,
+        deliveries: i64,
+        outcome: Result<(), HandlerError>,
+    ) {
+        match outcome {
+            Ok(()) => {
+                let skip = &self.cfg.faults.skip_ack_after_commit;
+                if skip
+                    .fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::SeqCst, |n| {
+                        n.checked_sub(1)
+                    })
+                    .is_ok()
+                {
+                    tracing::warn!("fault injection: committed but not acked");
+                    return;
+                }
+                ack(msg, AckKind::Ack).await;
+            }
+            Err(e) if e.is_permanent() || deliveries >= self.cfg.max_deliver => {
+                tracing::error!(error = %e, deliveries, "giving up on event: dead-lettered");
+                self.dead_letter(
+                    durable,
+                    msg,
+                    Some(event.event_id()),
+                    event_type,
+                    stream_seq,
+                    deliveries,
+                    &e.to_string(),
+                )
+                .await;
+            }
+            Err(e) => {
+                let delay = self.cfg.delay_after(deliveries);
+                tracing::warn!(error = %e, deliveries, retry_in_ms = delay.as_millis() as u64, "handler failed; will retry");
+                ack(msg, AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+
+    /// Runs the handler, telling the server the message is in progress while it works.
+    async fn handle_with_progress(
+        &self,
+        msg: &jetstream::Message,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        let work = self.handle(event);
+        tokio::pin!(work);
+        let mut tick =
+            tokio::time::interval((self.cfg.ack_wait / 3).max(Duration::from_millis(100)));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tick.tick() => ack(msg, AckKind::Progress).await,
+            }
+        }
+    }
+
+    /// One transaction: processed mark, handler writes, emitted events.
+    async fn handle(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO processed_events (consumer, event_id, position) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.cfg.name)
+        .bind(event.event_id())
+        .bind(event.position)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            tracing::debug!("already handled; acking the redelivery");
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let mut ctx = HandlerContext {
+            tx,
+            emitted: Vec::new(),
+            cause: event.clone(),
+        };
+        self.handler.handle(&mut ctx, event).await?;
+        let HandlerContext {
+            mut tx, emitted, ..
+        } = ctx;
+        for (stream, expected, events) in emitted {
+            eventlog::append_in(&mut tx, &stream, expected, events).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dead_letter(
+        &self,
+        durable: &str,
+        msg: &jetstream::Message,
+        event_id: Option<uuid::Uuid>,
+        event_type: &str,
+        stream_seq: u64,
+        deliveries: i64,
+        error: &str,
+    ) {
+        let res = sqlx::query(
+            "INSERT INTO dead_letters (consumer, event_id, event_type, subject, stream_seq, deliveries, error, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (consumer, stream_seq) DO NOTHING",
+        )
+        .bind(durable)
+        .bind(event_id)
+        .bind(event_type)
+        .bind(msg.subject.as_str())
+        .bind(i64::try_from(stream_seq).unwrap_or(i64::MAX))
+        .bind(deliveries)
+        .bind(error)
+        .bind(msg.payload.as_ref())
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => ack(msg, AckKind::Term).await,
+            Err(e) => {
+                // Could not record it: leave it to be redelivered rather than lose it.
+                tracing::error!(error = %e, "cannot write dead letter; message will be redelivered");
+                ack(msg, AckKind::Nak(Some(self.cfg.delay_after(deliveries)))).await;
+            }
+        }
+    }
+}
+
+async fn ack(msg: &jetstream::Message, kind: AckKind) {
+    if let Err(e) = msg.ack_with(kind).await {
+        tracing::warn!(error = %e, "ack failed; the server will redeliver");
+    }
+}
+
+/// A dead-lettered message, for operators.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub consumer: String,
+    pub event_id: Option<uuid::Uuid>,
+    pub event_type: String,
+    pub subject: String,
+    pub stream_seq: i64,
+    pub deliveries: i64,
+    pub error: String,
+    pub dead_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn dead_letters(
+    pool: &PgPool,
+    consumer: Option<&str>,
+) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, consumer, event_id, event_type, subject, stream_seq, deliveries, error, dead_at \
+         FROM dead_letters WHERE ($1::text IS NULL OR consumer = $1 OR consumer LIKE $1 || '-p%') \
+         ORDER BY id",
+    )
+    .bind(consumer)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,249 @@
+//! Test support: an isolated environment per test against the real PostgreSQL and NATS.
+//!
+//! Each [`TestEnv`] gets its own database (created, migrated, dropped with `FORCE` at the end)
+//! and its own subject prefix and JetStream stream (deleted at the end), so tests run in
+//! parallel without seeing each other. `RP_TEST_DATABASE_URL` (a server URL; default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `RP_TEST_NATS_URL` (default
+//! `nats://127.0.0.1:4222`) point it elsewhere.
+
+use crate::bus::{self, BusConfig};
+use crate::config::PlatformConfig;
+use crate::eventlog::EventStore;
+use async_nats::jetstream;
+use futures::StreamExt;
+use sqlx::PgPool;
+use std::time::Duration;
+
+pub struct TestEnv {
+    pub id: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub store: EventStore,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub bus: BusConfig,
+    admin_url: String,
+    nats_url: String,
+    cleaned: bool,
+}
+
+fn admin_url() -> String {
+    std::env::var("RP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn nats_url() -> String {
+    std::env::var("RP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn with_database(server_url: &str, db: &str) -> String {
+    let base = server_url.split('?').next().unwrap_or(server_url);
+    let (head, _) = base.rsplit_once('/').unwrap_or((base, ""));
+    format!("{head}/{db}")
+}
+
+impl TestEnv {
+    /// A fresh, migrated database and a fresh stream. Panics (failing the test) when the
+    /// infrastructure is not there, saying what is missing.
+    pub async fn new() -> Self {
+        crate::install_crypto_provider();
+        crate::telemetry::init_for_tests();
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let admin = admin_url();
+        let database_url = with_database(&admin, &format!("rp_test_{id}"));
+        crate::db::ensure_database(&database_url)
+            .await
+            .unwrap_or_else(|e| panic!("test database: {e} (is PostgreSQL running?)"));
+        let pool = crate::db::connect(&database_url, 20)
+            .await
+            .unwrap_or_else(|e| panic!("test database: {e}"));
+        crate::db::migrate(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("migrations: {e}"));
+        let nats_url = nats_url();
+        let nats = bus::connect(&nats_url, "test")
+            .await
+            .unwrap_or_else(|e| panic!("{e} (is nats-server -js running?)"));
+        let js = jetstream::new(nats.clone());
+        let bus = BusConfig {
+            prefix: format!("t{id}"),
+            stream: format!("T_{id}"),
+            partitions: 4,
+            storage: async_nats::jetstream::stream::StorageType::Memory,
+            ..BusConfig::default()
+        };
+        bus::ensure_stream(&js, &bus)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            id,
+            store: EventStore::new(pool.clone()),
+            database_url,
+            pool,
+            nats,
+            js,
+            bus,
+            admin_url: admin,
+            nats_url,
+            cleaned: false,
+        }
+    }
+
+    /// The configuration a service under test should use.
+    pub fn platform_config(&self) -> PlatformConfig {
+        PlatformConfig {
+            database_url: self.database_url.clone(),
+            nats_url: self.nats_url.clone(),
+            bus: self.bus.clone(),
+        }
+    }
+
+    /// Environment variables for a service process under test.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("NATS_URL".into(), self.nats_url.clone()),
+            ("RP_BUS_PREFIX".into(), self.bus.prefix.clone()),
+            ("RP_BUS_STREAM".into(), self.bus.stream.clone()),
+            ("RP_BUS_PARTITIONS".into(), self.bus.partitions.to_string()),
+            ("RP_BUS_STORAGE".into(), "memory".into()),
+        ]
+    }
+
+    /// Every message currently on the test's stream, in stream order.
+    pub async fn stream_messages(&self) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let stream = self
+            .js
+            .get_stream(&self.bus.stream)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        let mut seq = 1;
+        loop {
+            match stream.get_raw_message(seq).await {
+                Ok(m) => out.push(m),
+                Err(_) => {
+                    let mut s = stream.clone();
+                    let last = s.info().await.map(|i| i.state.last_sequence).unwrap_or(0);
+                    if seq >= last {
+                        break;
+                    }
+                }
+            }
+            seq += 1;
+        }
+        out
+    }
+
+    /// Drops the database and the stream.
+    pub async fn cleanup(mut self) {
+        self.cleaned = true;
+        cleanup(
+            self.pool.clone(),
+            self.admin_url.clone(),
+            self.database_url.clone(),
+            self.js.clone(),
+            self.bus.stream.clone(),
+        )
+        .await;
+    }
+}
+
+async fn cleanup(
+    pool: PgPool,
+    admin_url: String,
+    database_url: String,
+    js: jetstream::Context,
+    stream: String,
+) {
+    pool.close().await;
+    let _ = js.delete_stream(&stream).await;
+    let db = database_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if let Ok(admin) = crate::db::connect(&admin_url, 1).await {
+        // The name is ours (rp_test_<hex>), never input.
+        let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+        admin.close().await;
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        // A test that panicked (or forgot): clean up from a thread with its own runtime.
+        let (pool, admin, url, stream) = (
+            self.pool.clone(),
+            self.admin_url.clone(),
+            self.database_url.clone(),
+            self.bus.stream.clone(),
+        );
+        let nats_url = self.nats_url.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(client) = async_nats::connect(nats_url).await {
+                    cleanup(pool, admin, url, jetstream::new(client), stream).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Waits until `check` returns `Some`, re-checking every 20 ms, for at most `timeout`; panics
+/// with `what` when it never does. For state that has no event to wait on (a projection row).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Subscribes (core NATS) to a subject pattern of the test's bus, to wait for events.
+pub async fn subscribe(env: &TestEnv, pattern: &str) -> async_nats::Subscriber {
+    env.nats
+        .subscribe(format!("{}.v1.{pattern}", env.bus.prefix))
+        .await
+        .unwrap_or_else(|e| panic!("subscribe: {e}"))
+}
+
+/// The next message on `sub` that satisfies `pred`, or a panic after `timeout`.
+pub async fn next_matching<F>(
+    sub: &mut async_nats::Subscriber,
+    timeout: Duration,
+    mut pred: F,
+) -> async_nats::Message
+where
+    F: FnMut(&async_nats::Message) -> bool,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, sub.next()).await {
+            Ok(Some(m)) if pred(&m) => return m,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("subscription closed"),
+            Err(_) => panic!("timed out after {timeout:?} waiting for a message"),
+        }
+    }
+}
