@@ -1,0 +1,676 @@
+//! Company names: normalisation and comparison.
+//!
+//! A name is folded to a sequence of tokens that carry its identity:
+//!
+//! 1. Unicode folding: NFKD, combining marks stripped, lowercase; letters that do not decompose
+//!    are spelled out (ß → ss, æ → ae, ø → o, ł → l, ...).
+//! 2. Parenthesised parts ("(Global)", "(UK)", "[EMEA]") are qualifiers, not the name: dropped.
+//! 3. `&` and `+` are "and" (German "und" too); dots and apostrophes join ("S.p.A." → "spa",
+//!    "Int'l" → "intl"); any other punctuation separates words; runs of single letters join
+//!    ("S A" → "sa", "K K" → "kk").
+//! 4. Common business abbreviations are spelled out (intl → international, corp → corporation,
+//!    co → company, tech → technology, svc → services, grp → group, mfg → manufacturing, ...).
+//! 5. A leading "The" goes.
+//! 6. Legal-entity forms at the end go, repeatedly ("GmbH & Co. KG", "Co., Ltd.", "S.p.A."),
+//!    taken from the ISO 20275 list in `data/legal_forms.txt`; a dangling "and" goes with them.
+//!
+//! Every word left is *distinctive*: two names that differ in one of them name different
+//! companies ("Apex Bright Foods" is not "Apex Bright Health").
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+use super::hash::{KeyHasher, KeyKind, key};
+
+/// The ISO 20275 legal forms (see the file header for source and licence).
+const LEGAL_FORMS_TXT: &str = include_str!("../../data/legal_forms.txt");
+
+/// Longest legal form, in tokens, that we try to strip.
+const MAX_FORM_TOKENS: usize = 6;
+
+/// A normalised company name: distinctive tokens separated by single spaces.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct NormalizedName {
+    core: Box<str>,
+}
+
+impl NormalizedName {
+    /// Normalises a raw company name.
+    pub fn new(raw: &str) -> Self {
+        let mut folded = String::with_capacity(raw.len() + 8);
+        fold_into(raw, &mut folded);
+        let mut tokens: Vec<&str> = Vec::with_capacity(8);
+        let mut merged: Vec<String> = Vec::new();
+        tokenize(&folded, &mut tokens, &mut merged);
+        let mut out: Vec<&str> = tokens;
+        if out.len() > 1 && out[0] == "the" {
+            out.remove(0);
+        }
+        strip_legal_forms(&mut out, legal_forms());
+        NormalizedName {
+            core: out.join(" ").into_boxed_str(),
+        }
+    }
+
+    /// Tokens joined by single spaces.
+    pub fn as_str(&self) -> &str {
+        &self.core
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.core.is_empty()
+    }
+
+    pub fn tokens(&self) -> std::str::Split<'_, char> {
+        self.core.split(' ')
+    }
+
+    pub fn token_count(&self) -> usize {
+        if self.core.is_empty() {
+            0
+        } else {
+            self.core.bytes().filter(|&b| b == b' ').count() + 1
+        }
+    }
+
+    /// The name without spaces ("falcon payments" and "falconpayments" agree).
+    pub fn compact(&self) -> String {
+        self.core.replace(' ', "")
+    }
+
+    pub(crate) fn exact_key(&self) -> u64 {
+        key(KeyKind::Exact, &self.core)
+    }
+
+    pub(crate) fn compact_key(&self) -> u64 {
+        key(KeyKind::Compact, &self.compact())
+    }
+
+    /// Keys under which a CRM account is indexed for fuzzy look-up.
+    pub(crate) fn fuzzy_index_keys(&self, out: &mut Vec<u64>) {
+        let tokens: Vec<&str> = self.tokens().collect();
+        slot_keys(&tokens, out);
+        if tokens.len() == 1 {
+            delete_keys(tokens[0], out);
+        }
+        if tokens.len() >= 2 {
+            out.push(joined_key(KeyKind::DropLast, &tokens[..tokens.len() - 1]));
+        }
+    }
+
+    /// Keys a LinkedIn company looks up to find fuzzy candidates among CRM accounts.
+    pub(crate) fn fuzzy_query_keys(&self, out: &mut Vec<u64>) {
+        let tokens: Vec<&str> = self.tokens().collect();
+        slot_keys(&tokens, out);
+        if tokens.len() == 1 {
+            delete_keys(tokens[0], out);
+        }
+        // The CRM name has one more (trailing) token than ours ...
+        if !tokens.is_empty() {
+            out.push(joined_key(KeyKind::DropLast, &tokens));
+        }
+        // ... or ours has one more than the CRM name.
+        if tokens.len() >= 2 {
+            out.push(joined_key(KeyKind::Exact, &tokens[..tokens.len() - 1]));
+        }
+    }
+}
+
+fn joined_key(kind: KeyKind, tokens: &[&str]) -> u64 {
+    key(kind, &tokens.join(" "))
+}
+
+fn slot_keys(tokens: &[&str], out: &mut Vec<u64>) {
+    if tokens.len() < 2 {
+        return;
+    }
+    for i in 0..tokens.len() {
+        let t = tokens[i];
+        let (Some(first), Some(last)) = (t.chars().next(), t.chars().next_back()) else {
+            continue;
+        };
+        for (kind, c) in [(KeyKind::SlotFirst, first), (KeyKind::SlotLast, last)] {
+            let mut h = KeyHasher::new(kind);
+            h.number(tokens.len() as u64).number(i as u64);
+            let mut buf = [0u8; 4];
+            h.part(c.encode_utf8(&mut buf).as_bytes());
+            for (j, other) in tokens.iter().enumerate() {
+                if j != i {
+                    h.part(other.as_bytes());
+                }
+            }
+            out.push(h.finish());
+        }
+    }
+}
+
+fn delete_keys(token: &str, out: &mut Vec<u64>) {
+    out.push(key(KeyKind::Delete, token));
+    let mut buf = String::with_capacity(token.len());
+    let start = out.len();
+    for (i, c) in token.char_indices() {
+        buf.clear();
+        buf.push_str(&token[..i]);
+        buf.push_str(&token[i + c.len_utf8()..]);
+        let k = key(KeyKind::Delete, &buf);
+        if !out[start..].contains(&k) {
+            out.push(k);
+        }
+    }
+}
+
+/// Unicode folding into `out`: lowercase, marks stripped, punctuation turned into spaces,
+/// `&`/`+` into " and ", dots and apostrophes removed, parenthesised parts skipped.
+fn fold_into(raw: &str, out: &mut String) {
+    let mut depth = 0usize;
+    for c in raw.chars() {
+        match c {
+            '(' | '[' | '{' | '（' => {
+                depth += 1;
+                out.push(' ');
+                continue;
+            }
+            ')' | ']' | '}' | '）' => {
+                depth = depth.saturating_sub(1);
+                out.push(' ');
+                continue;
+            }
+            _ if depth > 0 => continue,
+            _ => {}
+        }
+        if c.is_ascii() {
+            push_ascii(c, out);
+        } else {
+            match c {
+                'ß' | 'ẞ' => out.push_str("ss"),
+                'æ' | 'Æ' => out.push_str("ae"),
+                'œ' | 'Œ' => out.push_str("oe"),
+                'ø' | 'Ø' => out.push('o'),
+                'đ' | 'Đ' | 'ð' | 'Ð' => out.push('d'),
+                'ł' | 'Ł' => out.push('l'),
+                'þ' | 'Þ' => out.push_str("th"),
+                'ı' => out.push('i'),
+                'ħ' | 'Ħ' => out.push('h'),
+                '’' | '‘' | '´' | '`' | '·' => {}
+                _ => decompose_compatible(c, |d| {
+                    if d.is_ascii() {
+                        push_ascii(d, out);
+                    } else if is_combining_mark(d) {
+                    } else if d.is_alphanumeric() {
+                        out.extend(d.to_lowercase());
+                    } else {
+                        out.push(' ');
+                    }
+                }),
+            }
+        }
+    }
+}
+
+#[inline]
+fn push_ascii(c: char, out: &mut String) {
+    match c {
+        'a'..='z' | '0'..='9' => out.push(c),
+        'A'..='Z' => out.push(c.to_ascii_lowercase()),
+        '&' | '+' => out.push_str(" and "),
+        '.' | '\'' | '`' => {}
+        _ => out.push(' '),
+    }
+}
+
+/// Splits folded text into tokens, joins runs of single letters and spells out abbreviations.
+/// Tokens that change are stored in `scratch` (so `tokens` may borrow from it).
+fn tokenize<'a>(folded: &'a str, tokens: &mut Vec<&'a str>, scratch: &'a mut Vec<String>) {
+    // First pass: find runs of single-letter tokens to join; collect their joined forms.
+    let raw: Vec<&str> = folded.split_ascii_whitespace().collect();
+    let mut plan: Vec<Result<&'a str, usize>> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let single = |t: &str| t.chars().count() == 1 && t.chars().all(char::is_alphabetic);
+        if single(raw[i]) {
+            let mut j = i;
+            let mut joined = String::new();
+            while j < raw.len() && single(raw[j]) {
+                joined.push_str(raw[j]);
+                j += 1;
+            }
+            if j - i >= 2 {
+                scratch.push(joined);
+                plan.push(Err(scratch.len() - 1));
+                i = j;
+                continue;
+            }
+        }
+        plan.push(Ok(raw[i]));
+        i += 1;
+    }
+    let scratch: &'a Vec<String> = scratch;
+    for p in plan {
+        let t: &'a str = match p {
+            Ok(t) => t,
+            Err(k) => scratch[k].as_str(),
+        };
+        tokens.push(expand_abbreviation(t));
+    }
+}
+
+/// Common business abbreviations and spelling variants, spelled out. Rules about the language
+/// of company names, not about any data set.
+fn expand_abbreviation(t: &str) -> &str {
+    match t {
+        "intl" | "internatl" | "internat" => "international",
+        "corp" | "corpn" => "corporation",
+        "co" | "cie" | "comp" => "company",
+        "inc" | "incorp" => "incorporated",
+        "ltd" | "ltee" => "limited",
+        "tech" | "techs" | "technologies" | "technol" => "technology",
+        "svc" | "svcs" | "srvc" | "srvcs" | "serv" => "services",
+        "grp" => "group",
+        "mfg" | "mfrs" | "manuf" => "manufacturing",
+        "mgmt" | "mgt" => "management",
+        "assoc" | "assocs" => "associates",
+        "bros" => "brothers",
+        "natl" => "national",
+        "sys" | "syst" => "systems",
+        "soln" | "solns" => "solutions",
+        "hldg" | "hldgs" => "holdings",
+        "engg" | "engr" => "engineering",
+        "dept" => "department",
+        "univ" => "university",
+        "ctr" | "cntr" | "centre" => "center",
+        "mktg" => "marketing",
+        "lab" | "laboratory" | "laboratories" => "labs",
+        "und" => "and",
+        _ => t,
+    }
+}
+
+fn strip_legal_forms(tokens: &mut Vec<&str>, forms: &LegalForms) {
+    loop {
+        let n = tokens.len();
+        if n <= 1 {
+            return;
+        }
+        if tokens[n - 1] == "and" {
+            tokens.pop();
+            continue;
+        }
+        let mut stripped = false;
+        for k in (1..=forms.max_tokens.min(n - 1)).rev() {
+            if forms.contains(&tokens[n - k..]) {
+                tokens.truncate(n - k);
+                stripped = true;
+                break;
+            }
+        }
+        if !stripped {
+            return;
+        }
+    }
+}
+
+/// The set of legal forms, folded like names.
+pub(crate) struct LegalForms {
+    forms: HashSet<u64>,
+    /// Single-token forms with one character replaced by a wildcard: near-typos of a form.
+    near: HashSet<u64>,
+    max_tokens: usize,
+    count: usize,
+}
+
+impl LegalForms {
+    fn parse(text: &str) -> LegalForms {
+        let mut forms = HashSet::new();
+        let mut near = HashSet::new();
+        let mut max_tokens = 1;
+        let mut count = 0;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut folded = String::new();
+            fold_into(line, &mut folded);
+            let mut tokens = Vec::new();
+            let mut scratch = Vec::new();
+            tokenize(&folded, &mut tokens, &mut scratch);
+            if tokens.is_empty() || tokens.len() > MAX_FORM_TOKENS {
+                continue;
+            }
+            count += 1;
+            max_tokens = max_tokens.max(tokens.len());
+            forms.insert(seq_key(&tokens));
+            if tokens.len() == 1 && tokens[0].len() >= 3 && tokens[0].is_ascii() {
+                for i in 0..tokens[0].len() {
+                    near.insert(wildcard_key(tokens[0], i));
+                }
+            }
+        }
+        LegalForms {
+            forms,
+            near,
+            max_tokens,
+            count,
+        }
+    }
+
+    fn contains(&self, tokens: &[&str]) -> bool {
+        self.forms.contains(&seq_key(tokens))
+    }
+
+    /// Whether a token is a legal form or one substitution away from one ("tnc" for "inc").
+    pub(crate) fn is_near_form(&self, token: &str) -> bool {
+        if self.contains(&[token]) {
+            return true;
+        }
+        token.len() >= 3
+            && token.is_ascii()
+            && (0..token.len()).any(|i| self.near.contains(&wildcard_key(token, i)))
+    }
+
+    /// Number of distinct forms loaded (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+}
+
+fn seq_key(tokens: &[&str]) -> u64 {
+    let mut h = KeyHasher::new(KeyKind::Exact);
+    for t in tokens {
+        h.part(t.as_bytes());
+    }
+    h.finish()
+}
+
+fn wildcard_key(token: &str, i: usize) -> u64 {
+    let mut h = KeyHasher::new(KeyKind::Delete);
+    h.part(&token.as_bytes()[..i]).part(&token.as_bytes()[i + 1..]);
+    h.number(i as u64);
+    h.finish()
+}
+
+pub(crate) fn legal_forms() -> &'static LegalForms {
+    static FORMS: OnceLock<LegalForms> = OnceLock::new();
+    FORMS.get_or_init(|| LegalForms::parse(LEGAL_FORMS_TXT))
+}
+
+/// Number of legal forms known (from the ISO 20275 list and its documented supplement).
+pub fn legal_form_count() -> usize {
+    legal_forms().len()
+}
+
+/// Whether two strings are at most one edit apart (insertion, deletion, substitution, or a
+/// transposition of neighbours), compared by characters.
+pub(crate) fn within_one_edit(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let i = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if short.len() == long.len() {
+        // substitution at i, or transposition of i and i+1
+        short[i + 1..] == long[i + 1..]
+            || (i + 1 < short.len()
+                && short[i] == long[i + 1]
+                && short[i + 1] == long[i]
+                && short[i + 2..] == long[i + 2..])
+    } else {
+        // deletion from the longer one at i
+        short[i..] == long[i + 1..]
+    }
+}
+
+/// How two names are near each other, when they are.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FuzzyHit {
+    pub score: f64,
+    pub detail: String,
+}
+
+/// Fuzzy comparison of two normalised names that are not equal: accepts a single typo in one
+/// word, or one extra trailing word that is a (mistyped) legal form. Any other difference is a
+/// different distinctive word, hence a different company. `is_rare` tells whether a token is
+/// rare in the data (a typo makes a word nobody else uses; a real word recurs): a differing
+/// word is accepted as a typo only when one of the two spellings is rare.
+pub(crate) fn fuzzy_compare(
+    a: &NormalizedName,
+    b: &NormalizedName,
+    is_rare: &mut dyn FnMut(&str) -> bool,
+) -> Option<FuzzyHit> {
+    let ta: Vec<&str> = a.tokens().collect();
+    let tb: Vec<&str> = b.tokens().collect();
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let total = a.as_str().len().max(b.as_str().len()) as f64;
+    if ta.len() == tb.len() {
+        let diffs: Vec<usize> = (0..ta.len()).filter(|&i| ta[i] != tb[i]).collect();
+        let [i] = diffs[..] else { return None };
+        let (x, y) = (ta[i], tb[i]);
+        let min_len = x.chars().count().min(y.chars().count());
+        let long_enough = if ta.len() == 1 {
+            min_len >= 6
+        } else {
+            min_len >= 4 || (min_len == 3 && total >= 8.0)
+        };
+        if !long_enough || !within_one_edit(x, y) {
+            return None;
+        }
+        // In a one-word name the word is usually a compound nobody else uses: rarity says
+        // nothing there, length does.
+        if ta.len() > 1 && !(is_rare(x) || is_rare(y)) {
+            return None;
+        }
+        let score = 0.72 + 0.13 * (1.0 - 1.0 / total.max(1.0));
+        return Some(FuzzyHit {
+            score,
+            detail: format!("one typo: \"{x}\" / \"{y}\""),
+        });
+    }
+    let (short, long) = if ta.len() < tb.len() {
+        (&ta, &tb)
+    } else {
+        (&tb, &ta)
+    };
+    if long.len() == short.len() + 1 && long[..short.len()] == short[..] {
+        let extra = long[long.len() - 1];
+        if legal_forms().is_near_form(extra) {
+            return Some(FuzzyHit {
+                score: 0.8,
+                detail: format!("extra trailing \"{extra}\" reads as a mistyped legal form"),
+            });
+        }
+    }
+    None
+}
+
+/// Whether two names plausibly belong to one company, for deciding whether a web site is shared
+/// by unrelated holders: equal, equal without spaces, one a word-subset of the other
+/// ("Acme" / "Acme Labs"), one the initials of the other ("HBC" / "Helix Blue Capital"), or a typo
+/// apart.
+pub(crate) fn names_related(a: &NormalizedName, b: &NormalizedName) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    if a == b || a.compact() == b.compact() {
+        return true;
+    }
+    let ta: Vec<&str> = a.tokens().collect();
+    let tb: Vec<&str> = b.tokens().collect();
+    let (short, long) = if ta.len() <= tb.len() {
+        (&ta, &tb)
+    } else {
+        (&tb, &ta)
+    };
+    if short.iter().all(|t| long.contains(t)) {
+        return true;
+    }
+    let initials = |ts: &[&str]| -> String { ts.iter().filter_map(|t| t.chars().next()).collect() };
+    if ta.len() >= 2 && initials(&ta) == b.compact() || tb.len() >= 2 && initials(&tb) == a.compact()
+    {
+        return true;
+    }
+    fuzzy_compare(a, b, &mut |_| true).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> String {
+        NormalizedName::new(s).as_str().to_string()
+    }
+
+    #[test]
+    fn given_accents_case_and_spacing_when_normalised_then_they_fold_away() {
+        assert_eq!(n("Hárbor  Lighthöüse Média"), "harbor lighthouse media");
+        assert_eq!(n("  GRANITE   CAPITAL "), "granite capital");
+        assert_eq!(n("Straße Øresund Łódź"), "strasse oresund lodz");
+    }
+
+    #[test]
+    fn given_a_leading_the_and_a_region_when_normalised_then_both_go() {
+        assert_eq!(n("The Cedar Industries"), "cedar industries");
+        assert_eq!(n("OAK GOLDEN INDUSTRIES (Global)"), "oak golden industries");
+        assert_eq!(n("Iron Sage Pharma [EMEA]"), "iron sage pharma");
+        // "The" alone is a name, not an article.
+        assert_eq!(n("The"), "the");
+    }
+
+    #[test]
+    fn given_legal_forms_of_many_countries_when_normalised_then_they_go() {
+        for raw in [
+            "Helix Data GmbH & Co. KG",
+            "Helix Data GmbH and Co KG",
+            "Helix Data S.p.A.",
+            "Helix Data SpA",
+            "Helix Data S/A",
+            "Helix Data Kabushiki Kaisha",
+            "Helix Data K.K.",
+            "Helix Data Co., Ltd.",
+            "Helix Data Pty. Ltd.",
+            "Helix Data Proprietary Limited",
+            "Helix Data Aktiebolag",
+            "Helix Data AB",
+            "Helix Data L.L.C.",
+            "Helix Data Incorporated",
+            "Helix Data Inc.",
+            "Helix Data Corp",
+            "Helix Data N.V.",
+            "Helix Data Ltda.",
+            "Helix Data plc",
+            "Helix Data & Co.",
+        ] {
+            assert_eq!(n(raw), "helix data", "{raw}");
+        }
+    }
+
+    #[test]
+    fn given_ampersand_or_and_then_they_are_the_same() {
+        assert_eq!(n("Miller & Tanaka"), n("Miller and Tanaka"));
+        assert_eq!(n("Müller und Söhne"), n("Muller & Sohne"));
+    }
+
+    #[test]
+    fn given_common_abbreviations_then_they_are_spelled_out() {
+        assert_eq!(n("Acme Intl"), n("Acme International"));
+        assert_eq!(n("Acme Int'l Group"), n("Acme International Grp"));
+        assert_eq!(n("Acme Tech Svcs"), n("Acme Technologies Services"));
+        assert_eq!(n("Acme Mfg"), n("Acme Manufacturing"));
+        assert_eq!(n("Acme Sys"), n("Acme Systems"));
+        // "Co" inside a name is "company" and stays a word.
+        assert_eq!(n("Acme Co Holdings"), "acme company holdings");
+    }
+
+    #[test]
+    fn given_purpose_words_then_they_are_not_stripped_as_legal_forms() {
+        assert_ne!(n("Apex Bank"), n("Apex Trust"));
+        assert_eq!(n("Apex Foundation"), "apex foundation");
+    }
+
+    #[test]
+    fn given_a_name_that_is_only_a_legal_form_then_one_word_stays() {
+        assert_eq!(n("Limited"), "limited");
+        assert_eq!(n(""), "");
+        assert_eq!(n("()"), "");
+    }
+
+    #[test]
+    fn given_spacing_differences_then_compact_forms_agree() {
+        let a = NormalizedName::new("Falcon Payments Ltd");
+        let b = NormalizedName::new("Falconpayments");
+        assert_ne!(a, b);
+        assert_eq!(a.compact(), b.compact());
+    }
+
+    #[test]
+    fn given_one_typo_in_a_rare_word_then_fuzzy_accepts() {
+        let a = NormalizedName::new("Cedar Vertex Studios");
+        let b = NormalizedName::new("Cedar Vertex Studzos");
+        let hit = fuzzy_compare(&a, &b, &mut |t| t == "studzos");
+        assert!(hit.is_some());
+    }
+
+    #[test]
+    fn given_names_that_differ_in_a_distinctive_word_then_fuzzy_refuses() {
+        let a = NormalizedName::new("Apex Bright Foods");
+        let b = NormalizedName::new("Apex Bright Health");
+        assert!(fuzzy_compare(&a, &b, &mut |_| true).is_none());
+        let a = NormalizedName::new("Dubois Bio");
+        let b = NormalizedName::new("Dubois Bio Digital");
+        assert!(fuzzy_compare(&a, &b, &mut |_| true).is_none());
+    }
+
+    #[test]
+    fn given_a_one_letter_difference_between_two_common_words_then_fuzzy_refuses() {
+        // "foods" and "goods" are both words many names use: not a typo.
+        let a = NormalizedName::new("Apex Foods");
+        let b = NormalizedName::new("Apex Goods");
+        assert!(fuzzy_compare(&a, &b, &mut |_| false).is_none());
+    }
+
+    #[test]
+    fn given_a_mistyped_trailing_legal_form_then_fuzzy_accepts() {
+        let a = NormalizedName::new("Lindqvist and Kowalski");
+        let b = NormalizedName::new("Lindqvist and Kowalski tnc.");
+        assert!(fuzzy_compare(&a, &b, &mut |_| false).is_some());
+    }
+
+    #[test]
+    fn given_related_names_then_related_and_unrelated_not() {
+        let r = |a: &str, b: &str| names_related(&NormalizedName::new(a), &NormalizedName::new(b));
+        assert!(r("Acme Ltd", "ACME"));
+        assert!(r("Acme", "Acme Labs"));
+        assert!(r("HBC", "Helix Blue Capital"));
+        assert!(!r("Sage Harbor Payments", "Garcia Software"));
+    }
+
+    #[test]
+    fn edit_distance_of_one() {
+        assert!(within_one_edit("studios", "studzos"));
+        assert!(within_one_edit("robotics", "robttics"));
+        assert!(within_one_edit("ventures", "venutres"));
+        assert!(within_one_edit("data", "datas"));
+        assert!(!within_one_edit("foods", "health"));
+        assert!(!within_one_edit("abcd", "badc"));
+    }
+
+    #[test]
+    fn legal_forms_load_from_the_iso_list() {
+        assert!(legal_form_count() > 3000);
+        assert!(legal_forms().is_near_form("tnc"));
+        assert!(legal_forms().is_near_form("olp"));
+        assert!(!legal_forms().is_near_form("studios"));
+    }
+}

@@ -1,0 +1,264 @@
+//! Web addresses and the sites they belong to.
+//!
+//! A website or domain typed by a person or a provider comes in every surface form: with or
+//! without scheme, `www`, path, query, port, user-info, trailing dot, in any case, with
+//! internationalised labels in Unicode or punycode. All of them reduce to one [`Site`]: the
+//! registrable domain by the Public Suffix List (ICANN and PRIVATE sections, so tenants of shared
+//! platforms such as `*.github.io` are distinct sites), in lowercase ASCII (punycode for IDNs).
+
+use std::fmt;
+
+/// A registrable domain ("acme.co.uk", "acme.github.io"), lowercase ASCII. A value that exists is
+/// valid: it is only made by [`registrable_domain`] and [`WebAddress::parse`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Site {
+    name: Box<str>,
+    /// Length of the first label ("acme" in "acme.co.uk").
+    label_len: u8,
+}
+
+impl Site {
+    /// The registrable domain, e.g. `acme.co.uk`.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The label the owner chose, left of the public suffix: `acme` in `acme.co.uk`.
+    pub fn label(&self) -> &str {
+        self.name.get(..usize::from(self.label_len)).unwrap_or(&self.name)
+    }
+
+    /// The public suffix: `co.uk` in `acme.co.uk`.
+    pub fn suffix(&self) -> &str {
+        self.name
+            .get(usize::from(self.label_len) + 1..)
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl fmt::Debug for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Site({})", self.name)
+    }
+}
+
+/// Why a text is not a usable web address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebAddressError {
+    #[error("empty")]
+    Empty,
+    #[error("no host name in it")]
+    NoHost,
+    #[error("an IP address, not a domain")]
+    IpAddress,
+    #[error("host name {0:?} is not a valid domain name")]
+    InvalidHost(String),
+    #[error("{0:?} is a public suffix, not a registrable domain")]
+    PublicSuffix(String),
+}
+
+/// A parsed website or domain value.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WebAddress {
+    /// The host, lowercase ASCII, without trailing dot.
+    pub host: Box<str>,
+    /// The registrable domain of the host.
+    pub site: Site,
+    /// The label directly left of the site, when there is one ("shop" in "shop.acme.com").
+    /// On a shared platform that is not in the Public Suffix List, it names the tenant.
+    pub sub_label: Option<Box<str>>,
+}
+
+impl WebAddress {
+    /// Parses a website or domain in any common surface form.
+    pub fn parse(raw: &str) -> Result<WebAddress, WebAddressError> {
+        let host = extract_host(raw)?;
+        let ascii = host_to_ascii(host)?;
+        let site = registrable_domain_ascii(&ascii)
+            .ok_or_else(|| WebAddressError::PublicSuffix(ascii.clone()))?;
+        let sub_label = ascii
+            .len()
+            .checked_sub(site.as_str().len() + 1)
+            .and_then(|end| ascii.get(..end))
+            .and_then(|rest| rest.rsplit('.').next())
+            .filter(|label| !label.is_empty())
+            .map(Box::from);
+        Ok(WebAddress {
+            host: ascii.into_boxed_str(),
+            site,
+            sub_label,
+        })
+    }
+}
+
+/// The registrable domain of a host name, or `None` when the host is itself a public suffix, is
+/// empty, has an empty label (leading dot) or is not a domain name. Unicode and punycode input
+/// give the same (punycode) answer. A single trailing dot (fully-qualified form) is accepted.
+pub fn registrable_domain(host: &str) -> Option<Site> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let ascii = host_to_ascii(host).ok()?;
+    registrable_domain_ascii(&ascii)
+}
+
+/// Host part of a URL-ish text: drops scheme, user-info, port, path, query and fragment.
+fn extract_host(raw: &str) -> Result<&str, WebAddressError> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(WebAddressError::Empty);
+    }
+    let rest = match s.find("://") {
+        Some(i) => &s[i + 3..],
+        None => s.strip_prefix("//").unwrap_or(s),
+    };
+    // "mailto:someone@acme.com" and a bare e-mail address name the mail domain.
+    let rest = match rest.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("mailto:") => &rest[7..],
+        _ => rest,
+    };
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = match authority.rsplit_once('@') {
+        Some((_user, hp)) => hp,
+        None => authority,
+    };
+    if host_port.starts_with('[') {
+        return Err(WebAddressError::IpAddress);
+    }
+    let host = match host_port.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some(_) => return Err(WebAddressError::InvalidHost(host_port.to_string())),
+        None => host_port,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        return Err(WebAddressError::NoHost);
+    }
+    Ok(host)
+}
+
+/// Lowercase ASCII form of a host; IDNs go through UTS #46 to punycode.
+fn host_to_ascii(host: &str) -> Result<String, WebAddressError> {
+    let invalid = || WebAddressError::InvalidHost(host.to_string());
+    if host.is_empty() {
+        return Err(WebAddressError::NoHost);
+    }
+    let ascii = if host.is_ascii() {
+        let lower = host.to_ascii_lowercase();
+        if lower.contains("xn--") {
+            // Validate and canonicalise punycode labels.
+            idna::domain_to_ascii(&lower).map_err(|_| invalid())?
+        } else {
+            lower
+        }
+    } else {
+        idna::domain_to_ascii(host).map_err(|_| invalid())?
+    };
+    if ascii.len() > 253 {
+        return Err(invalid());
+    }
+    for label in ascii.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(invalid());
+        }
+    }
+    let last = ascii.rsplit('.').next().unwrap_or("");
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(WebAddressError::IpAddress);
+    }
+    Ok(ascii)
+}
+
+fn registrable_domain_ascii(ascii: &str) -> Option<Site> {
+    if ascii.is_empty() || ascii.split('.').any(str::is_empty) {
+        return None;
+    }
+    let domain = psl::domain(ascii.as_bytes())?;
+    let name = std::str::from_utf8(domain.as_bytes()).ok()?;
+    let suffix_len = domain.suffix().as_bytes().len();
+    let label_len = name.len().checked_sub(suffix_len + 1)?;
+    let label_len = u8::try_from(label_len).ok()?;
+    Some(Site {
+        name: name.into(),
+        label_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site_of(raw: &str) -> String {
+        match WebAddress::parse(raw) {
+            Ok(w) => w.site.to_string(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn given_any_surface_form_when_parsed_then_registrable_domain() {
+        for raw in [
+            "acme.co.uk",
+            "www.acme.co.uk",
+            "https://www.acme.co.uk/",
+            "HTTPS://WWW.ACME.CO.UK/ABOUT?x=1#top",
+            "http://shop.acme.co.uk:8080/path",
+            "https://user:pass@acme.co.uk",
+            "acme.co.uk.",
+            "https://www.acme.co.uk./",
+            "//acme.co.uk/home",
+            "  acme.co.uk  ",
+            "mailto:info@acme.co.uk",
+            "info@acme.co.uk",
+        ] {
+            assert_eq!(site_of(raw), "acme.co.uk", "{raw}");
+        }
+    }
+
+    #[test]
+    fn given_a_platform_tenant_when_parsed_then_the_tenant_is_the_site() {
+        assert_eq!(site_of("https://acme.github.io/"), "acme.github.io");
+        assert_eq!(site_of("acme.myshopify.com"), "acme.myshopify.com");
+        assert_eq!(site_of("https://acme.blogspot.com"), "acme.blogspot.com");
+    }
+
+    #[test]
+    fn given_an_internationalised_name_when_parsed_then_unicode_and_punycode_agree() {
+        assert_eq!(site_of("https://www.bücher.de/"), "xn--bcher-kva.de");
+        assert_eq!(site_of("WWW.XN--BCHER-KVA.DE"), "xn--bcher-kva.de");
+        assert_eq!(site_of("食狮.公司.cn"), "xn--85x722f.xn--55qx5d.cn");
+    }
+
+    #[test]
+    fn given_something_that_is_not_a_domain_when_parsed_then_error() {
+        assert!(WebAddress::parse("").is_err());
+        assert!(WebAddress::parse("   ").is_err());
+        assert!(WebAddress::parse("http://").is_err());
+        assert!(WebAddress::parse("http://192.168.0.1/").is_err());
+        assert!(WebAddress::parse("http://[::1]:80/").is_err());
+        assert!(WebAddress::parse("co.uk").is_err());
+        assert!(WebAddress::parse("not a domain").is_err());
+        assert!(WebAddress::parse("acme..com").is_err());
+        assert!(WebAddress::parse("localhost").is_err());
+    }
+
+    #[test]
+    fn given_a_site_then_label_and_suffix_split_at_the_public_suffix() {
+        let w = WebAddress::parse("https://shop.fminc.co.uk/").unwrap();
+        assert_eq!(w.site.label(), "fminc");
+        assert_eq!(w.site.suffix(), "co.uk");
+        assert_eq!(w.sub_label.as_deref(), Some("shop"));
+        let w = WebAddress::parse("fminc.com").unwrap();
+        assert_eq!(w.sub_label, None);
+    }
+}
