@@ -1,0 +1,612 @@
+//! HubSpot CRM v3: objects list / get / search for companies, contacts, deals; deal pipelines.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::config::Provider;
+use crate::data::{Kind, World, amount_string};
+use crate::errors::{hubspot, hubspot_validation as bad};
+use crate::state::AppState;
+use crate::util::{fmt_iso, form_get, parse_form};
+
+type S = State<(AppState, Provider)>;
+
+pub fn parse_kind(t: &str) -> Option<Kind> {
+    match t {
+        "companies" | "company" | "0-2" => Some(Kind::Company),
+        "contacts" | "contact" | "0-1" => Some(Kind::Contact),
+        "deals" | "deal" | "0-3" => Some(Kind::Deal),
+        _ => None,
+    }
+}
+
+fn kind_path(k: Kind) -> &'static str {
+    match k {
+        Kind::Company => "companies",
+        Kind::Contact => "contacts",
+        Kind::Deal => "deals",
+    }
+}
+
+fn default_properties(k: Kind) -> &'static [&'static str] {
+    match k {
+        Kind::Company => &[
+            "createdate",
+            "domain",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "name",
+        ],
+        Kind::Contact => &[
+            "createdate",
+            "email",
+            "firstname",
+            "hs_object_id",
+            "lastmodifieddate",
+            "lastname",
+        ],
+        Kind::Deal => &[
+            "amount",
+            "closedate",
+            "createdate",
+            "dealname",
+            "dealstage",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "pipeline",
+        ],
+    }
+}
+
+/// One property of one record; `None` = unknown property (not returned at all),
+/// `Some(Value::Null)` = known but empty.
+fn property(w: &World, k: Kind, idx: u32, name: &str) -> Option<Value> {
+    let s = |v: &str| Value::String(v.to_string());
+    let opt = |v: &Option<String>| v.as_deref().map(s).unwrap_or(Value::Null);
+    let i = idx as usize;
+    match k {
+        Kind::Company => {
+            let c = w.companies.get(i)?;
+            Some(match name {
+                "name" => s(&c.name),
+                "domain" => opt(&c.domain),
+                "website" => opt(&c.website),
+                "country" => opt(&c.country),
+                "hs_lastmodifieddate" => s(&fmt_iso(c.modified_ms)),
+                "createdate" => s(&fmt_iso(c.created_ms)),
+                "hs_object_id" => s(&c.hs_id.to_string()),
+                _ => return None,
+            })
+        }
+        Kind::Contact => {
+            let c = w.contacts.get(i)?;
+            Some(match name {
+                "firstname" => s(&c.first_name),
+                "lastname" => s(&c.last_name),
+                "email" => opt(&c.email),
+                "jobtitle" => opt(&c.title),
+                "associatedcompanyid" => c
+                    .company
+                    .map(|ci| s(&w.hs_id(Kind::Company, ci).to_string()))
+                    .unwrap_or(Value::Null),
+                "hs_lastmodifieddate" | "lastmodifieddate" => s(&fmt_iso(c.modified_ms)),
+                "createdate" => s(&fmt_iso(c.created_ms)),
+                "hs_object_id" => s(&c.hs_id.to_string()),
+                _ => return None,
+            })
+        }
+        Kind::Deal => {
+            let d = w.deals.get(i)?;
+            let stage = w.stage_of(d);
+            Some(match name {
+                "dealname" => s(&d.name),
+                "amount" => d
+                    .amount_cents
+                    .map(|c| s(&amount_string(c)))
+                    .unwrap_or(Value::Null),
+                "deal_currency_code" => s(&d.currency),
+                "dealstage" => stage.map(|st| s(&st.id)).unwrap_or(Value::Null),
+                "pipeline" => w
+                    .pipelines
+                    .get(d.pipeline)
+                    .map(|p| s(&p.id))
+                    .unwrap_or(Value::Null),
+                "createdate" => s(&fmt_iso(d.created_ms)),
+                "closedate" => d
+                    .close_date
+                    .map(|cd| s(&fmt_iso(crate::util::date_ms(cd))))
+                    .unwrap_or(Value::Null),
+                "hs_lastmodifieddate" => s(&fmt_iso(d.modified_ms)),
+                "hs_object_id" => s(&d.hs_id.to_string()),
+                _ => return None,
+            })
+        }
+    }
+}
+
+fn times(w: &World, k: Kind, idx: u32) -> (i64, i64) {
+    let i = idx as usize;
+    match k {
+        Kind::Company => w.companies.get(i).map(|c| (c.created_ms, c.modified_ms)),
+        Kind::Contact => w.contacts.get(i).map(|c| (c.created_ms, c.modified_ms)),
+        Kind::Deal => w.deals.get(i).map(|c| (c.created_ms, c.modified_ms)),
+    }
+    .unwrap_or_default()
+}
+
+fn render(w: &World, k: Kind, idx: u32, props: &[String], assoc: bool) -> Value {
+    let mut p = Map::new();
+    if props.is_empty() {
+        for name in default_properties(k) {
+            if let Some(v) = property(w, k, idx, name) {
+                p.insert((*name).to_string(), v);
+            }
+        }
+    } else {
+        for name in props {
+            if let Some(v) = property(w, k, idx, name) {
+                p.insert(name.clone(), v);
+            }
+        }
+    }
+    let (created, modified) = times(w, k, idx);
+    let mut o = json!({
+        "id": w.hs_id(k, idx).to_string(),
+        "properties": p,
+        "createdAt": fmt_iso(created),
+        "updatedAt": fmt_iso(modified),
+        "archived": w.archived(k, idx),
+    });
+    if assoc {
+        let company = match k {
+            Kind::Deal => w.deals.get(idx as usize).and_then(|d| d.company),
+            Kind::Contact => w.contacts.get(idx as usize).and_then(|c| c.company),
+            Kind::Company => None,
+        };
+        let ty = if k == Kind::Deal {
+            "deal_to_company"
+        } else {
+            "contact_to_company"
+        };
+        if let (Some(c), Some(obj)) = (company, o.as_object_mut()) {
+            obj.insert(
+                "associations".into(),
+                json!({"companies": {"results": [{"id": w.hs_id(Kind::Company, c).to_string(), "type": ty}]}}),
+            );
+        }
+    }
+    o
+}
+
+fn split_list(v: Option<&str>) -> Vec<String> {
+    v.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// `GET /crm/v3/objects/{type}?limit&after&properties&associations&archived`
+pub async fn list(State((s, _)): S, Path(t): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let Some(k) = parse_kind(&t) else {
+        return bad(&format!("Unable to infer object type from: {t}"));
+    };
+    let params = parse_form(q.as_deref().unwrap_or(""));
+    let limit = match form_get(&params, "limit").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return bad("limit must be an integer between 1 and 100"),
+    };
+    let after = match form_get(&params, "after").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return bad("after must be a paging cursor returned by a previous call"),
+    };
+    let archived = form_get(&params, "archived") == Some("true");
+    let mut props = split_list(form_get(&params, "properties"));
+    props.dedup();
+    let assoc_names = split_list(form_get(&params, "associations"));
+    let mut assoc = false;
+    for a in &assoc_names {
+        match a.as_str() {
+            "companies" | "company" | "0-2" if k != Kind::Company => assoc = true,
+            _ => {
+                return bad(&format!(
+                    "association {a} is not supported by the sandbox for {}",
+                    kind_path(k)
+                ));
+            }
+        }
+    }
+    let w = s.world();
+    let n = w.len(k);
+    let base_id = w.hs_id(k, 0);
+    let mut i = after.map(|a| a.saturating_sub(base_id)).unwrap_or(0) as usize;
+    let mut results = Vec::with_capacity(limit);
+    while i < n && results.len() < limit {
+        if w.archived(k, i as u32) == archived {
+            results.push(render(&w, k, i as u32, &props, assoc));
+        }
+        i += 1;
+    }
+    while i < n && w.archived(k, i as u32) != archived {
+        i += 1;
+    }
+    let mut body = json!({"results": results});
+    if i < n {
+        let next = w.hs_id(k, i as u32).to_string();
+        let link = format!(
+            "{}/crm/v3/objects/{}?limit={limit}&after={next}",
+            s.provider_base(Provider::Hubspot),
+            kind_path(k)
+        );
+        if let Some(o) = body.as_object_mut() {
+            o.insert(
+                "paging".into(),
+                json!({"next": {"after": next, "link": link}}),
+            );
+        }
+    }
+    Json(body).into_response()
+}
+
+/// `GET /crm/v3/objects/{type}/{id}`
+pub async fn get_one(
+    State((s, _)): S,
+    Path((t, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let Some(k) = parse_kind(&t) else {
+        return bad(&format!("Unable to infer object type from: {t}"));
+    };
+    let params = parse_form(q.as_deref().unwrap_or(""));
+    let props = split_list(form_get(&params, "properties"));
+    let assoc = form_get(&params, "associations").is_some() && k != Kind::Company;
+    let w = s.world();
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| w.find(k, &n.to_string()))
+    {
+        Some(idx) if !w.archived(k, idx) => Json(render(&w, k, idx, &props, assoc)).into_response(),
+        _ => hubspot(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "resource not found",
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchBody {
+    #[serde(default)]
+    filter_groups: Vec<FilterGroup>,
+    #[serde(default)]
+    sorts: Vec<SortSpec>,
+    #[serde(default)]
+    properties: Vec<String>,
+    limit: Option<usize>,
+    after: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FilterGroup {
+    #[serde(default)]
+    filters: Vec<Filter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    property_name: String,
+    operator: String,
+    value: Option<Value>,
+    high_value: Option<Value>,
+    #[serde(default)]
+    values: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SortSpec {
+    Obj {
+        #[serde(rename = "propertyName")]
+        property_name: String,
+        direction: Option<String>,
+    },
+    Str(String),
+}
+
+fn value_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A datetime filter value: epoch millis or RFC 3339.
+fn time_value(v: &Value) -> Option<i64> {
+    let s = value_str(v);
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    chrono::DateTime::parse_from_rfc3339(&s)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+fn is_modified_prop(k: Kind, p: &str) -> bool {
+    p == "hs_lastmodifieddate" || (k == Kind::Contact && p == "lastmodifieddate")
+}
+
+const OPERATORS: [&str; 10] = [
+    "EQ",
+    "NEQ",
+    "GT",
+    "GTE",
+    "LT",
+    "LTE",
+    "BETWEEN",
+    "IN",
+    "HAS_PROPERTY",
+    "NOT_HAS_PROPERTY",
+];
+
+/// Compare a record's property to a filter. Numbers and datetimes compare numerically.
+fn matches(w: &World, k: Kind, idx: u32, f: &Filter) -> bool {
+    let actual = property(w, k, idx, &f.property_name).unwrap_or(Value::Null);
+    let actual = match actual {
+        Value::String(s) => Some(s),
+        _ => None,
+    };
+    let numeric = |s: &str| -> Option<f64> {
+        s.parse::<f64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| d.timestamp_millis() as f64)
+        })
+    };
+    let cmp = |a: &str, b: &Value| -> Option<std::cmp::Ordering> {
+        let b = value_str(b);
+        match (numeric(a), numeric(&b)) {
+            (Some(x), Some(y)) => x.partial_cmp(&y),
+            _ => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+        }
+    };
+    use std::cmp::Ordering::*;
+    match f.operator.as_str() {
+        "HAS_PROPERTY" => actual.is_some(),
+        "NOT_HAS_PROPERTY" => actual.is_none(),
+        op => {
+            let Some(a) = actual else {
+                return op == "NEQ";
+            };
+            let v = f.value.as_ref();
+            match op {
+                "EQ" => v.and_then(|v| cmp(&a, v)) == Some(Equal),
+                "NEQ" => v.and_then(|v| cmp(&a, v)) != Some(Equal),
+                "GT" => v.and_then(|v| cmp(&a, v)) == Some(Greater),
+                "GTE" => matches!(v.and_then(|v| cmp(&a, v)), Some(Greater | Equal)),
+                "LT" => v.and_then(|v| cmp(&a, v)) == Some(Less),
+                "LTE" => matches!(v.and_then(|v| cmp(&a, v)), Some(Less | Equal)),
+                "BETWEEN" => {
+                    matches!(v.and_then(|v| cmp(&a, v)), Some(Greater | Equal))
+                        && matches!(
+                            f.high_value.as_ref().and_then(|h| cmp(&a, h)),
+                            Some(Less | Equal)
+                        )
+                }
+                "IN" => f.values.iter().any(|v| cmp(&a, v) == Some(Equal)),
+                _ => false,
+            }
+        }
+    }
+}
+
+/// `POST /crm/v3/objects/{type}/search`
+pub async fn search(State((s, _)): S, Path(t): Path<String>, body: String) -> Response {
+    let Some(k) = parse_kind(&t) else {
+        return bad(&format!("Unable to infer object type from: {t}"));
+    };
+    let req: SearchBody = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(&format!("Invalid input JSON on line {}: {e}", e.line())),
+    };
+    let limit = req.limit.unwrap_or(10);
+    if !(1..=200).contains(&limit) {
+        return bad("limit must be between 1 and 200");
+    }
+    let after = match &req.after {
+        None | Some(Value::Null) => 0,
+        Some(v) => match value_str(v).parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => return bad("after must be a non-negative integer offset"),
+        },
+    };
+    let cap = s.config.hubspot_search_cap;
+    if after >= cap {
+        return bad(&format!(
+            "Paging past {cap} results is not supported by the search API. Narrow the search with filters."
+        ));
+    }
+    if req.filter_groups.len() > 5 {
+        return bad("At most 5 filterGroups are allowed");
+    }
+    for g in &req.filter_groups {
+        if g.filters.len() > 6 {
+            return bad("At most 6 filters per filterGroup are allowed");
+        }
+        for f in &g.filters {
+            if !OPERATORS.contains(&f.operator.as_str()) {
+                return bad(&format!("Unsupported operator {}", f.operator));
+            }
+            if is_modified_prop(k, &f.property_name)
+                && matches!(
+                    f.operator.as_str(),
+                    "EQ" | "GT" | "GTE" | "LT" | "LTE" | "BETWEEN"
+                )
+                && f.value.as_ref().and_then(time_value).is_none()
+            {
+                return bad(&format!(
+                    "{} filter value must be epoch milliseconds or an ISO 8601 datetime",
+                    f.property_name
+                ));
+            }
+        }
+    }
+    // Sort: by modified (index order) unless another property is named.
+    let (sort_prop, descending) = match req.sorts.first() {
+        None => ("hs_lastmodifieddate".to_string(), false),
+        Some(SortSpec::Obj {
+            property_name,
+            direction,
+        }) => (
+            property_name.clone(),
+            direction.as_deref() == Some("DESCENDING"),
+        ),
+        Some(SortSpec::Str(s)) => match s.strip_prefix('-') {
+            Some(p) => (p.to_string(), true),
+            None => (s.clone(), false),
+        },
+    };
+    let w = s.world();
+    let index = w.mod_index(k);
+    // Narrow by modified-time bounds when there is exactly one group.
+    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+    let mut simple = req.filter_groups.len() <= 1;
+    if let Some(g) = req.filter_groups.first() {
+        for f in &g.filters {
+            let v = f.value.as_ref().and_then(time_value);
+            match (
+                is_modified_prop(k, &f.property_name),
+                f.operator.as_str(),
+                v,
+            ) {
+                (true, "GTE", Some(v)) => lo = lo.max(v),
+                (true, "GT", Some(v)) => lo = lo.max(v.saturating_add(1)),
+                (true, "LT", Some(v)) => hi = hi.min(v),
+                (true, "LTE", Some(v)) => hi = hi.min(v.saturating_add(1)),
+                (true, "EQ", Some(v)) => {
+                    lo = lo.max(v);
+                    hi = hi.min(v.saturating_add(1));
+                }
+                _ => simple = false,
+            }
+        }
+    }
+    let range = index.range(lo, hi);
+    let slice = &index.0[range];
+    let by_modified = is_modified_prop(k, &sort_prop);
+    let page: Vec<u32>;
+    let total: usize;
+    if simple && by_modified {
+        total = slice.len();
+        let it: Box<dyn Iterator<Item = &(i64, u32)>> = if descending {
+            Box::new(slice.iter().rev())
+        } else {
+            Box::new(slice.iter())
+        };
+        page = it.skip(after).take(limit).map(|e| e.1).collect();
+    } else {
+        let mut hits: Vec<u32> = slice
+            .iter()
+            .map(|e| e.1)
+            .filter(|&idx| {
+                req.filter_groups.is_empty()
+                    || req
+                        .filter_groups
+                        .iter()
+                        .any(|g| g.filters.iter().all(|f| matches(&w, k, idx, f)))
+            })
+            .collect();
+        if !by_modified {
+            let key = |idx: u32| property(&w, k, idx, &sort_prop).map(|v| value_str(&v));
+            if sort_prop == "hs_object_id" {
+                hits.sort_by_key(|&i| w.hs_id(k, i));
+            } else {
+                hits.sort_by_key(|&i| key(i));
+            }
+        }
+        if descending {
+            hits.reverse();
+        }
+        total = hits.len();
+        page = hits.into_iter().skip(after).take(limit).collect();
+    }
+    let mut props = req.properties.clone();
+    for always in ["hs_object_id", "createdate", "hs_lastmodifieddate"] {
+        if !props.iter().any(|p| p == always) {
+            props.push(always.to_string());
+        }
+    }
+    let results: Vec<Value> = page
+        .iter()
+        .map(|&idx| render(&w, k, idx, &props, false))
+        .collect();
+    let mut body = json!({"total": total, "results": results});
+    let next = after + page.len();
+    if next < total
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert(
+            "paging".into(),
+            json!({"next": {"after": next.to_string()}}),
+        );
+    }
+    Json(body).into_response()
+}
+
+/// `GET /crm/v3/pipelines/{objectType}`
+pub async fn pipelines(State((s, _)): S, Path(t): Path<String>) -> Response {
+    match t.as_str() {
+        "deals" | "deal" | "0-3" => {}
+        "tickets" | "0-5" | "companies" | "contacts" => {
+            return Json(json!({"results": []})).into_response();
+        }
+        other => return bad(&format!("Unable to infer object type from: {other}")),
+    }
+    let w = s.world();
+    let created = fmt_iso(crate::util::date_ms(w.anchor) - 400 * 86_400_000);
+    let results: Vec<Value> = w
+        .pipelines
+        .iter()
+        .map(|p| {
+            let stages: Vec<Value> = p
+                .stages
+                .iter()
+                .map(|st| {
+                    json!({
+                        "id": st.id,
+                        "label": st.label,
+                        "displayOrder": st.display_order,
+                        "metadata": {
+                            "isClosed": if st.closed { "true" } else { "false" },
+                            "probability": format!("{:.1}", st.probability),
+                        },
+                        "createdAt": created,
+                        "updatedAt": created,
+                        "archived": false,
+                    })
+                })
+                .collect();
+            json!({
+                "id": p.id,
+                "label": p.label,
+                "displayOrder": p.display_order,
+                "stages": stages,
+                "createdAt": created,
+                "updatedAt": created,
+                "archived": false,
+            })
+        })
+        .collect();
+    Json(json!({"results": results})).into_response()
+}

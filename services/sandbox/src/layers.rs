@@ -1,0 +1,336 @@
+//! Middleware shared by the three providers: request log, outage, latency (every provider
+//! route), and for API routes: rate limits / usage, bearer token check, malformed responses.
+
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::config::Provider;
+use crate::errors::{self, correlation_id};
+use crate::oauth::{TokenProblem, bearer};
+use crate::state::{AppState, LoggedRequest, OutageMode};
+use crate::util::{fmt_iso, parse_form};
+
+const MAX_BODY: usize = 8 * 1024 * 1024;
+const SECRET_KEYS: [&str; 6] = [
+    "code",
+    "client_secret",
+    "refresh_token",
+    "code_verifier",
+    "access_token",
+    "password",
+];
+
+fn summarize(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let text = String::from_utf8_lossy(body);
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        let parts: Vec<String> = parse_form(&text)
+            .into_iter()
+            .map(|(k, v)| {
+                if SECRET_KEYS.contains(&k.as_str()) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        return Some(parts.join("&"));
+    }
+    let mut s: String = text.chars().take(500).collect();
+    if text.chars().count() > 500 {
+        s.push('…');
+    }
+    Some(s)
+}
+
+/// Outermost layer of every provider: log, outage, latency.
+pub async fn provider_layer(
+    State((s, p)): State<(AppState, Provider)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let time = fmt_iso(s.clock.now_ms());
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(String::from);
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+        }
+    };
+    let body_summary = summarize(&parts.headers, &bytes);
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let (outage, latency) = {
+        let c = s.controls(p);
+        (c.outage, c.latency_ms)
+    };
+    let mut entry = LoggedRequest {
+        seq: 0,
+        provider: p,
+        method,
+        path,
+        query,
+        body: body_summary,
+        status: 0,
+        time,
+        duration_ms: 0,
+    };
+    let resp = match outage {
+        Some(OutageMode::Unavailable) => errors::unavailable(p),
+        Some(OutageMode::Timeout) => {
+            // Logged with status 0: no response will ever be sent.
+            s.record(entry);
+            return std::future::pending::<Response>().await;
+        }
+        None => {
+            if latency > 0 {
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+            }
+            next.run(req).await
+        }
+    };
+    entry.status = resp.status().as_u16();
+    entry.duration_ms = started.elapsed().as_millis() as u64;
+    s.record(entry);
+    resp
+}
+
+fn unauthorized(p: Provider, problem: TokenProblem) -> Response {
+    let s401 = StatusCode::UNAUTHORIZED;
+    match p {
+        Provider::Linkedin => match problem {
+            TokenProblem::Missing => errors::linkedin(
+                s401,
+                "EMPTY_ACCESS_TOKEN",
+                Some(65604),
+                "Empty oauth2 access token",
+            ),
+            TokenProblem::Invalid => errors::linkedin(
+                s401,
+                "INVALID_ACCESS_TOKEN",
+                Some(65600),
+                "Invalid access token",
+            ),
+            TokenProblem::Expired { .. } => errors::linkedin(
+                s401,
+                "EXPIRED_ACCESS_TOKEN",
+                Some(65600),
+                "The token used in the request has expired",
+            ),
+            TokenProblem::Revoked => errors::linkedin(
+                s401,
+                "REVOKED_ACCESS_TOKEN",
+                Some(65601),
+                "The token used in the request has been revoked by the user",
+            ),
+        },
+        Provider::Hubspot => match problem {
+            TokenProblem::Expired { ago_ms } => {
+                let minutes = ago_ms / 60_000;
+                errors::hubspot(
+                    s401,
+                    "EXPIRED_AUTHENTICATION",
+                    &format!(
+                        "The OAuth token used to make this call expired {minutes} minute(s) ago."
+                    ),
+                )
+            }
+            _ => errors::hubspot(
+                s401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            ),
+        },
+        Provider::Salesforce => {
+            errors::salesforce(s401, "INVALID_SESSION_ID", "Session expired or invalid")
+        }
+    }
+}
+
+fn header_value(v: impl ToString) -> HeaderValue {
+    HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// API routes: limits, token check, malformed responses.
+pub async fn api_layer(
+    State((s, p)): State<(AppState, Provider)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut extra: Vec<(&'static str, HeaderValue)> = Vec::new();
+    {
+        let mut c = s.controls(p);
+        c.requests += 1;
+        match p {
+            Provider::Hubspot => {
+                if let Some(rl) = c.rate {
+                    let now = Instant::now();
+                    let interval = Duration::from_millis(rl.interval_ms);
+                    while c.window.front().is_some_and(|t| *t + interval <= now) {
+                        c.window.pop_front();
+                    }
+                    let daily_over = c.daily_used >= rl.daily;
+                    let window_over = c.window.len() >= rl.max as usize;
+                    if !daily_over && !window_over {
+                        c.window.push_back(now);
+                        c.daily_used += 1;
+                        c.peak_window = c.peak_window.max(c.window.len() as u32);
+                    }
+                    extra.push((
+                        "x-hubspot-ratelimit-interval-milliseconds",
+                        header_value(rl.interval_ms),
+                    ));
+                    extra.push(("x-hubspot-ratelimit-max", header_value(rl.max)));
+                    extra.push((
+                        "x-hubspot-ratelimit-remaining",
+                        header_value((rl.max as usize).saturating_sub(c.window.len())),
+                    ));
+                    extra.push(("x-hubspot-ratelimit-daily", header_value(rl.daily)));
+                    extra.push((
+                        "x-hubspot-ratelimit-daily-remaining",
+                        header_value(rl.daily.saturating_sub(c.daily_used)),
+                    ));
+                    if daily_over || window_over {
+                        c.rejected += 1;
+                        let (msg, policy) = if daily_over {
+                            ("You have reached your daily limit.", "DAILY")
+                        } else {
+                            (
+                                "You have reached your ten_secondly_rolling limit.",
+                                "TEN_SECONDLY_ROLLING",
+                            )
+                        };
+                        let mut resp = (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            axum::Json(json!({
+                                "status": "error",
+                                "message": msg,
+                                "errorType": "RATE_LIMIT",
+                                "correlationId": correlation_id(),
+                                "policyName": policy,
+                            })),
+                        )
+                            .into_response();
+                        add_headers(&mut resp, extra);
+                        return resp;
+                    }
+                }
+            }
+            Provider::Salesforce => {
+                c.daily_used += 1;
+                match c.daily_limit {
+                    Some(limit) => {
+                        extra.push((
+                            "sforce-limit-info",
+                            header_value(format!(
+                                "api-usage={}/{}",
+                                c.daily_used.min(limit),
+                                limit
+                            )),
+                        ));
+                        if c.daily_used > limit {
+                            c.rejected += 1;
+                            let mut resp = errors::salesforce(
+                                StatusCode::FORBIDDEN,
+                                "REQUEST_LIMIT_EXCEEDED",
+                                "TotalRequests Limit exceeded.",
+                            );
+                            add_headers(&mut resp, extra);
+                            return resp;
+                        }
+                    }
+                    None => extra.push((
+                        "sforce-limit-info",
+                        header_value(format!("api-usage={}/{}", c.daily_used, u32::MAX)),
+                    )),
+                }
+            }
+            Provider::Linkedin => {}
+        }
+    }
+
+    if p == Provider::Linkedin {
+        match req.headers().get("linkedin-version").map(|v| v.to_str()) {
+            None => {
+                return errors::linkedin(
+                    StatusCode::BAD_REQUEST,
+                    "VERSION_MISSING",
+                    None,
+                    "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+                );
+            }
+            Some(Ok(v)) if v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()) => {}
+            Some(v) => {
+                let shown = v.unwrap_or("?").to_string();
+                return errors::linkedin(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "NONEXISTENT_VERSION",
+                    None,
+                    &format!("Requested version {shown} is not active"),
+                );
+            }
+        }
+    }
+
+    let check = match bearer(req.headers()) {
+        None => Err(TokenProblem::Missing),
+        Some(t) => s.oauth(p).check_access(t, s.clock.now_ms()),
+    };
+    if let Err(problem) = check {
+        let mut resp = unauthorized(p, problem);
+        add_headers(&mut resp, extra);
+        return resp;
+    }
+
+    let mut resp = next.run(req).await;
+    if resp.status().is_success() {
+        let malformed = {
+            let mut c = s.controls(p);
+            if c.malformed_next > 0 {
+                c.malformed_next -= 1;
+                true
+            } else {
+                false
+            }
+        };
+        if malformed {
+            resp = truncate_body(resp).await;
+        }
+    }
+    add_headers(&mut resp, extra);
+    resp
+}
+
+fn add_headers(resp: &mut Response, extra: Vec<(&'static str, HeaderValue)>) {
+    for (k, v) in extra {
+        resp.headers_mut().insert(HeaderName::from_static(k), v);
+    }
+}
+
+/// Cut a JSON body in half: what a connection dropped mid-response looks like.
+async fn truncate_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let cut = if bytes.len() > 2 { bytes.len() / 2 } else { 1 };
+    let mut out = bytes.slice(..cut.min(bytes.len())).to_vec();
+    if out.is_empty() || out == b"{}" {
+        out = b"{\"results\":[".to_vec();
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(out))
+}

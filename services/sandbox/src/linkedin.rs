@@ -1,0 +1,450 @@
+//! LinkedIn Marketing API (versioned `/rest`): ad accounts, ad analytics, organizations.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Days, NaiveDate};
+use serde_json::{Map, Value, json};
+
+use crate::config::Provider;
+use crate::data::{Engagement, Org, World};
+use crate::errors::linkedin_bad_request as bad;
+use crate::restli::{self, RValue};
+use crate::state::AppState;
+use crate::util::percent_decode;
+
+type S = State<(AppState, Provider)>;
+
+/// Raw query pairs: keys decoded, values left encoded (Rest.li needs the structure first).
+fn raw_pairs(q: &str) -> Vec<(String, &str)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k).unwrap_or_default(), v)
+        })
+        .collect()
+}
+
+fn raw_get<'a>(pairs: &'a [(String, &'a str)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+fn decoded(pairs: &[(String, &str)], key: &str) -> Option<String> {
+    raw_get(pairs, key).and_then(percent_decode)
+}
+
+pub async fn ad_accounts(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
+    let q = q.unwrap_or_default();
+    let pairs = raw_pairs(&q);
+    if decoded(&pairs, "q").as_deref() != Some("search") {
+        return bad("Query parameter 'q' must be 'search'");
+    }
+    let mut statuses: Option<Vec<String>> = None;
+    if let Some(raw) = raw_get(&pairs, "search") {
+        let v = match restli::parse(raw) {
+            Ok(v) => v,
+            Err(e) => return bad(&format!("Invalid search parameter: {e}")),
+        };
+        if let Some(vals) = v
+            .get("status")
+            .and_then(|s| s.get("values"))
+            .and_then(RValue::list)
+        {
+            statuses = Some(
+                vals.iter()
+                    .filter_map(|x| x.atom().map(String::from))
+                    .collect(),
+            );
+        }
+    }
+    let start = match decoded(&pairs, "start").map(|v| v.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad("Invalid value for param 'start'"),
+    };
+    let count = match decoded(&pairs, "count").map(|v| v.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if n <= 1000 => n,
+        _ => return bad("Invalid value for param 'count'"),
+    };
+    let w = s.world();
+    let all: Vec<&crate::data::AdAccount> = w
+        .ad_accounts
+        .iter()
+        .filter(|a| statuses.as_ref().is_none_or(|st| st.contains(&a.status)))
+        .collect();
+    let elements: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(count)
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "name": a.name,
+                "currency": a.currency,
+                "status": a.status,
+                "type": "BUSINESS",
+                "reference": "urn:li:organization:1000001",
+                "test": false,
+                "servingStatuses": ["RUNNABLE"],
+            })
+        })
+        .collect();
+    Json(json!({
+        "elements": elements,
+        "paging": {"start": start, "count": count, "total": all.len(), "links": []},
+    }))
+    .into_response()
+}
+
+fn date_of(v: &RValue) -> Option<NaiveDate> {
+    let n = |k: &str| v.get(k)?.atom()?.parse::<u32>().ok();
+    NaiveDate::from_ymd_opt(n("year")? as i32, n("month")?, n("day")?)
+}
+
+fn date_json(d: NaiveDate) -> Value {
+    json!({"year": d.year(), "month": d.month(), "day": d.day()})
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pivot {
+    MemberCompany,
+    Campaign,
+    Account,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Granularity {
+    Daily,
+    Monthly,
+    All,
+}
+
+const METRICS: [&str; 3] = ["impressions", "clicks", "totalEngagements"];
+
+/// `GET /rest/adAnalytics?q=statistics&pivots=List(..)&timeGranularity=..&dateRange=(..)
+/// &accounts=List(..)&fields=..`. No paging; at most `linkedin_analytics_cap` elements.
+pub async fn ad_analytics(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
+    let q = q.unwrap_or_default();
+    let pairs = raw_pairs(&q);
+    let finder = decoded(&pairs, "q").unwrap_or_default();
+    let pivot_names: Vec<String> = match finder.as_str() {
+        "statistics" => {
+            let Some(raw) = raw_get(&pairs, "pivots") else {
+                return bad("Query parameter 'pivots' is required for q=statistics");
+            };
+            match restli::parse(raw) {
+                Ok(RValue::List(items)) => items
+                    .iter()
+                    .filter_map(|x| x.atom().map(String::from))
+                    .collect(),
+                _ => return bad("Invalid value for param 'pivots': expected List(..)"),
+            }
+        }
+        "analytics" => match decoded(&pairs, "pivot") {
+            Some(p) => vec![p],
+            None => return bad("Query parameter 'pivot' is required for q=analytics"),
+        },
+        _ => return bad("Query parameter 'q' must be 'statistics' or 'analytics'"),
+    };
+    if pivot_names.is_empty() || pivot_names.len() > 3 {
+        return bad("Between 1 and 3 pivots are allowed");
+    }
+    let mut pivots = Vec::new();
+    for p in &pivot_names {
+        pivots.push(match p.as_str() {
+            "MEMBER_COMPANY" => Pivot::MemberCompany,
+            "CAMPAIGN" => Pivot::Campaign,
+            "ACCOUNT" => Pivot::Account,
+            other => {
+                return bad(&format!(
+                    "Pivot {other} is not supported by the sandbox (supported: MEMBER_COMPANY, CAMPAIGN, ACCOUNT)"
+                ));
+            }
+        });
+    }
+    let granularity = match decoded(&pairs, "timeGranularity").as_deref() {
+        Some("DAILY") => Granularity::Daily,
+        Some("MONTHLY") => Granularity::Monthly,
+        Some("ALL") => Granularity::All,
+        Some(other) => {
+            return bad(&format!(
+                "Invalid value for param 'timeGranularity': {other}"
+            ));
+        }
+        None => return bad("Query parameter 'timeGranularity' is required"),
+    };
+    let Some(raw_range) = raw_get(&pairs, "dateRange") else {
+        return bad("Query parameter 'dateRange' is required");
+    };
+    let range = match restli::parse(raw_range) {
+        Ok(v) => v,
+        Err(e) => return bad(&format!("Invalid value for param 'dateRange': {e}")),
+    };
+    let Some(start) = range.get("start").and_then(date_of) else {
+        return bad("dateRange.start must be (year:YYYY,month:M,day:D)");
+    };
+    let today = s.world().anchor;
+    let end = match range.get("end") {
+        None => today,
+        Some(v) => match date_of(v) {
+            Some(d) => d,
+            None => return bad("dateRange.end must be (year:YYYY,month:M,day:D)"),
+        },
+    };
+    if end < start {
+        return bad("dateRange.end must not be before dateRange.start");
+    }
+    let urn_list = |key: &str, prefix: &str| -> Result<Option<Vec<u64>>, String> {
+        let Some(raw) = raw_get(&pairs, key) else {
+            return Ok(None);
+        };
+        let Ok(RValue::List(items)) = restli::parse(raw) else {
+            return Err(format!(
+                "Invalid value for param '{key}': expected List(..)"
+            ));
+        };
+        items
+            .iter()
+            .map(|x| {
+                x.atom()
+                    .and_then(|a| a.strip_prefix(prefix))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| format!("Invalid URN in '{key}': expected {prefix}<id>"))
+            })
+            .collect::<Result<Vec<u64>, String>>()
+            .map(Some)
+    };
+    let accounts = match urn_list("accounts", "urn:li:sponsoredAccount:") {
+        Ok(v) => v,
+        Err(e) => return bad(&e),
+    };
+    let campaigns = match urn_list("campaigns", "urn:li:sponsoredCampaign:") {
+        Ok(v) => v,
+        Err(e) => return bad(&e),
+    };
+    if accounts.is_none() && campaigns.is_none() {
+        return bad("At least one facet (accounts or campaigns) is required");
+    }
+    let fields: Vec<String> = match decoded(&pairs, "fields") {
+        Some(f) => f.split(',').map(|x| x.trim().to_string()).collect(),
+        None => vec![
+            "impressions".into(),
+            "clicks".into(),
+            "dateRange".into(),
+            "pivotValues".into(),
+        ],
+    };
+    for f in &fields {
+        if !METRICS.contains(&f.as_str()) && f != "dateRange" && f != "pivotValues" {
+            return bad(&format!(
+                "Unsupported field '{f}' (sandbox supports impressions, clicks, totalEngagements, dateRange, pivotValues)"
+            ));
+        }
+    }
+
+    let w = s.world();
+    let cap = s.config.linkedin_analytics_cap;
+    // (bucket start, pivot values) -> (impressions, clicks, engagements)
+    let mut groups: BTreeMap<(NaiveDate, [u64; 3]), [u64; 3]> = BTreeMap::new();
+    for e in w.engagement_range(start, end) {
+        let account = w.campaign_account(e.campaign_id).unwrap_or(0);
+        if let Some(a) = &accounts
+            && !a.contains(&account)
+        {
+            continue;
+        }
+        if let Some(c) = &campaigns
+            && !c.contains(&e.campaign_id)
+        {
+            continue;
+        }
+        let bucket = match granularity {
+            Granularity::Daily => e.date,
+            Granularity::Monthly => e.date.with_day(1).unwrap_or(e.date),
+            Granularity::All => start,
+        };
+        let mut key = [0u64; 3];
+        for (i, p) in pivots.iter().enumerate() {
+            key[i] = match p {
+                Pivot::MemberCompany => e.org_id,
+                Pivot::Campaign => e.campaign_id,
+                Pivot::Account => account,
+            };
+        }
+        let m = groups.entry((bucket, key)).or_default();
+        m[0] += e.impressions;
+        m[1] += e.clicks;
+        m[2] += e.engagements;
+    }
+    let elements: Vec<Value> = groups
+        .iter()
+        .take(cap)
+        .map(|((bucket, key), m)| {
+            let mut o = Map::new();
+            for f in &fields {
+                match f.as_str() {
+                    "impressions" => {
+                        o.insert(f.clone(), m[0].into());
+                    }
+                    "clicks" => {
+                        o.insert(f.clone(), m[1].into());
+                    }
+                    "totalEngagements" => {
+                        o.insert(f.clone(), m[2].into());
+                    }
+                    "pivotValues" => {
+                        let vals: Vec<Value> = pivots
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| {
+                                Value::String(match p {
+                                    Pivot::MemberCompany => {
+                                        format!("urn:li:organization:{}", key[i])
+                                    }
+                                    Pivot::Campaign => {
+                                        format!("urn:li:sponsoredCampaign:{}", key[i])
+                                    }
+                                    Pivot::Account => format!("urn:li:sponsoredAccount:{}", key[i]),
+                                })
+                            })
+                            .collect();
+                        o.insert(f.clone(), Value::Array(vals));
+                    }
+                    "dateRange" => {
+                        let (a, b) = match granularity {
+                            Granularity::Daily => (*bucket, *bucket),
+                            Granularity::Monthly => {
+                                let next = bucket
+                                    .checked_add_months(chrono::Months::new(1))
+                                    .unwrap_or(*bucket);
+                                let last = next - Days::new(1);
+                                ((*bucket).max(start), last.min(end))
+                            }
+                            Granularity::All => (start, end),
+                        };
+                        o.insert(
+                            f.clone(),
+                            json!({"start": date_json(a), "end": date_json(b)}),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let n = elements.len();
+    Json(json!({
+        "elements": elements,
+        "paging": {"start": 0, "count": n, "links": []},
+    }))
+    .into_response()
+}
+
+fn org_json(o: &Org) -> Value {
+    let mut v = json!({
+        "id": o.id,
+        "$URN": format!("urn:li:organization:{}", o.id),
+        "localizedName": o.name,
+        "vanityName": o.vanity,
+        "industries": [format!("urn:li:industry:{}", o.industry)],
+        "staffCountRange": o.staff,
+        "locations": [{"locationType": "HEADQUARTERS", "address": {"country": o.country}}],
+    });
+    if let (Some(site), Some(obj)) = (&o.website, v.as_object_mut()) {
+        obj.insert("localizedWebsite".into(), Value::String(site.clone()));
+    }
+    v
+}
+
+fn find_org(w: &World, id: u64) -> Option<&Org> {
+    w.org_by_id.get(&id).and_then(|&i| w.orgs.get(i as usize))
+}
+
+/// `GET /rest/organizations?ids=List(1,2)`: batch get, at most 100 ids.
+pub async fn organizations(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
+    let q = q.unwrap_or_default();
+    let pairs = raw_pairs(&q);
+    let Some(raw) = raw_get(&pairs, "ids") else {
+        return bad("Query parameter 'ids' is required: ids=List(1234,5678)");
+    };
+    let Ok(RValue::List(items)) = restli::parse(raw) else {
+        return bad("Invalid value for param 'ids': expected List(..)");
+    };
+    if items.is_empty() {
+        return bad("At least one id is required");
+    }
+    if items.len() > 100 {
+        return bad(&format!(
+            "Too many ids requested: {} (maximum is 100)",
+            items.len()
+        ));
+    }
+    let mut ids = Vec::with_capacity(items.len());
+    for it in &items {
+        match it.atom().and_then(|a| a.parse::<u64>().ok()) {
+            Some(id) => ids.push(id),
+            None => return bad("Invalid organization id in 'ids'"),
+        }
+    }
+    let w = s.world();
+    let mut results = Map::new();
+    let mut statuses = Map::new();
+    let mut errors = Map::new();
+    for id in ids {
+        let key = id.to_string();
+        match find_org(&w, id) {
+            Some(o) => {
+                results.insert(key.clone(), org_json(o));
+                statuses.insert(key, 200.into());
+            }
+            None => {
+                statuses.insert(key.clone(), 404.into());
+                errors.insert(
+                    key,
+                    json!({"status": 404, "code": "NOT_FOUND", "message": format!("Organization {id} not found")}),
+                );
+            }
+        }
+    }
+    Json(json!({"results": results, "statuses": statuses, "errors": errors})).into_response()
+}
+
+/// `GET /rest/organizations/{id}`.
+pub async fn organization(State((s, _)): S, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return bad("Invalid organization id");
+    };
+    let w = s.world();
+    match find_org(&w, id) {
+        Some(o) => Json(org_json(o)).into_response(),
+        None => crate::errors::linkedin(
+            axum::http::StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            None,
+            &format!("Organization {id} not found"),
+        ),
+    }
+}
+
+/// Engagement rows as the truth endpoint serves them.
+pub fn engagement_truth(w: &World) -> Vec<Value> {
+    w.engagement
+        .iter()
+        .map(|e: &Engagement| {
+            json!({
+                "date": e.date.to_string(),
+                "org_id": e.org_id,
+                "campaign_id": e.campaign_id,
+                "account_id": w.campaign_account(e.campaign_id),
+                "impressions": e.impressions,
+                "clicks": e.clicks,
+                "engagements": e.engagements,
+            })
+        })
+        .collect()
+}

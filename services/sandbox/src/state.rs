@@ -1,0 +1,176 @@
+//! Shared server state: the world, OAuth grants, per-provider controls, request log.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Provider, RateLimit, SandboxConfig};
+use crate::data::World;
+use crate::oauth::OAuthState;
+use crate::util::Clock;
+
+pub type AppState = Arc<Inner>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutageMode {
+    /// Every request gets a 503 in the provider's shape.
+    #[serde(rename = "503")]
+    Unavailable,
+    /// Requests hang until the client gives up.
+    Timeout,
+}
+
+/// Runtime switches for one provider, set over the admin API.
+#[derive(Debug)]
+pub struct Controls {
+    pub outage: Option<OutageMode>,
+    pub latency_ms: u64,
+    pub malformed_next: u32,
+    pub deny_next_authorize: bool,
+    pub rotate_refresh: bool,
+    /// Rolling-window limit (HubSpot shape); `None` = off.
+    pub rate: Option<RateLimit>,
+    /// Daily request limit (Salesforce shape); `None` = unlimited.
+    pub daily_limit: Option<u64>,
+    pub window: VecDeque<Instant>,
+    pub daily_used: u64,
+    pub peak_window: u32,
+    pub rejected: u64,
+    pub requests: u64,
+}
+
+impl Controls {
+    fn new(p: Provider, cfg: &SandboxConfig) -> Self {
+        Controls {
+            outage: None,
+            latency_ms: 0,
+            malformed_next: 0,
+            deny_next_authorize: false,
+            rotate_refresh: cfg.rotate_refresh_tokens,
+            rate: if p == Provider::Hubspot {
+                cfg.hubspot_rate_limit
+            } else {
+                None
+            },
+            daily_limit: if p == Provider::Salesforce {
+                cfg.salesforce_daily_limit
+            } else {
+                None
+            },
+            window: VecDeque::new(),
+            daily_used: 0,
+            peak_window: 0,
+            rejected: 0,
+            requests: 0,
+        }
+    }
+}
+
+/// One line of the request log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    pub seq: u64,
+    pub provider: Provider,
+    pub method: String,
+    /// Path without the provider prefix, e.g. `/crm/v3/objects/companies`.
+    pub path: String,
+    pub query: Option<String>,
+    /// Secrets masked; JSON bodies cut to 500 characters.
+    pub body: Option<String>,
+    pub status: u16,
+    /// Sandbox clock, RFC 3339.
+    pub time: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    pub entries: VecDeque<LoggedRequest>,
+    pub next_seq: u64,
+}
+
+/// A Salesforce query cursor: the rows it selected, rendered batch by batch.
+#[derive(Debug, Clone)]
+pub struct SfCursor {
+    pub object: crate::soql::SfObject,
+    pub fields: Vec<crate::soql::Field>,
+    pub rows: Vec<u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct Cursors {
+    pub map: HashMap<String, Arc<SfCursor>>,
+    pub order: VecDeque<String>,
+    pub next: u64,
+}
+
+pub struct Inner {
+    pub config: SandboxConfig,
+    pub clock: Clock,
+    pub base_url: String,
+    pub started: Instant,
+    world: RwLock<World>,
+    oauth: [Mutex<OAuthState>; 3],
+    controls: [Mutex<Controls>; 3],
+    log: Mutex<RequestLog>,
+    pub cursors: Mutex<Cursors>,
+}
+
+/// A poisoned lock only means a handler panicked mid-update; the data is still usable for a
+/// sandbox, so recover instead of cascading the panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    pub fn new(config: SandboxConfig, base_url: String, world: World) -> Self {
+        let clock = Clock::new(config.anchor);
+        let controls = Provider::ALL.map(|p| Mutex::new(Controls::new(p, &config)));
+        Inner {
+            clock,
+            base_url,
+            started: Instant::now(),
+            world: RwLock::new(world),
+            oauth: Default::default(),
+            controls,
+            log: Mutex::new(RequestLog::default()),
+            cursors: Mutex::new(Cursors::default()),
+            config,
+        }
+    }
+
+    pub fn world(&self) -> RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
+        self.world.write().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn oauth(&self, p: Provider) -> MutexGuard<'_, OAuthState> {
+        lock(&self.oauth[p.index()])
+    }
+    pub fn controls(&self, p: Provider) -> MutexGuard<'_, Controls> {
+        lock(&self.controls[p.index()])
+    }
+    pub fn log(&self) -> MutexGuard<'_, RequestLog> {
+        lock(&self.log)
+    }
+
+    pub fn record(&self, mut entry: LoggedRequest) {
+        let cap = self.config.request_log_capacity.max(1);
+        let mut log = self.log();
+        entry.seq = log.next_seq;
+        log.next_seq += 1;
+        if log.entries.len() >= cap {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(entry);
+    }
+
+    /// Base URL of one provider, e.g. `http://127.0.0.1:7700/hubspot`.
+    pub fn provider_base(&self, p: Provider) -> String {
+        format!("{}/{}", self.base_url, p.prefix())
+    }
+}
