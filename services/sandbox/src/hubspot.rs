@@ -610,3 +610,83 @@ pub async fn pipelines(State((s, _)): S, Path(t): Path<String>) -> Response {
         .collect();
     Json(json!({"results": results})).into_response()
 }
+
+#[derive(Debug, Deserialize)]
+struct BatchInputs {
+    inputs: Vec<BatchId>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchId {
+    id: Value,
+}
+
+/// `POST /crm/v4/associations/{from}/{to}/batch/read` (contacts or deals to companies).
+pub async fn associations_batch(
+    State((s, _)): S,
+    Path((from, to)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    let (Some(k), Some(Kind::Company)) = (parse_kind(&from), parse_kind(&to)) else {
+        return bad(&format!(
+            "the sandbox reads associations from contacts or deals to companies, not {from} to {to}"
+        ));
+    };
+    if k == Kind::Company {
+        return bad("the sandbox has no company-to-company associations");
+    }
+    let req: BatchInputs = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(&format!("Invalid input JSON: {e}")),
+    };
+    if req.inputs.len() > 1000 {
+        return bad("At most 1000 inputs are allowed");
+    }
+    let w = s.world();
+    let now = fmt_iso(s.clock.now_ms());
+    let type_id = if k == Kind::Deal { 5 } else { 1 };
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in &req.inputs {
+        let id = value_str(&input.id);
+        let idx = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| w.find(k, &n.to_string()))
+            .filter(|&i| !w.archived(k, i));
+        let company = idx.and_then(|i| match k {
+            Kind::Deal => w.deals[i as usize].company,
+            Kind::Contact => w.contacts[i as usize].company,
+            Kind::Company => None,
+        });
+        match company {
+            Some(c) => results.push(json!({
+                "from": {"id": id},
+                "to": [{
+                    "toObjectId": w.hs_id(Kind::Company, c),
+                    "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": "Primary"}],
+                }],
+            })),
+            None => errors.push(json!({
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": format!("No company is associated with {from} {id}."),
+                "context": {"fromObjectId": [id]},
+            })),
+        }
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let mut body =
+        json!({"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now});
+    if !errors.is_empty()
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert("numErrors".into(), errors.len().into());
+        o.insert("errors".into(), Value::Array(errors));
+    }
+    (status, Json(body)).into_response()
+}

@@ -176,7 +176,11 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
                 .route("/crm/v3/objects/{type}", get(hubspot::list))
                 .route("/crm/v3/objects/{type}/search", post(hubspot::search))
                 .route("/crm/v3/objects/{type}/{id}", get(hubspot::get_one))
-                .route("/crm/v3/pipelines/{type}", get(hubspot::pipelines)),
+                .route("/crm/v3/pipelines/{type}", get(hubspot::pipelines))
+                .route(
+                    "/crm/v4/associations/{from}/{to}/batch/read",
+                    post(hubspot::associations_batch),
+                ),
         ),
         Provider::Salesforce => (
             Router::new()

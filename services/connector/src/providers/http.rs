@@ -1,0 +1,181 @@
+//! The request loop every provider client shares: send, retry 5xx / timeouts with backoff,
+//! hand the rest back for provider-specific classification.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use super::{OutageCause, Provider, ProviderError};
+
+/// How often and how patiently a client retries an unavailable provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles each time.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// A response that was not a 5xx.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Http {
+    pub client: reqwest::Client,
+    pub provider: Provider,
+    pub retry: RetryPolicy,
+}
+
+impl Http {
+    /// Send the request `make` builds, retrying 5xx, timeouts and broken connections.
+    pub async fn execute(
+        &self,
+        endpoint: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Reply, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let cause = match make().send().await {
+                Ok(resp) if resp.status().is_server_error() => {
+                    OutageCause::Status(resp.status().as_u16())
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => {
+                            return Ok(Reply {
+                                status,
+                                headers,
+                                body,
+                            });
+                        }
+                        Err(e) if e.is_timeout() => OutageCause::Timeout,
+                        Err(e) => OutageCause::Connection(e.without_url().to_string()),
+                    }
+                }
+                Err(e) if e.is_builder() => {
+                    return Err(self.request_error(endpoint, None, e.without_url().to_string()));
+                }
+                Err(e) if e.is_timeout() => OutageCause::Timeout,
+                Err(e) => OutageCause::Connection(e.without_url().to_string()),
+            };
+            if attempt >= self.retry.max_attempts.max(1) {
+                return Err(ProviderError::Outage {
+                    provider: self.provider,
+                    cause,
+                    attempts: attempt,
+                });
+            }
+            let delay = self.retry.delay(attempt);
+            tracing::debug!(
+                provider = %self.provider,
+                endpoint,
+                attempt,
+                cause = %cause,
+                delay_ms = delay.as_millis() as u64,
+                "provider unavailable, retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    pub fn parse<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+    ) -> Result<T, ProviderError> {
+        serde_json::from_slice(body).map_err(|e| self.bad_payload(endpoint, e.to_string()))
+    }
+
+    pub fn bad_payload(&self, endpoint: &str, detail: impl Into<String>) -> ProviderError {
+        ProviderError::BadPayload {
+            provider: self.provider,
+            endpoint: endpoint.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn request_error(
+        &self,
+        endpoint: &str,
+        status: Option<u16>,
+        message: impl Into<String>,
+    ) -> ProviderError {
+        ProviderError::Request {
+            provider: self.provider,
+            endpoint: endpoint.to_string(),
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// Join a base URL and a path without doubling or losing the slash.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// Short, token-free excerpt of an error body for messages.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let mut out: String = s.chars().take(300).collect();
+    if s.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+        };
+        assert_eq!(p.delay(1), Duration::from_millis(100));
+        assert_eq!(p.delay(2), Duration::from_millis(200));
+        assert_eq!(p.delay(3), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn join_handles_slashes() {
+        assert_eq!(join("http://x/hubspot/", "/crm"), "http://x/hubspot/crm");
+        assert_eq!(join("http://x", "crm"), "http://x/crm");
+    }
+}

@@ -1,0 +1,530 @@
+//! OAuth 2.0 authorization-code flow with PKCE (S256) for the three providers, on the `oauth2`
+//! crate with a small adapter that runs its requests over our reqwest client.
+//!
+//! Provider quirks handled here: HubSpot's non-standard error bodies
+//! (`{"status":"BAD_REFRESH_TOKEN","message":..}`), LinkedIn's token response without
+//! `token_type`, Salesforce's without `expires_in` (and with `instance_url`), refresh responses
+//! with or without a (rotated) refresh token.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AccessToken, AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret,
+    CsrfToken, EndpointNotSet, EndpointSet, ErrorResponse, HttpRequest, HttpResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use super::http::{RetryPolicy, join};
+use super::{GrantRefusal, OutageCause, Provider, ProviderError, Secret};
+
+/// Where a provider's OAuth server lives and who we are to it.
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    pub provider: Provider,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+impl OAuthConfig {
+    /// `auth_base`: `https://www.linkedin.com` or `<sandbox>/linkedin`.
+    pub fn linkedin(
+        auth_base: &str,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+    ) -> Self {
+        Self::build(
+            Provider::Linkedin,
+            join(auth_base, "/oauth/v2/authorization"),
+            join(auth_base, "/oauth/v2/accessToken"),
+            client_id,
+            client_secret,
+            redirect_uri,
+            &["r_ads", "r_ads_reporting", "r_organization_social"],
+        )
+    }
+
+    /// `auth_base`: `https://app.hubspot.com` for authorize; the token endpoint is on the API
+    /// host (`https://api.hubapi.com`). Against the sandbox both are `<sandbox>/hubspot`.
+    pub fn hubspot(
+        auth_base: &str,
+        api_base: &str,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+    ) -> Self {
+        Self::build(
+            Provider::Hubspot,
+            join(auth_base, "/oauth/authorize"),
+            join(api_base, "/oauth/v1/token"),
+            client_id,
+            client_secret,
+            redirect_uri,
+            &[
+                "crm.objects.companies.read",
+                "crm.objects.contacts.read",
+                "crm.objects.deals.read",
+            ],
+        )
+    }
+
+    /// `auth_base`: `https://login.salesforce.com` or `<sandbox>/salesforce`.
+    pub fn salesforce(
+        auth_base: &str,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+    ) -> Self {
+        Self::build(
+            Provider::Salesforce,
+            join(auth_base, "/services/oauth2/authorize"),
+            join(auth_base, "/services/oauth2/token"),
+            client_id,
+            client_secret,
+            redirect_uri,
+            &["api", "refresh_token"],
+        )
+    }
+
+    fn build(
+        provider: Provider,
+        authorize_url: String,
+        token_url: String,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+        scopes: &[&str],
+    ) -> Self {
+        OAuthConfig {
+            provider,
+            authorize_url,
+            token_url,
+            client_id: client_id.to_string(),
+            client_secret,
+            redirect_uri: redirect_uri.to_string(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Tokens from a code exchange or a refresh.
+#[derive(Clone, Debug)]
+pub struct TokenSet {
+    pub access_token: Secret,
+    /// After a refresh: the new refresh token if the provider rotated it, else the one used.
+    pub refresh_token: Option<Secret>,
+    /// True when a refresh returned a different refresh token: store it.
+    pub refresh_token_rotated: bool,
+    /// Access token lifetime; Salesforce does not say.
+    pub expires_in: Option<Duration>,
+    /// LinkedIn only.
+    pub refresh_token_expires_in: Option<Duration>,
+    pub scope: Option<String>,
+    /// Salesforce: the API base for this org.
+    pub instance_url: Option<String>,
+}
+
+/// What to send the user to, and what to keep until the callback (keyed by `state`).
+#[derive(Debug)]
+pub struct AuthorizationStart {
+    pub url: String,
+    pub state: String,
+    pub pkce_verifier: Secret,
+}
+
+/// The provider's redirect back to us, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Callback {
+    pub code: Secret,
+    pub state: Option<String>,
+}
+
+/// Token endpoint success body, tolerant of every provider's variant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProviderTokenResponse {
+    access_token: AccessToken,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(skip, default = "bearer")]
+    basic_type: BasicTokenType,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<RefreshToken>,
+    #[serde(default)]
+    refresh_token_expires_in: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    instance_url: Option<String>,
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+impl TokenResponse for ProviderTokenResponse {
+    type TokenType = BasicTokenType;
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+    fn token_type(&self) -> &BasicTokenType {
+        &self.basic_type
+    }
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+/// Token endpoint error body: RFC 6749 (`error`, `error_description`; LinkedIn, Salesforce) or
+/// HubSpot's (`status`, `message`, `correlationId`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProviderTokenError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl ProviderTokenError {
+    fn code(&self) -> String {
+        match (&self.error, &self.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(serde_json::Value::String(s))) => s.clone(),
+            (None, Some(v)) => v.to_string(),
+            (None, None) => "unknown_error".into(),
+        }
+    }
+    fn text(&self) -> String {
+        self.error_description
+            .clone()
+            .or_else(|| self.message.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ProviderTokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.text())
+    }
+}
+
+impl ErrorResponse for ProviderTokenError {}
+
+type Client = oauth2::Client<
+    ProviderTokenError,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Failure of the adapter: transport trouble or a 5xx (both are outages).
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    #[error("{0}")]
+    Unavailable(OutageCause),
+    #[error("bad request: {0}")]
+    Build(String),
+}
+
+/// `oauth2`'s async HTTP client over our reqwest client.
+pub struct ReqwestAdapter<'a>(pub &'a reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for ReqwestAdapter<'_> {
+    type Error = AdapterError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, AdapterError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let resp = self
+                .0
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = resp.status();
+            if status.is_server_error() {
+                return Err(AdapterError::Unavailable(OutageCause::Status(
+                    status.as_u16(),
+                )));
+            }
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.map_err(transport)?;
+            let mut out = http::Response::builder()
+                .status(status)
+                .body(bytes.to_vec())
+                .map_err(|e| AdapterError::Build(e.to_string()))?;
+            *out.headers_mut() = headers;
+            Ok(out)
+        })
+    }
+}
+
+fn transport(e: reqwest::Error) -> AdapterError {
+    if e.is_builder() {
+        AdapterError::Build(e.without_url().to_string())
+    } else if e.is_timeout() {
+        AdapterError::Unavailable(OutageCause::Timeout)
+    } else {
+        AdapterError::Unavailable(OutageCause::Connection(e.without_url().to_string()))
+    }
+}
+
+/// One provider's OAuth client.
+#[derive(Clone)]
+pub struct OAuthClient {
+    cfg: OAuthConfig,
+    http: reqwest::Client,
+    inner: Client,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("provider", &self.cfg.provider)
+            .field("token_url", &self.cfg.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    Code,
+    Refresh,
+}
+
+impl OAuthClient {
+    pub fn new(cfg: OAuthConfig, http: reqwest::Client) -> Result<Self, ProviderError> {
+        let bad = |what: &str, e: oauth2::url::ParseError| ProviderError::Request {
+            provider: cfg.provider,
+            endpoint: "oauth configuration".into(),
+            status: None,
+            message: format!("invalid {what}: {e}"),
+        };
+        let inner = oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
+            .set_client_secret(ClientSecret::new(cfg.client_secret.expose().to_string()))
+            .set_auth_type(AuthType::RequestBody)
+            .set_auth_uri(
+                AuthUrl::new(cfg.authorize_url.clone()).map_err(|e| bad("authorize URL", e))?,
+            )
+            .set_token_uri(TokenUrl::new(cfg.token_url.clone()).map_err(|e| bad("token URL", e))?)
+            .set_redirect_uri(
+                RedirectUrl::new(cfg.redirect_uri.clone()).map_err(|e| bad("redirect URI", e))?,
+            );
+        Ok(OAuthClient { cfg, http, inner })
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.cfg.provider
+    }
+
+    /// The URL to send the user to, with PKCE S256 and the caller's `state`. Keep the verifier
+    /// (server side, keyed by state) until the callback.
+    pub fn authorize_url(&self, state: &str) -> AuthorizationStart {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state_owned = state.to_string();
+        let (url, csrf) = self
+            .inner
+            .authorize_url(move || CsrfToken::new(state_owned))
+            .add_scopes(self.cfg.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        AuthorizationStart {
+            url: url.to_string(),
+            state: csrf.secret().clone(),
+            pkce_verifier: Secret::new(verifier.secret().clone()),
+        }
+    }
+
+    /// Parse the query string of the redirect back to us (`code=..&state=..` or
+    /// `error=..&error_description=..`).
+    pub fn parse_callback(&self, query: &str) -> Result<Callback, ProviderError> {
+        let pairs: Vec<(String, String)> = oauth2::url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+        if let Some(error) = get("error") {
+            return Err(ProviderError::Denied {
+                provider: self.cfg.provider,
+                error,
+                description: get("error_description").unwrap_or_default(),
+            });
+        }
+        match get("code") {
+            Some(code) if !code.is_empty() => Ok(Callback {
+                code: Secret::new(code),
+                state: get("state"),
+            }),
+            _ => Err(ProviderError::Request {
+                provider: self.cfg.provider,
+                endpoint: "oauth callback".into(),
+                status: None,
+                message: "the callback carries neither a code nor an error".into(),
+            }),
+        }
+    }
+
+    /// Exchange an authorization code (with its PKCE verifier) for tokens.
+    pub async fn exchange_code(
+        &self,
+        code: &Secret,
+        pkce_verifier: &Secret,
+    ) -> Result<TokenSet, ProviderError> {
+        let adapter = ReqwestAdapter(&self.http);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .inner
+                .exchange_code(AuthorizationCode::new(code.expose().to_string()))
+                .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_string()))
+                .request_async(&adapter)
+                .await;
+            match self.settle(result, Grant::Code, attempt, None) {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => tokio::time::sleep(self.cfg.retry.delay(attempt)).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Use a refresh token. A refused refresh is [`ProviderError::GrantRefused`].
+    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError> {
+        let adapter = ReqwestAdapter(&self.http);
+        let rt = RefreshToken::new(refresh_token.expose().to_string());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .inner
+                .exchange_refresh_token(&rt)
+                .request_async(&adapter)
+                .await;
+            match self.settle(result, Grant::Refresh, attempt, Some(refresh_token)) {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => tokio::time::sleep(self.cfg.retry.delay(attempt)).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ok(Some) = tokens, Ok(None) = retry, Err = give up.
+    fn settle(
+        &self,
+        result: Result<ProviderTokenResponse, RequestTokenError<AdapterError, ProviderTokenError>>,
+        grant: Grant,
+        attempt: u32,
+        used_refresh: Option<&Secret>,
+    ) -> Result<Option<TokenSet>, ProviderError> {
+        let provider = self.cfg.provider;
+        let endpoint = format!("POST {}", self.cfg.token_url);
+        match result {
+            Ok(r) => {
+                let new_refresh = r.refresh_token.map(|t| Secret::new(t.into_secret()));
+                let rotated = matches!((&new_refresh, used_refresh), (Some(n), Some(o)) if n != o);
+                Ok(Some(TokenSet {
+                    access_token: Secret::new(r.access_token.into_secret()),
+                    refresh_token: new_refresh.or_else(|| used_refresh.cloned()),
+                    refresh_token_rotated: rotated,
+                    expires_in: r.expires_in.map(Duration::from_secs),
+                    refresh_token_expires_in: r.refresh_token_expires_in.map(Duration::from_secs),
+                    scope: r.scope,
+                    instance_url: r.instance_url,
+                }))
+            }
+            Err(RequestTokenError::Request(AdapterError::Unavailable(cause))) => {
+                if attempt >= self.cfg.retry.max_attempts.max(1) {
+                    Err(ProviderError::Outage {
+                        provider,
+                        cause,
+                        attempts: attempt,
+                    })
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(RequestTokenError::Request(AdapterError::Build(m))) => {
+                Err(ProviderError::Request {
+                    provider,
+                    endpoint,
+                    status: None,
+                    message: m,
+                })
+            }
+            Err(RequestTokenError::ServerResponse(e)) => {
+                let code = e.code();
+                let text = e.text();
+                let refused = grant == Grant::Refresh
+                    && (code == "invalid_grant" || code == "BAD_REFRESH_TOKEN");
+                if refused {
+                    let lower = text.to_lowercase();
+                    let reason = if lower.contains("expired") && !lower.contains("revoked") {
+                        GrantRefusal::Expired
+                    } else {
+                        GrantRefusal::Revoked
+                    };
+                    Err(ProviderError::GrantRefused {
+                        provider,
+                        reason,
+                        provider_message: text,
+                    })
+                } else {
+                    Err(ProviderError::Request {
+                        provider,
+                        endpoint,
+                        status: None,
+                        message: format!("{code}: {text}"),
+                    })
+                }
+            }
+            // Never include the body: a token endpoint body may hold tokens.
+            Err(RequestTokenError::Parse(e, _body)) => Err(ProviderError::BadPayload {
+                provider,
+                endpoint,
+                detail: format!(
+                    "token response did not parse at {}: {}",
+                    e.path(),
+                    e.inner()
+                ),
+            }),
+            Err(RequestTokenError::Other(m)) => Err(ProviderError::BadPayload {
+                provider,
+                endpoint,
+                detail: m,
+            }),
+        }
+    }
+}
