@@ -277,7 +277,7 @@ impl HubspotObject for Deal {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StageOutcome {
     Open,
     Won,
