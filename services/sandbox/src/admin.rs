@@ -317,21 +317,37 @@ async fn provider_status(State(s): State<AppState>, Path(p): Path<String>) -> Re
 struct CrmBody {
     // companies
     name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
     website: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
     country: Option<Option<String>>,
     // contacts
     first_name: Option<String>,
     last_name: Option<String>,
+    #[serde(default, deserialize_with = "double")]
     email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
     title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double")]
     company_id: Option<Option<String>>,
     // deals
+    #[serde(default, deserialize_with = "double")]
     amount: Option<Option<String>>,
     currency: Option<String>,
     pipeline: Option<String>,
     stage: Option<String>,
+    #[serde(default, deserialize_with = "double")]
     close_date: Option<Option<NaiveDate>>,
     created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `null` -> Some(None) (clear), absent -> None (keep).
+fn double<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 fn parse_amount(s: &str) -> Option<i64> {

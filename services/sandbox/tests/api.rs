@@ -651,6 +651,15 @@ async fn admin_mutations_log_outage_and_malformed() {
         )
         .await;
     assert_eq!(c["domain"], "new.example.com");
+    let cleared = t
+        .admin(
+            "PATCH",
+            "/crm/companies/7000000002",
+            json!({"website": null}),
+        )
+        .await;
+    assert!(cleared["website"].is_null() && cleared["domain"].is_null());
+    assert!(cleared["name"].is_string(), "absent fields are kept");
     let created = t
         .admin(
             "POST",
@@ -681,8 +690,14 @@ async fn admin_mutations_log_outage_and_malformed() {
         .await
         .unwrap();
     let b: Value = r.json().await.unwrap();
-    assert_eq!(b["total"], 1);
-    assert_eq!(b["results"][0]["properties"]["domain"], "new.example.com");
+    assert_eq!(b["total"], 2);
+    assert!(
+        b["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["properties"]["domain"] == "new.example.com")
+    );
     let log = t
         .admin("GET", "/requests?provider=hubspot", json!(null))
         .await;
