@@ -113,7 +113,7 @@ impl OAuthState {
             t.clone(),
             AccessEntry {
                 grant,
-                expires_ms: now_ms + ttl_ms,
+                expires_ms: now_ms.saturating_add(ttl_ms),
             },
         );
         t
@@ -225,7 +225,7 @@ pub async fn authorize(
             redirect_uri: redirect_uri.to_string(),
             challenge: challenge.to_string(),
             scope: get("scope").to_string(),
-            expires_ms: now + s.config.code_ttl.as_millis() as i64,
+            expires_ms: now.saturating_add(s.config.code_ttl.as_millis() as i64),
         },
     );
     let mut ps = vec![("code", code.as_str())];
@@ -412,7 +412,7 @@ pub async fn token(
                 return token_error(p, TokErr::BadRefresh);
             };
             let (scope, created) = match o.grants.get(&grant) {
-                Some(g) if !g.revoked && g.created_ms + REFRESH_TTL_MS > now => {
+                Some(g) if !g.revoked && g.created_ms.saturating_add(REFRESH_TTL_MS) > now => {
                     (g.scope.clone(), g.created_ms)
                 }
                 _ => return token_error(p, TokErr::BadRefresh),

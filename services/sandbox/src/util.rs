@@ -66,6 +66,9 @@ impl Rng {
     }
 }
 
+/// 9999-12-31T23:59:59.999Z: past this, times would not format.
+const MAX_MS: i64 = 253_402_300_799_999;
+
 /// The sandbox's clock: starts at the anchor (or real now) and runs in real time; tests can
 /// advance it to expire tokens or to order modifications without sleeping.
 #[derive(Debug)]
@@ -90,12 +93,18 @@ impl Clock {
 
     pub fn now_ms(&self) -> i64 {
         self.base_ms
-            + self.started.elapsed().as_millis() as i64
-            + self.offset_ms.load(Ordering::Relaxed)
+            .saturating_add(self.started.elapsed().as_millis() as i64)
+            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
+            .min(MAX_MS)
     }
 
+    /// Move forward; the clock stops at the end of year 9999.
     pub fn advance(&self, ms: i64) {
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_add(ms.max(0)).min(MAX_MS))
+            });
     }
 }
 
