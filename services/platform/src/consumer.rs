@@ -44,14 +44,16 @@ pub struct ConsumerConfig {
     pub ordering: Ordering,
     /// Event types the handler wants (empty: all). Others are acked without a transaction.
     pub event_types: Vec<String>,
-    /// Deliveries before a failing message is dead-lettered.
+    /// Deliveries before a failing message is dead-lettered (at least 2).
     pub max_deliver: i64,
-    /// Redelivery delays after the 1st, 2nd, ... failure (the last repeats).
-    pub backoff: Vec<Duration>,
+    /// Delays before redelivering after the handler's 1st, 2nd, ... failure (the last repeats).
+    pub retry_delays: Vec<Duration>,
     /// For [`Ordering::Unordered`]; [`Ordering::PerWorkspace`] always uses 1 per partition.
     pub max_ack_pending: i64,
-    /// How long the server waits for an ack before redelivering (the handler reports progress
-    /// while it works, so a slow handler is not redelivered behind its back).
+    /// How long the server waits for an ack before redelivering a message whose handler died
+    /// (the runtime reports progress while a handler works, so a slow handler is not redelivered
+    /// behind its back). The consumer's server-side `BackOff` is `ack_wait`, 2x, 4x: NATS takes
+    /// `BackOff[0]` as the ack wait.
     pub ack_wait: Duration,
     /// Failure injection for tests of crash recovery.
     pub faults: Faults,
@@ -64,7 +66,7 @@ impl ConsumerConfig {
             ordering,
             event_types: Vec::new(),
             max_deliver: 6,
-            backoff: vec![
+            retry_delays: vec![
                 Duration::from_secs(1),
                 Duration::from_secs(5),
                 Duration::from_secs(30),
@@ -82,11 +84,17 @@ impl ConsumerConfig {
         self
     }
 
+    /// The server-side `BackOff`: redelivery after an ack timeout (a handler that died).
+    fn server_backoff(&self) -> Vec<Duration> {
+        let steps = usize::try_from(self.max_deliver.saturating_sub(1).clamp(1, 3)).unwrap_or(1);
+        (0..steps).map(|i| self.ack_wait * (1 << i)).collect()
+    }
+
     fn delay_after(&self, deliveries: i64) -> Duration {
         let i = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(0);
-        self.backoff
+        self.retry_delays
             .get(i)
-            .or(self.backoff.last())
+            .or(self.retry_delays.last())
             .copied()
             .unwrap_or(Duration::from_secs(1))
     }
@@ -212,8 +220,8 @@ pub async fn run<H: Handler>(
             filter_subject: filter,
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: cfg.ack_wait,
-            max_deliver: cfg.max_deliver,
-            backoff: cfg.backoff.clone(),
+            max_deliver: cfg.max_deliver.max(2),
+            backoff: cfg.server_backoff(),
             max_ack_pending,
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ..Default::default()

@@ -94,7 +94,11 @@ fn install(
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let tracer = provider.tracer(service);
     opentelemetry::global::set_tracer_provider(provider);
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    // Trace context must flow whatever RUST_LOG says, so the OpenTelemetry layer has its own
+    // filter (info and above) and RUST_LOG only filters what is logged.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
     let fmt = if json {
         tracing_subscriber::fmt::layer()
             .json()
@@ -106,8 +110,7 @@ fn install(
         tracing_subscriber::fmt::layer().boxed()
     };
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
 }

@@ -138,8 +138,8 @@ impl TestEnv {
     /// Drops the database and the stream.
     pub async fn cleanup(mut self) {
         self.cleaned = true;
+        self.pool.close().await;
         cleanup(
-            self.pool.clone(),
             self.admin_url.clone(),
             self.database_url.clone(),
             self.js.clone(),
@@ -149,14 +149,7 @@ impl TestEnv {
     }
 }
 
-async fn cleanup(
-    pool: PgPool,
-    admin_url: String,
-    database_url: String,
-    js: jetstream::Context,
-    stream: String,
-) {
-    pool.close().await;
+async fn cleanup(admin_url: String, database_url: String, js: jetstream::Context, stream: String) {
     let _ = js.delete_stream(&stream).await;
     let db = database_url
         .rsplit('/')
@@ -176,9 +169,10 @@ impl Drop for TestEnv {
         if self.cleaned {
             return;
         }
-        // A test that panicked (or forgot): clean up from a thread with its own runtime.
-        let (pool, admin, url, stream) = (
-            self.pool.clone(),
+        // A test that panicked (or forgot): clean up from a thread with its own runtime. The pool
+        // is left alone (its connections belong to the test's runtime, which is not running
+        // now); DROP DATABASE ... WITH (FORCE) ends them.
+        let (admin, url, stream) = (
             self.admin_url.clone(),
             self.database_url.clone(),
             self.bus.stream.clone(),
@@ -193,7 +187,7 @@ impl Drop for TestEnv {
             };
             rt.block_on(async move {
                 if let Ok(client) = async_nats::connect(nats_url).await {
-                    cleanup(pool, admin, url, jetstream::new(client), stream).await;
+                    cleanup(admin, url, jetstream::new(client), stream).await;
                 }
             });
         })

@@ -1,0 +1,497 @@
+//! The consumer runtime against real PostgreSQL and NATS JetStream: idempotency, crash between
+//! commit and ack, dead letters, per-workspace order across replicas, graceful shutdown, and one
+//! trace across a hop.
+
+use async_nats::jetstream::consumer::PullConsumer;
+use rp_platform::consumer::{
+    self, ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering,
+};
+use rp_platform::contracts::events::v1::{SyncRequested, SyncStarted, envelope::Event};
+use rp_platform::eventlog::{ExpectedVersion, NewEvent, ReadFilter, RecordedEvent};
+use rp_platform::relay::{self, Relay};
+use rp_platform::testing::{TestEnv, eventually};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Records every event it handles in `seen` (its projection), in the handler's transaction.
+#[derive(Default)]
+struct Recorder {
+    calls: AtomicUsize,
+}
+
+impl Handler for Recorder {
+    async fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, AtomicOrdering::SeqCst);
+        let trace = rp_platform::telemetry::trace_id(&tracing::Span::current()).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO seen (event_id, workspace_id, position, trace_id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(event.event_id())
+        .bind(event.workspace_id())
+        .bind(event.position)
+        .bind(trace)
+        .execute(&mut *ctx.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn setup_projection(env: &TestEnv) {
+    sqlx::query(
+        "CREATE TABLE seen (seq BIGSERIAL PRIMARY KEY, event_id UUID NOT NULL, \
+         workspace_id TEXT NOT NULL, position BIGINT NOT NULL, trace_id TEXT NOT NULL)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+async fn seen_count(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM seen")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+fn requested(ws: &str, i: usize) -> NewEvent {
+    NewEvent::new(
+        ws,
+        Event::SyncRequested(SyncRequested {
+            sync_run_id: format!("run-{i}"),
+            ..Default::default()
+        }),
+    )
+}
+
+async fn append_and_relay(env: &TestEnv, events: Vec<NewEvent>) {
+    for e in events {
+        env.store
+            .append("s", ExpectedVersion::Any, vec![e])
+            .await
+            .unwrap();
+    }
+    Relay::new(env.store.clone(), env.js.clone(), env.bus.clone())
+        .publish_pending()
+        .await
+        .unwrap();
+}
+
+fn fast(name: &str, ordering: Ordering) -> ConsumerConfig {
+    let mut cfg = ConsumerConfig::new(name, ordering);
+    cfg.max_deliver = 3;
+    cfg.retry_delays = vec![Duration::from_millis(50)];
+    cfg.ack_wait = Duration::from_secs(1);
+    cfg
+}
+
+fn start<H: Handler>(
+    env: &TestEnv,
+    cfg: ConsumerConfig,
+    handler: Arc<H>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), consumer::ConsumerError>>,
+) {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        env.js.clone(),
+        env.bus.clone(),
+        env.pool.clone(),
+        cfg,
+        handler,
+        cancel.clone(),
+    ));
+    (cancel, task)
+}
+
+async fn settled(env: &TestEnv, durable: &str) -> bool {
+    let stream = env.js.get_stream(&env.bus.stream).await.unwrap();
+    let Ok(mut c) = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(durable)
+        .await
+    else {
+        return false;
+    };
+    let _: &PullConsumer = &c;
+    let info = c.info().await.unwrap();
+    info.num_pending == 0 && info.num_ack_pending == 0
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_twice_is_applied_once() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    append_and_relay(&env, vec![requested("w1", 1), requested("w1", 2)]).await;
+    // Publish both events again under other message ids, so JetStream stores real duplicates.
+    let events = env
+        .store
+        .read_all(0, 10, &ReadFilter::default())
+        .await
+        .unwrap();
+    for e in &events {
+        let (mut h, body) = rp_platform::bus::message_for(e, false);
+        h.insert("Nats-Msg-Id", format!("again-{}", e.event_id()).as_str());
+        env.js
+            .publish_with_headers(env.bus.subject(e.workspace_id(), e.event_type()), h, body)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let handler = Arc::new(Recorder::default());
+    let (cancel, task) = start(
+        &env,
+        fast("dup", Ordering::Unordered { concurrency: 4 }),
+        handler.clone(),
+    );
+    eventually(WAIT, "all four messages acked", || async {
+        settled(&env, "dup").await.then_some(())
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(seen_count(&env).await, 2);
+    assert_eq!(
+        handler.calls.load(AtomicOrdering::SeqCst),
+        2,
+        "the handler ran once per event"
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_ack_does_not_apply_twice() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    append_and_relay(&env, vec![requested("w1", 1)]).await;
+    let handler = Arc::new(Recorder::default());
+    let cfg = fast("crash", Ordering::Unordered { concurrency: 1 });
+    cfg.faults
+        .skip_ack_after_commit
+        .store(1, AtomicOrdering::SeqCst);
+    let (cancel, task) = start(&env, cfg, handler.clone());
+    // The first delivery commits but is never acked; the server redelivers after ack_wait,
+    // and the redelivery is acked without running the handler again.
+    eventually(WAIT, "the redelivery to be acked", || async {
+        settled(&env, "crash").await.then_some(())
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(seen_count(&env).await, 1);
+    assert_eq!(handler.calls.load(AtomicOrdering::SeqCst), 1);
+    env.cleanup().await;
+}
+
+struct Failing {
+    permanent: bool,
+    calls: AtomicU64,
+}
+
+impl Handler for Failing {
+    async fn handle(
+        &self,
+        _ctx: &mut HandlerContext,
+        _event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, AtomicOrdering::SeqCst);
+        if self.permanent {
+            Err(HandlerError::Reject("sync run id is not a UUID".into()))
+        } else {
+            Err(HandlerError::Retry("downstream unavailable".into()))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_exhausts_its_retries_is_dead_lettered_with_its_error() {
+    let env = TestEnv::new().await;
+    append_and_relay(&env, vec![requested("w1", 1)]).await;
+    let handler = Arc::new(Failing {
+        permanent: false,
+        calls: AtomicU64::new(0),
+    });
+    let (cancel, task) = start(
+        &env,
+        fast("dl", Ordering::Unordered { concurrency: 1 }),
+        handler.clone(),
+    );
+    let dead = eventually(WAIT, "a dead letter", || async {
+        let d = consumer::dead_letters(&env.pool, Some("dl")).await.unwrap();
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].deliveries, 3);
+    assert_eq!(dead[0].error, "downstream unavailable");
+    assert_eq!(dead[0].event_type, "SyncRequested");
+    eventually(WAIT, "the message to be terminated", || async {
+        settled(&env, "dl").await.then_some(())
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(handler.calls.load(AtomicOrdering::SeqCst), 3);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn rejected_and_undecodable_messages_are_dead_lettered_at_once() {
+    let env = TestEnv::new().await;
+    append_and_relay(&env, vec![requested("w1", 1)]).await;
+    // A message on our subjects that is not an event at all.
+    env.js
+        .publish(
+            env.bus.subject("w1", "SyncRequested"),
+            "not protobuf".into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let handler = Arc::new(Failing {
+        permanent: true,
+        calls: AtomicU64::new(0),
+    });
+    let (cancel, task) = start(
+        &env,
+        fast("rej", Ordering::Unordered { concurrency: 2 }),
+        handler.clone(),
+    );
+    let dead = eventually(WAIT, "two dead letters", || async {
+        let d = consumer::dead_letters(&env.pool, Some("rej"))
+            .await
+            .unwrap();
+        (d.len() == 2).then_some(d)
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    assert!(dead.iter().all(|d| d.deliveries == 1));
+    assert!(dead.iter().any(|d| d.error == "sync run id is not a UUID"));
+    assert!(
+        dead.iter()
+            .any(|d| d.error.contains("no Rp-Position header"))
+    );
+    assert_eq!(handler.calls.load(AtomicOrdering::SeqCst), 1);
+    env.cleanup().await;
+}
+
+/// Handles slowly and unevenly, so that without ordering later events would overtake.
+struct Jittery(Recorder);
+
+impl Handler for Jittery {
+    async fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        let jitter = (event.position * 7919 % 5) as u64;
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
+        self.0.handle(ctx, event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_workspace_order_holds_across_two_replicas() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    let workspaces = ["ws-a", "ws-b", "ws-c", "ws-d", "ws-e"];
+    let events: Vec<NewEvent> = (0..150).map(|i| requested(workspaces[i % 5], i)).collect();
+    append_and_relay(&env, events).await;
+    let handler = Arc::new(Jittery(Recorder::default()));
+    let cfg = fast("ordered", Ordering::PerWorkspace);
+    let (c1, t1) = start(&env, cfg.clone(), handler.clone());
+    let (c2, t2) = start(&env, cfg, handler.clone());
+    eventually(WAIT, "150 events handled", || async {
+        (seen_count(&env).await == 150).then_some(())
+    })
+    .await;
+    c1.cancel();
+    c2.cancel();
+    t1.await.unwrap().unwrap();
+    t2.await.unwrap().unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT workspace_id, position FROM seen ORDER BY seq")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (ws, pos) in &rows {
+        let prev = last.insert(ws.clone(), *pos).unwrap_or(0);
+        assert!(*pos > prev, "{ws}: position {pos} handled after {prev}");
+    }
+    assert_eq!(
+        handler.0.calls.load(AtomicOrdering::SeqCst),
+        150,
+        "no double processing"
+    );
+    env.cleanup().await;
+}
+
+/// Blocks inside the handler until released.
+struct Gate {
+    entered: Notify,
+    release: Notify,
+    inner: Recorder,
+}
+
+impl Handler for Gate {
+    async fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        self.inner.handle(ctx, event).await
+    }
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_work_and_acks() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    append_and_relay(&env, vec![requested("w1", 1)]).await;
+    let gate = Arc::new(Gate {
+        entered: Notify::new(),
+        release: Notify::new(),
+        inner: Recorder::default(),
+    });
+    let (cancel, task) = start(
+        &env,
+        fast("graceful", Ordering::Unordered { concurrency: 1 }),
+        gate.clone(),
+    );
+    tokio::time::timeout(WAIT, gate.entered.notified())
+        .await
+        .unwrap();
+    // SIGTERM arrives while the handler is mid-flight...
+    cancel.cancel();
+    assert!(!task.is_finished());
+    gate.release.notify_one();
+    // ...and the runtime finishes it, acks, and returns cleanly.
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen_count(&env).await, 1);
+    assert!(
+        settled(&env, "graceful").await,
+        "the in-flight message was acked"
+    );
+    env.cleanup().await;
+}
+
+/// Emits a SyncStarted for every SyncRequested, in the same transaction.
+struct Starter;
+
+impl Handler for Starter {
+    async fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        let Some(Event::SyncRequested(req)) = event.event() else {
+            return Ok(());
+        };
+        let started = ctx.new_event(Event::SyncStarted(SyncStarted {
+            sync_run_id: req.sync_run_id.clone(),
+            ..Default::default()
+        }));
+        ctx.emit(
+            format!("syncrun-{}", req.sync_run_id),
+            ExpectedVersion::Any,
+            vec![started],
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_trace_and_one_causal_chain_across_a_hop() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    // A request span appends SyncRequested...
+    let span = tracing::info_span!("sync_now");
+    let trace = rp_platform::telemetry::trace_id(&span).expect("spans carry trace ids");
+    {
+        let _g = span.enter();
+        env.store
+            .append(
+                "syncrun-run-1",
+                ExpectedVersion::NoStream,
+                vec![requested("w1", 1)],
+            )
+            .await
+            .unwrap();
+    }
+    let cancel = CancellationToken::new();
+    let relay_task = tokio::spawn(
+        Relay::new(env.store.clone(), env.js.clone(), env.bus.clone()).run(cancel.clone()),
+    );
+    // ...a consumer reacts by emitting SyncStarted, and another records what it sees.
+    let c1 = tokio::spawn(consumer::run(
+        env.js.clone(),
+        env.bus.clone(),
+        env.pool.clone(),
+        fast("starter", Ordering::PerWorkspace).event_types(&["SyncRequested"]),
+        Arc::new(Starter),
+        cancel.clone(),
+    ));
+    let c2 = tokio::spawn(consumer::run(
+        env.js.clone(),
+        env.bus.clone(),
+        env.pool.clone(),
+        fast("recorder", Ordering::PerWorkspace).event_types(&["SyncStarted"]),
+        Arc::new(Recorder::default()),
+        cancel.clone(),
+    ));
+    let seen_trace: String = eventually(WAIT, "SyncStarted handled", || async {
+        sqlx::query_scalar("SELECT trace_id FROM seen")
+            .fetch_optional(&env.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    cancel.cancel();
+    relay_task.await.unwrap().unwrap();
+    c1.await.unwrap().unwrap();
+    c2.await.unwrap().unwrap();
+    assert_eq!(seen_trace, trace, "two hops later, still the same trace");
+
+    let log = env.store.read_stream("syncrun-run-1", 1, 10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    let (req, started) = (&log[0], &log[1]);
+    assert_eq!(started.event_type(), "SyncStarted");
+    assert_eq!(started.meta().causation_id, req.event_id().to_string());
+    assert_eq!(started.meta().correlation_id, req.meta().correlation_id);
+    assert_eq!(
+        rp_platform::telemetry::trace_id_of_traceparent(&started.meta().traceparent),
+        Some(trace.as_str())
+    );
+    // And a replay of the whole log changes nothing for consumers that already handled it.
+    let report = relay::replay(
+        &env.store,
+        &env.js,
+        &env.bus,
+        0,
+        i64::MAX,
+        &ReadFilter::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.published, 2);
+    env.cleanup().await;
+}
