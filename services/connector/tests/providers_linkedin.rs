@@ -165,3 +165,63 @@ async fn expired_revoked_and_malformed_are_classified() {
         other => panic!("expected Unauthorized(Revoked), got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_year_of_engagement_is_split_under_the_real_15000_cap() {
+    let cfg = SandboxConfig {
+        sizes: Sizes {
+            companies: 2_000,
+            contacts: 10,
+            deals: 10,
+            engaged_orgs: 2_000,
+            days: 365,
+        },
+        ..SandboxConfig::for_tests()
+    };
+    let env = start(cfg).await;
+    let t = token(&env).await;
+    let mut cfg = LinkedinConfig::new(&env.url(Provider::Linkedin));
+    cfg.retry = fast_retry();
+    // Quarters hold ~16,000 rows: the real cap must split them.
+    cfg.initial_chunk_days = 92;
+    let c = LinkedinClient::new(cfg, env.http.clone());
+    let ids: Vec<u64> = c
+        .ad_accounts(&t, 0)
+        .await
+        .expect("accounts")
+        .records
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    let anchor = env.sb.anchor();
+    let mut walker = c.engagement(ids, anchor - Days::new(365), anchor - Days::new(1));
+    let (mut rows, mut impressions, mut chunks) = (0usize, 0u64, 0usize);
+    while let Some(chunk) = walker.next_chunk(&c, &t).await.expect("chunk") {
+        assert!(chunk.rows.len() < 15_000 && !chunk.truncated);
+        rows += chunk.rows.len();
+        impressions += chunk.rows.iter().map(|r| r.impressions).sum::<u64>();
+        chunks += 1;
+    }
+    let truth = env
+        .admin("GET", "/truth?include=engagement", Value::Null)
+        .await;
+    let want = truth["engagement"].as_array().unwrap();
+    assert!(want.len() > 50_000, "a realistic volume: {}", want.len());
+    assert_eq!(rows, want.len());
+    assert_eq!(
+        impressions,
+        want.iter()
+            .map(|e| e["impressions"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    let calls = env
+        .requests(Provider::Linkedin)
+        .await
+        .iter()
+        .filter(|r| r["path"] == "/rest/adAnalytics")
+        .count();
+    assert!(
+        calls > chunks,
+        "some ranges were split: {calls} calls, {chunks} chunks"
+    );
+}

@@ -716,24 +716,8 @@ async fn truth(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
         });
     let has = |x: &str| include.iter().any(|i| i == x);
     let w = s.world();
-    let mut out = json!({
-        "anchor": w.anchor.to_string(),
-        "seed": s.config.seed,
-        "sizes": s.config.sizes,
-        "counts": {
-            "companies": w.companies.len(),
-            "contacts": w.contacts.len(),
-            "deals": w.deals.len(),
-            "engaged_orgs": w.orgs.len(),
-            "engagement_rows": w.engagement.len(),
-        },
-    });
-    let Some(o) = out.as_object_mut() else {
-        return err(StatusCode::INTERNAL_SERVER_ERROR, "unreachable");
-    };
-    if has("matches") {
-        let matches: Vec<Value> = w
-            .truth
+    let matches = has("matches").then(|| {
+        w.truth
             .iter()
             .filter_map(|t| {
                 let org = w.orgs.get(t.org as usize)?;
@@ -750,30 +734,53 @@ async fn truth(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
                     "domain": t.domain,
                 }))
             })
-            .collect();
-        o.insert("matches".into(), Value::Array(matches));
-    }
-    if has("engagement") {
-        o.insert(
-            "engagement".into(),
-            Value::Array(crate::linkedin::engagement_truth(&w)),
-        );
-    }
-    if has("deals") {
-        let deals: Vec<Value> = (0..w.deals.len() as u32)
+            .collect()
+    });
+    let deals = has("deals").then(|| {
+        (0..w.deals.len() as u32)
             .filter(|&i| !w.deals[i as usize].archived)
             .map(|i| deal_json(&w, i))
-            .collect();
-        o.insert("deals".into(), Value::Array(deals));
-    }
-    if has("pipelines") {
-        o.insert("pipelines".into(), json!(w.pipelines));
-    }
-    if has("ads") {
-        o.insert("ad_accounts".into(), json!(w.ad_accounts));
-        o.insert("campaigns".into(), json!(w.campaigns));
-    }
+            .collect()
+    });
+    let out = TruthOut {
+        anchor: w.anchor.to_string(),
+        seed: s.config.seed,
+        sizes: s.config.sizes,
+        counts: json!({
+            "companies": w.companies.len(),
+            "contacts": w.contacts.len(),
+            "deals": w.deals.len(),
+            "engaged_orgs": w.orgs.len(),
+            "engagement_rows": w.engagement.len(),
+        }),
+        matches,
+        engagement: has("engagement").then(|| crate::linkedin::engagement_truth(&w)),
+        deals,
+        pipelines: has("pipelines").then(|| json!(w.pipelines)),
+        ad_accounts: has("ads").then(|| json!(w.ad_accounts)),
+        campaigns: has("ads").then(|| json!(w.campaigns)),
+    };
     Json(out).into_response()
+}
+
+#[derive(serde::Serialize)]
+struct TruthOut {
+    anchor: String,
+    seed: u64,
+    sizes: crate::config::Sizes,
+    counts: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matches: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engagement: Option<Vec<crate::linkedin::EngagementTruth>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deals: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipelines: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ad_accounts: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaigns: Option<Value>,
 }
 
 async fn stats(State(s): State<AppState>) -> Response {

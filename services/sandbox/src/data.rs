@@ -1231,6 +1231,70 @@ mod tests {
     }
 
     #[test]
+    fn many_deals_follow_engagement_of_their_company() {
+        let sizes = Sizes {
+            companies: 2_000,
+            contacts: 10,
+            deals: 1_000,
+            engaged_orgs: 300,
+            days: 365,
+        };
+        let w = generate(11, sizes, anchor());
+        let mut company_days: std::collections::HashMap<u32, Vec<NaiveDate>> =
+            std::collections::HashMap::new();
+        for t in &w.truth {
+            if let Some(c) = t.company {
+                let org = w.orgs[t.org as usize].id;
+                let days = w
+                    .engagement
+                    .iter()
+                    .filter(|e| e.org_id == org)
+                    .map(|e| e.date)
+                    .collect();
+                company_days.insert(c, days);
+            }
+        }
+        let follows = w
+            .deals
+            .iter()
+            .filter(|d| {
+                let created = crate::util::to_datetime(d.created_ms).date_naive();
+                d.company
+                    .and_then(|c| company_days.get(&c))
+                    .is_some_and(|days| {
+                        days.iter()
+                            .any(|e| *e < created && (created - *e).num_days() <= 46)
+                    })
+            })
+            .count();
+        assert!(
+            follows * 100 / w.deals.len() >= 30,
+            "{follows} of {}",
+            w.deals.len()
+        );
+        let won = w
+            .deals
+            .iter()
+            .filter(|d| {
+                w.stage_of(d)
+                    .is_some_and(|s| s.closed && s.probability >= 1.0)
+            })
+            .count();
+        let lost = w
+            .deals
+            .iter()
+            .filter(|d| {
+                w.stage_of(d)
+                    .is_some_and(|s| s.closed && s.probability <= 0.0)
+            })
+            .count();
+        assert!(won > 100 && lost > 50 && won + lost < w.deals.len());
+        let currencies: std::collections::HashSet<&str> =
+            w.deals.iter().map(|d| d.currency.as_str()).collect();
+        assert_eq!(currencies.len(), 3, "{currencies:?}");
+    }
+
+    #[test]
     fn amounts_format_as_decimal_strings() {
         assert_eq!(amount_string(1_250_000), "12500");
         assert_eq!(amount_string(1_250_050), "12500.50");

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use chrono::{Datelike, Days, NaiveDate};
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::Provider;
@@ -103,10 +104,6 @@ pub async fn ad_accounts(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
 fn date_of(v: &RValue) -> Option<NaiveDate> {
     let n = |k: &str| v.get(k)?.atom()?.parse::<u32>().ok();
     NaiveDate::from_ymd_opt(n("year")? as i32, n("month")?, n("day")?)
-}
-
-fn date_json(d: NaiveDate) -> Value {
-    json!({"year": d.year(), "month": d.month(), "day": d.day()})
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -248,25 +245,21 @@ pub async fn ad_analytics(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
 
     let w = s.world();
     let cap = s.config.linkedin_analytics_cap;
-    // (bucket start, pivot values) -> (impressions, clicks, engagements)
-    let mut groups: BTreeMap<(NaiveDate, [u64; 3]), [u64; 3]> = BTreeMap::new();
-    for e in w.engagement_range(start, end) {
-        let account = w.campaign_account(e.campaign_id).unwrap_or(0);
-        if let Some(a) = &accounts
-            && !a.contains(&account)
-        {
-            continue;
-        }
-        if let Some(c) = &campaigns
-            && !c.contains(&e.campaign_id)
-        {
-            continue;
-        }
-        let bucket = match granularity {
-            Granularity::Daily => e.date,
-            Granularity::Monthly => e.date.with_day(1).unwrap_or(e.date),
-            Granularity::All => start,
-        };
+    let want = |f: &str| fields.iter().any(|x| x == f);
+    let (f_imp, f_clicks, f_eng, f_range, f_pivots) = (
+        want("impressions"),
+        want("clicks"),
+        want("totalEngagements"),
+        want("dateRange"),
+        want("pivotValues"),
+    );
+    let keep = |e: &Engagement, account: u64| {
+        accounts.as_ref().is_none_or(|a| a.contains(&account))
+            && campaigns
+                .as_ref()
+                .is_none_or(|c| c.contains(&e.campaign_id))
+    };
+    let key_of = |e: &Engagement, account: u64| {
         let mut key = [0u64; 3];
         for (i, p) in pivots.iter().enumerate() {
             key[i] = match p {
@@ -275,74 +268,152 @@ pub async fn ad_analytics(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
                 Pivot::Account => account,
             };
         }
-        let m = groups.entry((bucket, key)).or_default();
-        m[0] += e.impressions;
-        m[1] += e.clicks;
-        m[2] += e.engagements;
-    }
-    let elements: Vec<Value> = groups
-        .iter()
-        .take(cap)
-        .map(|((bucket, key), m)| {
-            let mut o = Map::new();
-            for f in &fields {
-                match f.as_str() {
-                    "impressions" => {
-                        o.insert(f.clone(), m[0].into());
-                    }
-                    "clicks" => {
-                        o.insert(f.clone(), m[1].into());
-                    }
-                    "totalEngagements" => {
-                        o.insert(f.clone(), m[2].into());
-                    }
-                    "pivotValues" => {
-                        let vals: Vec<Value> = pivots
-                            .iter()
-                            .enumerate()
-                            .map(|(i, p)| {
-                                Value::String(match p {
-                                    Pivot::MemberCompany => {
-                                        format!("urn:li:organization:{}", key[i])
-                                    }
-                                    Pivot::Campaign => {
-                                        format!("urn:li:sponsoredCampaign:{}", key[i])
-                                    }
-                                    Pivot::Account => format!("urn:li:sponsoredAccount:{}", key[i]),
-                                })
-                            })
-                            .collect();
-                        o.insert(f.clone(), Value::Array(vals));
-                    }
-                    "dateRange" => {
-                        let (a, b) = match granularity {
-                            Granularity::Daily => (*bucket, *bucket),
-                            Granularity::Monthly => {
-                                let next = bucket
-                                    .checked_add_months(chrono::Months::new(1))
-                                    .unwrap_or(*bucket);
-                                let last = next - Days::new(1);
-                                ((*bucket).max(start), last.min(end))
-                            }
-                            Granularity::All => (start, end),
-                        };
-                        o.insert(
-                            f.clone(),
-                            json!({"start": date_json(a), "end": date_json(b)}),
-                        );
-                    }
-                    _ => {}
-                }
+        key
+    };
+    // (bucket start, pivot values, [impressions, clicks, engagements]) in output order.
+    let mut groups: Vec<(NaiveDate, [u64; 3], [u64; 3])> = Vec::new();
+    let rows = w.engagement_range(start, end);
+    if granularity == Granularity::Daily && pivots == [Pivot::MemberCompany, Pivot::Campaign] {
+        // Stored rows are unique and sorted by (date, org, campaign): no aggregation needed,
+        // and the scan stops at the cap.
+        for e in rows {
+            let account = w.campaign_account(e.campaign_id).unwrap_or(0);
+            if !keep(e, account) {
+                continue;
             }
-            Value::Object(o)
+            if groups.len() >= cap {
+                break;
+            }
+            groups.push((
+                e.date,
+                key_of(e, account),
+                [e.impressions, e.clicks, e.engagements],
+            ));
+        }
+    } else {
+        let mut map: BTreeMap<(NaiveDate, [u64; 3]), [u64; 3]> = BTreeMap::new();
+        for e in rows {
+            let account = w.campaign_account(e.campaign_id).unwrap_or(0);
+            if !keep(e, account) {
+                continue;
+            }
+            let bucket = match granularity {
+                Granularity::Daily => e.date,
+                Granularity::Monthly => e.date.with_day(1).unwrap_or(e.date),
+                Granularity::All => start,
+            };
+            let m = map.entry((bucket, key_of(e, account))).or_default();
+            m[0] += e.impressions;
+            m[1] += e.clicks;
+            m[2] += e.engagements;
+        }
+        groups = map
+            .into_iter()
+            .take(cap)
+            .map(|((b, k), m)| (b, k, m))
+            .collect();
+    }
+    let elements: Vec<AnalyticsElement> = groups
+        .iter()
+        .map(|(bucket, key, m)| {
+            let pivot_values = f_pivots.then(|| {
+                pivots
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| match p {
+                        Pivot::MemberCompany => format!("urn:li:organization:{}", key[i]),
+                        Pivot::Campaign => format!("urn:li:sponsoredCampaign:{}", key[i]),
+                        Pivot::Account => format!("urn:li:sponsoredAccount:{}", key[i]),
+                    })
+                    .collect()
+            });
+            let date_range = f_range.then(|| {
+                let (a, b) = match granularity {
+                    Granularity::Daily => (*bucket, *bucket),
+                    Granularity::Monthly => {
+                        let next = bucket
+                            .checked_add_months(chrono::Months::new(1))
+                            .unwrap_or(*bucket);
+                        let last = next.pred_opt().unwrap_or(next);
+                        ((*bucket).max(start), last.min(end))
+                    }
+                    Granularity::All => (start, end),
+                };
+                DateRangeOut {
+                    start: DateOut::from(a),
+                    end: DateOut::from(b),
+                }
+            });
+            AnalyticsElement {
+                pivot_values,
+                date_range,
+                impressions: f_imp.then_some(m[0]),
+                clicks: f_clicks.then_some(m[1]),
+                total_engagements: f_eng.then_some(m[2]),
+            }
         })
         .collect();
     let n = elements.len();
-    Json(json!({
-        "elements": elements,
-        "paging": {"start": 0, "count": n, "links": []},
-    }))
+    Json(AnalyticsResponse {
+        elements,
+        paging: PagingOut {
+            start: 0,
+            count: n,
+            links: [],
+        },
+    })
     .into_response()
+}
+
+#[derive(Serialize)]
+struct AnalyticsResponse {
+    elements: Vec<AnalyticsElement>,
+    paging: PagingOut,
+}
+
+#[derive(Serialize)]
+struct PagingOut {
+    start: usize,
+    count: usize,
+    links: [u8; 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnalyticsElement {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pivot_values: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_range: Option<DateRangeOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impressions: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clicks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_engagements: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct DateRangeOut {
+    start: DateOut,
+    end: DateOut,
+}
+
+#[derive(Serialize)]
+struct DateOut {
+    year: i32,
+    month: u32,
+    day: u32,
+}
+
+impl From<NaiveDate> for DateOut {
+    fn from(d: NaiveDate) -> Self {
+        DateOut {
+            year: d.year(),
+            month: d.month(),
+            day: d.day(),
+        }
+    }
 }
 
 fn org_json(o: &Org) -> Value {
@@ -431,20 +502,29 @@ pub async fn organization(State((s, _)): S, Path(id): Path<String>) -> Response 
     }
 }
 
+#[derive(Serialize)]
+pub struct EngagementTruth {
+    date: NaiveDate,
+    org_id: u64,
+    campaign_id: u64,
+    account_id: Option<u64>,
+    impressions: u64,
+    clicks: u64,
+    engagements: u64,
+}
+
 /// Engagement rows as the truth endpoint serves them.
-pub fn engagement_truth(w: &World) -> Vec<Value> {
+pub fn engagement_truth(w: &World) -> Vec<EngagementTruth> {
     w.engagement
         .iter()
-        .map(|e: &Engagement| {
-            json!({
-                "date": e.date.to_string(),
-                "org_id": e.org_id,
-                "campaign_id": e.campaign_id,
-                "account_id": w.campaign_account(e.campaign_id),
-                "impressions": e.impressions,
-                "clicks": e.clicks,
-                "engagements": e.engagements,
-            })
+        .map(|e: &Engagement| EngagementTruth {
+            date: e.date,
+            org_id: e.org_id,
+            campaign_id: e.campaign_id,
+            account_id: w.campaign_account(e.campaign_id),
+            impressions: e.impressions,
+            clicks: e.clicks,
+            engagements: e.engagements,
         })
         .collect()
 }

@@ -756,3 +756,210 @@ async fn truth_links_linkedin_orgs_to_both_crms() {
     assert!(!truth["engagement"].as_array().unwrap().is_empty());
     assert_eq!(truth["deals"].as_array().unwrap().len(), Sizes::TINY.deals);
 }
+
+#[tokio::test]
+async fn bad_input_gets_the_providers_error_shape_never_a_5xx() {
+    let t = T::new(SandboxConfig::for_tests()).await;
+    let li = t.access(Provider::Linkedin).await;
+    let hs = t.access(Provider::Hubspot).await;
+    let sf = t.access(Provider::Salesforce).await;
+    let gets: Vec<(Provider, &str, &str)> = vec![
+        (Provider::Linkedin, &li, "/rest/adAccounts"),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAccounts?q=search&start=-1",
+        ),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAccounts?q=search&search=(status:",
+        ),
+        (Provider::Linkedin, &li, "/rest/adAnalytics"),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAnalytics?q=statistics&pivots=List(FOO)&timeGranularity=DAILY",
+        ),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAnalytics?q=statistics&pivots=List(CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:(year:99999999999,month:1,day:1))&accounts=List(urn%3Ali%3AsponsoredAccount%3A1)",
+        ),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAnalytics?q=statistics&pivots=List(CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:(year:2025,month:13,day:1))&accounts=List(urn%3Ali%3AsponsoredAccount%3A1)",
+        ),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAnalytics?q=statistics&pivots=List(CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:(year:2025,month:2,day:1),end:(year:2025,month:1,day:1))&accounts=List(urn%3Ali%3AsponsoredAccount%3A1)",
+        ),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAnalytics?q=statistics&pivots=List(CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:(year:2025,month:1,day:1))&accounts=List(123)",
+        ),
+        (
+            Provider::Linkedin,
+            &li,
+            "/rest/adAnalytics?q=statistics&pivots=List(CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:(year:2025,month:1,day:1))&accounts=List(urn%3Ali%3AsponsoredAccount%3A1)&fields=spend",
+        ),
+        (Provider::Linkedin, &li, "/rest/organizations?ids=List(abc)"),
+        (Provider::Linkedin, &li, "/rest/organizations?ids=%ZZ"),
+        (Provider::Linkedin, &li, "/rest/organizations/abc"),
+        (Provider::Linkedin, &li, "/rest/nothing"),
+        (Provider::Hubspot, &hs, "/crm/v3/objects/widgets"),
+        (
+            Provider::Hubspot,
+            &hs,
+            "/crm/v3/objects/companies?limit=1000",
+        ),
+        (
+            Provider::Hubspot,
+            &hs,
+            "/crm/v3/objects/companies?after=xyz",
+        ),
+        (
+            Provider::Hubspot,
+            &hs,
+            "/crm/v3/objects/companies?associations=tickets",
+        ),
+        (Provider::Hubspot, &hs, "/crm/v3/objects/companies/123"),
+        (Provider::Hubspot, &hs, "/crm/v3/pipelines/widgets"),
+        (Provider::Salesforce, &sf, "/services/data/v60.0/query"),
+        (
+            Provider::Salesforce,
+            &sf,
+            "/services/data/v60.0/query?q=SELECT",
+        ),
+        (
+            Provider::Salesforce,
+            &sf,
+            "/services/data/v60.0/query?q=SELECT+Id+FROM+Account+WHERE+SystemModstamp+%3E%3D+2025-13-45T99:00:00Z",
+        ),
+        (
+            Provider::Salesforce,
+            &sf,
+            "/services/data/v60.0/query?q=SELECT+Id+FROM+Account+LIMIT+99999999999999999999999",
+        ),
+        (
+            Provider::Salesforce,
+            &sf,
+            "/services/data/v60.0/query/nonsense",
+        ),
+        (
+            Provider::Salesforce,
+            &sf,
+            "/services/data/v60.0/query/01gDn0000000001-abc",
+        ),
+        (
+            Provider::Salesforce,
+            &sf,
+            "/services/data/banana/query?q=SELECT+Id+FROM+Account",
+        ),
+    ];
+    for (p, tok, path) in gets {
+        let r = t.api(p, tok, path).await;
+        let status = r.status();
+        assert!(status.is_client_error(), "{p} {path}: {status}");
+        let body: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|_| panic!("{p} {path}: JSON body"));
+        match p {
+            Provider::Linkedin => assert!(body["status"].is_number(), "{path}: {body}"),
+            Provider::Hubspot => assert_eq!(body["status"], "error", "{path}: {body}"),
+            Provider::Salesforce => assert!(body[0]["errorCode"].is_string(), "{path}: {body}"),
+        }
+    }
+    // Bad bodies.
+    let url = format!(
+        "{}/crm/v3/objects/deals/search",
+        t.sb.url(Provider::Hubspot)
+    );
+    for body in [
+        "",
+        "[]",
+        r#"{"limit": -1}"#,
+        r#"{"limit": 500}"#,
+        r#"{"after": "x"}"#,
+        r#"{"filterGroups":[{"filters":[{"propertyName":"hs_lastmodifieddate","operator":"WITHIN","value":"1"}]}]}"#,
+        r#"{"filterGroups":[{"filters":[{"propertyName":"hs_lastmodifieddate","operator":"GTE","value":"yesterday"}]}]}"#,
+    ] {
+        let r = t
+            .http
+            .post(&url)
+            .bearer_auth(&hs)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let r = t
+        .http
+        .post(format!("{}/oauth/v1/token", t.sb.url(Provider::Hubspot)))
+        .body("grant_type=authorization_code")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a non-form body");
+    let r = t
+        .http
+        .get(format!(
+            "{}/oauth/v2/authorization?client_id=nobody&redirect_uri=x",
+            t.sb.url(Provider::Linkedin)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Admin input.
+    for (m, path, body) in [
+        ("POST", "/clock/advance", "{\"seconds\": 99999999999999999}"),
+        ("PUT", "/providers/nowhere/outage", "{\"mode\":\"503\"}"),
+        (
+            "PUT",
+            "/providers/hubspot/outage",
+            "{\"mode\":\"sometimes\"}",
+        ),
+        ("POST", "/crm/deals", "{\"amount\":\"12,5\"}"),
+        ("POST", "/crm/deals", "{\"stage\":\"nope\"}"),
+        ("PATCH", "/crm/companies/1", "{}"),
+        ("POST", "/crm/contacts", "{\"company_id\":\"missing\"}"),
+        (
+            "POST",
+            "/linkedin/engagement",
+            "{\"rows\":[{\"date\":\"2025-01-01\",\"org_id\":1,\"campaign_id\":1,\"impressions\":1,\"clicks\":0,\"engagements\":0}]}",
+        ),
+    ] {
+        let r = t
+            .http
+            .request(
+                reqwest::Method::from_bytes(m.as_bytes()).unwrap(),
+                format!("{}{}", t.sb.admin_url(), path),
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_client_error() || (path == "/clock/advance" && r.status().is_success()),
+            "{m} {path}: {}",
+            r.status()
+        );
+    }
+    let clock: Value = t
+        .http
+        .get(format!("{}/clock", t.sb.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(clock["now"].as_str().unwrap().starts_with("9999-"));
+}

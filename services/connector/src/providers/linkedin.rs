@@ -23,6 +23,8 @@ pub struct LinkedinConfig {
     pub version: String,
     /// Split a date range when a response has this many elements.
     pub analytics_cap: usize,
+    /// Walks start with ranges of at most this many days (fewer wasted truncated calls).
+    pub initial_chunk_days: u32,
     pub retry: RetryPolicy,
 }
 
@@ -32,6 +34,7 @@ impl LinkedinConfig {
             api_base: api_base.to_string(),
             version: "202501".into(),
             analytics_cap: ANALYTICS_CAP,
+            initial_chunk_days: 31,
             retry: RetryPolicy::default(),
         }
     }
@@ -373,13 +376,23 @@ impl LinkedinClient {
         start: NaiveDate,
         end: NaiveDate,
     ) -> EngagementWalker {
+        let step = u64::from(self.cfg.initial_chunk_days.max(1));
+        let mut ranges = Vec::new();
+        let mut from = start;
+        while from <= end {
+            let to = from
+                .checked_add_days(Days::new(step - 1))
+                .map_or(end, |t| t.min(end));
+            ranges.push((from, to));
+            match to.succ_opt() {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        ranges.reverse();
         EngagementWalker {
             accounts: account_ids,
-            pending: if start <= end {
-                vec![(start, end)]
-            } else {
-                vec![]
-            },
+            pending: ranges,
         }
     }
 
