@@ -160,6 +160,10 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
                 .route("/oauth/v2/accessToken", post(oauth::token)),
             Router::new()
                 .route("/rest/adAccounts", get(linkedin::ad_accounts))
+                .route(
+                    "/rest/adAccounts/{id}/adCampaigns",
+                    get(linkedin::ad_campaigns),
+                )
                 .route("/rest/adAnalytics", get(linkedin::ad_analytics))
                 .route("/rest/organizations", get(linkedin::organizations))
                 .route("/rest/organizations/{id}", get(linkedin::organization)),

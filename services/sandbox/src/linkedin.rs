@@ -416,6 +416,67 @@ impl From<NaiveDate> for DateOut {
     }
 }
 
+/// `GET /rest/adAccounts/{id}/adCampaigns?q=search[&start&count]`
+pub async fn ad_campaigns(
+    State((s, _)): S,
+    Path(account): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = q.unwrap_or_default();
+    let pairs = raw_pairs(&q);
+    if decoded(&pairs, "q").as_deref() != Some("search") {
+        return bad("Query parameter 'q' must be 'search'");
+    }
+    let Ok(account) = account.parse::<u64>() else {
+        return bad("Invalid ad account id");
+    };
+    let start = match decoded(&pairs, "start").map(|v| v.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad("Invalid value for param 'start'"),
+    };
+    let count = match decoded(&pairs, "count").map(|v| v.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if n <= 1000 => n,
+        _ => return bad("Invalid value for param 'count'"),
+    };
+    let w = s.world();
+    if !w.ad_accounts.iter().any(|a| a.id == account) {
+        return crate::errors::linkedin(
+            axum::http::StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            None,
+            &format!("Ad account {account} not found"),
+        );
+    }
+    let all: Vec<&crate::data::Campaign> = w
+        .campaigns
+        .iter()
+        .filter(|c| c.account_id == account)
+        .collect();
+    let elements: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(count)
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "status": "ACTIVE",
+                "account": format!("urn:li:sponsoredAccount:{}", c.account_id),
+                "type": "SPONSORED_UPDATES",
+                "costType": "CPM",
+                "test": false,
+            })
+        })
+        .collect();
+    Json(json!({
+        "elements": elements,
+        "paging": {"start": start, "count": count, "total": all.len(), "links": []},
+    }))
+    .into_response()
+}
+
 fn org_json(o: &Org) -> Value {
     let mut v = json!({
         "id": o.id,
