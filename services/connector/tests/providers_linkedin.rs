@@ -43,6 +43,18 @@ async fn engagement_is_split_below_the_cap_and_complete() {
             .iter()
             .all(|a| a.status == "ACTIVE" && !a.currency.is_empty())
     );
+    let mut campaign_ids = BTreeSet::new();
+    for a in &accounts.records {
+        let page = c.campaigns(&t, a.id, 0).await.expect("campaigns");
+        assert_eq!(page.next, None);
+        assert!(
+            page.records
+                .iter()
+                .all(|x| x.account_id == a.id && !x.name.is_empty())
+        );
+        campaign_ids.extend(page.records.iter().map(|x| x.id));
+    }
+    assert_eq!(campaign_ids.len(), 8);
 
     let anchor = env.sb.anchor();
     let start_day = anchor - Days::new(u64::from(Sizes::TINY.days));

@@ -48,6 +48,14 @@ pub struct AdAccount {
     pub status: String,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: u64,
+    pub account_id: u64,
+    pub name: String,
+    pub status: String,
+}
+
 /// One day of one campaign's engagement with one member company.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngagementRow {
@@ -115,6 +123,22 @@ struct AccountJ {
     name: String,
     #[serde(default)]
     currency: String,
+    #[serde(default)]
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct CampaignsResp {
+    elements: Vec<CampaignJ>,
+    #[serde(default)]
+    paging: Option<PagingJ>,
+}
+
+#[derive(Deserialize)]
+struct CampaignJ {
+    id: u64,
+    #[serde(default)]
+    name: String,
     #[serde(default)]
     status: String,
 }
@@ -303,6 +327,45 @@ impl LinkedinClient {
                     name: a.name,
                     currency: a.currency,
                     status: a.status,
+                })
+                .collect(),
+            next: (more && n > 0).then(|| (start + n).to_string()),
+        })
+    }
+
+    /// One page of an ad account's campaigns (`/rest/adAccounts/{id}/adCampaigns?q=search`).
+    pub async fn campaigns(
+        &self,
+        token: &Secret,
+        account_id: u64,
+        start: usize,
+    ) -> Result<Page<Campaign>, ProviderError> {
+        const COUNT: usize = 100;
+        let endpoint = "GET /rest/adAccounts/{id}/adCampaigns";
+        let reply = self
+            .get(
+                token,
+                endpoint,
+                &format!(
+                    "/rest/adAccounts/{account_id}/adCampaigns?q=search&start={start}&count={COUNT}"
+                ),
+            )
+            .await?;
+        let r: CampaignsResp = self.http.parse(endpoint, &reply.body)?;
+        let n = r.elements.len();
+        let more = match r.paging.and_then(|p| p.total) {
+            Some(t) => start + n < t,
+            None => n == COUNT,
+        };
+        Ok(Page {
+            records: r
+                .elements
+                .into_iter()
+                .map(|c| Campaign {
+                    id: c.id,
+                    account_id,
+                    name: c.name,
+                    status: c.status,
                 })
                 .collect(),
             next: (more && n > 0).then(|| (start + n).to_string()),
