@@ -8,6 +8,13 @@ pub mod events {
     }
 }
 
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod api {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/rp.api.v1.rs"));
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every contract, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rp_descriptor.bin"));

@@ -2,12 +2,14 @@
 //! event log, the NATS JetStream bus and its relay, the consumer runtime, telemetry and config.
 //! Every service under `services/` stands on it.
 
+pub mod apikeys;
 pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod contracts;
 pub mod db;
 pub mod eventlog;
+pub mod grpc;
 pub mod relay;
 pub mod runtime;
 pub mod telemetry;

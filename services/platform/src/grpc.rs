@@ -1,0 +1,339 @@
+//! gRPC servers, the same way in every service.
+//!
+//! * [`serve`] binds, then serves the service's own tonic services plus the standard
+//!   `grpc.health.v1.Health` service (each service reported `SERVING` by name, and `""` for the
+//!   whole server) and server reflection (`grpc.reflection.v1` and `v1alpha`) over every
+//!   contract in `proto/`, so `grpcurl` works without local `.proto` files.
+//! * Shutdown follows the service's [`CancellationToken`]: health turns `NOT_SERVING` (and health
+//!   `Watch` streams end), the listener closes, in-flight calls finish. Long-lived server
+//!   streams must end on the same token (tonic waits for every open call); one that does not is
+//!   left behind after a grace period (10 s by default): [`Serving::wait`] returns and the
+//!   connection dies with the process.
+//! * The one place where our error kinds become gRPC status codes: [`ApiError`], and the helpers
+//!   [`invalid_argument`], [`not_found`], [`failed_precondition`], [`permission_denied`],
+//!   [`unauthenticated`] and [`unavailable`]. "The request was wrong" says what to change;
+//!   "the infrastructure failed" is logged with its cause and shown as `UNAVAILABLE` without
+//!   internals.
+
+use crate::contracts::FILE_DESCRIPTOR_SET;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// How long a shutdown waits for open calls before dropping them.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error("cannot listen for gRPC on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("gRPC server task ended abnormally: {0}")]
+    Task(String),
+}
+
+/// The tonic services one server serves (health and reflection are added by [`serve`]).
+pub struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+    grace: Duration,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Services {
+    pub fn new() -> Self {
+        Self {
+            routes: RoutesBuilder::default(),
+            names: Vec::new(),
+            grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+
+    /// Adds a generated tonic server (`FooServer::new(impl)`); health reports it by its
+    /// fully-qualified name (`rp.api.v1.Notifications`).
+    pub fn service<S>(mut self, svc: S) -> Self
+    where
+        S: tonic::codegen::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(svc);
+        self.names.push(S::NAME);
+        self
+    }
+
+    /// How long shutdown waits for open calls (default [`DEFAULT_SHUTDOWN_GRACE`]).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Fully-qualified names of the services added so far.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+/// A running gRPC server.
+pub struct Serving {
+    local_addr: SocketAddr,
+    health: HealthReporter,
+    task: JoinHandle<Result<(), GrpcError>>,
+}
+
+impl Serving {
+    /// The address the server listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The health reporter, to mark a service `NOT_SERVING` while a dependency is down.
+    pub fn health(&self) -> &HealthReporter {
+        &self.health
+    }
+
+    /// Waits until the server has shut down (after the token is cancelled).
+    pub async fn wait(self) -> Result<(), GrpcError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(GrpcError::Task(e.to_string())),
+        }
+    }
+}
+
+fn name_of<S: NamedService>(_: &S) -> &'static str {
+    S::NAME
+}
+
+/// Binds `addr` and serves `services` plus health and reflection until `cancel` fires.
+/// Returns once the listener is bound, so the caller knows the address (tests bind port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    services: Services,
+) -> Result<Serving, GrpcError> {
+    let Services {
+        mut routes,
+        names,
+        grace,
+    } = services;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &names {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
+    let health_name = name_of(&health_service);
+
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        let mut b = b
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(health_name)
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for name in &names {
+            b = b.with_service_name(*name);
+        }
+        b
+    };
+    let v1 = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1()
+        .map_err(|e| GrpcError::Reflection(e.to_string()))?;
+    let v1alpha = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1alpha()
+        .map_err(|e| GrpcError::Reflection(e.to_string()))?;
+    routes
+        .add_service(health_service)
+        .add_service(v1)
+        .add_service(v1alpha);
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| GrpcError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| GrpcError::Bind { addr, source })?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+
+    // On cancel: report NOT_SERVING, then drop the statuses so `Watch` streams end and do not
+    // hold the graceful shutdown open; then stop accepting and drain.
+    let signal = {
+        let (cancel, mut health, names) = (cancel.clone(), health.clone(), names.clone());
+        async move {
+            cancel.cancelled().await;
+            for name in names.iter().copied().chain([""]) {
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+                health.clear_service_status(name).await;
+            }
+            tracing::info!("gRPC server shutting down: draining open calls");
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, signal);
+    let task = tokio::spawn(async move {
+        tokio::pin!(server);
+        let deadline = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = &mut server => r.map_err(GrpcError::from),
+            _ = deadline => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "gRPC calls still open after the grace period: no longer waiting for them");
+                Ok(())
+            }
+        }
+    });
+    tracing::info!(addr = %local_addr, services = ?names, "gRPC server listening");
+    Ok(Serving {
+        local_addr,
+        health,
+        task,
+    })
+}
+
+/// Our error kinds, as a caller of the API sees them. Convert with `Status::from`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The request was wrong: `field` names the request field, `why` says what to change.
+    #[error("{field}: {why}")]
+    InvalidArgument { field: String, why: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but the system is not in a state to do it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The infrastructure failed (database, bus). The cause is logged, not returned.
+    #[error("{operation} is temporarily unavailable; please retry shortly")]
+    Unavailable { operation: String },
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let message = e.to_string();
+        match e {
+            ApiError::InvalidArgument { .. } => Status::invalid_argument(message),
+            ApiError::NotFound(_) => Status::not_found(message),
+            ApiError::FailedPrecondition(_) => Status::failed_precondition(message),
+            ApiError::PermissionDenied(_) => Status::permission_denied(message),
+            ApiError::Unauthenticated(_) => Status::unauthenticated(message),
+            ApiError::Unavailable { .. } => Status::unavailable(message),
+        }
+    }
+}
+
+/// `INVALID_ARGUMENT` naming the field and why: `page_size: must be at most 100 (got 500)`.
+pub fn invalid_argument(field: impl Into<String>, why: impl std::fmt::Display) -> Status {
+    ApiError::InvalidArgument {
+        field: field.into(),
+        why: why.to_string(),
+    }
+    .into()
+}
+
+pub fn not_found(what: impl std::fmt::Display) -> Status {
+    ApiError::NotFound(what.to_string()).into()
+}
+
+pub fn failed_precondition(why: impl std::fmt::Display) -> Status {
+    ApiError::FailedPrecondition(why.to_string()).into()
+}
+
+pub fn permission_denied(why: impl std::fmt::Display) -> Status {
+    ApiError::PermissionDenied(why.to_string()).into()
+}
+
+pub fn unauthenticated(why: impl std::fmt::Display) -> Status {
+    ApiError::Unauthenticated(why.to_string()).into()
+}
+
+/// `UNAVAILABLE` for an infrastructure failure: logs `cause` (at error level, in the current
+/// span) and tells the caller to retry, without internals.
+pub fn unavailable(operation: &str, cause: &dyn std::fmt::Display) -> Status {
+    tracing::error!(operation, error = %cause, "infrastructure failure answering a gRPC call");
+    ApiError::Unavailable {
+        operation: operation.to_string(),
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_kind_has_its_status_code() {
+        let cases = [
+            (
+                invalid_argument("page_size", "must be at most 100 (got 500)"),
+                tonic::Code::InvalidArgument,
+                "page_size: must be at most 100 (got 500)",
+            ),
+            (
+                not_found("no notification n1"),
+                tonic::Code::NotFound,
+                "no notification n1",
+            ),
+            (
+                failed_precondition("workspace is archived"),
+                tonic::Code::FailedPrecondition,
+                "workspace is archived",
+            ),
+            (
+                permission_denied("other"),
+                tonic::Code::PermissionDenied,
+                "other",
+            ),
+            (
+                unauthenticated("no key"),
+                tonic::Code::Unauthenticated,
+                "no key",
+            ),
+            (
+                unavailable("listing notifications", &"connection refused"),
+                tonic::Code::Unavailable,
+                "listing notifications is temporarily unavailable; please retry shortly",
+            ),
+        ];
+        for (status, code, message) in cases {
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), message);
+        }
+    }
+}
