@@ -10,7 +10,9 @@ use rp_platform::eventlog::{EventStore, ReadFilter, RecordedEvent};
 use std::process::ExitCode;
 
 mod consumers;
+mod keys;
 mod output;
+mod workspaces;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +44,16 @@ enum Cmd {
     },
     /// Create the database if needed and apply the event log's migrations.
     Migrate,
+    /// Issue, revoke and list API keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: keys::KeysCmd,
+    },
+    /// Create workspaces.
+    Workspaces {
+        #[command(subcommand)]
+        cmd: workspaces::WorkspacesCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +181,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             events(cmd, &store, &config, &out).await
         }
         Cmd::Consumers { dead_letters } => consumers::show(&config, &out, dead_letters).await,
+        Cmd::Keys { cmd } => keys::run(cmd, &config, &out).await,
+        Cmd::Workspaces { cmd } => workspaces::run(cmd, &config, &out).await,
     }
 }
 
