@@ -6,14 +6,15 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::config::Provider;
 use crate::data::{Kind, World, amount_string};
 use crate::errors::salesforce as sf_error;
 use crate::soql::{self, Field, OrderKey, Query, SfObject, SoqlError};
 use crate::state::{AppState, SfCursor};
-use crate::util::{date_ms, fmt_sf, form_get, parse_form};
+use crate::util::{date_ms, form_get, parse_form};
 
 type S = State<(AppState, Provider)>;
 
@@ -88,112 +89,180 @@ fn select(w: &World, q: &Query) -> Vec<u32> {
     rows
 }
 
-fn record(w: &World, version: &str, object: SfObject, i: u32, fields: &[Field]) -> Value {
-    let idx = i as usize;
-    let s = |v: &str| Value::String(v.to_string());
-    let opt = |v: &Option<String>| v.as_deref().map(s).unwrap_or(Value::Null);
-    let mut o = Map::new();
-    let id: String = match object {
-        SfObject::Account => w.companies.get(idx).map(|c| c.sf_id.clone()),
-        SfObject::Contact => w.contacts.get(idx).map(|c| c.sf_id.clone()),
-        SfObject::Opportunity => w.deals.get(idx).map(|c| c.sf_id.clone()),
-        SfObject::OpportunityStage => w.sf_stages.get(idx).map(|c| c.id.clone()),
+/// One field value, borrowed from the world where possible.
+enum FieldVal<'a> {
+    Str(&'a str),
+    Owned(String),
+    Time(i64),
+    Bool(bool),
+    Num(f64),
+    Int(i64),
+    Null,
+}
+
+impl Serialize for FieldVal<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldVal::Str(v) => ser.serialize_str(v),
+            FieldVal::Owned(v) => ser.serialize_str(v),
+            FieldVal::Time(ms) => {
+                ser.collect_str(&crate::util::to_datetime(*ms).format(crate::util::SF_TIME_FORMAT))
+            }
+            FieldVal::Bool(b) => ser.serialize_bool(*b),
+            FieldVal::Num(n) => ser.serialize_f64(*n),
+            FieldVal::Int(n) => ser.serialize_i64(*n),
+            FieldVal::Null => ser.serialize_none(),
+        }
     }
-    .unwrap_or_default();
-    o.insert(
-        "attributes".into(),
-        json!({"type": object.name(), "url": format!("/services/data/{version}/sobjects/{}/{id}", object.name())}),
-    );
-    let account_id = |c: Option<u32>| {
-        c.and_then(|c| w.companies.get(c as usize))
-            .map(|a| s(&a.sf_id))
-            .unwrap_or(Value::Null)
-    };
-    for &f in fields {
-        let v = match object {
+}
+
+/// A record rendered straight into the response, without an intermediate JSON tree.
+struct RecordView<'a> {
+    w: &'a World,
+    version: &'a str,
+    object: SfObject,
+    idx: usize,
+    fields: &'a [Field],
+}
+
+#[derive(Serialize)]
+struct Attributes<'a> {
+    #[serde(rename = "type")]
+    ty: &'a str,
+    url: String,
+}
+
+impl Serialize for RecordView<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = ser.serialize_map(Some(self.fields.len() + 1))?;
+        map.serialize_entry(
+            "attributes",
+            &Attributes {
+                ty: self.object.name(),
+                url: format!(
+                    "/services/data/{}/sobjects/{}/{}",
+                    self.version,
+                    self.object.name(),
+                    self.id()
+                ),
+            },
+        )?;
+        for &f in self.fields {
+            map.serialize_entry(f, &self.value(f))?;
+        }
+        map.end()
+    }
+}
+
+impl<'a> RecordView<'a> {
+    fn id(&self) -> &'a str {
+        let w = self.w;
+        match self.object {
+            SfObject::Account => w.companies.get(self.idx).map(|c| c.sf_id.as_str()),
+            SfObject::Contact => w.contacts.get(self.idx).map(|c| c.sf_id.as_str()),
+            SfObject::Opportunity => w.deals.get(self.idx).map(|c| c.sf_id.as_str()),
+            SfObject::OpportunityStage => w.sf_stages.get(self.idx).map(|c| c.id.as_str()),
+        }
+        .unwrap_or("")
+    }
+
+    fn value(&self, f: Field) -> FieldVal<'a> {
+        use FieldVal::*;
+        let w = self.w;
+        let opt = |v: &'a Option<String>| v.as_deref().map(Str).unwrap_or(Null);
+        let account_id = |c: Option<u32>| {
+            c.and_then(|c| w.companies.get(c as usize))
+                .map(|a| Str(a.sf_id.as_str()))
+                .unwrap_or(Null)
+        };
+        match self.object {
             SfObject::Account => {
-                let Some(c) = w.companies.get(idx) else {
-                    continue;
+                let Some(c) = w.companies.get(self.idx) else {
+                    return Null;
                 };
                 match f {
-                    "Id" => s(&c.sf_id),
-                    "Name" => s(&c.name),
+                    "Id" => Str(&c.sf_id),
+                    "Name" => Str(&c.name),
                     "Website" => opt(&c.website),
                     "BillingCountry" => opt(&c.country),
-                    "CreatedDate" => s(&fmt_sf(c.created_ms)),
-                    "LastModifiedDate" | "SystemModstamp" => s(&fmt_sf(c.modified_ms)),
-                    "IsDeleted" => Value::Bool(c.archived),
-                    _ => Value::Null,
+                    "CreatedDate" => Time(c.created_ms),
+                    "LastModifiedDate" | "SystemModstamp" => Time(c.modified_ms),
+                    "IsDeleted" => Bool(c.archived),
+                    _ => Null,
                 }
             }
             SfObject::Contact => {
-                let Some(c) = w.contacts.get(idx) else {
-                    continue;
+                let Some(c) = w.contacts.get(self.idx) else {
+                    return Null;
                 };
                 match f {
-                    "Id" => s(&c.sf_id),
-                    "FirstName" => s(&c.first_name),
-                    "LastName" => s(&c.last_name),
+                    "Id" => Str(&c.sf_id),
+                    "FirstName" => Str(&c.first_name),
+                    "LastName" => Str(&c.last_name),
                     "Email" => opt(&c.email),
                     "Title" => opt(&c.title),
                     "AccountId" => account_id(c.company),
-                    "CreatedDate" => s(&fmt_sf(c.created_ms)),
-                    "LastModifiedDate" | "SystemModstamp" => s(&fmt_sf(c.modified_ms)),
-                    "IsDeleted" => Value::Bool(c.archived),
-                    _ => Value::Null,
+                    "CreatedDate" => Time(c.created_ms),
+                    "LastModifiedDate" | "SystemModstamp" => Time(c.modified_ms),
+                    "IsDeleted" => Bool(c.archived),
+                    _ => Null,
                 }
             }
             SfObject::Opportunity => {
-                let Some(d) = w.deals.get(idx) else {
-                    continue;
+                let Some(d) = w.deals.get(self.idx) else {
+                    return Null;
                 };
                 let stage = w.stage_of(d);
                 match f {
-                    "Id" => s(&d.sf_id),
-                    "Name" => s(&d.name),
+                    "Id" => Str(&d.sf_id),
+                    "Name" => Str(&d.name),
                     "AccountId" => account_id(d.company),
                     "Amount" => d
                         .amount_cents
                         .and_then(|c| amount_string(c).parse::<f64>().ok())
-                        .map(Value::from)
-                        .unwrap_or(Value::Null),
-                    "CurrencyIsoCode" => s(&d.currency),
-                    "StageName" => stage.map(|st| s(&st.label)).unwrap_or(Value::Null),
-                    "CloseDate" => d
-                        .close_date
-                        .map(|cd| s(&cd.to_string()))
-                        .unwrap_or(Value::Null),
-                    "CreatedDate" => s(&fmt_sf(d.created_ms)),
-                    "IsClosed" => Value::Bool(stage.is_some_and(|st| st.closed)),
-                    "IsWon" => {
-                        Value::Bool(stage.is_some_and(|st| st.closed && st.probability >= 1.0))
-                    }
-                    "LastModifiedDate" | "SystemModstamp" => s(&fmt_sf(d.modified_ms)),
-                    "IsDeleted" => Value::Bool(d.archived),
-                    _ => Value::Null,
+                        .map(Num)
+                        .unwrap_or(Null),
+                    "CurrencyIsoCode" => Str(&d.currency),
+                    "StageName" => stage.map(|st| Str(st.label.as_str())).unwrap_or(Null),
+                    "CloseDate" => d.close_date.map(|cd| Owned(cd.to_string())).unwrap_or(Null),
+                    "CreatedDate" => Time(d.created_ms),
+                    "IsClosed" => Bool(stage.is_some_and(|st| st.closed)),
+                    "IsWon" => Bool(stage.is_some_and(|st| st.closed && st.probability >= 1.0)),
+                    "LastModifiedDate" | "SystemModstamp" => Time(d.modified_ms),
+                    "IsDeleted" => Bool(d.archived),
+                    _ => Null,
                 }
             }
             SfObject::OpportunityStage => {
-                let Some(st) = w.sf_stages.get(idx) else {
-                    continue;
+                let Some(st) = w.sf_stages.get(self.idx) else {
+                    return Null;
                 };
                 match f {
-                    "Id" => s(&st.id),
-                    "ApiName" => s(&st.api_name),
-                    "MasterLabel" => s(&st.label),
-                    "IsClosed" => Value::Bool(st.closed),
-                    "IsWon" => Value::Bool(st.won),
-                    "SortOrder" => Value::from(st.sort_order),
-                    "DefaultProbability" => Value::from(st.probability),
-                    "IsActive" => Value::Bool(true),
-                    "SystemModstamp" => s(&fmt_sf(stage_modstamp(w))),
-                    _ => Value::Null,
+                    "Id" => Str(&st.id),
+                    "ApiName" => Str(&st.api_name),
+                    "MasterLabel" => Str(&st.label),
+                    "IsClosed" => Bool(st.closed),
+                    "IsWon" => Bool(st.won),
+                    "SortOrder" => Int(i64::from(st.sort_order)),
+                    "DefaultProbability" => Num(st.probability),
+                    "IsActive" => Bool(true),
+                    "SystemModstamp" => Time(stage_modstamp(w)),
+                    _ => Null,
                 }
             }
-        };
-        o.insert(f.to_string(), v);
+        }
     }
-    Value::Object(o)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryBatch<'a> {
+    total_size: usize,
+    done: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_records_url: Option<String>,
+    records: Vec<RecordView<'a>>,
 }
 
 fn batch(
@@ -207,18 +276,24 @@ fn batch(
     let total = cursor.rows.len();
     let end = (offset + size).min(total);
     let w = s.world();
-    let records: Vec<Value> = cursor.rows[offset.min(total)..end]
+    let records: Vec<RecordView<'_>> = cursor.rows[offset.min(total)..end]
         .iter()
-        .map(|&i| record(&w, version, cursor.object, i, &cursor.fields))
+        .map(|&i| RecordView {
+            w: &w,
+            version,
+            object: cursor.object,
+            idx: i as usize,
+            fields: &cursor.fields,
+        })
         .collect();
     let done = end >= total;
-    let mut body = json!({"totalSize": total, "done": done, "records": records});
-    if !done && let Some(o) = body.as_object_mut() {
-        o.insert(
-            "nextRecordsUrl".into(),
-            Value::String(format!("/services/data/{version}/query/{cursor_id}-{end}")),
-        );
-    }
+    let body = QueryBatch {
+        total_size: total,
+        done,
+        next_records_url: (!done)
+            .then(|| format!("/services/data/{version}/query/{cursor_id}-{end}")),
+        records,
+    };
     Json(body).into_response()
 }
 

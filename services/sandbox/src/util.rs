@@ -117,12 +117,8 @@ pub fn fmt_iso(ms: i64) -> String {
     to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Salesforce form: `2025-01-31T12:34:56.000+0000`.
-pub fn fmt_sf(ms: i64) -> String {
-    to_datetime(ms)
-        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
-        .to_string()
-}
+/// Salesforce datetime form: `2025-01-31T12:34:56.000+0000`.
+pub const SF_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f+0000";
 
 pub fn date_ms(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0)
