@@ -282,3 +282,40 @@ async fn outages_malformed_json_and_hangs_are_classified() {
         other => panic!("expected Outage(timeout), got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_walk_survives_an_expired_token_by_refreshing_once() {
+    let env = start(no_limits()).await;
+    let tokens = env.connect(Provider::Hubspot).await;
+    let oauth = env.oauth(Provider::Hubspot);
+    let c = client(&env, |c| c.page_size = 20);
+    let epoch = DateTime::<Utc>::from_timestamp_millis(0).unwrap();
+    let until = env.clock().await + chrono::Duration::milliseconds(1);
+    let mut walker = c.modified_between::<Contact>(epoch, until);
+    let mut access = tokens.access_token.clone();
+    let mut seen = Vec::new();
+    let mut refreshed = 0;
+    loop {
+        if seen.len() == 40 && refreshed == 0 {
+            env.admin("POST", "/tokens/expire", json!({})).await;
+        }
+        match walker.next_page(&c, &access).await {
+            Ok(Some(page)) => seen.extend(page.into_iter().map(|c| c.id)),
+            Ok(None) => break,
+            Err(ProviderError::Unauthorized { .. }) if refreshed == 0 => {
+                refreshed += 1;
+                let rt = tokens.refresh_token.as_ref().expect("refresh token");
+                access = oauth.refresh(rt).await.expect("refresh").access_token;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(refreshed, 1);
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(
+        seen.len(),
+        Sizes::TINY.contacts,
+        "nothing skipped or repeated"
+    );
+    assert_eq!(unique.len(), seen.len());
+}
