@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: run test lint bench infra build fmt clean-test-dbs
+
+## Bring up PostgreSQL and NATS when missing, build, start every service, show it working.
+run: infra build
+	@bash infra/run.sh
+
+## The whole test suite against real PostgreSQL and NATS (brought up when missing).
+test: infra
+	$(CARGO) test --workspace --no-fail-fast
+
+## fmt --check and clippy -D warnings.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Benchmarks; figures go to docs/benchmarks.md by hand, with machine and date.
+bench: infra
+	$(CARGO) bench -p rp-platform --bench spine
+	@if [ -f services/matcher/Cargo.toml ] && grep -q 'matcher-bench' services/matcher/Cargo.toml; then \
+		$(CARGO) run --release -p matcher --bin matcher-bench; fi
+
+infra:
+	@bash infra/dev-up.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+fmt:
+	$(CARGO) fmt --all
+
+## Drop databases left by interrupted test runs.
+clean-test-dbs:
+	@for d in $$(psql -h 127.0.0.1 -U postgres -Atc "select datname from pg_database where datname like 'rp_test%'"); do \
+		psql -h 127.0.0.1 -U postgres -qc "drop database \"$$d\" with (force)"; done
