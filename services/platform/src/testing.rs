@@ -241,3 +241,55 @@ where
         }
     }
 }
+
+/// A service binary running as its own process against a [`TestEnv`], as in production.
+pub struct ServiceProcess {
+    child: tokio::process::Child,
+}
+
+impl ServiceProcess {
+    /// Starts `bin` (e.g. `env!("CARGO_BIN_EXE_attribution")`) with the test's infrastructure
+    /// and `extra` environment. Its logs go to the test's stderr.
+    pub fn spawn(bin: &str, env: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        let mut cmd = tokio::process::Command::new(bin);
+        for (k, v) in env.env_vars() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Self { child }
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the process to exit.
+    pub async fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => panic!("waiting for the service: {e}"),
+            Err(_) => panic!("the service did not exit within {timeout:?} of SIGTERM"),
+        }
+    }
+}
+
+/// Waits until a durable consumer exists on the test's stream (the service is consuming).
+pub async fn wait_for_consumer(env: &TestEnv, durable: &str, timeout: Duration) {
+    eventually(timeout, &format!("consumer {durable}"), || async {
+        let stream = env.js.get_stream(&env.bus.stream).await.ok()?;
+        stream.consumer_info(durable).await.ok().map(|_| ())
+    })
+    .await
+}

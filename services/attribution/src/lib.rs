@@ -1,0 +1,2 @@
+//! Attribution: turns matches, engagement and deals into the dashboard numbers.
+pub mod handlers;
