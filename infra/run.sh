@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `make run`: start the provider sandbox and every service as separate processes against the local
+# PostgreSQL and NATS, show the system working, and keep running until Ctrl-C (then stop all of
+# it cleanly). Logs: .run/logs/<name>.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/debug}
+RUN=.run
+LOGS=$RUN/logs
+mkdir -p "$LOGS"
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/rp}
+export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+export RUST_LOG=${RUST_LOG:-info}
+export SANDBOX_ADDR=${SANDBOX_ADDR:-127.0.0.1:7700}
+SANDBOX=http://$SANDBOX_ADDR
+export LINKEDIN_API_BASE=${LINKEDIN_API_BASE:-$SANDBOX/linkedin}
+export LINKEDIN_AUTH_BASE=${LINKEDIN_AUTH_BASE:-$SANDBOX/linkedin}
+export HUBSPOT_API_BASE=${HUBSPOT_API_BASE:-$SANDBOX/hubspot}
+export HUBSPOT_AUTH_BASE=${HUBSPOT_AUTH_BASE:-$SANDBOX/hubspot}
+export SALESFORCE_AUTH_BASE=${SALESFORCE_AUTH_BASE:-$SANDBOX/salesforce}
+
+pids=()
+names=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping: ${names[*]}"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "stopped"
+}
+trap stop INT TERM EXIT
+
+start() { # name [args...]
+  local name=$1; shift
+  if [ ! -x "$BIN/$name" ]; then echo "  (no $name binary yet: skipped)"; return; fi
+  "$BIN/$name" "$@" >"$LOGS/$name.log" 2>&1 &
+  pids+=($!); names+=("$name")
+  echo "  $name (pid $!) → $LOGS/$name.log"
+}
+
+echo "== migrating $DATABASE_URL"
+"$BIN/rp" migrate
+
+echo "== starting"
+start sandbox
+for svc in connector matcher attribution notification; do start "$svc"; done
+
+# Give each process a moment to bind and subscribe; fail loudly if one died at startup.
+for _ in $(seq 1 50); do
+  all=1
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || all=0; done
+  [ "$all" = 0 ] && break
+  "$BIN/rp" consumers >/dev/null 2>&1 && break
+  sleep 0.2
+done
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    echo "!! ${names[$i]} exited at startup; last lines of its log:"; tail -n 20 "$LOGS/${names[$i]}.log"
+  fi
+done
+
+if [ -x infra/demo.sh ]; then
+  echo "== demo"
+  bash infra/demo.sh
+fi
+
+echo "== the event log (newest 20)"
+"$BIN/rp" events tail || true
+echo "== consumers"
+"$BIN/rp" consumers || true
+echo
+echo "Running. In another terminal: $BIN/rp events tail --follow   ·   Ctrl-C stops everything."
+wait "${pids[@]}" 2>/dev/null || true
