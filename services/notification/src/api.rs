@@ -1,0 +1,449 @@
+//! The `rp.api.v1.Notifications` gRPC service: the notification bell.
+//!
+//! Every call is authenticated with an API key and may only name the key's own workspace.
+//! Subscribe is fed by a core NATS subscription on the workspace's NotificationRaised subject:
+//! the relay publishes an event only after it is committed to the log, so the bell never shows
+//! a notification that was rolled back, and every replica of the service sees every workspace's
+//! notifications whichever replica raised them (a per-process broadcast channel would see only
+//! its own).
+
+use crate::domain::{NotificationKind as Kind, Provider};
+use crate::store::{self, Cursor, MarkRead, NotificationRow};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::{Stream, StreamExt};
+use rp_platform::apikeys::{self, Caller, WorkspaceId};
+use rp_platform::bus::{BusConfig, headers};
+use rp_platform::contracts::api::v1::notifications_server::Notifications;
+use rp_platform::contracts::api::v1::{
+    ListNotificationsRequest, ListNotificationsResponse, MarkAllReadRequest, MarkAllReadResponse,
+    MarkReadRequest, MarkReadResponse, Notification, NotificationKind, SubscribeRequest,
+    UnreadCountRequest, UnreadCountResponse,
+};
+use rp_platform::contracts::events::v1::envelope::Event;
+use rp_platform::contracts::timestamp;
+use rp_platform::grpc;
+use sqlx::PgPool;
+use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+#[derive(Clone)]
+pub struct NotificationsApi {
+    pool: PgPool,
+    nats: async_nats::Client,
+    bus: BusConfig,
+    /// Subscribe streams end when this fires, so a shutdown does not wait on open bells.
+    cancel: CancellationToken,
+}
+
+impl NotificationsApi {
+    pub fn new(
+        pool: PgPool,
+        nats: async_nats::Client,
+        bus: BusConfig,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            pool,
+            nats,
+            bus,
+            cancel,
+        }
+    }
+
+    /// Authenticates the call and checks the workspace it names; records both on the span.
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        workspace_id: &str,
+    ) -> Result<(Caller, WorkspaceId), Status> {
+        let caller = apikeys::authenticate(&self.pool, request.metadata()).await?;
+        let span = tracing::Span::current();
+        span.record("key_id", caller.key_id.as_str());
+        let ws = caller.authorize(workspace_id)?;
+        span.record("workspace_id", tracing::field::display(ws));
+        Ok((caller, ws))
+    }
+}
+
+fn span(method: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "grpc",
+        rpc.service = "rp.api.v1.Notifications",
+        rpc.method = method,
+        workspace_id = tracing::field::Empty,
+        key_id = tracing::field::Empty,
+    )
+}
+
+fn page_size(n: i32) -> Result<i64, Status> {
+    match n {
+        0 => Ok(i64::from(DEFAULT_PAGE_SIZE)),
+        1..=MAX_PAGE_SIZE => Ok(i64::from(n)),
+        _ => Err(grpc::invalid_argument(
+            "page_size",
+            format!(
+                "must be between 1 and {MAX_PAGE_SIZE}, or 0 for the default of {DEFAULT_PAGE_SIZE} (got {n})"
+            ),
+        )),
+    }
+}
+
+/// Page tokens are opaque to clients: `v1|<workspace>|<unread only>|<raised_at µs>|<id>`,
+/// base64url. Bound to the listing they came from, so a token is not replayed elsewhere.
+fn encode_token(ws: WorkspaceId, unread_only: bool, c: Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "v1|{ws}|{}|{}|{}",
+        u8::from(unread_only),
+        c.raised_at.timestamp_micros(),
+        c.notification_id
+    ))
+}
+
+fn decode_token(token: &str, ws: WorkspaceId, unread_only: bool) -> Result<Option<Cursor>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        grpc::invalid_argument(
+            "page_token",
+            "is not a next_page_token this API returned; start again with an empty page_token",
+        )
+    };
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let parts: Vec<&str> = text.split('|').collect();
+    let [v, token_ws, token_unread, micros, id] = parts.as_slice() else {
+        return Err(bad());
+    };
+    if *v != "v1" {
+        return Err(bad());
+    }
+    if *token_ws != ws.to_string() || *token_unread != u8::from(unread_only).to_string() {
+        return Err(grpc::invalid_argument(
+            "page_token",
+            "belongs to another listing (other workspace or unread_only); start again with an empty page_token",
+        ));
+    }
+    let raised_at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let notification_id = Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(Some(Cursor {
+        raised_at,
+        notification_id,
+    }))
+}
+
+fn kind(code: &str) -> NotificationKind {
+    match Kind::from_code(code) {
+        Some(Kind::SyncInterrupted) => NotificationKind::SyncInterrupted,
+        Some(Kind::ConnectionDisconnected) => NotificationKind::ConnectionDisconnected,
+        Some(Kind::Resolved) => NotificationKind::Resolved,
+        None => NotificationKind::Unspecified,
+    }
+}
+
+fn from_row(r: NotificationRow) -> Notification {
+    Notification {
+        notification_id: r.notification_id.to_string(),
+        workspace_id: r.workspace_id.to_string(),
+        integration_id: r.integration_id,
+        provider: Provider::from_code(&r.provider)
+            .map(|p| p.display_name().to_string())
+            .unwrap_or_default(),
+        kind: kind(&r.kind) as i32,
+        incident_key: r.incident_key,
+        title: r.title,
+        body: r.body,
+        action: r.action,
+        link: r.link,
+        raised_at: Some(timestamp(r.raised_at)),
+        read_at: r.read_at.map(timestamp),
+        resolved_at: r.resolved_at.map(timestamp),
+        resolves_notification_id: r
+            .resolves_notification_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// A NotificationRaised from the bus, as the bell shows it (new: unread, unresolved).
+fn from_message(msg: &async_nats::Message) -> Option<Notification> {
+    let replay = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::REPLAY))
+        .is_some_and(|v| v.as_str() == "true");
+    if replay {
+        return None;
+    }
+    let event = match rp_platform::bus::decode_message(msg) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, subject = %msg.subject, "undecodable message on a notification subject");
+            return None;
+        }
+    };
+    let Some(Event::NotificationRaised(n)) = event.event() else {
+        return None;
+    };
+    let meta = event.meta();
+    Some(Notification {
+        notification_id: n.notification_id.clone(),
+        workspace_id: meta.workspace_id.clone(),
+        integration_id: meta.integration_id.clone(),
+        provider: Provider::from_proto(n.provider)
+            .map(|p| p.display_name().to_string())
+            .unwrap_or_default(),
+        kind: kind(&n.kind) as i32,
+        incident_key: n.incident_key.clone(),
+        title: n.title.clone(),
+        body: n.body.clone(),
+        action: n.action.clone(),
+        link: n.link.clone(),
+        raised_at: meta.occurred_at,
+        read_at: None,
+        resolved_at: None,
+        resolves_notification_id: n.resolves_notification_id.clone(),
+    })
+}
+
+/// Remembers the last few ids pushed, so a relay republishing a page after a crash does not
+/// ring the bell twice.
+struct Recent {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl Recent {
+    const CAPACITY: usize = 512;
+
+    fn new() -> Self {
+        Self {
+            order: VecDeque::new(),
+            set: HashSet::new(),
+        }
+    }
+
+    /// True the first time an id is seen.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.order.push_back(id.to_string());
+        self.set.insert(id.to_string());
+        true
+    }
+}
+
+pub type NotificationStream = Pin<Box<dyn Stream<Item = Result<Notification, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Notifications for NotificationsApi {
+    async fn list(
+        &self,
+        request: Request<ListNotificationsRequest>,
+    ) -> Result<Response<ListNotificationsResponse>, Status> {
+        async {
+            let (_, ws) = self
+                .authorize(&request, &request.get_ref().workspace_id)
+                .await?;
+            let req = request.get_ref();
+            let limit = page_size(req.page_size)?;
+            let after = decode_token(&req.page_token, ws, req.unread_only)?;
+            let (rows, next) = store::list(&self.pool, ws, req.unread_only, after, limit)
+                .await
+                .map_err(|e| grpc::unavailable("listing notifications", &e))?;
+            Ok(Response::new(ListNotificationsResponse {
+                notifications: rows.into_iter().map(from_row).collect(),
+                next_page_token: next
+                    .map(|c| encode_token(ws, req.unread_only, c))
+                    .unwrap_or_default(),
+            }))
+        }
+        .instrument(span("List"))
+        .await
+    }
+
+    async fn unread_count(
+        &self,
+        request: Request<UnreadCountRequest>,
+    ) -> Result<Response<UnreadCountResponse>, Status> {
+        async {
+            let (_, ws) = self
+                .authorize(&request, &request.get_ref().workspace_id)
+                .await?;
+            let unread = store::unread_count(&self.pool, ws)
+                .await
+                .map_err(|e| grpc::unavailable("counting unread notifications", &e))?;
+            Ok(Response::new(UnreadCountResponse { unread }))
+        }
+        .instrument(span("UnreadCount"))
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<MarkReadRequest>,
+    ) -> Result<Response<MarkReadResponse>, Status> {
+        async {
+            let (_, ws) = self
+                .authorize(&request, &request.get_ref().workspace_id)
+                .await?;
+            let raw = request.get_ref().notification_id.trim();
+            let id = Uuid::parse_str(raw).map_err(|_| {
+                grpc::invalid_argument(
+                    "notification_id",
+                    format!("must be a notification id (a UUID) as List returns it (got {raw:?})"),
+                )
+            })?;
+            let done = store::mark_read(&self.pool, ws, id)
+                .await
+                .map_err(|e| grpc::unavailable("marking the notification read", &e))?;
+            if done == MarkRead::NotFound {
+                return Err(grpc::not_found(format!(
+                    "workspace {ws} has no notification {id}"
+                )));
+            }
+            let unread = store::unread_count(&self.pool, ws)
+                .await
+                .map_err(|e| grpc::unavailable("counting unread notifications", &e))?;
+            Ok(Response::new(MarkReadResponse { unread }))
+        }
+        .instrument(span("MarkRead"))
+        .await
+    }
+
+    async fn mark_all_read(
+        &self,
+        request: Request<MarkAllReadRequest>,
+    ) -> Result<Response<MarkAllReadResponse>, Status> {
+        async {
+            let (_, ws) = self
+                .authorize(&request, &request.get_ref().workspace_id)
+                .await?;
+            let marked = store::mark_all_read(&self.pool, ws)
+                .await
+                .map_err(|e| grpc::unavailable("marking notifications read", &e))?;
+            let unread = store::unread_count(&self.pool, ws)
+                .await
+                .map_err(|e| grpc::unavailable("counting unread notifications", &e))?;
+            Ok(Response::new(MarkAllReadResponse {
+                marked: i64::try_from(marked).unwrap_or(i64::MAX),
+                unread,
+            }))
+        }
+        .instrument(span("MarkAllRead"))
+        .await
+    }
+
+    type SubscribeStream = NotificationStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        async {
+            let (_, ws) = self
+                .authorize(&request, &request.get_ref().workspace_id)
+                .await?;
+            let subject = self.bus.subject(&ws.to_string(), "NotificationRaised");
+            let sub = self
+                .nats
+                .subscribe(subject)
+                .await
+                .map_err(|e| grpc::unavailable("subscribing to notifications", &e))?;
+            // The server knows the subscription before the client gets its response: nothing
+            // raised after Subscribe returns is missed.
+            self.nats
+                .flush()
+                .await
+                .map_err(|e| grpc::unavailable("subscribing to notifications", &e))?;
+            tracing::info!("bell subscribed");
+            let mut recent = Recent::new();
+            let stream = sub
+                .take_until(self.cancel.clone().cancelled_owned())
+                .filter_map(move |msg| {
+                    let item = from_message(&msg)
+                        .filter(|n| recent.first_time(&n.notification_id))
+                        .map(Ok);
+                    futures::future::ready(item)
+                });
+            let stream: NotificationStream = Box::pin(stream);
+            Ok(Response::new(stream))
+        }
+        .instrument(span("Subscribe"))
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::new(Uuid::new_v4())
+    }
+
+    #[test]
+    fn page_sizes_default_and_are_bounded() {
+        assert_eq!(page_size(0).unwrap(), 20);
+        assert_eq!(page_size(100).unwrap(), 100);
+        for bad in [-1, 101, i32::MAX] {
+            let e = page_size(bad).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().starts_with("page_size: "), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_are_bound_to_their_listing() {
+        let w = ws();
+        let c = Cursor {
+            raised_at: chrono::DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap(),
+            notification_id: Uuid::now_v7(),
+        };
+        let t = encode_token(w, true, c);
+        assert_eq!(decode_token(&t, w, true).unwrap(), Some(c));
+        assert_eq!(decode_token("", w, true).unwrap(), None);
+        for (token, w2, unread) in [
+            (t.clone(), ws(), true),
+            (t.clone(), w, false),
+            ("garbage!".to_string(), w, true),
+            (URL_SAFE_NO_PAD.encode("v2|x|1|2|3"), w, true),
+        ] {
+            let e = decode_token(&token, w2, unread).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().starts_with("page_token: "), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn recent_ids_are_pushed_once() {
+        let mut r = Recent::new();
+        assert!(r.first_time("a"));
+        assert!(!r.first_time("a"));
+        for i in 0..Recent::CAPACITY {
+            r.first_time(&i.to_string());
+        }
+        assert!(
+            r.first_time("a"),
+            "old ids are forgotten, memory stays bounded"
+        );
+    }
+}
