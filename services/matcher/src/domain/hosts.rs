@@ -21,8 +21,13 @@ pub enum SharedHostKind {
     /// (when the platform is not in the Public Suffix List's PRIVATE section): the label left of
     /// the platform names the tenant.
     Platform,
-    /// Found by the data: held by records with unrelated names.
+    /// Found by the data: held by records with unrelated names on one side (several CRM
+    /// accounts, or several LinkedIn companies).
     HeldByUnrelatedNames,
+    /// Found by the data: the LinkedIn companies and the CRM accounts holding it agree among
+    /// themselves but not with each other (a rebrand, or a typing error): not identity, but
+    /// worth a person's look.
+    NamesDisagree,
 }
 
 impl SharedHostKind {
@@ -33,6 +38,9 @@ impl SharedHostKind {
             SharedHostKind::FreeMail => "a free-mail provider",
             SharedHostKind::Platform => "a shared website platform",
             SharedHostKind::HeldByUnrelatedNames => "held by records with unrelated names",
+            SharedHostKind::NamesDisagree => {
+                "held on LinkedIn and in the CRM under unrelated names"
+            }
         }
     }
 
@@ -40,7 +48,9 @@ impl SharedHostKind {
     pub fn has_tenants(self) -> bool {
         matches!(
             self,
-            SharedHostKind::Platform | SharedHostKind::HeldByUnrelatedNames
+            SharedHostKind::Platform
+                | SharedHostKind::HeldByUnrelatedNames
+                | SharedHostKind::NamesDisagree
         )
     }
 }
@@ -68,11 +78,37 @@ const SOCIAL: &[&str] = &[
     "apple.com",
     "vk.com",
     "t.me",
+    "wa.me",
+    "angel.co",
+    "wellfound.com",
+    "producthunt.com",
+    "behance.net",
+    "dribbble.com",
+    "vimeo.com",
+    "soundcloud.com",
+    "threads.net",
+    "bsky.app",
+    "discord.gg",
+    "twitch.tv",
+    "snapchat.com",
+    "weibo.com",
+    "ok.ru",
+    "zoominfo.com",
+    "dnb.com",
+    "bloomberg.com",
+    "indeed.com",
+    "trustpilot.com",
+    "g2.com",
+    "capterra.com",
+    "clutch.co",
+    "about.me",
 ];
 
 const SHORTENERS: &[&str] = &[
     "bit.ly", "linktr.ee", "t.co", "goo.gl", "tinyurl.com", "ow.ly", "lnkd.in", "buff.ly",
-    "rebrand.ly", "cutt.ly", "is.gd", "youtu.be", "fb.me", "bio.link", "beacons.ai",
+    "rebrand.ly", "cutt.ly", "is.gd", "youtu.be", "fb.me", "bio.link", "beacons.ai", "lnk.bio",
+    "taplink.cc", "tiny.cc", "shorturl.at", "rb.gy", "t.ly", "bl.ink", "s.id", "dlvr.it",
+    "ift.tt", "amzn.to", "msha.ke", "linkin.bio",
 ];
 
 const FREE_MAIL: &[&str] = &[

@@ -115,11 +115,15 @@ struct Address {
     sub_label: Option<Box<str>>,
     site_key: u64,
     tenant_key: Option<u64>,
+    /// A page named after the holder on somebody else's host (`linktr.ee/acme`,
+    /// `facebook.com/acme`): never the holder's own site.
+    profile: bool,
 }
 
 impl Address {
-    fn parse(raw: &str) -> Option<Address> {
+    fn parse(raw: &str, names: &[&str]) -> Option<Address> {
         let web = WebAddress::parse(raw).ok()?;
+        let profile = is_profile_page(&web, names);
         let site_key = key(KeyKind::Site, web.site.as_str());
         let sub_label = web.sub_label.filter(|l| !is_generic_sub_label(l));
         let tenant_key = sub_label.as_ref().map(|l| {
@@ -133,6 +137,7 @@ impl Address {
             sub_label,
             site_key,
             tenant_key,
+            profile,
         })
     }
 
@@ -174,9 +179,14 @@ impl Prepared {
         {
             normalized = NormalizedName::new(&f.replace('-', " "));
         }
+        let mut names: Vec<String> = vec![normalized.compact()];
+        if let Some(f) = fallback_name {
+            names.push(f.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase());
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut addrs: Vec<(AddrField, Address)> = Vec::new();
         for (field, value) in fields {
-            if let Some(a) = value.and_then(Address::parse)
+            if let Some(a) = value.and_then(|v| Address::parse(v, &names))
                 && !addrs.iter().any(|(_, b)| b.site_key == a.site_key && b.tenant_key == a.tenant_key)
             {
                 addrs.push((*field, a));
@@ -211,6 +221,54 @@ impl Prepared {
         v.sort_unstable();
         v.dedup();
         v
+    }
+}
+
+/// Whether a URL is a page named after its holder on a host whose name is not the holder's:
+/// a path segment spells one of the holder's names (spaces, dashes and dots aside) while the
+/// site's label does not.
+fn is_profile_page(web: &WebAddress, names: &[&str]) -> bool {
+    let squash = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).collect() };
+    let label = label_core(web.site.label());
+    names.iter().filter(|n| n.len() >= 3).any(|name| {
+        !label.starts_with(name.get(..name.len().min(6)).unwrap_or(name))
+            && web.path.iter().any(|seg| squash(seg) == *name)
+    })
+}
+
+/// The brand in a site label: without trailing digits and the affixes people add to a name
+/// when it is taken ("acmeinc", "acmegroup", "acmehq", "getacme", "acme24" → "acme").
+pub(crate) fn label_core(label: &str) -> &str {
+    let mut l = label.trim_end_matches(|c: char| c.is_ascii_digit());
+    for prefix in ["get", "try", "the", "my", "go"] {
+        if let Some(rest) = l.strip_prefix(prefix)
+            && rest.len() >= 4
+        {
+            l = rest;
+            break;
+        }
+    }
+    for suffix in [
+        "international", "global", "group", "intl", "inc", "corp", "llc", "ltd", "hq", "online",
+        "app", "co",
+    ] {
+        if let Some(rest) = l.strip_suffix(suffix)
+            && rest.len() >= 3
+        {
+            l = rest.trim_end_matches('-');
+            break;
+        }
+    }
+    l
+}
+
+/// Two site labels name the same brand: equal, or equal once affixes are set aside — the
+/// latter only for brands long enough to be a name: "cwp" + "hq" and "cwp" + "inc" are two
+/// companies' initials as often as one's.
+fn same_brand(a: &str, b: &str) -> bool {
+    a == b || {
+        let (ca, cb) = (label_core(a), label_core(b));
+        ca.len() >= 6 && ca == cb
     }
 }
 
@@ -632,7 +690,6 @@ impl MatchIndex {
         // Site trust of every site whose holders changed.
         let mut retrust: Vec<u64> = retrust.into_iter().collect();
         retrust.sort_unstable();
-        // Registrable sites first: tenant trust depends on whether the host is shared.
         for k in retrust {
             let before = self.trust.get(&k).copied();
             match self.compute_trust(k) {
@@ -765,42 +822,44 @@ impl MatchIndex {
 
     /// Trust of a site key from its current holders; `None` when nobody holds it.
     fn compute_trust(&self, k: u64) -> Option<Trust> {
-        let mut holders: Vec<(u8, &str, &Prepared, &Address)> = Vec::new();
-        let mut seen_crm: HashSet<u32> = HashSet::new();
-        self.crm_keys.for_each(k, |s| {
-            if seen_crm.insert(s)
-                && let Some(Some(e)) = self.crm.get(s as usize)
-                && let Some((_, a)) = e.rec.addrs.iter().find(|(_, a)| a.holds(k))
-            {
-                holders.push((0, e.id.as_str(), &e.rec, a));
-            }
+        let crm_slots = self.crm_keys.slots(&[k]);
+        let li_slots = self.li_sites.slots(&[k]);
+        let crm_holders = crm_slots.iter().filter_map(|&s| {
+            let e = self.crm.get(s as usize)?.as_ref()?;
+            let (_, a) = e.rec.addrs.iter().find(|(_, a)| a.holds(k))?;
+            Some((0u8, e.id.as_str(), &e.rec, a))
         });
-        let mut seen_li: HashSet<u32> = HashSet::new();
-        self.li_sites.for_each(k, |s| {
-            if seen_li.insert(s)
-                && let Some(Some(e)) = self.li.get(s as usize)
-                && let Some((_, a)) = e.rec.addrs.iter().find(|(_, a)| a.holds(k))
-            {
-                holders.push((1, e.id.as_str(), &e.rec, a));
-            }
+        let li_holders = li_slots.iter().filter_map(|&s| {
+            let e = self.li.get(s as usize)?.as_ref()?;
+            let (_, a) = e.rec.addrs.iter().find(|(_, a)| a.holds(k))?;
+            Some((1u8, e.id.as_str(), &e.rec, a))
         });
+        let mut holders: Vec<(u8, &str, &Prepared, &Address)> = crm_holders.chain(li_holders).collect();
         let (_, _, _, first) = holders.first()?;
         let is_tenant = first.tenant_key == Some(k);
         if !is_tenant && let Some(kind) = known_shared_host(&first.site) {
             return Some(Trust::Shared(kind));
         }
         holders.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let mut reps: Vec<&NormalizedName> = Vec::new();
-        for (_, _, rec, _) in &holders {
+        // Cluster each side's holders by related names: two clusters on one side mean the site
+        // is shared; one cluster a side that disagree mean the sides name different companies.
+        let mut reps: [Vec<&NormalizedName>; 2] = [Vec::new(), Vec::new()];
+        for (side, _, rec, _) in &holders {
             if rec.name.is_empty() {
                 continue;
             }
-            if !reps.iter().any(|r| names_related(r, &rec.name)) {
-                reps.push(&rec.name);
-                if reps.len() >= 2 {
+            let side_reps = &mut reps[usize::from(*side)];
+            if !side_reps.iter().any(|r| names_related(r, &rec.name)) {
+                side_reps.push(&rec.name);
+                if side_reps.len() >= 2 {
                     return Some(Trust::Shared(SharedHostKind::HeldByUnrelatedNames));
                 }
             }
+        }
+        if let ([c], [l]) = (&reps[0][..], &reps[1][..])
+            && !names_related(c, l)
+        {
+            return Some(Trust::Shared(SharedHostKind::NamesDisagree));
         }
         Some(Trust::Trusted)
     }
@@ -811,6 +870,9 @@ impl MatchIndex {
 
     /// The site of an address that identifies its holder, if any.
     fn effective<'a>(&self, a: &'a Address, fp: &mut Footprint) -> Option<Effective<'a>> {
+        if a.profile {
+            return None;
+        }
         fp.push(a.site_key);
         match self.trust_of(a.site_key) {
             Trust::Trusted => Some(Effective {
@@ -835,6 +897,9 @@ impl MatchIndex {
 
     /// Why an address is not used, for reasons.
     fn ignored_note(&self, a: &Address) -> String {
+        if a.profile {
+            return format!("{} ignored (a profile page on {})", a.raw, a.site);
+        }
         match self.trust_of(a.site_key) {
             Trust::Shared(kind) => format!("{} ignored ({})", a.site, kind.describe()),
             Trust::Trusted => format!("{} ignored", a.site),
@@ -940,6 +1005,13 @@ fn dedup_by_id<T, K: Eq + std::hash::Hash>(v: Vec<T>, id: impl Fn(&T) -> K) -> V
     slots.into_iter().flatten().collect()
 }
 
+/// Two addresses on one site whose hosts carry different non-generic labels
+/// (`apex.platform.com`, `bolt.platform.com`) are different sites unless the tenant is the site.
+fn different_hosts(a: &Address, b: &Address) -> bool {
+    matches!((&a.sub_label, &b.sub_label), (Some(x), Some(y)) if x != y)
+        && a.site_key == b.site_key
+}
+
 fn record_decision(
     by_li: &mut FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>>,
     li: LinkedInId,
@@ -981,16 +1053,16 @@ impl<'a> Ctx<'a, '_> {
         // 1. Domain
         if let Some(xe) = self.xeff {
             let mut anchors: Vec<&'a CrmEntry> = Vec::new();
-            let mut seen = HashSet::new();
-            self.ix.crm_keys.for_each(xe.key, |s| {
-                if seen.insert(s)
-                    && let Some(c) = self.crm(s)
-                    && c.rec.addrs.iter().any(|(_, a)| a.holds(xe.key))
+            for s in self.ix.crm_keys.slots(&[xe.key]) {
+                if let Some(c) = self.crm(s)
+                    && c.rec.addrs.iter().any(|(_, a)| {
+                        a.holds(xe.key) && !a.profile && !different_hosts(xe.addr, a)
+                    })
                     && !rejected(&c.id)
                 {
                     anchors.push(c);
                 }
-            });
+            }
             if !anchors.is_empty() {
                 anchors.sort_by(|a, b| a.id.cmp(&b.id));
                 return (self.domain_matches(xe, &anchors, rejected), None);
@@ -1013,28 +1085,72 @@ impl<'a> Ctx<'a, '_> {
                 return self.decide(cands, Method::Fuzzy);
             }
         }
+        // 4. Nothing by name, but the same site under another name: a person should look.
+        self.disputed_site(rejected)
+    }
+
+    /// A review case when the company's site is held in the CRM under an unrelated name.
+    fn disputed_site(&mut self, rejected: &dyn Fn(&CrmId) -> bool) -> (Vec<Match>, Option<Review>) {
+        let x = self.x;
+        for (_, a) in &x.rec.addrs {
+            if a.profile || self.ix.trust_of(a.site_key) != Trust::Shared(SharedHostKind::NamesDisagree) {
+                continue;
+            }
+            let mut holders: Vec<&'a CrmEntry> = Vec::new();
+            for s in self.ix.crm_keys.slots(&[a.site_key]) {
+                if let Some(c) = self.crm(s)
+                    && c.rec.addrs.iter().any(|(_, b)| b.site_key == a.site_key && !b.profile)
+                    && !rejected(&c.id)
+                {
+                    holders.push(c);
+                }
+            }
+            if holders.is_empty() {
+                continue;
+            }
+            holders.sort_by(|p, q| p.id.cmp(&q.id));
+            let candidates = holders
+                .iter()
+                .map(|c| Candidate {
+                    crm_id: c.id.clone(),
+                    crm_name: c.rec.name_raw.to_string(),
+                    method: Method::Domain,
+                    score: Score::new(0.6),
+                    reason: format!(
+                        "website {} → {} is also the CRM account's, but the names are unrelated",
+                        a.raw, a.site
+                    ),
+                })
+                .collect();
+            return (
+                Vec::new(),
+                Some(Review {
+                    reason: format!(
+                        "same website {} as CRM accounts with unrelated names (rebrand or typing error?)",
+                        a.site
+                    ),
+                    candidates,
+                }),
+            );
+        }
         (Vec::new(), None)
     }
 
     /// CRM accounts with the same normalised name (or the same without spaces).
     fn same_name(&mut self, rec: &Prepared, rejected: &dyn Fn(&CrmId) -> bool) -> Vec<Cand<'a>> {
         let mut out: Vec<Cand<'a>> = Vec::new();
-        let mut seen = HashSet::new();
-        for k in [rec.exact, rec.compact] {
-            self.ix.crm_keys.for_each(k, |s| {
-                if seen.insert(s)
-                    && let Some(c) = self.crm(s)
-                    && !c.rec.name.is_empty()
-                    && (c.rec.exact == rec.exact || c.rec.compact == rec.compact)
-                    && !rejected(&c.id)
-                {
-                    out.push(Cand {
-                        c,
-                        conflict: None,
-                        hit: None,
-                    });
-                }
-            });
+        for s in self.ix.crm_keys.slots(&[rec.exact, rec.compact]) {
+            if let Some(c) = self.crm(s)
+                && !c.rec.name.is_empty()
+                && (c.rec.exact == rec.exact || c.rec.compact == rec.compact)
+                && !rejected(&c.id)
+            {
+                out.push(Cand {
+                    c,
+                    conflict: None,
+                    hit: None,
+                });
+            }
         }
         out.sort_by(|a, b| a.c.id.cmp(&b.c.id));
         out
@@ -1044,12 +1160,7 @@ impl<'a> Ctx<'a, '_> {
         let mut keys = Vec::new();
         self.x.rec.name.fuzzy_query_keys(&mut keys);
         self.fp.extend_from_slice(&keys);
-        let mut slots: Vec<u32> = Vec::new();
-        for k in keys {
-            self.ix.crm_keys.for_each(k, |s| slots.push(s));
-        }
-        slots.sort_unstable();
-        slots.dedup();
+        let slots = self.ix.crm_keys.slots(&keys);
         let rare_max = self.ix.cfg.rare_word_max;
         let tokens = &self.ix.tokens;
         let mut read: Vec<u64> = Vec::new();
@@ -1095,7 +1206,7 @@ impl<'a> Ctx<'a, '_> {
         let mut first_trusted: Option<Effective<'a>> = None;
         for (_, a) in &c.rec.addrs {
             if let Some(ce) = self.ix.effective(a, self.fp) {
-                if ce.key == xe.key || ce.label() == xe.label() {
+                if ce.key == xe.key || same_brand(ce.label(), xe.label()) {
                     return None;
                 }
                 first_trusted.get_or_insert(ce);
@@ -1271,7 +1382,7 @@ impl<'a> Ctx<'a, '_> {
                 match reference {
                     None => reference = Some(e),
                     Some(r) => {
-                        if r.key != e.key && r.label() != e.label() {
+                        if r.key != e.key && !same_brand(r.label(), e.label()) {
                             return false;
                         }
                     }

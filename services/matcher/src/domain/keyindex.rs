@@ -73,6 +73,17 @@ impl KeyIndex {
         }
     }
 
+    /// Every slot stored under any of `keys`, sorted, each once.
+    pub(crate) fn slots(&self, keys: &[u64]) -> Vec<u32> {
+        let mut out = Vec::new();
+        for &k in keys {
+            self.for_each(k, |s| out.push(s));
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     pub(crate) fn insert(&mut self, key: u64, slot: u32) {
         let v = self.delta.entry(key).or_default();
         if !v.contains(&slot) {

@@ -18,11 +18,14 @@
 //! companies ("Apex Bright Foods" is not "Apex Bright Health").
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
-use super::hash::{KeyHasher, KeyKind, key};
+use super::hash::{KeyHasher, KeyKind, PremixedHasher, key};
+
+type KeySet = HashSet<u64, BuildHasherDefault<PremixedHasher>>;
 
 /// The ISO 20275 legal forms (see the file header for source and licence).
 const LEGAL_FORMS_TXT: &str = include_str!("../../data/legal_forms.txt");
@@ -313,17 +316,17 @@ fn strip_legal_forms(tokens: &mut Vec<&str>, forms: &LegalForms) {
 
 /// The set of legal forms, folded like names.
 pub(crate) struct LegalForms {
-    forms: HashSet<u64>,
+    forms: KeySet,
     /// Single-token forms with one character replaced by a wildcard: near-typos of a form.
-    near: HashSet<u64>,
+    near: KeySet,
     max_tokens: usize,
     count: usize,
 }
 
 impl LegalForms {
     fn parse(text: &str) -> LegalForms {
-        let mut forms = HashSet::new();
-        let mut near = HashSet::new();
+        let mut forms = KeySet::default();
+        let mut near = KeySet::default();
         let mut max_tokens = 1;
         let mut count = 0;
         for line in text.lines() {

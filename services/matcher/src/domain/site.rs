@@ -73,15 +73,38 @@ pub struct WebAddress {
     /// The label directly left of the site, when there is one ("shop" in "shop.acme.com").
     /// On a shared platform that is not in the Public Suffix List, it names the tenant.
     pub sub_label: Option<Box<str>>,
+    /// Path segments, lowercase, without empty ones ("company", "acme" for
+    /// `linkedin.com/company/acme`). Query and fragment are not part of it.
+    pub path: Vec<Box<str>>,
 }
 
 impl WebAddress {
     /// Parses a website or domain in any common surface form.
+    ///
+    /// Beyond [`registrable_domain`], two allowances for values people type: a leading `www`
+    /// label is never a registrant's choice (it is dropped when something registrable or listed
+    /// remains), and a value that is exactly a multi-label public suffix (`t.se`, a county
+    /// suffix in the list) is taken as typed. Whether such a site identifies anybody is then
+    /// decided by the data (see site trust in the index).
     pub fn parse(raw: &str) -> Result<WebAddress, WebAddressError> {
-        let host = extract_host(raw)?;
-        let ascii = host_to_ascii(host)?;
-        let site = registrable_domain_ascii(&ascii)
-            .ok_or_else(|| WebAddressError::PublicSuffix(ascii.clone()))?;
+        let (host, path) = extract_host(raw)?;
+        let full = host_to_ascii(host)?;
+        let mut ascii = full.clone();
+        if let Some((first, rest)) = full.split_once('.')
+            && first.starts_with("www")
+            && first[3..].bytes().all(|b| b.is_ascii_digit())
+            && rest.contains('.')
+        {
+            ascii = rest.to_string();
+        }
+        let site = match registrable_domain_ascii(&ascii).or_else(|| suffix_as_typed(&ascii)) {
+            Some(site) => site,
+            None => {
+                ascii = full;
+                registrable_domain_ascii(&ascii)
+                    .ok_or_else(|| WebAddressError::PublicSuffix(ascii.clone()))?
+            }
+        };
         let sub_label = ascii
             .len()
             .checked_sub(site.as_str().len() + 1)
@@ -89,10 +112,20 @@ impl WebAddress {
             .and_then(|rest| rest.rsplit('.').next())
             .filter(|label| !label.is_empty())
             .map(Box::from);
+        let path = path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .split('/')
+            .filter(|seg| !seg.is_empty())
+            .take(8)
+            .map(|seg| seg.to_lowercase().into_boxed_str())
+            .collect();
         Ok(WebAddress {
             host: ascii.into_boxed_str(),
             site,
             sub_label,
+            path,
         })
     }
 }
@@ -106,8 +139,8 @@ pub fn registrable_domain(host: &str) -> Option<Site> {
     registrable_domain_ascii(&ascii)
 }
 
-/// Host part of a URL-ish text: drops scheme, user-info, port, path, query and fragment.
-fn extract_host(raw: &str) -> Result<&str, WebAddressError> {
+/// Host part of a URL-ish text, and what follows it: drops scheme, user-info and port.
+fn extract_host(raw: &str) -> Result<(&str, &str), WebAddressError> {
     let s = raw.trim();
     if s.is_empty() {
         return Err(WebAddressError::Empty);
@@ -122,7 +155,7 @@ fn extract_host(raw: &str) -> Result<&str, WebAddressError> {
         _ => rest,
     };
     let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
-    let authority = &rest[..end];
+    let (authority, tail) = rest.split_at(end);
     let host_port = match authority.rsplit_once('@') {
         Some((_user, hp)) => hp,
         None => authority,
@@ -139,7 +172,7 @@ fn extract_host(raw: &str) -> Result<&str, WebAddressError> {
     if host.is_empty() {
         return Err(WebAddressError::NoHost);
     }
-    Ok(host)
+    Ok((host, tail))
 }
 
 /// Lowercase ASCII form of a host; IDNs go through UTS #46 to punycode.
@@ -177,6 +210,27 @@ fn host_to_ascii(host: &str) -> Result<String, WebAddressError> {
         return Err(WebAddressError::IpAddress);
     }
     Ok(ascii)
+}
+
+/// A host that is itself a listed public suffix of two labels or more, taken as a site — unless
+/// its first label is a generic category (`co.uk`, `com.au`, `org.br`), never a name.
+fn suffix_as_typed(ascii: &str) -> Option<Site> {
+    const GENERIC: &[&str] = &[
+        "com", "co", "net", "org", "gov", "gob", "edu", "ac", "mil", "int", "nom", "sch", "ltd",
+        "plc", "info", "biz", "or", "ne", "go", "gv", "web", "firm", "gen", "ind", "store",
+    ];
+    let suffix = psl::suffix(ascii.as_bytes())?;
+    if !suffix.is_known() || suffix.as_bytes() != ascii.as_bytes() {
+        return None;
+    }
+    let (label, _) = ascii.split_once('.')?;
+    if GENERIC.contains(&label) {
+        return None;
+    }
+    Some(Site {
+        name: ascii.into(),
+        label_len: u8::try_from(label.len()).ok()?,
+    })
 }
 
 fn registrable_domain_ascii(ascii: &str) -> Option<Site> {
@@ -260,5 +314,24 @@ mod tests {
         assert_eq!(w.sub_label.as_deref(), Some("shop"));
         let w = WebAddress::parse("fminc.com").unwrap();
         assert_eq!(w.sub_label, None);
+    }
+
+    #[test]
+    fn given_www_before_a_listed_suffix_then_the_suffix_is_the_site_as_typed() {
+        // t.se is a (county) suffix in the list; people still type it as a company domain.
+        assert_eq!(site_of("https://www.t.se"), "t.se");
+        assert_eq!(site_of("t.se"), "t.se");
+        // ...but neither a one-label suffix nor a generic category is a site, and the strict
+        // function stays strict.
+        assert!(WebAddress::parse("com").is_err());
+        assert!(WebAddress::parse("co.uk").is_err());
+        assert_eq!(registrable_domain("t.se"), None);
+    }
+
+    #[test]
+    fn given_a_url_then_its_path_segments_are_kept() {
+        let w = WebAddress::parse("https://www.linkedin.com/company/Acme-Corp/?trk=x#y").unwrap();
+        let path: Vec<&str> = w.path.iter().map(|s| &**s).collect();
+        assert_eq!(path, vec!["company", "acme-corp"]);
     }
 }
