@@ -139,3 +139,57 @@ async fn rebuilding_from_the_log_gives_the_same_list() {
     svc.stop().await;
     env.cleanup().await;
 }
+
+/// Race: "mark all read" while the consumer is raising notifications. The live projection must
+/// equal what a replay of the log gives, so a notification is read exactly when its
+/// NotificationsRead comes after it in the log, whichever transaction committed first.
+#[tokio::test]
+async fn mark_all_read_racing_new_notifications_agrees_with_a_replay_of_the_log() {
+    let env = TestEnv::new().await;
+    let svc = Running::start(&env).await;
+    let ws = workspace(&env).await;
+    let n = 40;
+    let mut events = Vec::new();
+    for i in 0..n {
+        let integration = format!("hs-{i}");
+        events.push(connected(&ws, &integration, Provider::Hubspot));
+        events.push(sync_failed(
+            &ws,
+            &integration,
+            FailureKind::ProviderOutage,
+            tomorrow_at_six(),
+        ));
+    }
+    let ids = feed(&env, events).await;
+    let mut client = svc.client().await;
+    let mut calls = 0;
+    loop {
+        client
+            .mark_all_read(authed(
+                &ws.key,
+                rp_platform::contracts::api::v1::MarkAllReadRequest {
+                    workspace_id: ws.id.to_string(),
+                },
+            ))
+            .await
+            .unwrap();
+        calls += 1;
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM processed_events WHERE consumer = 'notification' AND event_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        if done == i64::try_from(ids.len()).unwrap() {
+            break;
+        }
+    }
+    let live = list_all(&mut client, &ws).await;
+    assert_eq!(live.len(), n);
+    store::rebuild(&env.pool).await.unwrap();
+    let replayed = list_all(&mut client, &ws).await;
+    assert_eq!(replayed, live, "after {calls} racing MarkAllRead calls");
+    svc.stop().await;
+    env.cleanup().await;
+}
