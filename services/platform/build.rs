@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     collect(&root, &mut files)?;
     files.sort();
     println!("cargo:rerun-if-changed={}", root.display());
+    // `sqlx::migrate!` embeds the migrations at compile time.
+    println!("cargo:rerun-if-changed=migrations");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

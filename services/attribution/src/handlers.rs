@@ -26,6 +26,10 @@ impl Handler for AttributionStep {
         let Some(Event::AccountsMatched(matched)) = event.event() else {
             return Ok(());
         };
+        if matched.remaining_parts > 0 {
+            // More parts of this step's result follow; the step ends with the last.
+            return Ok(());
+        }
         if matched.sync_run_id.is_empty() {
             // Matches changed outside a sync (a manual decision): numbers switch at the next
             // completed sync, never mid-cycle.

@@ -334,7 +334,10 @@ fn step_of(e: &RecordedEvent) -> Option<(String, i32)> {
         Event::CompaniesResolved(c) => {
             Some((c.sync_run_id.clone(), SyncStep::CompanyResolution as i32))
         }
-        Event::AccountsMatched(m) => Some((m.sync_run_id.clone(), SyncStep::Matching as i32)),
+        // Only the last part of a split result completes the matching step.
+        Event::AccountsMatched(m) if m.remaining_parts == 0 => {
+            Some((m.sync_run_id.clone(), SyncStep::Matching as i32))
+        }
         Event::AttributionUpdated(a) => Some((a.sync_run_id.clone(), SyncStep::Attribution as i32)),
         _ => None,
     }

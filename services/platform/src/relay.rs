@@ -67,7 +67,7 @@ impl Relay {
     fn lock_key(&self) -> i64 {
         // "RPRLY" + a hash of the relay's name and stream, so two deployments sharing a database
         // with different streams each get a leader.
-        let mut h: i64 = 0x5250_524C_59;
+        let mut h: i64 = 0x52_50_52_4C_59;
         for b in format!("{}/{}", self.name, self.bus.stream).bytes() {
             h = h.wrapping_mul(31).wrapping_add(i64::from(b));
         }

@@ -1,0 +1,264 @@
+//! Events in, events out: the matching step of a sync cycle, and manual decisions.
+//!
+//! * RecordsPulled (LinkedIn organizations, CRM companies) only stores the records, marked dirty.
+//! * The matching step starts when the pull before it completes: CompaniesResolved (a LinkedIn
+//!   sync) or PullCompleted of the CRM pull (a CRM sync). It re-matches only the LinkedIn
+//!   companies the dirty records affect, stores the new results, and emits AccountsMatched with
+//!   what changed (new, changed, removed), split into parts well under the NATS max payload.
+//! * MatchDecisionRecorded stores the decision and re-matches the pair's LinkedIn company.
+//!
+//! Each workspace's index lives in memory, tagged with the version of the workspace's state in
+//! PostgreSQL; a replica whose copy is stale (another replica handled the workspace since)
+//! rebuilds it from the projection. Every change happens under the workspace's row lock.
+
+use crate::domain::{Change, CrmId, Decision, LinkedInId, LinkedInResult, MatchIndex};
+use crate::store::{self, StoredMatch};
+use rp_platform::consumer::{Handler, HandlerContext, HandlerError};
+use rp_platform::contracts::events::v1::{
+    AccountsMatched, MatchChange, MatchChangeKind, ObjectType, SyncStep, SyncStepStarted,
+    envelope::Event,
+};
+use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+pub const EVENT_TYPES: &[&str] = &[
+    "RecordsPulled",
+    "CompaniesResolved",
+    "PullCompleted",
+    "MatchDecisionRecorded",
+];
+
+/// At most this many changes per AccountsMatched event (a change is ~200 bytes).
+pub const CHANGES_PER_EVENT: usize = 2_000;
+
+#[derive(Default)]
+pub struct Matcher {
+    cache: Mutex<HashMap<String, (i64, MatchIndex)>>,
+}
+
+impl Matcher {
+    fn take_cached(&self, ws: &str, version: i64) -> Option<MatchIndex> {
+        let mut cache = self.cache.lock().ok()?;
+        match cache.remove(ws) {
+            Some((v, idx)) if v == version => Some(idx),
+            _ => None,
+        }
+    }
+
+    fn put_cached(&self, ws: &str, version: i64, idx: MatchIndex) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(ws.to_string(), (version, idx));
+        }
+    }
+
+    /// Re-matches what changed and writes it; returns the changes and the new version.
+    async fn rematch(
+        &self,
+        ctx: &mut HandlerContext,
+        ws: &str,
+        extra: Vec<Change>,
+    ) -> Result<Vec<MatchChange>, HandlerError> {
+        let tx = &mut *ctx.tx;
+        let version = store::lock_workspace(tx, ws).await?;
+        let (index, affected): (MatchIndex, Option<Vec<String>>) =
+            match self.take_cached(ws, version) {
+                Some(mut idx) => {
+                    let mut changes = store::take_dirty(tx, ws).await?;
+                    changes.extend(extra);
+                    let set = idx.apply(changes);
+                    let mut ids: Vec<String> = set
+                        .updated
+                        .iter()
+                        .map(|r| r.linkedin_id.to_string())
+                        .collect();
+                    ids.extend(set.removed.iter().map(|id| id.to_string()));
+                    (idx, Some(ids))
+                }
+                None => {
+                    // Rebuilt from the projection (which already holds `extra`'s decision).
+                    (store::load_index(tx, ws).await?, None)
+                }
+            };
+        let changes = diff_and_store(tx, ws, &index, affected.as_deref()).await?;
+        let new_version = store::bump_version(tx, ws).await?;
+        // If the transaction does not commit, the version in the database stays behind this
+        // one, so the next event rebuilds instead of trusting this copy.
+        self.put_cached(ws, new_version, index);
+        Ok(changes)
+    }
+
+    async fn matching_step(
+        &self,
+        ctx: &mut HandlerContext,
+        ws: &str,
+        run: &str,
+    ) -> Result<(), HandlerError> {
+        let started = ctx.new_event(Event::SyncStepStarted(SyncStepStarted {
+            sync_run_id: run.to_string(),
+            step: SyncStep::Matching as i32,
+        }));
+        let changes = self.rematch(ctx, ws, Vec::new()).await?;
+        let (matched, review) = store::totals(&mut ctx.tx, ws).await?;
+        let mut events = vec![started];
+        events.extend(accounts_matched(ctx, run, changes, matched, review));
+        ctx.emit(format!("syncrun-{run}"), ExpectedVersion::Any, events);
+        Ok(())
+    }
+}
+
+fn accounts_matched(
+    ctx: &HandlerContext,
+    run: &str,
+    changes: Vec<MatchChange>,
+    matched: i64,
+    review: i64,
+) -> Vec<NewEvent> {
+    let chunks: Vec<Vec<MatchChange>> = if changes.is_empty() {
+        vec![Vec::new()]
+    } else {
+        changes
+            .chunks(CHANGES_PER_EVENT)
+            .map(<[MatchChange]>::to_vec)
+            .collect()
+    };
+    let n = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, changes)| {
+            ctx.new_event(Event::AccountsMatched(AccountsMatched {
+                sync_run_id: run.to_string(),
+                changes,
+                matched: matched.max(0) as u64,
+                needs_review: review.max(0) as u64,
+                remaining_parts: (n - 1 - i) as u32,
+            }))
+        })
+        .collect()
+}
+
+/// Compares the index's results for `affected` (all when None) with what is stored, stores the
+/// new ones, and returns the differences.
+async fn diff_and_store(
+    tx: &mut sqlx::PgConnection,
+    ws: &str,
+    index: &MatchIndex,
+    affected: Option<&[String]>,
+) -> Result<Vec<MatchChange>, HandlerError> {
+    let results: Vec<LinkedInResult> = match affected {
+        Some(ids) => ids
+            .iter()
+            .filter_map(|id| LinkedInId::parse(id).ok())
+            .filter_map(|id| index.result(&id))
+            .collect(),
+        None => index.results(),
+    };
+    let stored = store::stored_matches(tx, ws, affected).await?;
+    let mut old: BTreeMap<(String, String), StoredMatch> = BTreeMap::new();
+    for (li, m) in stored {
+        old.insert((li, m.crm_id.clone()), m);
+    }
+    let mut changes = Vec::new();
+    let mut ids: Vec<String> = affected.map(<[String]>::to_vec).unwrap_or_default();
+    for r in &results {
+        if affected.is_none() {
+            ids.push(r.linkedin_id.to_string());
+        }
+        for m in &r.matches {
+            let key = (m.linkedin_id.to_string(), m.crm_id.to_string());
+            let now = StoredMatch {
+                crm_id: key.1.clone(),
+                method: store::method_code(m.method),
+                score: m.score.value(),
+                reason: m.reason.clone(),
+            };
+            let kind = match old.remove(&key) {
+                None => Some(MatchChangeKind::New),
+                Some(before) if before != now => Some(MatchChangeKind::Changed),
+                Some(_) => None,
+            };
+            if let Some(kind) = kind {
+                changes.push(MatchChange {
+                    kind: kind as i32,
+                    linkedin_id: key.0,
+                    crm_id: key.1,
+                    method: now.method,
+                    score: now.score,
+                    reason: now.reason,
+                });
+            }
+        }
+    }
+    // Whatever is left was matched before and is not now.
+    if affected.is_none() {
+        // A full rebuild covers every stored row too.
+        ids.extend(old.keys().map(|(li, _)| li.clone()));
+    }
+    for ((li, crm), before) in old {
+        changes.push(MatchChange {
+            kind: MatchChangeKind::Removed as i32,
+            linkedin_id: li,
+            crm_id: crm,
+            method: before.method,
+            score: before.score,
+            reason: before.reason,
+        });
+    }
+    ids.sort();
+    ids.dedup();
+    let refs: Vec<&LinkedInResult> = results.iter().collect();
+    store::replace_results(tx, ws, &ids, &refs).await?;
+    Ok(changes)
+}
+
+impl Handler for Matcher {
+    async fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        let ws = event.workspace_id().to_string();
+        match event.event() {
+            Some(Event::RecordsPulled(r)) => {
+                if r.object_type == ObjectType::LinkedinOrganization as i32 {
+                    store::upsert_organizations(&mut ctx.tx, &ws, &r.organizations).await?;
+                } else if r.object_type == ObjectType::CrmCompany as i32 {
+                    store::upsert_companies(&mut ctx.tx, &ws, &r.companies).await?;
+                }
+            }
+            Some(Event::CompaniesResolved(c)) => {
+                self.matching_step(ctx, &ws, &c.sync_run_id).await?
+            }
+            Some(Event::PullCompleted(p)) if p.step == SyncStep::CrmPull as i32 => {
+                self.matching_step(ctx, &ws, &p.sync_run_id).await?
+            }
+            Some(Event::MatchDecisionRecorded(d)) => {
+                let (Ok(linkedin_id), Ok(crm_id), Some(kind)) = (
+                    LinkedInId::parse(&d.linkedin_id),
+                    CrmId::parse(&d.crm_id),
+                    store::decision_kind(d.decision),
+                ) else {
+                    return Err(HandlerError::Reject(format!(
+                        "MatchDecisionRecorded needs a LinkedIn id, a CRM id and a decision (got {:?}, {:?}, {})",
+                        d.linkedin_id, d.crm_id, d.decision
+                    )));
+                };
+                let decision = Decision {
+                    linkedin_id,
+                    crm_id,
+                    kind,
+                };
+                store::save_decision(&mut ctx.tx, &ws, &decision, &d.decided_by).await?;
+                let changes = self
+                    .rematch(ctx, &ws, vec![Change::Decide(decision)])
+                    .await?;
+                let (matched, review) = store::totals(&mut ctx.tx, &ws).await?;
+                let events = accounts_matched(ctx, "", changes, matched, review);
+                ctx.emit(format!("matches-{ws}"), ExpectedVersion::Any, events);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

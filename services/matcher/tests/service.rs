@@ -1,0 +1,497 @@
+//! The matcher service against real PostgreSQL and NATS: the matching step of a sync cycle,
+//! incremental re-matching, manual decisions that win, restart, and the gRPC API.
+
+use matcher::api::MatchesApi;
+use matcher::handlers::Matcher;
+use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::consumer::{self, ConsumerConfig, Ordering};
+use rp_platform::contracts::api::v1::{
+    ListMatchesRequest, ListReviewsRequest, RecordDecisionRequest, matches_client::MatchesClient,
+};
+use rp_platform::contracts::events::v1::{
+    AccountsMatched, CompaniesResolved, CrmCompany, MatchChangeKind, MatchDecision, MatchMethod,
+    ObjectType, Organization, PullCompleted, RecordsPulled, SyncStep, WorkspaceCreated,
+    envelope::Event,
+};
+use rp_platform::eventlog::{ExpectedVersion, NewEvent};
+use rp_platform::relay::Relay;
+use rp_platform::testing::{TestEnv, eventually};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct World {
+    env: TestEnv,
+    ws: String,
+    key: String,
+    client: MatchesClient<Channel>,
+    cancel: CancellationToken,
+    consumer_cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn org(id: &str, name: &str, website: &str) -> Organization {
+    Organization {
+        id: id.into(),
+        name: name.into(),
+        website: website.into(),
+        country: "US".into(),
+        ..Default::default()
+    }
+}
+
+fn company(id: &str, name: &str, domain: &str) -> CrmCompany {
+    CrmCompany {
+        id: id.into(),
+        name: name.into(),
+        domain: domain.into(),
+        country: "US".into(),
+        ..Default::default()
+    }
+}
+
+impl World {
+    async fn new() -> Self {
+        let env = TestEnv::new().await;
+        matcher::store::migrate(&env.pool).await.unwrap();
+        let ws = uuid::Uuid::new_v4();
+        env.store
+            .append(
+                &format!("workspace-{ws}"),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(
+                    ws.to_string(),
+                    Event::WorkspaceCreated(WorkspaceCreated {
+                        name: "Acme".into(),
+                        plan: "growth".into(),
+                    }),
+                )],
+            )
+            .await
+            .unwrap();
+        let key = apikeys::issue(&env.pool, WorkspaceId::new(ws), "t")
+            .await
+            .unwrap()
+            .plaintext;
+        let cancel = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let relay = Relay::new(env.store.clone(), env.js.clone(), env.bus.clone());
+        let c = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = relay.run(c).await;
+        }));
+        let serving = rp_platform::grpc::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            cancel.clone(),
+            rp_platform::grpc::Services::new()
+                .service(MatchesApi::new(env.pool.clone()).into_server()),
+        )
+        .await
+        .unwrap();
+        let client = MatchesClient::connect(format!("http://{}", serving.local_addr()))
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let _ = serving.wait().await;
+        }));
+        let mut w = Self {
+            env,
+            ws: ws.to_string(),
+            key,
+            client,
+            cancel,
+            consumer_cancel: CancellationToken::new(),
+            tasks,
+        };
+        w.start_matcher();
+        w
+    }
+
+    /// (Re)starts the matcher consumer with a fresh, empty in-memory cache.
+    fn start_matcher(&mut self) {
+        self.consumer_cancel.cancel();
+        self.consumer_cancel = CancellationToken::new();
+        let (js, bus, pool, c) = (
+            self.env.js.clone(),
+            self.env.bus.clone(),
+            self.env.pool.clone(),
+            self.consumer_cancel.clone(),
+        );
+        self.tasks.push(tokio::spawn(async move {
+            let cfg = ConsumerConfig::new("matcher", Ordering::PerWorkspace)
+                .event_types(matcher::handlers::EVENT_TYPES);
+            let _ = consumer::run(js, bus, pool, cfg, Arc::new(Matcher::default()), c).await;
+        }));
+    }
+
+    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.key).parse().unwrap(),
+        );
+        r
+    }
+
+    async fn append(&self, stream: &str, run: &str, e: Event) {
+        let ev = NewEvent::new(self.ws.clone(), e).correlation(run.to_string());
+        self.env
+            .store
+            .append(stream, ExpectedVersion::Any, vec![ev])
+            .await
+            .unwrap();
+    }
+
+    async fn pull(&self, run: &str, orgs: Vec<Organization>, companies: Vec<CrmCompany>) {
+        if !orgs.is_empty() {
+            self.append(
+                &format!("records-{run}"),
+                run,
+                Event::RecordsPulled(RecordsPulled {
+                    sync_run_id: run.into(),
+                    object_type: ObjectType::LinkedinOrganization as i32,
+                    organizations: orgs,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        }
+        if !companies.is_empty() {
+            self.append(
+                &format!("records-{run}"),
+                run,
+                Event::RecordsPulled(RecordsPulled {
+                    sync_run_id: run.into(),
+                    object_type: ObjectType::CrmCompany as i32,
+                    companies,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        }
+    }
+
+    async fn matched(&self, stream: &str, nth: usize) -> AccountsMatched {
+        eventually(WAIT, "AccountsMatched", || async {
+            let events = self.env.store.read_stream(stream, 1, 1000).await.unwrap();
+            events
+                .iter()
+                .filter_map(|e| match e.event() {
+                    Some(Event::AccountsMatched(m)) => Some(m.clone()),
+                    _ => None,
+                })
+                .nth(nth)
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        self.consumer_cancel.cancel();
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.env.cleanup().await;
+    }
+}
+
+fn pairs(m: &AccountsMatched, kind: MatchChangeKind) -> Vec<(String, String, i32)> {
+    let mut v: Vec<_> = m
+        .changes
+        .iter()
+        .filter(|c| c.kind == kind as i32)
+        .map(|c| (c.linkedin_id.clone(), c.crm_id.clone(), c.method))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_matches_domain_first_then_name_and_later_changes_rematch_only_what_they_touch() {
+    let mut w = World::new().await;
+    // LinkedIn run: organizations resolved, CRM companies already pulled by an earlier CRM run.
+    w.pull(
+        "run-1",
+        vec![
+            org(
+                "li-1",
+                "Acme Robotics",
+                "https://www.acmerobotics.com/about",
+            ),
+            org("li-2", "Nordlicht Analytics GmbH", ""),
+            org(
+                "li-3",
+                "Zephyr Unmatched Ventures",
+                "https://zephyr-unmatched.io",
+            ),
+        ],
+        vec![
+            company("crm-1", "ACME Robotics, Inc.", "acmerobotics.com"),
+            company("crm-1b", "Acme Robotics (duplicate)", "ACMEROBOTICS.COM"),
+            company("crm-2", "Nordlicht Analytics", ""),
+            company("crm-9", "Someone Else Ltd", "someone-else.co.uk"),
+        ],
+    )
+    .await;
+    w.append(
+        "syncrun-run-1",
+        "run-1",
+        Event::CompaniesResolved(CompaniesResolved {
+            sync_run_id: "run-1".into(),
+            organizations: 3,
+        }),
+    )
+    .await;
+    let m = w.matched("syncrun-run-1", 0).await;
+    assert_eq!(
+        pairs(&m, MatchChangeKind::New),
+        vec![
+            ("li-1".into(), "crm-1".into(), MatchMethod::Domain as i32),
+            ("li-1".into(), "crm-1b".into(), MatchMethod::Domain as i32),
+            ("li-2".into(), "crm-2".into(), MatchMethod::Name as i32),
+        ]
+    );
+    assert_eq!(m.matched, 2);
+    assert_eq!(m.remaining_parts, 0);
+    let step = w
+        .env
+        .store
+        .read_stream("syncrun-run-1", 1, 100)
+        .await
+        .unwrap();
+    assert!(
+        step.iter().any(|e| e.event_type() == "SyncStepStarted"),
+        "the matching step is announced"
+    );
+
+    // The gRPC API shows the matches with their reasons.
+    let listed = w
+        .client
+        .clone()
+        .list_matches(w.req(ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.matches.len(), 3);
+    assert!(listed.matches.iter().all(|m| !m.reason.is_empty()));
+
+    // A CRM run changes one account's domain and adds nothing else: only li-1 is re-matched.
+    w.pull(
+        "run-2",
+        vec![],
+        vec![company(
+            "crm-1b",
+            "Acme Robotics (duplicate)",
+            "other-company.com",
+        )],
+    )
+    .await;
+    w.append(
+        "syncrun-run-2",
+        "run-2",
+        Event::PullCompleted(PullCompleted {
+            sync_run_id: "run-2".into(),
+            step: SyncStep::CrmPull as i32,
+            counts: vec![],
+        }),
+    )
+    .await;
+    let m2 = w.matched("syncrun-run-2", 0).await;
+    assert_eq!(
+        pairs(&m2, MatchChangeKind::Removed),
+        vec![("li-1".into(), "crm-1b".into(), MatchMethod::Domain as i32)]
+    );
+    assert!(pairs(&m2, MatchChangeKind::New).is_empty());
+    assert!(
+        m2.changes.iter().all(|c| c.linkedin_id == "li-1"),
+        "only the affected company: {:?}",
+        m2.changes
+    );
+
+    // A person rejects li-2 ↔ crm-2: it goes, and a later sync does not bring it back.
+    w.client
+        .clone()
+        .record_decision(w.req(RecordDecisionRequest {
+            workspace_id: w.ws.clone(),
+            linkedin_id: "li-2".into(),
+            crm_id: "crm-2".into(),
+            decision: MatchDecision::Reject as i32,
+        }))
+        .await
+        .unwrap();
+    let d = w.matched(&format!("matches-{}", w.ws), 0).await;
+    assert_eq!(
+        pairs(&d, MatchChangeKind::Removed),
+        vec![("li-2".into(), "crm-2".into(), MatchMethod::Name as i32)]
+    );
+    // ...and links li-3 by hand.
+    w.client
+        .clone()
+        .record_decision(w.req(RecordDecisionRequest {
+            workspace_id: w.ws.clone(),
+            linkedin_id: "li-3".into(),
+            crm_id: "crm-9".into(),
+            decision: MatchDecision::Link as i32,
+        }))
+        .await
+        .unwrap();
+    let l = w.matched(&format!("matches-{}", w.ws), 1).await;
+    assert_eq!(
+        pairs(&l, MatchChangeKind::New),
+        vec![("li-3".into(), "crm-9".into(), MatchMethod::Manual as i32)]
+    );
+
+    // A restarted matcher (empty memory) rebuilds from its projection: the next step finds
+    // nothing new to say, and the decisions still hold.
+    w.start_matcher();
+    w.pull(
+        "run-3",
+        vec![org("li-2", "Nordlicht Analytics GmbH", "")],
+        vec![],
+    )
+    .await;
+    w.append(
+        "syncrun-run-3",
+        "run-3",
+        Event::CompaniesResolved(CompaniesResolved {
+            sync_run_id: "run-3".into(),
+            organizations: 1,
+        }),
+    )
+    .await;
+    let m3 = w.matched("syncrun-run-3", 0).await;
+    assert!(
+        m3.changes.is_empty(),
+        "no spurious changes after a rebuild: {:?}",
+        m3.changes
+    );
+    let li2 = w
+        .client
+        .clone()
+        .list_matches(w.req(ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            linkedin_id: "li-2".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(li2.matches.is_empty(), "the rejection wins");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_names_go_to_review_with_their_candidates() {
+    let w = World::new().await;
+    w.pull(
+        "run-1",
+        vec![org("li-1", "Summit Partners", "")],
+        vec![
+            company("crm-1", "Summit Partners", "summitpartners.com"),
+            company("crm-2", "Summit Partners", "summit-partners.de"),
+        ],
+    )
+    .await;
+    w.append(
+        "syncrun-run-1",
+        "run-1",
+        Event::CompaniesResolved(CompaniesResolved {
+            sync_run_id: "run-1".into(),
+            organizations: 1,
+        }),
+    )
+    .await;
+    let m = w.matched("syncrun-run-1", 0).await;
+    let reviews = w
+        .client
+        .clone()
+        .list_reviews(w.req(ListReviewsRequest {
+            workspace_id: w.ws.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    if m.changes.is_empty() {
+        assert_eq!(reviews.reviews.len(), 1);
+        assert_eq!(reviews.reviews[0].linkedin_name, "Summit Partners");
+        assert_eq!(reviews.reviews[0].candidates.len(), 2);
+        assert_eq!(m.needs_review, 1);
+    } else {
+        // Two accounts with the same name and different trusted domains may be one company's
+        // duplicates; either way nothing outside the candidates is matched.
+        assert!(
+            m.changes
+                .iter()
+                .all(|c| c.crm_id == "crm-1" || c.crm_id == "crm-2")
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let w = World::new().await;
+    let mut c = w.client.clone();
+    let e = c
+        .list_matches(ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e = c
+        .list_matches(w.req(ListMatchesRequest {
+            workspace_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let e = c
+        .list_matches(w.req(ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            page_size: 5000,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("page_size"));
+    let e = c
+        .list_matches(w.req(ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            page_token: "zz".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("page_token"));
+    let e = c
+        .record_decision(w.req(RecordDecisionRequest {
+            workspace_id: w.ws.clone(),
+            linkedin_id: " ".into(),
+            crm_id: "crm-1".into(),
+            decision: 1,
+        }))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("linkedin_id"), "{}", e.message());
+    let e = c
+        .record_decision(w.req(RecordDecisionRequest {
+            workspace_id: w.ws.clone(),
+            linkedin_id: "li-1".into(),
+            crm_id: "crm-1".into(),
+            decision: 0,
+        }))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("decision"));
+    w.stop().await;
+}
