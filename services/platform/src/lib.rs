@@ -10,6 +10,7 @@ pub mod contracts;
 pub mod db;
 pub mod eventlog;
 pub mod grpc;
+pub mod plans;
 pub mod relay;
 pub mod runtime;
 pub mod telemetry;
