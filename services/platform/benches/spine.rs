@@ -5,8 +5,12 @@
 //! >= 100,000 events/s; commit-to-consume p99 <= 50 ms at 1,000 events/s.
 
 use futures::StreamExt;
-use rp_platform::consumer::{self, ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering};
-use rp_platform::contracts::events::v1::{EngagementRow, ObjectType, RecordsPulled, envelope::Event};
+use rp_platform::consumer::{
+    self, ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering,
+};
+use rp_platform::contracts::events::v1::{
+    EngagementRow, ObjectType, RecordsPulled, envelope::Event,
+};
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, ReadFilter, RecordedEvent};
 use rp_platform::relay::Relay;
 use rp_platform::testing::TestEnv;
@@ -102,9 +106,17 @@ struct Timed {
 }
 
 impl Handler for Timed {
-    async fn handle(&self, _ctx: &mut HandlerContext, e: &RecordedEvent) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        _ctx: &mut HandlerContext,
+        e: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
         let now = Instant::now();
-        let started = self.committed.lock().ok().and_then(|m| m.get(&e.event_id()).copied());
+        let started = self
+            .committed
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&e.event_id()).copied());
         if let (Some(t), Ok(mut l)) = (started, self.latencies.lock()) {
             l.push(now.saturating_duration_since(t));
         }
@@ -122,10 +134,19 @@ async fn main() {
     };
     say(format!(
         "machine: {} cores, {}; date {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
             .unwrap_or_default(),
         chrono::Utc::now().format("%Y-%m-%d")
     ));
@@ -136,7 +157,10 @@ async fn main() {
     let evs: Vec<NewEvent> = (0..singles).map(|i| event("ws-bench", i)).collect();
     let t = Instant::now();
     for e in &evs {
-        env.store.append("single", ExpectedVersion::Any, vec![e.clone()]).await.expect("append");
+        env.store
+            .append("single", ExpectedVersion::Any, vec![e.clone()])
+            .await
+            .expect("append");
     }
     let single = rate(singles, t.elapsed());
     let raw_evs: Vec<NewEvent> = (0..singles).map(|i| event("ws-bench", i)).collect();
@@ -181,7 +205,11 @@ async fn main() {
     let mut after = 0;
     let mut n = 0usize;
     loop {
-        let page = env.store.read_all(after, 1000, &ReadFilter::default()).await.expect("read");
+        let page = env
+            .store
+            .read_all(after, 1000, &ReadFilter::default())
+            .await
+            .expect("read");
         let Some(last) = page.last() else { break };
         after = last.position;
         n += page.len();
@@ -192,8 +220,10 @@ async fn main() {
     ));
 
     // --- commit-to-consume latency at 1,000 events/s --------------------------------------------
+    // A fresh log and stream, so the consumer is not working through the events above first.
+    env.cleanup().await;
+    let env = TestEnv::new().await;
     let relay = Relay::new(env.store.clone(), env.js.clone(), env.bus.clone());
-    relay.publish_pending().await.expect("relay catch-up");
     let cancel = CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(cancel.clone()));
     let committed = Arc::new(Mutex::new(HashMap::new()));
@@ -206,7 +236,10 @@ async fn main() {
         env.bus.clone(),
         env.pool.clone(),
         cfg,
-        Arc::new(Timed { committed: committed.clone(), latencies: latencies.clone() }),
+        Arc::new(Timed {
+            committed: committed.clone(),
+            latencies: latencies.clone(),
+        }),
         cancel.clone(),
     ));
     let seconds = 5;
@@ -222,7 +255,10 @@ async fn main() {
             let _p = sem.acquire().await;
             let e = event("ws-latency", i);
             let id = e.event_id;
-            store.append(&format!("lat-{}", i % 64), ExpectedVersion::Any, vec![e]).await.expect("append");
+            store
+                .append(&format!("lat-{}", i % 64), ExpectedVersion::Any, vec![e])
+                .await
+                .expect("append");
             if let Ok(mut m) = committed.lock() {
                 m.insert(id, Instant::now());
             }
@@ -269,13 +305,19 @@ async fn main() {
             let mut msgs = consumer.messages().await.expect("messages");
             let mut got = 0;
             while got < expected {
-                let Some(Ok(m)) = msgs.next().await else { break };
+                let Some(Ok(m)) = msgs.next().await else {
+                    break;
+                };
                 let now = Instant::now();
-                let key: u64 = std::str::from_utf8(&m.payload[..20]).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-                if let Some(t) = sent.lock().ok().and_then(|s| s.get(&key).copied()) {
-                    if let Ok(mut l) = raw_lat.lock() {
-                        l.push(now.saturating_duration_since(t));
-                    }
+                let key: u64 = std::str::from_utf8(&m.payload[..20])
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                if let (Some(t), Ok(mut l)) = (
+                    sent.lock().ok().and_then(|s| s.get(&key).copied()),
+                    raw_lat.lock(),
+                ) {
+                    l.push(now.saturating_duration_since(t));
                 }
                 let _ = m.ack().await;
                 got += 1;
@@ -284,7 +326,11 @@ async fn main() {
     };
     let body = {
         use prost::Message;
-        rp_platform::contracts::events::v1::Envelope { meta: None, event: Some(event("ws", 1).event) }.encode_to_vec()
+        rp_platform::contracts::events::v1::Envelope {
+            meta: None,
+            event: Some(event("ws", 1).event),
+        }
+        .encode_to_vec()
     };
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_sec));
     for i in 0..expected as u64 {

@@ -28,8 +28,8 @@ impl Output {
     pub fn event_header(&self) {
         if !self.json {
             println!(
-                "{:>9}  {:<24}  {:<22}  {:>4}  {:<22}  {:<36}  {}",
-                "POSITION", "RECORDED", "TYPE", "VER", "STREAM", "WORKSPACE", "SUMMARY"
+                "{:>9}  {:<24}  {:<22}  {:>4}  {:<22}  {:<36}  SUMMARY",
+                "POSITION", "RECORDED", "TYPE", "VER", "STREAM", "WORKSPACE"
             );
         }
     }
