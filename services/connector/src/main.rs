@@ -1,1 +1,39 @@
-fn main() {}
+//! `connector`: OAuth connections and provider pulls. Wiring only; see lib.rs and
+//! docs/connector.md.
+
+use std::sync::Arc;
+
+use connector::config::ConnectorConfig;
+use connector::pull::FromSchedules;
+use connector::{Connector, callback, handlers, store};
+use rp_platform::grpc::{self, Services};
+use rp_platform::runtime::Service;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = ConnectorConfig::from_env()?;
+    let mut svc = Service::start("connector").await?;
+    store::migrate(&svc.pool).await?;
+    let (grpc_addr, http_addr) = (config.grpc_addr, config.http_addr);
+
+    // SyncFailed says when the next attempt is: the scheduler's next slot (runs.rs).
+    let next_sync = Arc::new(FromSchedules {
+        pool: svc.pool.clone(),
+    });
+    let connector = Connector::new(svc.pool.clone(), svc.store.clone(), config, next_sync)?;
+
+    svc.consume(handlers::consumer_config(), connector.handler());
+    let worker = connector.worker();
+    let cancel = svc.cancel.clone();
+    svc.spawn(async move { worker.run(cancel).await });
+
+    let services = Services::new().service(connector.grpc_service());
+    // orchestration (runs, schedule, health) is wired here
+
+    let serving = grpc::serve(grpc_addr, svc.cancel.clone(), services).await?;
+    svc.spawn(async move { serving.wait().await.map_err(Into::into) });
+    let http = callback::serve(http_addr, connector.http_router(), svc.cancel.clone()).await?;
+    svc.spawn(async move { http.task.await?.map_err(Into::into) });
+
+    svc.wait().await
+}

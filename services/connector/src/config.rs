@@ -1,0 +1,235 @@
+//! The connector's configuration, from the environment. A missing or malformed value stops the
+//! service at startup with an error that names the variable and says what to do.
+//! Every variable is listed in docs/connector.md.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rp_platform::config::{ConfigError, duration_or, parse_or, var_or};
+
+use crate::crypto::KeyRing;
+use crate::domain::plans::{DEFAULT_PLANS, Plans};
+use crate::providers::Secret;
+
+/// The sandbox's address, which every provider URL defaults to (`make run`, demos).
+pub const SANDBOX_BASE: &str = "http://127.0.0.1:7700";
+
+/// One provider's endpoints and our OAuth client there.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// API base (`LINKEDIN_API_BASE`, `HUBSPOT_API_BASE`); Salesforce's comes with the token.
+    pub api_base: String,
+    /// OAuth base (`*_AUTH_BASE`).
+    pub auth_base: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProvidersConfig {
+    pub linkedin: ProviderSettings,
+    pub hubspot: ProviderSettings,
+    pub salesforce: ProviderSettings,
+    /// Per-request timeout of provider calls (`CONNECTOR_HTTP_TIMEOUT`).
+    pub http_timeout: Duration,
+    /// Attempts per provider call before an outage is declared (`CONNECTOR_PROVIDER_ATTEMPTS`).
+    pub attempts: u32,
+    /// First retry delay; doubles (`CONNECTOR_PROVIDER_RETRY_DELAY`).
+    pub retry_delay: Duration,
+}
+
+/// How the pull worker runs jobs.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// Pull jobs one process runs at once (`CONNECTOR_PULL_CONCURRENCY`).
+    pub concurrency: usize,
+    /// A claimed job is another worker's to take over when not renewed for this long
+    /// (`CONNECTOR_PULL_LEASE`).
+    pub lease: Duration,
+    /// How often the worker looks for runnable jobs besides being woken (`CONNECTOR_PULL_POLL`).
+    pub poll: Duration,
+    /// Claims of one job before it is given up (`CONNECTOR_PULL_MAX_ATTEMPTS`).
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// The OAuth redirect URI registered with the providers: our `/oauth/callback`.
+    pub redirect_url: String,
+    /// Where the browser goes after the callback: `RP_APP_BASE_URL` + `RP_CONNECTIONS_PATH`.
+    pub connections_page: String,
+    pub providers: ProvidersConfig,
+    pub keys: KeyRing,
+    pub oauth_state_ttl: Duration,
+    /// Refresh access tokens this long before they expire (`CONNECTOR_REFRESH_MARGIN`).
+    pub refresh_margin: Duration,
+    /// CRM signposts are the provider's clock minus this (`CONNECTOR_SIGNPOST_MARGIN`).
+    pub signpost_margin: Duration,
+    /// A URL answering `{"now_ms": ..}` to read the provider's clock from (the sandbox's
+    /// `/admin/clock`); `None` = this machine's clock (right for the real providers).
+    pub provider_clock_url: Option<String>,
+    pub plans: Plans,
+    pub pull: PullConfig,
+}
+
+fn invalid(var: &str, value: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var: var.into(),
+        value: value.into(),
+        problem: problem.into(),
+    }
+}
+
+fn addr(var: &str, default: &str) -> Result<SocketAddr, ConfigError> {
+    let v = var_or(var, default);
+    v.trim()
+        .parse()
+        .map_err(|_| invalid(var, &v, "must be host:port, e.g. 127.0.0.1:50051"))
+}
+
+fn http_url(var: &str, default: &str) -> Result<String, ConfigError> {
+    let v = var_or(var, default)
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    let ok =
+        (v.starts_with("http://") || v.starts_with("https://")) && reqwest::Url::parse(&v).is_ok();
+    if ok {
+        Ok(v)
+    } else {
+        Err(invalid(var, &v, "must be an absolute http(s) URL"))
+    }
+}
+
+fn provider(
+    prefix: &str,
+    api_default: &str,
+    auth_default: &str,
+) -> Result<ProviderSettings, ConfigError> {
+    let api_var = format!("{prefix}_API_BASE");
+    let auth_var = format!("{prefix}_AUTH_BASE");
+    let api_base = http_url(&api_var, api_default)?;
+    let auth_base = http_url(&auth_var, auth_default)?;
+    let sandbox = auth_base.starts_with(SANDBOX_BASE) && api_base.starts_with(SANDBOX_BASE);
+    let slug = prefix.to_ascii_lowercase();
+    let id_var = format!("{prefix}_CLIENT_ID");
+    let secret_var = format!("{prefix}_CLIENT_SECRET");
+    let (client_id, client_secret) = if sandbox {
+        (
+            var_or(&id_var, &format!("sandbox-{slug}-client")),
+            var_or(&secret_var, &format!("sandbox-{slug}-secret")),
+        )
+    } else {
+        let hint = format!(
+            "the OAuth client registered with {prefix} (required when {auth_var} is not the sandbox)"
+        );
+        (
+            rp_platform::config::required(&id_var, &hint)?,
+            rp_platform::config::required(&secret_var, &hint)?,
+        )
+    };
+    Ok(ProviderSettings {
+        api_base,
+        auth_base,
+        client_id: client_id.trim().to_string(),
+        client_secret: Secret::new(client_secret.trim().to_string()),
+    })
+}
+
+impl ConnectorConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let grpc_addr = addr("CONNECTOR_GRPC_ADDR", "127.0.0.1:50051")?;
+        let http_addr = addr("CONNECTOR_HTTP_ADDR", "127.0.0.1:8081")?;
+        let redirect_url = http_url(
+            "CONNECTOR_REDIRECT_URL",
+            &format!("http://{http_addr}/oauth/callback"),
+        )?;
+        let app = http_url("RP_APP_BASE_URL", "http://localhost:3000")?;
+        let path = var_or("RP_CONNECTIONS_PATH", "/workspace/connections");
+        if !path.starts_with('/') {
+            return Err(invalid("RP_CONNECTIONS_PATH", &path, "must start with /"));
+        }
+        let providers = ProvidersConfig {
+            linkedin: provider(
+                "LINKEDIN",
+                &format!("{SANDBOX_BASE}/linkedin"),
+                &format!("{SANDBOX_BASE}/linkedin"),
+            )?,
+            hubspot: provider(
+                "HUBSPOT",
+                &format!("{SANDBOX_BASE}/hubspot"),
+                &format!("{SANDBOX_BASE}/hubspot"),
+            )?,
+            salesforce: provider(
+                "SALESFORCE",
+                &format!("{SANDBOX_BASE}/salesforce"),
+                &format!("{SANDBOX_BASE}/salesforce"),
+            )?,
+            http_timeout: duration_or("CONNECTOR_HTTP_TIMEOUT", Duration::from_secs(30))?,
+            attempts: parse_or("CONNECTOR_PROVIDER_ATTEMPTS", 4u32)?.max(1),
+            retry_delay: duration_or("CONNECTOR_PROVIDER_RETRY_DELAY", Duration::from_millis(500))?,
+        };
+        let hint =
+            "the token encryption keys, e.g. k1:$(openssl rand -base64 32) (see docs/connector.md)";
+        let keys_spec = rp_platform::config::required("CONNECTOR_TOKEN_KEYS", hint)?;
+        let active = rp_platform::config::required(
+            "CONNECTOR_TOKEN_KEY_ID",
+            "the id of the key in CONNECTOR_TOKEN_KEYS that seals new tokens, e.g. k1",
+        )?;
+        // Never echo the keys in the error.
+        let keys = KeyRing::parse(&keys_spec, &active)
+            .map_err(|problem| invalid("CONNECTOR_TOKEN_KEYS", "<not shown>", problem))?;
+        let plans_spec = var_or("RP_PLANS", DEFAULT_PLANS);
+        let plans = Plans::parse(&plans_spec)
+            .map_err(|problem| invalid("RP_PLANS", &plans_spec, problem))?;
+        let provider_clock_url = match std::env::var("CONNECTOR_PROVIDER_CLOCK_URL") {
+            Ok(v) if !v.trim().is_empty() => Some(http_url("CONNECTOR_PROVIDER_CLOCK_URL", "")?),
+            _ => None,
+        };
+        let concurrency: usize = parse_or("CONNECTOR_PULL_CONCURRENCY", 4usize)?;
+        if concurrency == 0 {
+            return Err(invalid(
+                "CONNECTOR_PULL_CONCURRENCY",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let lease = duration_or("CONNECTOR_PULL_LEASE", Duration::from_secs(60))?;
+        if lease < Duration::from_secs(3) {
+            return Err(invalid(
+                "CONNECTOR_PULL_LEASE",
+                &format!("{lease:?}"),
+                "must be at least 3s",
+            ));
+        }
+        Ok(Self {
+            grpc_addr,
+            http_addr,
+            redirect_url,
+            connections_page: format!("{app}{path}"),
+            providers,
+            keys,
+            oauth_state_ttl: duration_or("CONNECTOR_OAUTH_STATE_TTL", Duration::from_secs(600))?,
+            refresh_margin: duration_or("CONNECTOR_REFRESH_MARGIN", Duration::from_secs(300))?,
+            signpost_margin: duration_or("CONNECTOR_SIGNPOST_MARGIN", Duration::from_secs(300))?,
+            provider_clock_url,
+            plans,
+            pull: PullConfig {
+                concurrency,
+                lease,
+                poll: duration_or("CONNECTOR_PULL_POLL", Duration::from_secs(5))?,
+                max_attempts: parse_or("CONNECTOR_PULL_MAX_ATTEMPTS", 3i32)?.max(1),
+            },
+        })
+    }
+
+    pub fn provider(&self, p: crate::providers::Provider) -> &ProviderSettings {
+        match p {
+            crate::providers::Provider::Linkedin => &self.providers.linkedin,
+            crate::providers::Provider::Hubspot => &self.providers.hubspot,
+            crate::providers::Provider::Salesforce => &self.providers.salesforce,
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Connecting, reconnecting and disconnecting integrations: the OAuth authorization-code flow
+//! with PKCE (S256) and an unguessable single-use state, the callback that completes it, and
+//! the user's Disconnect. Used by the gRPC API (api.rs) and the callback server (callback.rs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rp_platform::contracts::events::v1::{
+    ConnectionConnected, ConnectionReconnected, envelope::Event,
+};
+use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::clients::Clients;
+use crate::domain::{
+    ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state, provider_slug,
+    provider_to_event,
+};
+use crate::providers::{ProviderError, Secret};
+use crate::store::{self, ConnectionRow, StateLookup};
+use crate::vault::{self, Cause, Vault, VaultError};
+
+/// Why a connections request could not be done; api.rs maps these to gRPC codes.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{operation}: {cause}")]
+    Infra {
+        operation: &'static str,
+        cause: String,
+    },
+}
+
+fn infra(operation: &'static str) -> impl Fn(&dyn std::fmt::Display) -> FlowError {
+    move |e| FlowError::Infra {
+        operation,
+        cause: e.to_string(),
+    }
+}
+
+/// An authorization to send the browser to.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub integration_id: IntegrationId,
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How a callback ended, for the redirect back to the Connections page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Connected {
+        provider: Provider,
+        integration_id: IntegrationId,
+        reconnected: bool,
+    },
+    /// The user declined on the provider's consent screen.
+    Denied {
+        provider: Provider,
+        integration_id: IntegrationId,
+    },
+    /// Refused: forged, replayed or expired state, or a broken callback. `reason` is a short
+    /// code for the page (`invalid_state`, `state_used`, `state_expired`, ...).
+    Refused { reason: &'static str },
+    /// The provider did not give us tokens (outage, or it refused the code).
+    Failed {
+        provider: Provider,
+        integration_id: IntegrationId,
+        reason: &'static str,
+    },
+}
+
+impl CallbackOutcome {
+    /// The query string for the Connections page.
+    pub fn query(&self) -> String {
+        match self {
+            CallbackOutcome::Connected {
+                provider,
+                integration_id,
+                reconnected,
+            } => format!(
+                "status={}&provider={}&integration_id={integration_id}",
+                if *reconnected {
+                    "reconnected"
+                } else {
+                    "connected"
+                },
+                provider_slug(*provider)
+            ),
+            CallbackOutcome::Denied {
+                provider,
+                integration_id,
+            } => format!(
+                "status=denied&provider={}&integration_id={integration_id}",
+                provider_slug(*provider)
+            ),
+            CallbackOutcome::Refused { reason } => format!("status=error&reason={reason}"),
+            CallbackOutcome::Failed {
+                provider,
+                integration_id,
+                reason,
+            } => format!(
+                "status=error&reason={reason}&provider={}&integration_id={integration_id}",
+                provider_slug(*provider)
+            ),
+        }
+    }
+}
+
+pub struct ConnectFlow {
+    pool: PgPool,
+    clients: Clients,
+    vault: Arc<Vault>,
+    state_ttl: Duration,
+    connections_page: String,
+}
+
+impl ConnectFlow {
+    pub fn new(
+        pool: PgPool,
+        clients: Clients,
+        vault: Arc<Vault>,
+        state_ttl: Duration,
+        connections_page: String,
+    ) -> Self {
+        Self {
+            pool,
+            clients,
+            vault,
+            state_ttl,
+            connections_page,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Where the browser goes after a callback.
+    pub fn redirect_for(&self, outcome: &CallbackOutcome) -> String {
+        let sep = if self.connections_page.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!("{}{sep}{}", self.connections_page, outcome.query())
+    }
+
+    /// Starts connecting the workspace's integration with `provider` (creating it the first
+    /// time; reusing it after a disconnection).
+    pub async fn start_connect(
+        &self,
+        workspace_id: Uuid,
+        provider: Provider,
+    ) -> Result<Authorization, FlowError> {
+        let op = "starting the connection";
+        let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
+        let row = store::ensure_connection(&mut tx, workspace_id, provider)
+            .await
+            .map_err(|e| infra(op)(&e))?;
+        if row.status == ConnectionStatus::Connected {
+            return Err(FlowError::FailedPrecondition(format!(
+                "the workspace's {provider} integration {} is already connected; disconnect it \
+                 first to connect another {provider} account",
+                row.integration_id
+            )));
+        }
+        let auth = self.authorize(&mut tx, &row).await?;
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        Ok(auth)
+    }
+
+    /// Starts the OAuth flow again on a disconnected integration.
+    pub async fn reconnect(
+        &self,
+        workspace_id: Uuid,
+        id: IntegrationId,
+    ) -> Result<Authorization, FlowError> {
+        let op = "starting the reconnection";
+        let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
+        let row = self.owned(&mut tx, workspace_id, id).await?;
+        match row.status {
+            ConnectionStatus::Connected => {
+                return Err(FlowError::FailedPrecondition(format!(
+                    "integration {id} ({}) is connected; there is nothing to reconnect",
+                    row.provider
+                )));
+            }
+            ConnectionStatus::Pending => {
+                return Err(FlowError::FailedPrecondition(format!(
+                    "integration {id} ({}) was never connected; use StartConnect",
+                    row.provider
+                )));
+            }
+            ConnectionStatus::Disconnected => {}
+        }
+        let auth = self.authorize(&mut tx, &row).await?;
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        Ok(auth)
+    }
+
+    /// The user's Disconnect: syncing stops, tokens are forgotten, records and checkpoints stay.
+    pub async fn disconnect(
+        &self,
+        workspace_id: Uuid,
+        id: IntegrationId,
+    ) -> Result<ConnectionRow, FlowError> {
+        let op = "disconnecting";
+        let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
+        // Lock order everywhere: vault row, then connection row.
+        store::lock_tokens(&mut tx, id)
+            .await
+            .map_err(|e| infra(op)(&e))?;
+        let row = self.owned(&mut tx, workspace_id, id).await?;
+        if row.status != ConnectionStatus::Connected {
+            return Err(FlowError::FailedPrecondition(format!(
+                "integration {id} ({}) is not connected",
+                row.provider
+            )));
+        }
+        vault::disconnect_in(
+            &mut tx,
+            &row,
+            DisconnectReason::UserRequested,
+            "",
+            &Cause::default(),
+        )
+        .await
+        .map_err(|e| infra(op)(&e))?;
+        let after = store::connection(&mut tx, id)
+            .await
+            .map_err(|e| infra(op)(&e))?
+            .ok_or_else(|| FlowError::NotFound(format!("no integration {id}")))?;
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        tracing::info!(integration_id = %id, provider = %row.provider, "disconnected by the user");
+        Ok(after)
+    }
+
+    pub async fn get(
+        &self,
+        workspace_id: Uuid,
+        id: IntegrationId,
+    ) -> Result<ConnectionRow, FlowError> {
+        let op = "reading the connection";
+        let mut conn = self.pool.acquire().await.map_err(|e| infra(op)(&e))?;
+        self.owned(&mut conn, workspace_id, id).await
+    }
+
+    pub async fn list(&self, workspace_id: Uuid) -> Result<Vec<ConnectionRow>, FlowError> {
+        store::list_connections(&self.pool, workspace_id)
+            .await
+            .map_err(|e| infra("listing connections")(&e))
+    }
+
+    /// The integration, when it belongs to the workspace (another workspace's is NOT_FOUND too,
+    /// so ids of other workspaces cannot be probed).
+    async fn owned(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        workspace_id: Uuid,
+        id: IntegrationId,
+    ) -> Result<ConnectionRow, FlowError> {
+        match store::lock_connection(conn, id).await {
+            Ok(Some(row)) if row.workspace_id == workspace_id => Ok(row),
+            Ok(_) => Err(FlowError::NotFound(format!(
+                "workspace {workspace_id} has no integration {id}"
+            ))),
+            Err(e) => Err(infra("reading the connection")(&e)),
+        }
+    }
+
+    async fn authorize(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        row: &ConnectionRow,
+    ) -> Result<Authorization, FlowError> {
+        let op = "starting the authorization";
+        let state = oauth_state::generate();
+        let hash = oauth_state::hash(&state).ok_or_else(|| FlowError::Infra {
+            operation: op,
+            cause: "generated state is malformed".into(),
+        })?;
+        let start = self.clients.oauth(row.provider).authorize_url(&state);
+        let verifier = self
+            .vault
+            .keys()
+            .seal(start.pkce_verifier.expose().as_bytes(), &hash)
+            .map_err(|e| infra(op)(&e))?;
+        let ttl = chrono::Duration::from_std(self.state_ttl)
+            .unwrap_or_else(|_| chrono::Duration::minutes(10));
+        let expires_at = Utc::now() + ttl;
+        store::insert_state(
+            conn,
+            store::NewState {
+                state_sha256: &hash,
+                workspace_id: row.workspace_id,
+                integration_id: row.integration_id,
+                provider: row.provider,
+                verifier: &verifier,
+                expires_at,
+            },
+        )
+        .await
+        .map_err(|e| infra(op)(&e))?;
+        tracing::info!(integration_id = %row.integration_id, provider = %row.provider, "authorization started");
+        Ok(Authorization {
+            integration_id: row.integration_id,
+            url: start.url,
+            expires_at,
+        })
+    }
+
+    /// Completes an authorization from the provider's redirect (the callback's query string).
+    pub async fn complete(&self, query: &str) -> Result<CallbackOutcome, FlowError> {
+        let op = "completing the authorization";
+        let state = form_value(query, "state");
+        let Some(hash) = state.as_deref().and_then(oauth_state::hash) else {
+            tracing::warn!("OAuth callback without a state we could have issued: refused");
+            return Ok(CallbackOutcome::Refused {
+                reason: "invalid_state",
+            });
+        };
+        let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
+        let lookup = store::consume_state(&mut tx, &hash)
+            .await
+            .map_err(|e| infra(op)(&e))?;
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        let st = match lookup {
+            StateLookup::Valid(st) => st,
+            StateLookup::Unknown => {
+                tracing::warn!("OAuth callback with an unknown state: refused");
+                return Ok(CallbackOutcome::Refused {
+                    reason: "invalid_state",
+                });
+            }
+            StateLookup::Used => {
+                tracing::warn!("OAuth callback replayed a used state: refused");
+                return Ok(CallbackOutcome::Refused {
+                    reason: "state_used",
+                });
+            }
+            StateLookup::Expired => {
+                tracing::warn!("OAuth callback with an expired state: refused");
+                return Ok(CallbackOutcome::Refused {
+                    reason: "state_expired",
+                });
+            }
+        };
+        let (provider, id) = (st.provider, st.integration_id);
+        let oauth = self.clients.oauth(provider);
+        let callback = match oauth.parse_callback(query) {
+            Ok(c) => c,
+            Err(ProviderError::Denied { error, .. }) => {
+                tracing::info!(integration_id = %id, %provider, %error, "the user declined the authorization");
+                return Ok(CallbackOutcome::Denied {
+                    provider,
+                    integration_id: id,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(integration_id = %id, %provider, error = %e, "unusable OAuth callback");
+                return Ok(CallbackOutcome::Failed {
+                    provider,
+                    integration_id: id,
+                    reason: "invalid_callback",
+                });
+            }
+        };
+        let verifier = self
+            .vault
+            .keys()
+            .open(&st.verifier, &hash)
+            .map_err(|e| infra(op)(&e))?;
+        let verifier = Secret::new(String::from_utf8(verifier).map_err(|e| infra(op)(&e))?);
+        let tokens = match oauth.exchange_code(&callback.code, &verifier).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(integration_id = %id, %provider, error = %e, "code exchange failed");
+                let reason = match e {
+                    ProviderError::Outage { .. } => "provider_unavailable",
+                    _ => "exchange_failed",
+                };
+                return Ok(CallbackOutcome::Failed {
+                    provider,
+                    integration_id: id,
+                    reason,
+                });
+            }
+        };
+        let scopes: Vec<String> = tokens
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let external = tokens.instance_url.clone().unwrap_or_default();
+
+        let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
+        store::lock_tokens(&mut tx, id)
+            .await
+            .map_err(|e| infra(op)(&e))?;
+        let row = store::lock_connection(&mut tx, id)
+            .await
+            .map_err(|e| infra(op)(&e))?
+            .ok_or_else(|| FlowError::NotFound(format!("no integration {id}")))?;
+        self.vault
+            .store_new(&mut tx, id, &tokens)
+            .await
+            .map_err(|e: VaultError| infra(op)(&e))?;
+        store::mark_connected(&mut tx, id, &external, &scopes)
+            .await
+            .map_err(|e| infra(op)(&e))?;
+        let p = provider_to_event(provider) as i32;
+        let event = match row.status {
+            ConnectionStatus::Pending => Some(Event::ConnectionConnected(ConnectionConnected {
+                provider: p,
+                external_account_id: external.clone(),
+                scopes: scopes.clone(),
+            })),
+            ConnectionStatus::Disconnected => {
+                Some(Event::ConnectionReconnected(ConnectionReconnected {
+                    provider: p,
+                    external_account_id: external.clone(),
+                }))
+            }
+            // A second authorization finished while connected: new tokens, nothing to tell.
+            ConnectionStatus::Connected => None,
+        };
+        let reconnected = row.status == ConnectionStatus::Disconnected;
+        if let Some(event) = event {
+            eventlog::append_in(
+                &mut tx,
+                &id.connection_stream(),
+                ExpectedVersion::Any,
+                vec![NewEvent::new(st.workspace_id.to_string(), event).integration(id.to_string())],
+            )
+            .await
+            .map_err(|e: AppendError| infra(op)(&e))?;
+        }
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        tracing::info!(integration_id = %id, %provider, reconnected, "authorization completed");
+        Ok(CallbackOutcome::Connected {
+            provider,
+            integration_id: id,
+            reconnected,
+        })
+    }
+}
+
+/// The first value of `key` in an `application/x-www-form-urlencoded` query.
+fn form_value(query: &str, key: &str) -> Option<String> {
+    oauth2::url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_become_page_queries_without_secrets() {
+        let id = IntegrationId::new(Uuid::nil());
+        let q = CallbackOutcome::Connected {
+            provider: Provider::Hubspot,
+            integration_id: id,
+            reconnected: false,
+        }
+        .query();
+        assert_eq!(
+            q,
+            "status=connected&provider=hubspot&integration_id=00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            CallbackOutcome::Refused {
+                reason: "state_used"
+            }
+            .query(),
+            "status=error&reason=state_used"
+        );
+    }
+
+    #[test]
+    fn form_values_are_decoded() {
+        assert_eq!(
+            form_value("a=1&state=x%2By", "state").as_deref(),
+            Some("x+y")
+        );
+        assert_eq!(form_value("a=1", "state"), None);
+    }
+}

@@ -1,0 +1,395 @@
+//! CRM pulls (HubSpot, Salesforce): companies, deals, contacts, then pipelines.
+//!
+//! Each object type has its own checkpoint. Without one (the first sync) everything is read
+//! (HubSpot: the list endpoint, which also gives deals' companies in one call; Salesforce: the
+//! unfiltered query). With one, only records modified at or after its signpost are read, and
+//! the boundary records the previous pull already took are skipped. The new signpost (the
+//! provider's clock when this pull started, minus the margin) is written once the object's last
+//! batch is in the log. Pipelines are a small reference table: read whole every time.
+
+use chrono::{DateTime, NaiveTime, Utc};
+use rp_platform::contracts::events::v1::{
+    self as ev, PullCompleted, StageKind, SyncStep, envelope::Event,
+};
+use rp_platform::contracts::timestamp;
+use rp_platform::eventlog::ExpectedVersion;
+
+use super::{Run, RunError, with_token};
+use crate::domain::ObjectKind;
+use crate::domain::batch::{Batcher, Record};
+use crate::domain::checkpoint::{BoundaryCollector, CrmCheckpoint, format_signpost, signpost};
+use crate::providers::hubspot::{self, HubspotClient, HubspotObject, StageOutcome};
+use crate::providers::salesforce::{self, SalesforceClient, SalesforceObject};
+
+/// One object type's pull: batches, boundary, checkpoint.
+pub(crate) struct ObjectPull {
+    kind: ObjectKind,
+    batcher: Batcher,
+    boundary: BoundaryCollector,
+    signpost: DateTime<Utc>,
+    pub previous: Option<CrmCheckpoint>,
+    expected: ExpectedVersion,
+    taken: u64,
+    skipped: u64,
+}
+
+impl ObjectPull {
+    pub async fn start(
+        run: &Run,
+        kind: ObjectKind,
+        signpost: DateTime<Utc>,
+    ) -> Result<Self, RunError> {
+        let (last, expected) = run.checkpoint(kind).await?;
+        let previous = match last {
+            None => None,
+            Some(c) => match CrmCheckpoint::parse(&c.cursor, &c.boundary_ids) {
+                Ok(cp) => Some(cp),
+                Err(e) => {
+                    tracing::error!(object = kind.slug(), error = %e, "unreadable checkpoint: pulling everything again");
+                    None
+                }
+            },
+        };
+        Ok(Self {
+            kind,
+            batcher: Batcher::new(run.run_id.as_str(), kind.to_event()),
+            boundary: BoundaryCollector::new(signpost),
+            signpost,
+            previous,
+            expected,
+            taken: 0,
+            skipped: 0,
+        })
+    }
+
+    /// Takes one record (unless the previous pull already took this version of it).
+    pub async fn take(
+        &mut self,
+        run: &Run,
+        id: &str,
+        modified: Option<DateTime<Utc>>,
+        record: Record,
+    ) -> Result<(), RunError> {
+        if let (Some(prev), Some(m)) = (&self.previous, modified)
+            && prev.already_taken(id, m)
+        {
+            self.skipped += 1;
+            return Ok(());
+        }
+        if let Some(m) = modified {
+            self.boundary.observe(id, m);
+        }
+        self.taken += 1;
+        if let Some(batch) = self.batcher.push(record) {
+            run.emit_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends the last batch, then moves the checkpoint.
+    pub async fn finish(mut self, run: &mut Run) -> Result<u64, RunError> {
+        if let Some(batch) = self.batcher.flush() {
+            run.emit_batch(batch).await?;
+        }
+        if self.boundary.dropped() > 0 {
+            tracing::warn!(
+                object = self.kind.slug(),
+                dropped = self.boundary.dropped(),
+                "boundary too large to remember whole: those records will be read again"
+            );
+        }
+        run.advance(
+            self.kind,
+            format_signpost(self.signpost),
+            self.boundary.into_entries(),
+            self.expected,
+        )
+        .await?;
+        tracing::info!(
+            object = self.kind.slug(),
+            taken = self.taken,
+            skipped_boundary = self.skipped,
+            "object pulled"
+        );
+        run.count(self.kind, self.taken);
+        Ok(self.taken)
+    }
+}
+
+const CRM_KINDS: [ObjectKind; 4] = [
+    ObjectKind::CrmCompany,
+    ObjectKind::CrmDeal,
+    ObjectKind::CrmContact,
+    ObjectKind::CrmPipeline,
+];
+
+async fn signpost_now(run: &Run) -> Result<(DateTime<Utc>, DateTime<Utc>), RunError> {
+    let now = run.provider_now().await?;
+    Ok((now, signpost(now, run.ctx().signpost_margin)))
+}
+
+// ---- HubSpot -------------------------------------------------------------------------------
+
+pub(crate) async fn hubspot(run: &mut Run) -> Result<Event, RunError> {
+    let client = run.ctx().clients.hubspot();
+    let (now, sp) = signpost_now(run).await?;
+    // Searches run up to a day past now: whatever changes while we pull is taken now, and again
+    // (deduplicated) next time, since it is after the signpost.
+    let until = now + chrono::Duration::days(1);
+    run.step(SyncStep::CrmPull).await?;
+    hubspot_object::<hubspot::Company>(run, &client, ObjectKind::CrmCompany, sp, until, |c| {
+        Record::Company(ev::CrmCompany {
+            id: c.id,
+            name: c.name.unwrap_or_default(),
+            domain: c.domain.unwrap_or_default(),
+            website: c.website.unwrap_or_default(),
+            country: c.country.unwrap_or_default(),
+            modified_at: Some(timestamp(c.modified_at)),
+            deleted: false,
+        })
+    })
+    .await?;
+    hubspot_object::<hubspot::Deal>(run, &client, ObjectKind::CrmDeal, sp, until, |d| {
+        Record::Deal(ev::CrmDeal {
+            id: d.id,
+            name: d.name.unwrap_or_default(),
+            amount: d.amount.unwrap_or_default(),
+            currency: d.currency.unwrap_or_default(),
+            stage_id: d.stage_id.unwrap_or_default(),
+            pipeline_id: d.pipeline_id.unwrap_or_default(),
+            created_at: d.created_at.map(timestamp),
+            closed_at: d.closed_at.map(timestamp),
+            company_ids: d.company_ids,
+            modified_at: Some(timestamp(d.modified_at)),
+            deleted: false,
+        })
+    })
+    .await?;
+    hubspot_object::<hubspot::Contact>(run, &client, ObjectKind::CrmContact, sp, until, |c| {
+        Record::Contact(ev::CrmContact {
+            id: c.id,
+            first_name: c.first_name.unwrap_or_default(),
+            last_name: c.last_name.unwrap_or_default(),
+            email: c.email.unwrap_or_default(),
+            title: c.job_title.unwrap_or_default(),
+            company_id: c.company_id.unwrap_or_default(),
+            modified_at: Some(timestamp(c.modified_at)),
+            deleted: false,
+        })
+    })
+    .await?;
+    run.position = "pipelines".into();
+    let pipelines = with_token!(run, t => client.deal_pipelines(&t));
+    let records = pipelines
+        .into_iter()
+        .map(|p| ev::CrmPipeline {
+            id: p.id,
+            label: p.label,
+            stages: p
+                .stages
+                .into_iter()
+                .map(|s| ev::CrmPipelineStage {
+                    id: s.id,
+                    label: s.label,
+                    display_order: i32::try_from(s.display_order).unwrap_or(i32::MAX),
+                    kind: match s.outcome {
+                        StageOutcome::Open => StageKind::Open,
+                        StageOutcome::Won => StageKind::Won,
+                        StageOutcome::Lost => StageKind::Lost,
+                    } as i32,
+                    probability: s.probability.unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect();
+    emit_pipelines(run, records).await?;
+    Ok(crm_completed(run))
+}
+
+async fn hubspot_object<T: HubspotObject>(
+    run: &mut Run,
+    client: &HubspotClient,
+    kind: ObjectKind,
+    signpost: DateTime<Utc>,
+    until: DateTime<Utc>,
+    convert: impl Fn(T) -> Record,
+) -> Result<u64, RunError> {
+    let mut pull = ObjectPull::start(run, kind, signpost).await?;
+    let mut page_no = 0u64;
+    match pull.previous.as_ref().map(|p| p.signpost) {
+        None => {
+            let mut after: Option<String> = None;
+            loop {
+                page_no += 1;
+                run.position = format!("{} page {page_no}", T::PATH);
+                let page = with_token!(run, t => client.list_page::<T>(&t, after.as_deref()));
+                for r in page.records {
+                    let (id, modified) = (r.id().to_string(), r.modified_at());
+                    pull.take(run, &id, Some(modified), convert(r)).await?;
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Some(since) => {
+            let mut walker = client.modified_between::<T>(since, until);
+            loop {
+                page_no += 1;
+                run.position = format!("{} search page {page_no}", T::PATH);
+                let page = with_token!(run, t => walker.next_page(client, &t));
+                let Some(records) = page else { break };
+                for r in records {
+                    let (id, modified) = (r.id().to_string(), r.modified_at());
+                    pull.take(run, &id, Some(modified), convert(r)).await?;
+                }
+            }
+        }
+    }
+    pull.finish(run).await
+}
+
+async fn emit_pipelines(run: &mut Run, pipelines: Vec<ev::CrmPipeline>) -> Result<(), RunError> {
+    let mut batcher = Batcher::new(run.run_id.as_str(), ev::ObjectType::CrmPipeline);
+    let n = pipelines.len() as u64;
+    for p in pipelines {
+        if let Some(b) = batcher.push(Record::Pipeline(p)) {
+            run.emit_batch(b).await?;
+        }
+    }
+    if let Some(b) = batcher.flush() {
+        run.emit_batch(b).await?;
+    }
+    run.count(ObjectKind::CrmPipeline, n);
+    Ok(())
+}
+
+fn crm_completed(run: &Run) -> Event {
+    Event::PullCompleted(PullCompleted {
+        sync_run_id: run.run_id.to_string(),
+        step: SyncStep::CrmPull as i32,
+        counts: run.counts(&CRM_KINDS),
+    })
+}
+
+// ---- Salesforce ----------------------------------------------------------------------------
+
+/// The single pipeline Salesforce opportunities belong to (Salesforce has stages, no pipelines).
+pub const SALESFORCE_PIPELINE_ID: &str = "opportunities";
+
+pub(crate) async fn salesforce(run: &mut Run) -> Result<Event, RunError> {
+    let Some(instance) = run.api_base().await? else {
+        return Err(RunError::Failed {
+            kind: rp_platform::contracts::events::v1::FailureKind::Authorization,
+            message: "Salesforce did not tell us the org's instance URL; reconnect Salesforce on \
+                      the Connections page."
+                .into(),
+            location: String::new(),
+        });
+    };
+    let client = run.ctx().clients.salesforce(&instance);
+    let (_, sp) = signpost_now(run).await?;
+    run.step(SyncStep::CrmPull).await?;
+    salesforce_object::<salesforce::Account>(run, &client, ObjectKind::CrmCompany, sp, |a| {
+        let (id, modified) = (a.id.clone(), a.system_modstamp);
+        let r = Record::Company(ev::CrmCompany {
+            id: a.id,
+            name: a.name.unwrap_or_default(),
+            domain: String::new(),
+            website: a.website.unwrap_or_default(),
+            country: a.billing_country.unwrap_or_default(),
+            modified_at: a.system_modstamp.map(timestamp),
+            deleted: false,
+        });
+        (id, modified, r)
+    })
+    .await?;
+    salesforce_object::<salesforce::Opportunity>(run, &client, ObjectKind::CrmDeal, sp, |o| {
+        let (id, modified) = (o.id.clone(), o.system_modstamp);
+        let r = Record::Deal(ev::CrmDeal {
+            id: o.id,
+            name: o.name.unwrap_or_default(),
+            amount: o.amount.unwrap_or_default(),
+            currency: o.currency_iso_code.unwrap_or_default(),
+            stage_id: o.stage_name.unwrap_or_default(),
+            pipeline_id: SALESFORCE_PIPELINE_ID.into(),
+            created_at: o.created_date.map(timestamp),
+            closed_at: o
+                .close_date
+                .map(|d| timestamp(d.and_time(NaiveTime::MIN).and_utc())),
+            company_ids: o.account_id.into_iter().collect(),
+            modified_at: o.system_modstamp.map(timestamp),
+            deleted: false,
+        });
+        (id, modified, r)
+    })
+    .await?;
+    salesforce_object::<salesforce::Contact>(run, &client, ObjectKind::CrmContact, sp, |c| {
+        let (id, modified) = (c.id.clone(), c.system_modstamp);
+        let r = Record::Contact(ev::CrmContact {
+            id: c.id,
+            first_name: c.first_name.unwrap_or_default(),
+            last_name: c.last_name.unwrap_or_default(),
+            email: c.email.unwrap_or_default(),
+            title: c.title.unwrap_or_default(),
+            company_id: c.account_id.unwrap_or_default(),
+            modified_at: c.system_modstamp.map(timestamp),
+            deleted: false,
+        });
+        (id, modified, r)
+    })
+    .await?;
+    run.position = "opportunity stages".into();
+    let mut stages = with_token!(run, t => client.opportunity_stages(&t));
+    stages.sort_by_key(|s| s.sort_order.unwrap_or(i64::MAX));
+    let pipeline = ev::CrmPipeline {
+        id: SALESFORCE_PIPELINE_ID.into(),
+        label: "Opportunities".into(),
+        stages: stages
+            .into_iter()
+            .filter(|s| s.is_active)
+            .map(|s| ev::CrmPipelineStage {
+                id: s.master_label.clone(),
+                label: s.master_label,
+                display_order: s
+                    .sort_order
+                    .and_then(|o| i32::try_from(o).ok())
+                    .unwrap_or_default(),
+                kind: match (s.is_closed, s.is_won) {
+                    (true, true) => StageKind::Won,
+                    (true, false) => StageKind::Lost,
+                    (false, _) => StageKind::Open,
+                } as i32,
+                probability: s.default_probability.unwrap_or_default() / 100.0,
+            })
+            .collect(),
+    };
+    emit_pipelines(run, vec![pipeline]).await?;
+    Ok(crm_completed(run))
+}
+
+async fn salesforce_object<T: SalesforceObject>(
+    run: &mut Run,
+    client: &SalesforceClient,
+    kind: ObjectKind,
+    signpost: DateTime<Utc>,
+    convert: impl Fn(T) -> (String, Option<DateTime<Utc>>, Record),
+) -> Result<u64, RunError> {
+    let mut pull = ObjectPull::start(run, kind, signpost).await?;
+    let since = pull.previous.as_ref().map(|p| p.signpost);
+    let mut batch_no = 1u64;
+    run.position = format!("{} batch {batch_no}", T::NAME);
+    let mut page = with_token!(run, t => client.modified_since::<T>(&t, since));
+    loop {
+        for r in std::mem::take(&mut page.records) {
+            let (id, modified, record) = convert(r);
+            pull.take(run, &id, modified, record).await?;
+        }
+        let Some(next) = page.next.take() else { break };
+        batch_no += 1;
+        run.position = format!("{} batch {batch_no}", T::NAME);
+        page = with_token!(run, t => client.query_more::<T>(&t, &next));
+    }
+    pull.finish(run).await
+}
