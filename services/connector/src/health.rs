@@ -171,10 +171,11 @@ type RunRow = (
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    String,
 );
 
 const RUN_COLUMNS: &str = "sync_run_id, integration_id, provider, trigger, state, current_step, failure_kind, \
-     failure_message, failure_location, requested_at, started_at, finished_at, next_attempt_at";
+     failure_message, failure_location, requested_at, started_at, finished_at, next_attempt_at, workspace_id";
 
 async fn load_run(pool: &PgPool, r: RunRow) -> Result<SyncRun, sqlx::Error> {
     let steps: Vec<(i32, DateTime<Utc>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
@@ -197,6 +198,7 @@ async fn load_run(pool: &PgPool, r: RunRow) -> Result<SyncRun, sqlx::Error> {
         started_at: r.10.map(timestamp),
         finished_at: r.11.map(timestamp),
         next_attempt_at: r.12.map(timestamp),
+        workspace_id: r.13,
         steps: steps
             .into_iter()
             .map(|(step, s, c, n)| SyncRunStep {
@@ -475,36 +477,16 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
                 "must be the run's UUID",
             ));
         }
-        let sql =
-            format!("SELECT {RUN_COLUMNS}, workspace_id FROM sync_runs WHERE sync_run_id = $1");
-        type WithWs = (
-            String,
-            String,
-            i32,
-            i32,
-            String,
-            i32,
-            i32,
-            String,
-            String,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            String,
-        );
-        let row: Option<WithWs> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let sql = format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE sync_run_id = $1");
+        let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(&id)
             .fetch_optional(&self.pool)
             .await
             .map_err(db("reading the sync run"))?;
-        let Some(r) = row else {
+        let Some(run) = row else {
             return Err(grpc::not_found(format!("no sync run {id}")));
         };
-        caller.authorize(&r.13)?;
-        let run: RunRow = (
-            r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12,
-        );
+        caller.authorize(&run.13)?;
         Ok(Response::new(
             load_run(&self.pool, run)
                 .await

@@ -9,6 +9,7 @@ use rp_platform::contracts::EVENT_TYPES;
 use rp_platform::eventlog::{EventStore, ReadFilter, RecordedEvent};
 use std::process::ExitCode;
 
+mod client;
 mod consumers;
 mod keys;
 mod output;
@@ -54,6 +55,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: workspaces::WorkspacesCmd,
     },
+    /// The product's APIs (needs RP_API_KEY): connect, connections, health, sync-now.
+    #[command(flatten)]
+    Client(client::ClientCmd),
 }
 
 #[derive(Subcommand)]
@@ -183,6 +187,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Consumers { dead_letters } => consumers::show(&config, &out, dead_letters).await,
         Cmd::Keys { cmd } => keys::run(cmd, &config, &out).await,
         Cmd::Workspaces { cmd } => workspaces::run(cmd, &config, &out).await,
+        Cmd::Client(cmd) => client::run(cmd, &out).await,
     }
 }
 
