@@ -51,6 +51,15 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> std::io::Result<HttpServer> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_listener(listener, router, cancel)
+}
+
+/// Serves `router` on a bound listener until `cancel` fires.
+pub fn serve_listener(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<HttpServer> {
     let local_addr = listener.local_addr()?;
     tracing::info!(addr = %local_addr, path = CALLBACK_PATH, "OAuth callback server listening");
     let task = tokio::spawn(async move {

@@ -1,0 +1,421 @@
+//! Shared by the connector's service tests: a whole connector (consumer, pull worker, gRPC API,
+//! OAuth callback server) in-process against a fresh database and bus (TestEnv) and its own
+//! provider sandbox, wired as `main.rs` wires it, plus helpers to drive it like a user would.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use connector::Connector;
+use connector::config::{ConnectorConfig, ProviderSettings, ProvidersConfig, PullConfig};
+use connector::crypto::KeyRing;
+use connector::domain::IntegrationId;
+use connector::providers::{Secret, http_client};
+use connector::pull::{NextScheduledSync, NoSchedule};
+use connector::{callback, handlers, store};
+use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::contracts::api::v1 as api;
+use rp_platform::contracts::api::v1::connections_client::ConnectionsClient;
+use rp_platform::contracts::events::v1::{
+    self as ev, SyncRequested, SyncTrigger, WorkspaceCreated, envelope::Event,
+};
+use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
+use rp_platform::grpc::{self, Services};
+use rp_platform::plans::{DEFAULT_PLANS, Plans};
+use rp_platform::runtime::Service;
+use rp_platform::testing::{TestEnv, eventually};
+use sandbox::{Provider as SbProvider, Sandbox, SandboxConfig};
+use serde_json::Value;
+use tonic::transport::Channel;
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn key_b64(b: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([b; 32])
+}
+
+pub fn sb_provider(p: api::Provider) -> SbProvider {
+    match p {
+        api::Provider::Hubspot => SbProvider::Hubspot,
+        api::Provider::Salesforce => SbProvider::Salesforce,
+        _ => SbProvider::Linkedin,
+    }
+}
+
+/// The configuration a test connector uses: everything pointed at the sandbox, fast retries.
+pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
+    let settings = |p: SbProvider| {
+        let c = sb.client(p);
+        ProviderSettings {
+            api_base: sb.url(p),
+            auth_base: sb.url(p),
+            client_id: c.client_id.clone(),
+            client_secret: Secret::new(c.client_secret.clone()),
+        }
+    };
+    ConnectorConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        redirect_url,
+        connections_page: "http://localhost:3000/workspace/connections".into(),
+        providers: ProvidersConfig {
+            linkedin: settings(SbProvider::Linkedin),
+            hubspot: settings(SbProvider::Hubspot),
+            salesforce: settings(SbProvider::Salesforce),
+            http_timeout: Duration::from_secs(5),
+            attempts: 3,
+            retry_delay: Duration::from_millis(5),
+        },
+        keys: KeyRing::parse(&format!("k1:{}", key_b64(7)), "k1").unwrap(),
+        oauth_state_ttl: Duration::from_secs(600),
+        refresh_margin: Duration::from_secs(60),
+        signpost_margin: Duration::from_secs(120),
+        provider_clock_url: Some(format!("{}/clock", sb.admin_url())),
+        plans: Plans::parse(DEFAULT_PLANS).unwrap(),
+        pull: PullConfig {
+            concurrency: 2,
+            lease: Duration::from_secs(10),
+            poll: Duration::from_millis(500),
+            max_attempts: 3,
+        },
+    }
+}
+
+pub struct Harness {
+    pub env: TestEnv,
+    pub sb: Sandbox,
+    pub svc: Option<Service>,
+    pub connector: Arc<Connector>,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// No redirects followed: a browser's hops are taken one by one.
+    pub http: reqwest::Client,
+    pub workspace: Uuid,
+    pub api_key: String,
+}
+
+pub struct Options {
+    pub sandbox: SandboxConfig,
+    pub plan: &'static str,
+    pub tweak: Box<dyn FnOnce(&mut ConnectorConfig) + Send>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            sandbox: SandboxConfig::for_tests(),
+            plan: "enterprise",
+            tweak: Box::new(|_| {}),
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(opts: Options) -> Self {
+        let env = TestEnv::new().await;
+        let sb = Sandbox::spawn(opts.sandbox).await.expect("sandbox starts");
+        let mut svc = Service::connect("connector", env.platform_config())
+            .await
+            .expect("service connects");
+        store::migrate(&svc.pool)
+            .await
+            .expect("connector migrations");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = listener.local_addr().unwrap();
+        let mut config = test_config(&sb, format!("http://{http_addr}/oauth/callback"));
+        (opts.tweak)(&mut config);
+        let schedule: Arc<dyn NextScheduledSync> = Arc::new(NoSchedule);
+        let connector = Arc::new(
+            Connector::new(svc.pool.clone(), svc.store.clone(), config, schedule)
+                .expect("connector builds"),
+        );
+        let mut consumer = handlers::consumer_config();
+        consumer.ack_wait = Duration::from_secs(5);
+        svc.consume(consumer, connector.handler());
+        let worker = connector.worker();
+        let cancel = svc.cancel.clone();
+        svc.spawn(async move { worker.run(cancel).await });
+        let serving = grpc::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            svc.cancel.clone(),
+            Services::new().service(connector.grpc_service()),
+        )
+        .await
+        .expect("gRPC serves");
+        let grpc_addr = serving.local_addr();
+        svc.spawn(async move { serving.wait().await.map_err(Into::into) });
+        let http_server =
+            callback::serve_listener(listener, connector.http_router(), svc.cancel.clone())
+                .unwrap();
+        svc.spawn(async move { http_server.task.await?.map_err(Into::into) });
+
+        let workspace = Uuid::new_v4();
+        env.store
+            .append(
+                &WorkspaceId::new(workspace).stream(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(
+                    workspace.to_string(),
+                    Event::WorkspaceCreated(WorkspaceCreated {
+                        name: "Acme".into(),
+                        plan: opts.plan.into(),
+                    }),
+                )],
+            )
+            .await
+            .unwrap();
+        let key = apikeys::issue(&env.pool, WorkspaceId::new(workspace), "tests")
+            .await
+            .unwrap();
+        Self {
+            env,
+            sb,
+            svc: Some(svc),
+            connector,
+            grpc_addr,
+            http_addr,
+            http: http_client(Duration::from_secs(10)).unwrap(),
+            workspace,
+            api_key: key.plaintext,
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(svc) = self.svc.take() {
+            svc.cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(20), svc.wait()).await;
+        }
+        self.env.cleanup().await;
+    }
+
+    pub async fn grpc(&self) -> ConnectionsClient<Channel> {
+        ConnectionsClient::connect(format!("http://{}", self.grpc_addr))
+            .await
+            .expect("gRPC connects")
+    }
+
+    /// A request carrying the workspace's API key.
+    pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.api_key).parse().unwrap(),
+        );
+        r
+    }
+
+    pub fn ws(&self) -> String {
+        self.workspace.to_string()
+    }
+
+    /// Follows the provider's authorize URL as a browser would: the sandbox consents at once and
+    /// redirects to our callback; returns that callback URL.
+    pub async fn follow_authorize(&self, authorize_url: &str) -> String {
+        let resp = self.http.get(authorize_url).send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::FOUND,
+            "authorize redirects"
+        );
+        resp.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// Calls our callback; returns the Connections page URL it redirects the browser to.
+    pub async fn callback(&self, callback_url: &str) -> String {
+        let resp = self.http.get(callback_url).send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "the callback redirects to the Connections page"
+        );
+        resp.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// The whole connect flow for `provider`; returns the integration.
+    pub async fn connect(&self, provider: api::Provider) -> IntegrationId {
+        let started = self
+            .grpc()
+            .await
+            .start_connect(self.req(api::StartConnectRequest {
+                workspace_id: self.ws(),
+                provider: provider as i32,
+            }))
+            .await
+            .expect("StartConnect")
+            .into_inner();
+        let cb = self.follow_authorize(&started.authorize_url).await;
+        let page = self.callback(&cb).await;
+        assert!(page.contains("status=connected"), "{page}");
+        let id = IntegrationId::parse(&started.integration_id).unwrap();
+        self.wait_event(&id.connection_stream(), "ConnectionConnected")
+            .await;
+        id
+    }
+
+    /// Waits for an event of `event_type` in `stream`.
+    pub async fn wait_event(&self, stream: &str, event_type: &str) -> RecordedEvent {
+        eventually(WAIT, &format!("{event_type} in {stream}"), || async {
+            self.stream(stream)
+                .await
+                .into_iter()
+                .rev()
+                .find(|e| e.event_type() == event_type)
+        })
+        .await
+    }
+
+    pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
+        self.env
+            .store
+            .read_stream(stream, 1, 100_000)
+            .await
+            .unwrap()
+    }
+
+    /// Appends a SyncRequested for the integration (as Sync Now would), inside a span so it
+    /// carries a trace; returns the run id.
+    pub async fn request_sync(&self, id: IntegrationId) -> String {
+        let run = Uuid::now_v7().to_string();
+        let event = NewEvent::new(
+            self.ws(),
+            Event::SyncRequested(SyncRequested {
+                sync_run_id: run.clone(),
+                trigger: SyncTrigger::Manual as i32,
+                requested_by: "tests".into(),
+                scheduled_for: None,
+            }),
+        )
+        .integration(id.to_string())
+        .correlation(run.clone());
+        let span = tracing::info_span!("sync_now", sync_run_id = %run);
+        self.env
+            .store
+            .append(&format!("syncrun-{run}"), ExpectedVersion::Any, vec![event])
+            .instrument(span)
+            .await
+            .unwrap();
+        run
+    }
+
+    /// Waits until the run's pull ended; returns the run's events.
+    pub async fn wait_run(&self, run: &str) -> Vec<RecordedEvent> {
+        eventually(WAIT, &format!("run {run} to end"), || async {
+            let events = self.stream(&format!("syncrun-{run}")).await;
+            let ended = events.iter().any(|e| match e.event() {
+                Some(Event::SyncFailed(_)) | Some(Event::CompaniesResolved(_)) => true,
+                Some(Event::PullCompleted(p)) => p.step == ev::SyncStep::CrmPull as i32,
+                _ => false,
+            });
+            let job = store::job_state(&self.env.pool, run).await.unwrap();
+            let settled = !matches!(job.as_deref(), Some("queued") | Some("running"));
+            (ended && settled).then_some(events)
+        })
+        .await
+    }
+
+    /// Requests a sync and waits for it to end.
+    pub async fn sync(&self, id: IntegrationId) -> (String, Vec<RecordedEvent>) {
+        let run = self.request_sync(id).await;
+        let events = self.wait_run(&run).await;
+        (run, events)
+    }
+
+    /// Every RecordsPulled batch of a run.
+    pub async fn batches(&self, run: &str) -> Vec<ev::RecordsPulled> {
+        self.stream(&format!("records-{run}"))
+            .await
+            .into_iter()
+            .filter_map(|e| match e.envelope.event {
+                Some(Event::RecordsPulled(r)) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{}", self.sb.admin_url(), path);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.http.request(m, url);
+        if !body.is_null() {
+            rb = rb.json(&body);
+        }
+        let resp = rb.send().await.unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{method} {path}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap()
+    }
+
+    pub async fn requests(&self, p: SbProvider) -> Vec<Value> {
+        self.admin("GET", &format!("/requests?provider={p}"), Value::Null)
+            .await["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn clear_requests(&self) {
+        self.admin("DELETE", "/requests", Value::Null).await;
+    }
+
+    pub async fn truth_counts(&self) -> Value {
+        self.admin("GET", "/truth?include=none", Value::Null).await["counts"].clone()
+    }
+
+    /// The last checkpoint of an object type, from the log.
+    pub async fn checkpoint(
+        &self,
+        id: IntegrationId,
+        object: &str,
+    ) -> Option<ev::CheckpointAdvanced> {
+        self.stream(&format!("checkpoint-{id}-{object}"))
+            .await
+            .into_iter()
+            .next_back()
+            .and_then(|e| match e.envelope.event {
+                Some(Event::CheckpointAdvanced(c)) => Some(c),
+                _ => None,
+            })
+    }
+}
+
+/// Records per object type in a run's batches.
+pub fn counts(batches: &[ev::RecordsPulled]) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for b in batches {
+        let (name, n) = match ev::ObjectType::try_from(b.object_type) {
+            Ok(ev::ObjectType::CrmCompany) => ("companies", b.companies.len()),
+            Ok(ev::ObjectType::CrmContact) => ("contacts", b.contacts.len()),
+            Ok(ev::ObjectType::CrmDeal) => ("deals", b.deals.len()),
+            Ok(ev::ObjectType::CrmPipeline) => ("pipelines", b.pipelines.len()),
+            Ok(ev::ObjectType::LinkedinEngagement) => ("engagement", b.engagement.len()),
+            Ok(ev::ObjectType::LinkedinOrganization) => ("organizations", b.organizations.len()),
+            _ => ("unknown", 0),
+        };
+        *out.entry(name).or_insert(0) += n;
+    }
+    out
+}
+
+/// The last event of a run's stream.
+pub fn last(events: &[RecordedEvent]) -> &RecordedEvent {
+    events.last().expect("the run has events")
+}
+
+pub fn failed(events: &[RecordedEvent]) -> Option<ev::SyncFailed> {
+    events.iter().find_map(|e| match &e.envelope.event {
+        Some(Event::SyncFailed(f)) => Some(f.clone()),
+        _ => None,
+    })
+}
