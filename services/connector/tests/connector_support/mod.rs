@@ -102,6 +102,7 @@ pub struct Options {
     pub sandbox: SandboxConfig,
     pub plan: &'static str,
     pub tweak: Box<dyn FnOnce(&mut ConnectorConfig) + Send>,
+    pub schedule: Arc<dyn NextScheduledSync>,
 }
 
 impl Default for Options {
@@ -110,6 +111,7 @@ impl Default for Options {
             sandbox: SandboxConfig::for_tests(),
             plan: "enterprise",
             tweak: Box::new(|_| {}),
+            schedule: Arc::new(NoSchedule),
         }
     }
 }
@@ -133,7 +135,7 @@ impl Harness {
         let http_addr = listener.local_addr().unwrap();
         let mut config = test_config(&sb, format!("http://{http_addr}/oauth/callback"));
         (opts.tweak)(&mut config);
-        let schedule: Arc<dyn NextScheduledSync> = Arc::new(NoSchedule);
+        let schedule = opts.schedule;
         let connector = Arc::new(
             Connector::new(svc.pool.clone(), svc.store.clone(), config, schedule)
                 .expect("connector builds"),
