@@ -1,0 +1,430 @@
+//! Connecting as a user does it, against the sandbox's OAuth servers: StartConnect gives an
+//! authorize URL with PKCE and a state; the browser follows the provider's redirect to our
+//! callback, which stores the tokens encrypted and appends ConnectionConnected. Forged, replayed
+//! and expired states are refused; the API answers bad requests with codes that say what to do;
+//! no response or row shows a token.
+
+mod connector_support;
+
+use connector::crypto::{KeyRing, Sealed};
+use connector::domain::IntegrationId;
+use connector::vault::{Cause, Vault};
+use connector_support::{Harness, Options, key_b64};
+use rp_platform::contracts::api::v1 as api;
+use rp_platform::contracts::events::v1::{self as ev, envelope::Event};
+use serde_json::json;
+use sqlx::Row;
+use tonic::Code;
+
+async fn sealed_row(h: &Harness, id: IntegrationId) -> (Sealed, Vec<u8>) {
+    let row = sqlx::query(
+        "SELECT key_id, nonce, ciphertext FROM connector_tokens WHERE integration_id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(&h.env.pool)
+    .await
+    .unwrap();
+    let s = Sealed {
+        key_id: row.get("key_id"),
+        nonce: row.get("nonce"),
+        ciphertext: row.get("ciphertext"),
+    };
+    let raw = s.ciphertext.clone();
+    (s, raw)
+}
+
+#[tokio::test]
+async fn connecting_each_provider_end_to_end_stores_tokens_encrypted_and_shows_none() {
+    let h = Harness::start().await;
+    let mut grpc = h.grpc().await;
+    for (provider, slug) in [
+        (api::Provider::Linkedin, "linkedin"),
+        (api::Provider::Hubspot, "hubspot"),
+        (api::Provider::Salesforce, "salesforce"),
+    ] {
+        let started = grpc
+            .start_connect(h.req(api::StartConnectRequest {
+                workspace_id: h.ws(),
+                provider: provider as i32,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let url = reqwest::Url::parse(&started.authorize_url).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["code_challenge"].len(), 43);
+        assert_eq!(q["state"].len(), 43, "256 random bits");
+        assert_eq!(
+            q["redirect_uri"],
+            format!("http://{}/oauth/callback", h.http_addr)
+        );
+        assert!(started.expires_at.is_some());
+
+        let cb = h.follow_authorize(&started.authorize_url).await;
+        let page = h.callback(&cb).await;
+        assert_eq!(
+            page,
+            format!(
+                "http://localhost:3000/workspace/connections?status=connected&provider={slug}&integration_id={}",
+                started.integration_id
+            )
+        );
+        let id = IntegrationId::parse(&started.integration_id).unwrap();
+        let e = h
+            .wait_event(&id.connection_stream(), "ConnectionConnected")
+            .await;
+        let Some(Event::ConnectionConnected(c)) = &e.envelope.event else {
+            unreachable!()
+        };
+        assert_eq!(
+            c.provider,
+            connector::domain::provider_to_event(
+                connector::domain::parse_provider_slug(slug).unwrap()
+            ) as i32
+        );
+        assert_eq!(e.meta().workspace_id, h.ws());
+
+        // The tokens are in the vault, encrypted: the plaintext is nowhere in the row.
+        let access = h
+            .connector
+            .vault
+            .access(id, &Cause::default())
+            .await
+            .unwrap();
+        let (sealed, raw) = sealed_row(&h, id).await;
+        assert_eq!(sealed.key_id, "k1");
+        let token = access.token.expose().as_bytes();
+        assert!(!raw.windows(token.len()).any(|w| w == token));
+        // ...nor in the event log, nor in any API response.
+        let log = h.stream(&id.connection_stream()).await;
+        for ev in &log {
+            let bytes = prost::Message::encode_to_vec(&ev.envelope);
+            assert!(!bytes.windows(token.len()).any(|w| w == token));
+        }
+        let got = grpc
+            .get_connection(h.req(api::GetConnectionRequest {
+                workspace_id: h.ws(),
+                integration_id: id.to_string(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!format!("{got:?}").contains(access.token.expose()));
+        assert_eq!(got.status, api::ConnectionStatus::Connected as i32);
+        assert_eq!(got.provider, provider as i32);
+        assert!(got.connected_at.is_some() && got.authorized_at.is_some());
+        // HubSpot's token answer names no scopes; the others do.
+        assert_eq!(
+            got.scopes.is_empty(),
+            provider == api::Provider::Hubspot,
+            "{:?}",
+            got.scopes
+        );
+        if provider == api::Provider::Salesforce {
+            assert!(
+                got.external_account_id.ends_with("/salesforce"),
+                "{}",
+                got.external_account_id
+            );
+        }
+    }
+    let list = grpc
+        .list_connections(h.req(api::ListConnectionsRequest {
+            workspace_id: h.ws(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.connections.len(), 3);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn forged_replayed_and_malformed_states_are_refused() {
+    let h = Harness::start().await;
+    let cb = format!("http://{}/oauth/callback", h.http_addr);
+    // Forged: looks like one of ours, was never issued.
+    let forged = h
+        .callback(&format!("{cb}?code=abc&state={}", "A".repeat(43)))
+        .await;
+    assert!(
+        forged.ends_with("status=error&reason=invalid_state"),
+        "{forged}"
+    );
+    for bad in ["", "?code=abc", "?code=abc&state=short", "?state=%00%01"] {
+        let page = h.callback(&format!("{cb}{bad}")).await;
+        assert!(
+            page.ends_with("status=error&reason=invalid_state"),
+            "{bad}: {page}"
+        );
+    }
+
+    // Replayed: the same callback twice.
+    let started = h
+        .grpc()
+        .await
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: h.ws(),
+            provider: api::Provider::Hubspot as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let callback_url = h.follow_authorize(&started.authorize_url).await;
+    assert!(h.callback(&callback_url).await.contains("status=connected"));
+    let replay = h.callback(&callback_url).await;
+    assert!(
+        replay.ends_with("status=error&reason=state_used"),
+        "{replay}"
+    );
+    let id = IntegrationId::parse(&started.integration_id).unwrap();
+    let events = h.stream(&id.connection_stream()).await;
+    assert_eq!(events.len(), 1, "connected once");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused_and_the_integration_stays_pending() {
+    let h = Harness::with(Options {
+        tweak: Box::new(|c| c.oauth_state_ttl = std::time::Duration::ZERO),
+        ..Default::default()
+    })
+    .await;
+    let mut grpc = h.grpc().await;
+    let started = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: h.ws(),
+            provider: api::Provider::Salesforce as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let cb = h.follow_authorize(&started.authorize_url).await;
+    let page = h.callback(&cb).await;
+    assert!(
+        page.ends_with("status=error&reason=state_expired"),
+        "{page}"
+    );
+    let id = IntegrationId::parse(&started.integration_id).unwrap();
+    assert!(h.stream(&id.connection_stream()).await.is_empty());
+    let got = grpc
+        .get_connection(h.req(api::GetConnectionRequest {
+            workspace_id: h.ws(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, api::ConnectionStatus::Pending as i32);
+    let list = grpc
+        .list_connections(h.req(api::ListConnectionsRequest {
+            workspace_id: h.ws(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        list.connections.is_empty(),
+        "pending integrations are not listed"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_declined_consent_sends_the_user_back_with_denied() {
+    let h = Harness::start().await;
+    h.admin("POST", "/providers/hubspot/deny-next-authorize", json!({}))
+        .await;
+    let started = h
+        .grpc()
+        .await
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: h.ws(),
+            provider: api::Provider::Hubspot as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let cb = h.follow_authorize(&started.authorize_url).await;
+    let page = h.callback(&cb).await;
+    assert!(page.contains("status=denied&provider=hubspot"), "{page}");
+    let id = IntegrationId::parse(&started.integration_id).unwrap();
+    assert!(h.stream(&id.connection_stream()).await.is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_codes_and_messages_that_say_what_to_do() {
+    let h = Harness::start().await;
+    let mut grpc = h.grpc().await;
+    let ws = h.ws();
+
+    let e = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: ws.clone(),
+            provider: 0,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("provider: "), "{}", e.message());
+
+    let e = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: "nope".into(),
+            provider: 2,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("workspace_id: "), "{}", e.message());
+
+    let e = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: uuid::Uuid::new_v4().to_string(),
+            provider: 2,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+
+    let e = grpc
+        .list_connections(api::ListConnectionsRequest {
+            workspace_id: ws.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+
+    let e = grpc
+        .get_connection(h.req(api::GetConnectionRequest {
+            workspace_id: ws.clone(),
+            integration_id: "42".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("integration_id: "),
+        "{}",
+        e.message()
+    );
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let e = grpc
+        .get_connection(h.req(api::GetConnectionRequest {
+            workspace_id: ws.clone(),
+            integration_id: unknown.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains(&unknown));
+
+    let id = h.connect(api::Provider::Hubspot).await;
+    let e = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: ws.clone(),
+            provider: 2,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("already connected"), "{}", e.message());
+    let e = grpc
+        .reconnect(h.req(api::ReconnectRequest {
+            workspace_id: ws.clone(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains("nothing to reconnect"),
+        "{}",
+        e.message()
+    );
+
+    let off = grpc
+        .disconnect(h.req(api::DisconnectRequest {
+            workspace_id: ws.clone(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(off.status, api::ConnectionStatus::Disconnected as i32);
+    assert_eq!(
+        off.disconnect_reason,
+        api::DisconnectReason::UserRequested as i32
+    );
+    let e = grpc
+        .disconnect(h.req(api::DisconnectRequest {
+            workspace_id: ws.clone(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("not connected"), "{}", e.message());
+    let events = h.stream(&id.connection_stream()).await;
+    let Some(Event::ConnectionDisconnected(d)) = &events.last().unwrap().envelope.event else {
+        panic!("disconnected");
+    };
+    assert_eq!(d.reason, ev::DisconnectReason::UserRequested as i32);
+    // Disconnect forgets the tokens.
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM connector_tokens")
+        .fetch_one(&h.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    // Connect again = reconnect on the same integration.
+    let again = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: ws.clone(),
+            provider: 2,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.integration_id, id.to_string());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_keys_rotate_without_losing_a_connection() {
+    let h = Harness::start().await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    let before = h
+        .connector
+        .vault
+        .access(id, &Cause::default())
+        .await
+        .unwrap();
+    let rotated = KeyRing::parse(&format!("k1:{},k2:{}", key_b64(7), key_b64(9)), "k2").unwrap();
+    let vault = Vault::new(
+        h.env.pool.clone(),
+        rotated,
+        h.connector.clients.clone(),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        vault.access(id, &Cause::default()).await.unwrap().token,
+        before.token
+    );
+    assert!(vault.rewrap(id).await.unwrap());
+    assert_eq!(sealed_row(&h, id).await.0.key_id, "k2");
+    let only_new = KeyRing::parse(&format!("k2:{}", key_b64(9)), "k2").unwrap();
+    let vault = Vault::new(
+        h.env.pool.clone(),
+        only_new,
+        h.connector.clients.clone(),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        vault.access(id, &Cause::default()).await.unwrap().token,
+        before.token
+    );
+    h.shutdown().await;
+}
