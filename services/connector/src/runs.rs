@@ -228,11 +228,16 @@ pub async fn request_sync_in(
         .await?;
     }
     let run_id = Uuid::now_v7().to_string();
-    sqlx::query("UPDATE sync_integrations SET active_run_id = $2, updated_at = now() WHERE integration_id = $1")
-        .bind(&req.integration_id)
-        .bind(&run_id)
-        .execute(&mut *conn)
-        .await?;
+    // The page shows the attempt at once, not when the projection catches up.
+    sqlx::query(
+        "UPDATE sync_integrations SET active_run_id = $2, last_attempt_at = $3, last_outcome = 'running', \
+         updated_at = now() WHERE integration_id = $1",
+    )
+    .bind(&req.integration_id)
+    .bind(&run_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO sync_runs (sync_run_id, integration_id, workspace_id, provider, trigger, state, requested_at) \
          VALUES ($1, $2, $3, $4, $5, 'requested', $6) ON CONFLICT DO NOTHING",
