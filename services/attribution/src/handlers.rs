@@ -1,48 +1,191 @@
 //! Events in, events out.
 //!
-//! The attribution step of a sync cycle starts when the matcher has published its matches for
-//! the run (AccountsMatched) and ends with AttributionUpdated, whose `as_of` is the time the
-//! numbers were switched. The metrics themselves (influenced and sourced pipeline, revenue, credit
-//! by model) are computed here as issue 6 lands; this step is what the sync sequence waits on.
+//! * WorkspaceCreated stores the plan (which lookback windows the numbers have).
+//! * RecordsPulled stores engagement rows, deals, pipelines and the names of organizations and
+//!   companies in the projection. Nothing the dashboard shows changes yet.
+//! * AccountsMatched applies the matcher's changes to the matches. A sync's matching result can
+//!   come in several parts; the last one (`remaining_parts == 0`) completes the sync's matching
+//!   step, so the attribution step runs then: it computes a complete new set of numbers as of
+//!   that event's time, switches the workspace's dashboard to it, and emits SyncStepStarted
+//!   (attribution) and AttributionUpdated on `syncrun-<run>`, all in one transaction. A manual
+//!   decision's AccountsMatched has no sync run: it updates the matches only; the numbers switch
+//!   at the next completed sync.
+//!
+//! [`apply`] is everything but the emitting, so a rebuild replays the log through the very same
+//! code ([`crate::rebuild`]).
 
+use crate::config::Settings;
+use crate::domain::metrics;
+use crate::store;
+use chrono::{DateTime, Utc};
 use rp_platform::consumer::{Handler, HandlerContext, HandlerError};
 use rp_platform::contracts::events::v1::{
     AttributionUpdated, SyncStep, SyncStepStarted, envelope::Event,
 };
+use rp_platform::contracts::{from_timestamp, timestamp};
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
+use sqlx::PgConnection;
+use std::sync::Arc;
+use tracing::Instrument;
 
-pub struct AttributionStep;
+/// The durable consumer's name (and the key of its processed marks).
+pub const CONSUMER: &str = "attribution";
 
-impl AttributionStep {
-    pub const EVENT_TYPES: &'static [&'static str] = &["AccountsMatched"];
+/// The events the projection is made of.
+pub const EVENT_TYPES: &[&str] = &["WorkspaceCreated", "RecordsPulled", "AccountsMatched"];
+
+/// A sync's numbers were switched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switched {
+    pub sync_run_id: String,
+    pub as_of: DateTime<Utc>,
+    pub version: i64,
 }
 
-impl Handler for AttributionStep {
+/// The time an event happened, as the log recorded it (never the wall clock): replaying the log
+/// gives the same time.
+pub fn event_time(event: &RecordedEvent) -> DateTime<Utc> {
+    event
+        .meta()
+        .occurred_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .unwrap_or(event.recorded_at)
+}
+
+/// Applies one event to the projection; returns what was switched when it completed a sync's
+/// matching step. Bad records are skipped (and logged), never fatal.
+pub async fn apply(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    settings: &Settings,
+) -> Result<Option<Switched>, sqlx::Error> {
+    let ws = event.workspace_id().trim();
+    if ws.is_empty() {
+        return Ok(None);
+    }
+    match event.event() {
+        Some(Event::WorkspaceCreated(w)) => {
+            store::set_plan(conn, ws, &w.plan).await?;
+            if !w.plan.trim().is_empty() && !settings.plans.knows(&w.plan) {
+                tracing::warn!(workspace_id = ws, plan = %w.plan, "plan not in RP_PLANS: the first plan's windows apply");
+            }
+        }
+        Some(Event::RecordsPulled(r)) => {
+            store::ensure_workspace(conn, ws).await?;
+            if !r.engagement.is_empty() {
+                let skipped = store::upsert_engagement(conn, ws, &r.engagement).await?;
+                if skipped > 0 {
+                    tracing::warn!(workspace_id = ws, sync_run_id = %r.sync_run_id, skipped, "engagement rows without ids or a YYYY-MM-DD date skipped");
+                }
+            }
+            store::upsert_organizations(conn, ws, &r.organizations).await?;
+            store::upsert_companies(conn, ws, &r.companies).await?;
+            if !r.deals.is_empty() {
+                for (deal, why) in store::apply_deals(conn, ws, &r.deals).await? {
+                    tracing::warn!(workspace_id = ws, deal_id = %deal, problem = %why, "deal amount not usable: the deal counts without an amount");
+                }
+            }
+            store::replace_pipelines(conn, ws, &r.pipelines).await?;
+        }
+        Some(Event::AccountsMatched(m)) => {
+            store::ensure_workspace(conn, ws).await?;
+            let skipped = store::apply_match_changes(conn, ws, &m.changes).await?;
+            if skipped > 0 {
+                tracing::warn!(workspace_id = ws, sync_run_id = %m.sync_run_id, skipped, "match changes without a kind or ids skipped");
+            }
+            let run = m.sync_run_id.trim();
+            if m.remaining_parts == 0 && !run.is_empty() {
+                let as_of = event_time(event);
+                let span =
+                    tracing::info_span!("attribution.switch", workspace_id = ws, sync_run_id = run);
+                return switch(conn, ws, run, as_of, settings)
+                    .instrument(span)
+                    .await
+                    .map(Some);
+            }
+        }
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// Computes the workspace's numbers as of `as_of` for every window of its plan, writes them as a
+/// new version and points the workspace at it.
+async fn switch(
+    conn: &mut PgConnection,
+    ws: &str,
+    run: &str,
+    as_of: DateTime<Utc>,
+    settings: &Settings,
+) -> Result<Switched, sqlx::Error> {
+    let (plan, last_version) = store::lock_workspace(conn, ws).await?;
+    let windows = settings.plans.windows(plan.as_deref()).to_vec();
+    let loaded = store::load(conn, ws).await?;
+    let numbers = metrics::compute(
+        &loaded.inputs,
+        as_of.date_naive(),
+        &windows,
+        settings.half_life,
+    );
+    let version = last_version + 1;
+    store::write_version(
+        conn,
+        &store::NewVersion {
+            workspace_id: ws,
+            version,
+            sync_run_id: run,
+            as_of,
+            half_life_days: settings.half_life.as_days(),
+            windows: &windows,
+        },
+        &loaded,
+        &numbers,
+    )
+    .await?;
+    store::switch_to(conn, ws, version).await?;
+    tracing::info!(
+        version,
+        windows = ?windows,
+        deals = loaded.inputs.deals.len(),
+        engagement_rows = loaded.inputs.engagement.len(),
+        "dashboard numbers switched"
+    );
+    Ok(Switched {
+        sync_run_id: run.to_string(),
+        as_of,
+        version,
+    })
+}
+
+/// The attribution consumer.
+pub struct Attribution {
+    settings: Arc<Settings>,
+}
+
+impl Attribution {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+}
+
+impl Handler for Attribution {
     async fn handle(
         &self,
         ctx: &mut HandlerContext,
         event: &RecordedEvent,
     ) -> Result<(), HandlerError> {
-        let Some(Event::AccountsMatched(matched)) = event.event() else {
+        let Some(done) = apply(&mut ctx.tx, event, &self.settings).await? else {
             return Ok(());
         };
-        if matched.remaining_parts > 0 {
-            // More parts of this step's result follow; the step ends with the last.
-            return Ok(());
-        }
-        if matched.sync_run_id.is_empty() {
-            // Matches changed outside a sync (a manual decision): numbers switch at the next
-            // completed sync, never mid-cycle.
-            return Ok(());
-        }
-        let run = matched.sync_run_id.clone();
+        let run = done.sync_run_id;
         let started = ctx.new_event(Event::SyncStepStarted(SyncStepStarted {
             sync_run_id: run.clone(),
             step: SyncStep::Attribution as i32,
         }));
         let updated = ctx.new_event(Event::AttributionUpdated(AttributionUpdated {
             sync_run_id: run.clone(),
-            as_of: Some(rp_platform::contracts::timestamp(chrono::Utc::now())),
+            as_of: Some(timestamp(done.as_of)),
         }));
         ctx.emit(
             format!("syncrun-{run}"),

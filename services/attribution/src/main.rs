@@ -1,10 +1,8 @@
-//! The attribution service: wiring only (config, telemetry, consumers, shutdown).
+//! `attribution` (or `attribution serve`) runs the service; `attribution rebuild` empties the
+//! projection, replays it from the event log and exits. Wiring only.
 
-use attribution::handlers::AttributionStep;
-use rp_platform::consumer::{ConsumerConfig, Ordering};
-use rp_platform::runtime::Service;
+use attribution::config::Config;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,11 +16,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let mut svc = Service::start("attribution").await?;
-    svc.consume(
-        ConsumerConfig::new("attribution", Ordering::PerWorkspace)
-            .event_types(AttributionStep::EVENT_TYPES),
-        Arc::new(AttributionStep),
-    );
-    svc.wait().await
+    let command = std::env::args().nth(1);
+    let config = Config::from_env()?;
+    match command.as_deref() {
+        None | Some("serve") => attribution::service::run(config).await,
+        Some("rebuild") => {
+            let r = attribution::service::run_rebuild(config).await?;
+            println!(
+                "rebuilt from {} events: {} completed syncs recomputed (log position {})",
+                r.events, r.switches, r.last_position
+            );
+            Ok(())
+        }
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}: use `serve` (the default) or `rebuild`")
+        }
+    }
 }

@@ -11,7 +11,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_attribution");
 #[tokio::test]
 async fn starts_handles_its_step_and_stops_cleanly_on_sigterm() {
     let env = TestEnv::new().await;
-    let svc = ServiceProcess::spawn(BIN, &env, &[]);
+    // Port 0: tests run in parallel; the gRPC API is tested in-process elsewhere.
+    let svc = ServiceProcess::spawn(BIN, &env, &[("ATTRIBUTION_GRPC_ADDR", "127.0.0.1:0")]);
     wait_for_consumer(&env, "attribution-p0", Duration::from_secs(60)).await;
 
     let matched = NewEvent::new(
@@ -35,6 +36,14 @@ async fn starts_handles_its_step_and_stops_cleanly_on_sigterm() {
     })
     .await;
     assert_eq!(updated.meta().correlation_id, "run-1");
+    // The numbers are as of the event that completed the matching step, not the wall clock.
+    let Some(Event::AttributionUpdated(u)) = updated.event() else {
+        panic!("not AttributionUpdated: {updated:?}");
+    };
+    let matched_at = env.store.read_stream("syncrun-run-1", 1, 1).await.unwrap()[0]
+        .meta()
+        .occurred_at;
+    assert_eq!(u.as_of, matched_at);
 
     let status = svc.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");
@@ -47,11 +56,28 @@ async fn a_malformed_setting_stops_startup_naming_the_variable() {
     let out = tokio::process::Command::new(BIN)
         .env("DATABASE_URL", env.database_url.clone())
         .env("RP_BUS_PARTITIONS", "many")
+        .env("ATTRIBUTION_GRPC_ADDR", "127.0.0.1:0")
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RP_BUS_PARTITIONS"), "{err}");
+    for (var, value) in [
+        ("ATTRIBUTION_HALF_LIFE_DAYS", "0"),
+        ("ATTRIBUTION_HALF_LIFE_DAYS", "a week"),
+        ("ATTRIBUTION_GRPC_ADDR", "nowhere"),
+        ("RP_PLANS", "growth"),
+    ] {
+        let out = tokio::process::Command::new(BIN)
+            .env("DATABASE_URL", env.database_url.clone())
+            .env(var, value)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}={value}: {err}");
+    }
     env.cleanup().await;
 }

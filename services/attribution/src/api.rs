@@ -1,0 +1,559 @@
+//! gRPC `rp.api.v1.Attribution`: the dashboard of a window and model, the deals behind a number,
+//! and why one deal counts. Every call is authenticated with the workspace's API key, and reads
+//! one snapshot through the workspace's current-version pointer, so a response never mixes two
+//! syncs' numbers.
+
+use crate::config::Settings;
+use crate::domain::{DealId, Metric, Model};
+use crate::store::{self, DealCursor, DealRow};
+use chrono::{DateTime, Utc};
+use rp_platform::apikeys::{self, Caller};
+use rp_platform::contracts::api::v1::{
+    AccountMatch, CampaignCredit, CompanyEngagement, CurrencyAmount, Dashboard, DashboardDeal,
+    DaysToDeal, DealAttribution, DealCounts, DealCredit, EngagementTouch, GetDashboardRequest,
+    GetDealAttributionRequest, ListDashboardDealsRequest, ListDashboardDealsResponse, MetricTotal,
+    attribution_server,
+};
+use rp_platform::contracts::timestamp;
+use rp_platform::grpc;
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+pub const DEFAULT_PAGE_SIZE: i32 = 50;
+pub const MAX_PAGE_SIZE: i32 = 500;
+
+pub struct AttributionApi {
+    pool: PgPool,
+    settings: Arc<Settings>,
+}
+
+impl AttributionApi {
+    pub fn new(pool: PgPool, settings: Arc<Settings>) -> Self {
+        Self { pool, settings }
+    }
+
+    pub fn into_server(self) -> attribution_server::AttributionServer<Self> {
+        attribution_server::AttributionServer::new(self)
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        apikeys::authenticate(&self.pool, req.metadata()).await
+    }
+
+    /// The workspace's current version after checking `window_days` against its plan.
+    async fn current(
+        &self,
+        conn: &mut PgConnection,
+        ws: &str,
+        window_days: u32,
+    ) -> Result<(i32, Option<i64>), Status> {
+        let (plan, current) = store::workspace(conn, ws)
+            .await
+            .map_err(db("reading the dashboard"))?
+            .unwrap_or((None, None));
+        let windows = self.settings.plans.windows(plan.as_deref());
+        if !windows.contains(&window_days) {
+            let list: Vec<String> = windows.iter().map(u32::to_string).collect();
+            return Err(grpc::invalid_argument(
+                "window_days",
+                format!(
+                    "must be one of the lookback windows of the workspace's plan: {} (got {window_days})",
+                    list.join(", ")
+                ),
+            ));
+        }
+        Ok((i32::try_from(window_days).unwrap_or(i32::MAX), current))
+    }
+}
+
+fn db(op: &'static str) -> impl Fn(sqlx::Error) -> Status {
+    move |e| grpc::unavailable(op, &e)
+}
+
+fn no_sync_yet(ws: &str) -> Status {
+    grpc::failed_precondition(format!(
+        "no sync has completed for workspace {ws} yet: the dashboard's numbers appear when the first sync completes"
+    ))
+}
+
+fn window_not_computed(window: i32) -> Status {
+    grpc::failed_precondition(format!(
+        "the numbers for the {window}-day window appear after the next completed sync (the plan changed since the last one)"
+    ))
+}
+
+fn required_model(code: i32) -> Result<Model, Status> {
+    Model::from_code(code).ok_or_else(|| {
+        grpc::invalid_argument(
+            "model",
+            format!(
+                "must be FIRST_TOUCH, LAST_TOUCH, LINEAR, TIME_DECAY or U_SHAPED (got {})",
+                describe_enum(code)
+            ),
+        )
+    })
+}
+
+/// UNSPECIFIED means "every model".
+fn optional_model(code: i32) -> Result<Option<Model>, Status> {
+    if code == 0 {
+        Ok(None)
+    } else {
+        required_model(code).map(Some)
+    }
+}
+
+fn metric_of(code: i32) -> Result<Metric, Status> {
+    Metric::from_code(code).ok_or_else(|| {
+        grpc::invalid_argument(
+            "metric",
+            format!(
+                "must be INFLUENCED_PIPELINE, INFLUENCED_REVENUE, SOURCED_PIPELINE or SOURCED_REVENUE (got {})",
+                describe_enum(code)
+            ),
+        )
+    })
+}
+
+fn describe_enum(code: i32) -> String {
+    if code == 0 {
+        "UNSPECIFIED".into()
+    } else {
+        code.to_string()
+    }
+}
+
+fn page_size(n: i32) -> Result<i64, Status> {
+    match n {
+        0 => Ok(i64::from(DEFAULT_PAGE_SIZE)),
+        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(i64::from(n)),
+        _ => Err(grpc::invalid_argument(
+            "page_size",
+            format!("must be between 1 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE}; got {n})"),
+        )),
+    }
+}
+
+/// Where the next page starts, and which list it belongs to: the version it was read from (so
+/// paging across a switch carries on in the same numbers while that version is kept), the
+/// window, the metric, and the last deal returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageToken {
+    version: i64,
+    window: i32,
+    metric: i32,
+    created_at: DateTime<Utc>,
+    deal_id: String,
+}
+
+const TOKEN_TAG: &str = "p1";
+
+impl PageToken {
+    fn encode(&self) -> String {
+        hex::encode(format!(
+            "{TOKEN_TAG}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.version,
+            self.window,
+            self.metric,
+            self.created_at.timestamp_micros(),
+            self.deal_id
+        ))
+    }
+
+    fn decode(token: &str) -> Result<Option<Self>, Status> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = || {
+            grpc::invalid_argument(
+                "page_token",
+                "is not a token this API returned: pass next_page_token from the previous page unchanged, or none for the first page",
+            )
+        };
+        let bytes = hex::decode(token).map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let parts: Vec<&str> = text.splitn(6, '\u{1f}').collect();
+        let [tag, version, window, metric, micros, deal_id] = parts[..] else {
+            return Err(bad());
+        };
+        if tag != TOKEN_TAG || deal_id.is_empty() {
+            return Err(bad());
+        }
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        Ok(Some(Self {
+            version: version.parse().map_err(|_| bad())?,
+            window: window.parse().map_err(|_| bad())?,
+            metric: metric.parse().map_err(|_| bad())?,
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+            deal_id: deal_id.to_string(),
+        }))
+    }
+}
+
+fn to_deal(row: DealRow, model: Option<Model>) -> DashboardDeal {
+    let credits = row
+        .credits
+        .map(|c| c.0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| model.is_none_or(|m| m.code() == c.model))
+        .map(|c| DealCredit {
+            model: c.model,
+            campaign_id: c.campaign_id,
+            currency: row.currency.clone(),
+            amount: c.amount,
+        })
+        .collect();
+    DashboardDeal {
+        deal_id: row.deal_id,
+        name: row.name,
+        amount: row.amount.unwrap_or_default(),
+        currency: row.currency,
+        stage: i32::from(row.stage),
+        stage_id: row.stage_id,
+        pipeline_id: row.pipeline_id,
+        created_at: row.created_at.map(timestamp),
+        closed_at: row.closed_at.map(timestamp),
+        company_ids: row.company_ids,
+        metrics: row
+            .metrics
+            .unwrap_or_default()
+            .into_iter()
+            .map(i32::from)
+            .collect(),
+        first_engaged_on: row
+            .first_engaged_on
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        days_to_deal: row.days_to_deal,
+        touches: row
+            .touches
+            .as_ref()
+            .map_or(0, |t| u32::try_from(t.0.len()).unwrap_or(u32::MAX)),
+        credits,
+    }
+}
+
+fn u32_of(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+fn dashboard_response(
+    ws: &str,
+    window_days: u32,
+    model: Model,
+    version: store::VersionRow,
+    rows: store::DashboardRows,
+) -> Dashboard {
+    let total = |metric: Metric| {
+        let t = rows
+            .totals
+            .iter()
+            .find(|t| i32::from(t.metric) == metric.code());
+        MetricTotal {
+            metric: metric.code(),
+            deals: t.map_or(0, |t| u32_of(t.deals)),
+            deals_without_amount: t.map_or(0, |t| u32_of(t.deals_without_amount)),
+            amounts: rows
+                .amounts
+                .iter()
+                .filter(|a| i32::from(a.metric) == metric.code())
+                .map(|a| CurrencyAmount {
+                    currency: a.currency.clone(),
+                    amount: a.amount.clone(),
+                    deals: u32_of(a.deals),
+                })
+                .collect(),
+        }
+    };
+    let w = &rows.window;
+    let engaged = u32_of(w.engaged_companies);
+    let matched = u32_of(w.matched_companies);
+    Dashboard {
+        workspace_id: ws.to_string(),
+        window_days,
+        model: model.code(),
+        as_of: Some(timestamp(version.as_of)),
+        sync_run_id: version.sync_run_id,
+        version: u64::try_from(version.version).unwrap_or(0),
+        companies: Some(CompanyEngagement {
+            engaged_companies: engaged,
+            matched_companies: matched,
+            matched_accounts: u32_of(w.matched_accounts),
+            match_rate: if engaged == 0 {
+                0.0
+            } else {
+                f64::from(matched) / f64::from(engaged)
+            },
+        }),
+        deal_counts: Some(DealCounts {
+            total: u32_of(w.deals_total),
+            open: u32_of(w.deals_open),
+            won: u32_of(w.deals_won),
+            lost: u32_of(w.deals_lost),
+            unclassified: u32_of(w.deals_unclassified),
+            influenced_lost: u32_of(w.deals_influenced_lost),
+        }),
+        influenced_pipeline: Some(total(Metric::InfluencedPipeline)),
+        influenced_revenue: Some(total(Metric::InfluencedRevenue)),
+        sourced_pipeline: Some(total(Metric::SourcedPipeline)),
+        sourced_revenue: Some(total(Metric::SourcedRevenue)),
+        days_to_deal: Some(DaysToDeal {
+            deals: u32_of(w.days_to_deal_deals),
+            average: w.days_to_deal_average,
+            median: w.days_to_deal_median,
+        }),
+        campaign_credits: rows
+            .credits
+            .iter()
+            .map(|c| CampaignCredit {
+                campaign_id: c.campaign_id.clone(),
+                metric: i32::from(c.metric),
+                currency: c.currency.clone(),
+                amount: c.amount.clone(),
+                deals: u32_of(c.deals),
+            })
+            .collect(),
+        half_life_days: u32_of(version.half_life_days),
+        windows: version.windows.into_iter().map(u32_of).collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl attribution_server::Attribution for AttributionApi {
+    async fn get_dashboard(
+        &self,
+        request: Request<GetDashboardRequest>,
+    ) -> Result<Response<Dashboard>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let ws = caller.authorize(&r.workspace_id)?.to_string();
+        let span = tracing::info_span!("attribution.get_dashboard", workspace_id = %ws, window_days = r.window_days);
+        async move {
+            let model = required_model(r.model)?;
+            let mut tx = store::read_snapshot(&self.pool)
+                .await
+                .map_err(db("reading the dashboard"))?;
+            let (window, current) = self.current(&mut tx, &ws, r.window_days).await?;
+            let current = current.ok_or_else(|| no_sync_yet(&ws))?;
+            let version = store::version(&mut tx, &ws, current)
+                .await
+                .map_err(db("reading the dashboard"))?
+                .ok_or_else(|| no_sync_yet(&ws))?;
+            let rows = store::dashboard(&mut tx, &ws, current, window, model.code() as i16)
+                .await
+                .map_err(db("reading the dashboard"))?
+                .ok_or_else(|| window_not_computed(window))?;
+            Ok(Response::new(dashboard_response(
+                &ws,
+                r.window_days,
+                model,
+                version,
+                rows,
+            )))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_dashboard_deals(
+        &self,
+        request: Request<ListDashboardDealsRequest>,
+    ) -> Result<Response<ListDashboardDealsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let ws = caller.authorize(&r.workspace_id)?.to_string();
+        let span = tracing::info_span!("attribution.list_dashboard_deals", workspace_id = %ws, window_days = r.window_days);
+        async move {
+            let metric = metric_of(r.metric)?;
+            let model = optional_model(r.model)?;
+            let limit = page_size(r.page_size)?;
+            let token = PageToken::decode(&r.page_token)?;
+            let mut tx = store::read_snapshot(&self.pool)
+                .await
+                .map_err(db("listing deals"))?;
+            let (window, current) = self.current(&mut tx, &ws, r.window_days).await?;
+            let current = current.ok_or_else(|| no_sync_yet(&ws))?;
+            let version_id = match &token {
+                None => current,
+                Some(t) if t.window != window || t.metric != metric.code() => {
+                    return Err(grpc::invalid_argument(
+                        "page_token",
+                        "was issued for another window or metric: keep window_days and metric as they were for the first page",
+                    ));
+                }
+                Some(t) => t.version,
+            };
+            let version = store::version(&mut tx, &ws, version_id)
+                .await
+                .map_err(db("listing deals"))?
+                .ok_or_else(|| {
+                    grpc::invalid_argument(
+                        "page_token",
+                        "has expired: the dashboard has been updated twice since; start again without a page token",
+                    )
+                })?;
+            let after: Option<DealCursor> = token.map(|t| (t.created_at, t.deal_id));
+            let (rows, total) = store::list_deals(
+                &mut tx,
+                &ws,
+                version_id,
+                window,
+                metric,
+                after.as_ref(),
+                limit + 1,
+            )
+            .await
+            .map_err(db("listing deals"))?;
+            let more = rows.len() as i64 > limit;
+            let page: Vec<DealRow> = rows.into_iter().take(limit as usize).collect();
+            let next_page_token = match page.last() {
+                Some(last) if more => last
+                    .created_at
+                    .map(|created_at| {
+                        PageToken {
+                            version: version_id,
+                            window,
+                            metric: metric.code(),
+                            created_at,
+                            deal_id: last.deal_id.clone(),
+                        }
+                        .encode()
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            Ok(Response::new(ListDashboardDealsResponse {
+                deals: page.into_iter().map(|d| to_deal(d, model)).collect(),
+                next_page_token,
+                as_of: Some(timestamp(version.as_of)),
+                sync_run_id: version.sync_run_id,
+                total_deals: u32::try_from(total).unwrap_or(u32::MAX),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_deal_attribution(
+        &self,
+        request: Request<GetDealAttributionRequest>,
+    ) -> Result<Response<DealAttribution>, Status> {
+        let caller = self.caller(&request).await?;
+        let r = request.into_inner();
+        let ws = caller.authorize(&r.workspace_id)?.to_string();
+        let span = tracing::info_span!("attribution.get_deal_attribution", workspace_id = %ws, window_days = r.window_days);
+        async move {
+            let deal_id =
+                DealId::parse(&r.deal_id).map_err(|e| grpc::invalid_argument("deal_id", e))?;
+            let mut tx = store::read_snapshot(&self.pool)
+                .await
+                .map_err(db("reading the deal"))?;
+            let (window, current) = self.current(&mut tx, &ws, r.window_days).await?;
+            let current = current.ok_or_else(|| no_sync_yet(&ws))?;
+            let version = store::version(&mut tx, &ws, current)
+                .await
+                .map_err(db("reading the deal"))?
+                .ok_or_else(|| no_sync_yet(&ws))?;
+            if !version.windows.contains(&window) {
+                return Err(window_not_computed(window));
+            }
+            let row = store::deal(&mut tx, &ws, current, window, deal_id.as_str())
+                .await
+                .map_err(db("reading the deal"))?
+                .ok_or_else(|| {
+                    grpc::not_found(format!(
+                        "no deal {deal_id} in the workspace's dashboard as of {} (deleted, or not pulled from the CRM yet)",
+                        version.as_of.format("%Y-%m-%d %H:%M UTC")
+                    ))
+                })?;
+            let touches = row.touches.as_ref().map(|t| t.0.clone()).unwrap_or_default();
+            let matches = row.matches.as_ref().map(|m| m.0.clone()).unwrap_or_default();
+            Ok(Response::new(DealAttribution {
+                influenced: !touches.is_empty(),
+                touches: touches
+                    .into_iter()
+                    .map(|t| EngagementTouch {
+                        organization_id: t.organization_id,
+                        organization_name: t.organization_name,
+                        campaign_id: t.campaign_id,
+                        date: t.date,
+                        impressions: t.impressions,
+                        clicks: t.clicks,
+                        engagements: t.engagements,
+                        crm_company_id: t.crm_company_id,
+                    })
+                    .collect(),
+                matches: matches
+                    .into_iter()
+                    .map(|m| AccountMatch {
+                        linkedin_id: m.linkedin_id,
+                        linkedin_name: m.linkedin_name,
+                        crm_id: m.crm_id,
+                        crm_name: m.crm_name,
+                        method: m.method,
+                        score: m.score,
+                        reason: m.reason,
+                    })
+                    .collect(),
+                deal: Some(to_deal(row, None)),
+                window_days: r.window_days,
+                as_of: Some(timestamp(version.as_of)),
+                sync_run_id: version.sync_run_id,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused_naming_the_field() {
+        let t = PageToken {
+            version: 7,
+            window: 90,
+            metric: 2,
+            created_at: DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap(),
+            deal_id: "deal\u{1f}with separator".into(),
+        };
+        assert_eq!(PageToken::decode(&t.encode()).unwrap(), Some(t));
+        assert_eq!(PageToken::decode("").unwrap(), None);
+        for bad in [
+            "zz",
+            "00",
+            &hex::encode("p1\u{1f}x"),
+            &hex::encode("p2\u{1f}1\u{1f}2\u{1f}3\u{1f}4\u{1f}d"),
+        ] {
+            let e = PageToken::decode(bad).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().starts_with("page_token: "), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn models_metrics_and_page_sizes_are_checked_naming_the_field() {
+        assert_eq!(required_model(4).unwrap(), Model::TimeDecay);
+        assert_eq!(optional_model(0).unwrap(), None);
+        let e = required_model(0).unwrap_err();
+        assert!(e.message().starts_with("model: "));
+        assert!(e.message().contains("UNSPECIFIED"));
+        assert!(optional_model(9).unwrap_err().message().contains("got 9"));
+        assert!(metric_of(0).unwrap_err().message().starts_with("metric: "));
+        assert_eq!(metric_of(3).unwrap(), Metric::SourcedPipeline);
+        assert_eq!(page_size(0).unwrap(), 50);
+        assert!(
+            page_size(501)
+                .unwrap_err()
+                .message()
+                .starts_with("page_size: ")
+        );
+        assert!(page_size(-1).is_err());
+    }
+}
