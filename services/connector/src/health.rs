@@ -349,6 +349,8 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
             }),
         )
         .integration(integration_id.clone());
+        let mut set = set;
+        set.occurred_at = self.clock.now();
         let mut tx = self
             .pool
             .begin()

@@ -328,9 +328,7 @@ pub async fn next_scheduled_sync(
 }
 
 /// The orchestrator: keeps the run and health projection, and closes completed runs.
-pub struct Orchestrator<C: Clock> {
-    pub clock: Arc<C>,
-}
+pub struct Orchestrator;
 
 fn step_of(e: &RecordedEvent) -> Option<(String, i32)> {
     match e.event()? {
@@ -348,7 +346,7 @@ fn step_of(e: &RecordedEvent) -> Option<(String, i32)> {
     }
 }
 
-impl<C: Clock> Handler for Orchestrator<C> {
+impl Handler for Orchestrator {
     async fn handle(
         &self,
         ctx: &mut HandlerContext,
@@ -363,7 +361,9 @@ impl<C: Clock> Handler for Orchestrator<C> {
             .as_ref()
             .and_then(from_timestamp)
             .unwrap_or(event.recorded_at);
-        let now = self.clock.now();
+        // Slots are judged at the event's own time, so a replay or a late consumer decides the
+        // same as the moment it happened.
+        let now = at;
         let tx = &mut *ctx.tx;
         match ev {
             Event::ConnectionConnected(c) => {

@@ -65,9 +65,7 @@ impl World {
             env.pool.clone(),
             cancel.clone(),
         );
-        let orchestrator = Arc::new(Orchestrator {
-            clock: Arc::new(clock.clone()),
-        });
+        let orchestrator = Arc::new(Orchestrator);
         tasks.push(tokio::spawn(async move {
             let cfg = ConsumerConfig::new("sync-orchestrator", Ordering::PerWorkspace)
                 .event_types(connector::runs::EVENT_TYPES);
@@ -154,6 +152,10 @@ impl World {
             _ => String::new(),
         };
         let mut ev = NewEvent::new(self.workspace.clone(), e).integration(integration);
+        ev.occurred_at = rp_platform::contracts::from_timestamp(
+            &rp_platform::contracts::timestamp(connector::schedule::Clock::now(&self.clock)),
+        )
+        .unwrap_or(ev.occurred_at);
         if !corr.is_empty() {
             ev = ev.correlation(corr);
         }
