@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use connector::config::ConnectorConfig;
 use connector::pull::FromSchedules;
-use connector::{Connector, callback, handlers, store};
+use connector::health::SyncApi;
+use connector::schedule::SystemClock;
+use connector::{Connector, callback, handlers, runs, store};
 use rp_platform::grpc::{self, Services};
 use rp_platform::runtime::Service;
 
@@ -27,8 +29,26 @@ async fn main() -> anyhow::Result<()> {
     let cancel = svc.cancel.clone();
     svc.spawn(async move { worker.run(cancel).await });
 
-    let services = Services::new().service(connector.grpc_service());
-    // orchestration (runs, schedule, health) is wired here
+    // Orchestration: the sync-run and health projection, the daily scheduler, the Sync API.
+    svc.consume(
+        rp_platform::consumer::ConsumerConfig::new(
+            "sync-orchestrator",
+            rp_platform::consumer::Ordering::PerWorkspace,
+        )
+        .event_types(runs::EVENT_TYPES),
+        Arc::new(runs::Orchestrator),
+    );
+    let clock = Arc::new(SystemClock);
+    let scheduler = runs::Scheduler {
+        pool: svc.pool.clone(),
+        clock: clock.clone(),
+        config: runs::SchedulerConfig::default(),
+    };
+    let cancel = svc.cancel.clone();
+    svc.spawn(async move { scheduler.run(cancel).await });
+    let services = Services::new()
+        .service(connector.grpc_service())
+        .service(SyncApi::new(svc.pool.clone(), clock).into_server());
 
     let serving = grpc::serve(grpc_addr, svc.cancel.clone(), services).await?;
     svc.spawn(async move { serving.wait().await.map_err(Into::into) });
