@@ -10,6 +10,7 @@ run: infra build
 
 ## The whole test suite against real PostgreSQL and NATS (brought up when missing).
 test: infra
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
 ## fmt --check and clippy -D warnings.
