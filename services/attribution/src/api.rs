@@ -396,6 +396,9 @@ impl attribution_server::Attribution for AttributionApi {
                         "has expired: the dashboard has been updated twice since; start again without a page token",
                     )
                 })?;
+            if !version.windows.contains(&window) {
+                return Err(window_not_computed(window));
+            }
             let after: Option<DealCursor> = token.map(|t| (t.created_at, t.deal_id));
             let (rows, total) = store::list_deals(
                 &mut tx,
