@@ -19,6 +19,13 @@ export LINKEDIN_AUTH_BASE=${LINKEDIN_AUTH_BASE:-$SANDBOX/linkedin}
 export HUBSPOT_API_BASE=${HUBSPOT_API_BASE:-$SANDBOX/hubspot}
 export HUBSPOT_AUTH_BASE=${HUBSPOT_AUTH_BASE:-$SANDBOX/hubspot}
 export SALESFORCE_AUTH_BASE=${SALESFORCE_AUTH_BASE:-$SANDBOX/salesforce}
+# The demo runs the typical workspace with the sandbox's rate limits off (docs/benchmarks.md).
+export SANDBOX_HUBSPOT_RATE_LIMIT=${SANDBOX_HUBSPOT_RATE_LIMIT:-off}
+# Tokens are sealed with a local key kept in .run/ (so a restart can still read them).
+if [ -z "${CONNECTOR_TOKEN_KEYS:-}" ]; then
+  [ -s "$RUN/token-key" ] || head -c 32 /dev/urandom | base64 > "$RUN/token-key"
+  export CONNECTOR_TOKEN_KEYS="local:$(cat "$RUN/token-key")" CONNECTOR_TOKEN_KEY_ID=local
+fi
 
 pids=()
 names=()

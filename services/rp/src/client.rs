@@ -5,8 +5,9 @@ use crate::Failure;
 use crate::output::Output;
 use clap::{Subcommand, ValueEnum};
 use rp_platform::contracts::api::v1::{
-    GetConnectionHealthRequest, GetSyncRunRequest, ListConnectionsRequest, Provider,
-    StartConnectRequest, SyncNowRequest, connections_client::ConnectionsClient,
+    AttributionModel, GetConnectionHealthRequest, GetDashboardRequest, GetSyncRunRequest,
+    ListConnectionsRequest, MetricTotal, Provider, StartConnectRequest, SyncNowRequest,
+    attribution_client::AttributionClient, connections_client::ConnectionsClient,
     sync_client::SyncClient,
 };
 use rp_platform::contracts::events::v1::SyncStep;
@@ -26,6 +27,27 @@ impl ProviderArg {
             ProviderArg::Linkedin => Provider::Linkedin,
             ProviderArg::Hubspot => Provider::Hubspot,
             ProviderArg::Salesforce => Provider::Salesforce,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModelArg {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    TimeDecay,
+    UShaped,
+}
+
+impl ModelArg {
+    fn api(self) -> AttributionModel {
+        match self {
+            ModelArg::FirstTouch => AttributionModel::FirstTouch,
+            ModelArg::LastTouch => AttributionModel::LastTouch,
+            ModelArg::Linear => AttributionModel::Linear,
+            ModelArg::TimeDecay => AttributionModel::TimeDecay,
+            ModelArg::UShaped => AttributionModel::UShaped,
         }
     }
 }
@@ -53,6 +75,16 @@ pub enum ClientCmd {
         #[arg(long)]
         workspace: String,
     },
+    /// The dashboard numbers for a lookback window and attribution model.
+    Dashboard {
+        #[arg(long)]
+        workspace: String,
+        /// Lookback window in days (one of the workspace plan's windows).
+        #[arg(long, default_value_t = 30)]
+        window: u32,
+        #[arg(long, value_enum, default_value = "linear")]
+        model: ModelArg,
+    },
     /// Sync an integration now; with --wait, until the sync finishes.
     SyncNow {
         #[arg(long)]
@@ -65,6 +97,7 @@ pub enum ClientCmd {
 /// Where the services listen and the key to call them with.
 struct Endpoints {
     connector: String,
+    attribution: String,
     key: String,
 }
 
@@ -75,6 +108,10 @@ impl Endpoints {
         })?;
         Ok(Self {
             connector: rp_platform::config::var_or("RP_CONNECTOR_GRPC", "http://127.0.0.1:50051"),
+            attribution: rp_platform::config::var_or(
+                "RP_ATTRIBUTION_GRPC",
+                "http://127.0.0.1:50053",
+            ),
             key,
         })
     }
@@ -266,6 +303,91 @@ pub async fn run(cmd: ClientCmd, out: &Output) -> Result<(), Failure> {
                 ],
                 &rows,
             );
+            Ok(())
+        }
+        ClientCmd::Dashboard {
+            workspace,
+            window,
+            model,
+        } => {
+            let mut c = AttributionClient::new(channel(&ep.attribution).await?);
+            let d = c
+                .get_dashboard(request(
+                    &ep.key,
+                    GetDashboardRequest {
+                        workspace_id: workspace,
+                        window_days: window,
+                        model: model.api() as i32,
+                    },
+                )?)
+                .await
+                .map_err(status)?
+                .into_inner();
+            let money = |m: &Option<MetricTotal>| {
+                m.as_ref().map_or("-".to_string(), |m| {
+                    let sums: Vec<String> = m
+                        .amounts
+                        .iter()
+                        .map(|a| format!("{} {}", a.amount, a.currency))
+                        .collect();
+                    format!(
+                        "{} deals: {}",
+                        m.deals,
+                        if sums.is_empty() {
+                            "0".into()
+                        } else {
+                            sums.join(" + ")
+                        }
+                    )
+                })
+            };
+            let c = d.companies.unwrap_or_default();
+            let counts = d.deal_counts.unwrap_or_default();
+            let days = d.days_to_deal.unwrap_or_default();
+            let rows = vec![
+                vec!["as of".into(), ts(&d.as_of)],
+                vec![
+                    "window / model".into(),
+                    format!(
+                        "{} days / {:?}",
+                        d.window_days,
+                        AttributionModel::try_from(d.model).unwrap_or_default()
+                    ),
+                ],
+                vec!["engaged companies".into(), c.engaged_companies.to_string()],
+                vec![
+                    "matched accounts".into(),
+                    format!(
+                        "{} companies → {} accounts ({:.1}% matched)",
+                        c.matched_companies,
+                        c.matched_accounts,
+                        c.match_rate * 100.0
+                    ),
+                ],
+                vec!["influenced pipeline".into(), money(&d.influenced_pipeline)],
+                vec!["influenced revenue".into(), money(&d.influenced_revenue)],
+                vec!["sourced pipeline".into(), money(&d.sourced_pipeline)],
+                vec![
+                    "deals (open/won/lost)".into(),
+                    format!(
+                        "{} ({}/{}/{})",
+                        counts.total, counts.open, counts.won, counts.lost
+                    ),
+                ],
+                vec![
+                    "days from first engagement to deal".into(),
+                    format!(
+                        "avg {} / median {}",
+                        days.average.map_or("-".into(), |v| format!("{v:.1}")),
+                        days.median.map_or("-".into(), |v| format!("{v:.1}"))
+                    ),
+                ],
+                vec![
+                    "campaigns credited".into(),
+                    d.campaign_credits.len().to_string(),
+                ],
+            ];
+            out.table(&["METRIC", "VALUE"], &rows);
             Ok(())
         }
         ClientCmd::SyncNow { integration, wait } => {
