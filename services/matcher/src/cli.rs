@@ -27,8 +27,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Candidate, CrmAccount, CrmId, Decision, LinkedInCompany, LinkedInId, MatchConfig, MatchIndex,
-    Method, Score,
+    Candidate, CrmAccount, CrmId, Decision, LinkedInCompany, LinkedInId, LinkedInResult,
+    MatchConfig, MatchIndex, Method, Score,
 };
 
 /// Exit code: wrong usage (what clap uses too).
@@ -229,6 +229,36 @@ struct MatchLine<'a> {
     reason: &'a str,
 }
 
+fn write_result(
+    result: &LinkedInResult,
+    names: &HashMap<LinkedInId, String>,
+    out: &mut dyn Write,
+    review_out: Option<&mut BufWriter<File>>,
+) -> io::Result<()> {
+    for m in &result.matches {
+        let line = MatchLine {
+            linkedin_id: &m.linkedin_id,
+            crm_id: &m.crm_id,
+            method: m.method,
+            score: m.score,
+            reason: &m.reason,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    if let (Some(r), Some(w)) = (&result.review, review_out) {
+        let line = ReviewLine {
+            linkedin_id: &result.linkedin_id,
+            linkedin_name: names.get(&result.linkedin_id).map_or("", String::as_str),
+            reason: &r.reason,
+            candidates: &r.candidates,
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// Runs `matcher match`; returns the exit code. Diagnostics go to stderr.
 pub fn run_match(args: &MatchArgs) -> ExitCode {
     let stdout = io::stdout();
@@ -270,35 +300,27 @@ pub fn run_match_to(args: &MatchArgs, out: &mut dyn Write, err: &mut dyn Write) 
         None => None,
     };
     let (mut pairs, mut companies, mut reviews) = (0usize, 0usize, 0usize);
-    for result in index.results() {
-        if !result.matches.is_empty() {
-            companies += 1;
+    let mut failed: Option<io::Error> = None;
+    index.for_each_result_chunk(1 << 16, |chunk| {
+        if failed.is_some() {
+            return;
         }
-        for m in &result.matches {
-            pairs += 1;
-            let line = MatchLine {
-                linkedin_id: &m.linkedin_id,
-                crm_id: &m.crm_id,
-                method: m.method,
-                score: m.score,
-                reason: &m.reason,
-            };
-            serde_json::to_writer(&mut *out, &line)?;
-            out.write_all(b"\n")?;
-        }
-        if let Some(r) = &result.review {
-            reviews += 1;
-            if let Some(w) = review_out.as_mut() {
-                let line = ReviewLine {
-                    linkedin_id: &result.linkedin_id,
-                    linkedin_name: names.get(&result.linkedin_id).map_or("", String::as_str),
-                    reason: &r.reason,
-                    candidates: &r.candidates,
-                };
-                serde_json::to_writer(&mut *w, &line)?;
-                w.write_all(b"\n")?;
+        for result in chunk {
+            if !result.matches.is_empty() {
+                companies += 1;
+            }
+            if result.review.is_some() {
+                reviews += 1;
+            }
+            pairs += result.matches.len();
+            if let Err(e) = write_result(result, &names, out, review_out.as_mut()) {
+                failed = Some(e);
+                return;
             }
         }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     out.flush()?;
     if let Some(mut w) = review_out {

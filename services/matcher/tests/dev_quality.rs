@@ -21,6 +21,7 @@ const MIN_RECALL: f64 = 0.98;
 fn pairs_of(index: &MatchIndex) -> BTreeSet<(String, String)> {
     index
         .results()
+        .iter()
         .flat_map(|r| r.matches.iter())
         .map(|m| (m.linkedin_id.to_string(), m.crm_id.to_string()))
         .collect()
@@ -42,7 +43,7 @@ fn dev_set_precision_and_recall_meet_the_bar() {
     assert!(s.precision >= MIN_PRECISION, "precision {:.4}", s.precision);
     assert!(s.recall >= MIN_RECALL, "recall {:.4}", s.recall);
     // Every match carries a method, a score in [0, 1] and a reason.
-    for m in index.results().flat_map(|r| r.matches.iter()) {
+    for m in index.results().iter().flat_map(|r| r.matches.iter()) {
         assert!((0.0..=1.0).contains(&m.score.value()));
         assert!(!m.reason.is_empty());
     }

@@ -20,11 +20,7 @@ pub(crate) enum KeyKind {
     Exact = 3,
     /// Normalised name without spaces.
     Compact = 4,
-    /// Fuzzy block: one token replaced by its first letter.
-    SlotFirst = 5,
-    /// Fuzzy block: one token replaced by its last letter.
-    SlotLast = 6,
-    /// Fuzzy block: a one-character deletion of a one-word name.
+    /// Fuzzy key: the name without spaces, less one character (symmetric deletion).
     Delete = 7,
     /// Fuzzy block: the name without its last token.
     DropLast = 8,

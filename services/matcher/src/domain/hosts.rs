@@ -6,6 +6,9 @@
 //! trusted as identity (see `index.rs`, "site trust"), which also catches the free-mail provider,
 //! link shortener or site builder that is not in this list.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use super::site::Site;
 
 /// What kind of shared host a site is.
@@ -179,18 +182,32 @@ const PLATFORMS: &[&str] = &[
 
 /// The well-known kind of a site, if it is one of the listed shared hosts.
 pub fn known_shared_host(site: &Site) -> Option<SharedHostKind> {
-    let s = site.as_str();
-    if SOCIAL.contains(&s) {
-        Some(SharedHostKind::Social)
-    } else if SHORTENERS.contains(&s) {
-        Some(SharedHostKind::Shortener)
-    } else if FREE_MAIL.contains(&s) || FREE_MAIL_LABELS.contains(&site.label()) {
-        Some(SharedHostKind::FreeMail)
-    } else if PLATFORMS.contains(&s) {
-        Some(SharedHostKind::Platform)
-    } else {
-        None
+    known_shared_host_str(site.as_str(), site.label())
+}
+
+/// [`known_shared_host`] on a registrable domain given as text, with its label.
+pub(crate) fn known_shared_host_str(s: &str, label: &str) -> Option<SharedHostKind> {
+    static KNOWN: OnceLock<HashMap<&'static str, SharedHostKind>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let mut m = HashMap::new();
+        for (list, kind) in [
+            (PLATFORMS, SharedHostKind::Platform),
+            (FREE_MAIL, SharedHostKind::FreeMail),
+            (SHORTENERS, SharedHostKind::Shortener),
+            (SOCIAL, SharedHostKind::Social),
+        ] {
+            for &host in list {
+                m.insert(host, kind);
+            }
+        }
+        m
+    });
+    if let Some(&kind) = known.get(s) {
+        return Some(kind);
     }
+    FREE_MAIL_LABELS
+        .contains(&label)
+        .then_some(SharedHostKind::FreeMail)
 }
 
 /// Sub-labels that name a part of a site, never a tenant: `www`, language codes, `shop`, ...

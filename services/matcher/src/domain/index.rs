@@ -1,63 +1,74 @@
 //! The incremental match index.
 //!
-//! Holds CRM accounts and LinkedIn companies, the current result for every LinkedIn company, and
-//! the manual decisions. Records arrive, change and go one at a time or in batches; after each
-//! batch only the LinkedIn companies whose result may have changed are matched again, and the
-//! changed results are returned. For the same set of records and decisions the results are the
-//! same, whatever the order of arrival (the incremental path and [`MatchIndex::build`] agree).
+//! Holds CRM accounts, LinkedIn companies and manual decisions. Records arrive, change and go
+//! one at a time or in batches; after each batch only the LinkedIn companies whose result may
+//! have changed are matched again, and the results that did change are returned. For the same
+//! set of records and decisions the results are the same whatever the order of arrival: the
+//! incremental path and [`MatchIndex::build`] agree (a test checks it on the dev set).
 //!
 //! # How a LinkedIn company is matched
 //!
 //! 1. **Domain.** Its website reduces to a site (see [`super::site`]). If the site is *trusted*,
 //!    every CRM account holding the same site is a match. A site is not trusted when it is a
 //!    well-known shared host ([`super::hosts`]) or — the rule that carries the weight — when the
-//!    records holding it (CRM accounts and LinkedIn companies) have unrelated names: then it is
-//!    a free-mail provider, a shortener, a platform, whatever; it does not identify anyone. On a
-//!    shared host the label left of it names a tenant ("acme.wordpress.com"), itself a site.
-//!    CRM accounts carrying the same name as a domain match, with no conflicting trusted site,
-//!    are duplicates of it and match too.
+//!    records holding it have unrelated names: several CRM accounts (or several LinkedIn
+//!    companies) under unrelated names make it a free-mail provider, a shortener, a platform,
+//!    whatever: it does not identify anyone. On such a host the label left of it names a tenant
+//!    (`acme.wordpress.com`), itself a site. A website that is a page named after the company on
+//!    somebody else's host (`linktr.ee/acme`) is not the company's site either.
+//!    CRM accounts with the same name as a domain match (or as the company) and no conflicting
+//!    trusted site are duplicates of it and match too.
 //! 2. **Name.** Otherwise, CRM accounts with the same normalised name ([`super::names`]) are
 //!    candidates. A candidate *conflicts* when both sides have trusted sites that differ (other
-//!    than by suffix: `acme.de` and `acme.com` do not conflict), or both have countries that
-//!    differ. One candidate without conflict: a match. Several: a match for each only when they
-//!    are visibly one company (their trusted sites agree); otherwise a case for review. Any
-//!    conflicting candidate: a case for review.
+//!    than by suffix or affix: `acme.de`/`acme.com`, `acmeintl.ai`/`acme.com` do not conflict),
+//!    or both have countries that differ. One candidate without conflict: a match. Several: a
+//!    match for each only when they are visibly one company (their trusted sites agree);
+//!    otherwise a case for review. Any conflicting candidate: a case for review.
 //! 3. **Fuzzy.** Otherwise, CRM names a typo away (one mistyped rare word, or a mistyped trailing
 //!    legal form) are candidates, with the same conflict rules; only a single clear candidate
 //!    is a match.
-//! 4. **Manual decisions** win: a rejected pair is never output nor counted as a candidate; a
+//! 4. **Same site, unrelated names** (a LinkedIn company and CRM accounts agree on a site but not
+//!    on a name: a rebrand, a typing error): a case for review.
+//! 5. **Manual decisions** win: a rejected pair is never output nor counted as a candidate; a
 //!    confirmed or hand-made link is always output (method `manual`) and closes the review.
 //!
 //! # What a change re-matches
 //!
 //! Matching a LinkedIn company records every key it read (its site keys, name keys, the fuzzy
-//! blocks it looked in, the site keys of candidates it checked for conflicts, the rarity of the
-//! words it compared, the CRM ids of manual links): its *footprint*. A change to a CRM account
-//! touches the keys of its old and new versions; a change of a site's trust or of a word's
-//! rarity touches that key. The LinkedIn companies whose footprint holds a touched key, and those
-//! that changed themselves or got a decision, are matched again.
+//! keys it looked up, the site keys of candidates it checked for conflicts, the rarity of the
+//! words it compared, the CRM ids of its manual decisions): its *footprint*. A change to a CRM
+//! account touches the keys of its old and new versions; a change of a site's trust or of a
+//! word's rarity touches that key. The LinkedIn companies whose footprint holds a touched key,
+//! and those that changed themselves or got a decision, are matched again.
+//!
+//! Results are not stored: a result is computed when asked for (a few microseconds), and only a
+//! hash of each current result is kept, to tell which results a change altered.
 
 use std::collections::HashSet;
 
 use rayon::prelude::*;
 
-use super::hash::{FastMap, KeyKind, PremixedMap, key};
-use super::hosts::{SharedHostKind, is_generic_sub_label, known_shared_host};
+use super::hash::{FastMap, KeyHasher, KeyKind, PremixedMap, key};
+use super::hosts::{SharedHostKind, is_generic_sub_label, known_shared_host_str};
 use super::keyindex::KeyIndex;
 use super::model::{
     Candidate, CrmAccount, CrmId, Decision, DecisionKind, LinkedInCompany, LinkedInId,
     LinkedInResult, Match, Method, Review, Score,
 };
-use super::names::{FuzzyHit, NormalizedName, fuzzy_compare, names_related};
-use super::site::{Site, WebAddress};
+use super::names::{
+    FuzzyHit, compact_key, exact_key, fuzzy_compare, fuzzy_index_keys, fuzzy_query_keys,
+    names_related, normalize_into,
+};
+use super::site::WebAddress;
 
 /// Tunables. The defaults are what the quality test runs with.
 #[derive(Clone, Debug)]
 pub struct MatchConfig {
     /// A word used by at most this many records counts as rare (a possible typo).
     pub rare_word_max: u32,
-    /// Keep footprints so that changes re-match only the affected companies. A one-shot batch
-    /// run can switch this off to save time and memory.
+    /// Keep footprints so that a change re-matches only the affected companies. A one-shot
+    /// batch run switches this off: building is then faster and smaller, and every change
+    /// re-matches everybody.
     pub track_dependencies: bool,
 }
 
@@ -106,54 +117,13 @@ pub struct IndexStats {
     pub index_bytes: usize,
 }
 
-/// One website/domain value of a record, parsed.
-struct Address {
-    /// As typed.
-    raw: Box<str>,
-    site: Site,
-    /// The non-generic label left of the site, if any.
-    sub_label: Option<Box<str>>,
-    site_key: u64,
-    tenant_key: Option<u64>,
-    /// A page named after the holder on somebody else's host (`linktr.ee/acme`,
-    /// `facebook.com/acme`): never the holder's own site.
-    profile: bool,
-}
+// ---- prepared records -------------------------------------------------------------------------
 
-impl Address {
-    fn parse(raw: &str, names: &[&str]) -> Option<Address> {
-        let web = WebAddress::parse(raw).ok()?;
-        let profile = is_profile_page(&web, names);
-        let site_key = key(KeyKind::Site, web.site.as_str());
-        let sub_label = web.sub_label.filter(|l| !is_generic_sub_label(l));
-        let tenant_key = sub_label.as_ref().map(|l| {
-            let mut h = super::hash::KeyHasher::new(KeyKind::Tenant);
-            h.part(l.as_bytes()).part(web.site.as_str().as_bytes());
-            h.finish()
-        });
-        Some(Address {
-            raw: raw.trim().into(),
-            site: web.site,
-            sub_label,
-            site_key,
-            tenant_key,
-            profile,
-        })
-    }
-
-    fn holds(&self, k: u64) -> bool {
-        self.site_key == k || self.tenant_key == Some(k)
-    }
-}
-
-/// What both sides have in common, prepared once.
-struct Prepared {
-    name_raw: Box<str>,
-    name: NormalizedName,
-    exact: u64,
-    compact: u64,
-    addrs: Vec<(AddrField, Address)>,
-    country: Option<[u8; 2]>,
+/// A piece of a record's text.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,39 +141,160 @@ impl AddrField {
     }
 }
 
+/// One website/domain value of a record, parsed; its text lives in the record's arena.
+struct Addr {
+    field: AddrField,
+    /// As typed.
+    raw: Span,
+    /// The registrable domain.
+    site: Span,
+    /// Length of the site's label ("acme" in "acme.co.uk").
+    label_len: u32,
+    /// The non-generic label left of the site, if any.
+    sub: Option<Span>,
+    site_key: u64,
+    tenant_key: Option<u64>,
+    /// A page named after the holder on somebody else's host (`linktr.ee/acme`): never the
+    /// holder's own site.
+    profile: bool,
+}
+
+impl Addr {
+    fn holds(&self, k: u64) -> bool {
+        self.site_key == k || self.tenant_key == Some(k)
+    }
+}
+
+/// What both sides have in common, prepared once. All text in one allocation.
+struct Prepared {
+    text: Box<str>,
+    name_raw: Span,
+    core: Span,
+    exact: u64,
+    compact: u64,
+    addrs: Box<[Addr]>,
+    country: Option<[u8; 2]>,
+}
+
 impl Prepared {
-    fn new(name: &str, fallback_name: Option<&str>, fields: &[(AddrField, Option<&str>)], country: Option<&str>) -> Prepared {
-        let mut normalized = NormalizedName::new(name);
-        if normalized.is_empty()
+    fn new(
+        name: &str,
+        fallback_name: Option<&str>,
+        fields: &[(AddrField, Option<&str>)],
+        country: Option<&str>,
+    ) -> Prepared {
+        let name_raw = name.trim();
+        let mut core = String::new();
+        normalize_into(name_raw, &mut core);
+        if core.is_empty()
             && let Some(f) = fallback_name
         {
-            normalized = NormalizedName::new(&f.replace('-', " "));
+            normalize_into(&f.replace('-', " "), &mut core);
         }
-        let mut names: Vec<String> = vec![normalized.compact()];
-        if let Some(f) = fallback_name {
-            names.push(f.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase());
-        }
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut addrs: Vec<(AddrField, Address)> = Vec::new();
-        for (field, value) in fields {
-            if let Some(a) = value.and_then(|v| Address::parse(v, &names))
-                && !addrs.iter().any(|(_, b)| b.site_key == a.site_key && b.tenant_key == a.tenant_key)
-            {
-                addrs.push((*field, a));
+        let holder_names = || -> Vec<String> {
+            let mut names = vec![core.replace(' ', "")];
+            if let Some(f) = fallback_name {
+                names.push(
+                    f.chars()
+                        .filter(|c| c.is_alphanumeric())
+                        .collect::<String>()
+                        .to_lowercase(),
+                );
             }
+            names
+        };
+
+        let mut text = String::with_capacity(name_raw.len() + core.len() + 64);
+        let push = |text: &mut String, s: &str| -> Span {
+            let start = text.len() as u32;
+            text.push_str(s);
+            Span {
+                start,
+                len: s.len() as u32,
+            }
+        };
+        let name_span = push(&mut text, name_raw);
+        let core_span = push(&mut text, &core);
+        let mut addrs: Vec<Addr> = Vec::new();
+        for (field, value) in fields {
+            let Some(raw) = value.map(str::trim) else {
+                continue;
+            };
+            let Ok(web) = WebAddress::parse(raw) else {
+                continue;
+            };
+            let site_key = key(KeyKind::Site, web.site.as_str());
+            let sub = web.sub_label.as_deref().filter(|l| !is_generic_sub_label(l));
+            let tenant_key = sub.map(|l| {
+                KeyHasher::new(KeyKind::Tenant)
+                    .part(l.as_bytes())
+                    .part(web.site.as_str().as_bytes())
+                    .finish()
+            });
+            if addrs
+                .iter()
+                .any(|b| b.site_key == site_key && b.tenant_key == tenant_key)
+            {
+                continue;
+            }
+            let profile = !web.path.is_empty() && is_profile_page(&web, &holder_names());
+            let raw_span = push(&mut text, raw);
+            let site_span = push(&mut text, web.site.as_str());
+            let sub_span = sub.map(|l| push(&mut text, l));
+            addrs.push(Addr {
+                field: *field,
+                raw: raw_span,
+                site: site_span,
+                label_len: web.site.label().len() as u32,
+                sub: sub_span,
+                site_key,
+                tenant_key,
+                profile,
+            });
         }
         Prepared {
-            name_raw: name.trim().into(),
-            exact: normalized.exact_key(),
-            compact: normalized.compact_key(),
-            name: normalized,
-            addrs,
+            exact: exact_key(&core),
+            compact: compact_key(&core),
+            text: text.into_boxed_str(),
+            name_raw: name_span,
+            core: core_span,
+            addrs: addrs.into_boxed_slice(),
             country: parse_country(country),
         }
     }
 
+    fn s(&self, sp: Span) -> &str {
+        let start = sp.start as usize;
+        self.text.get(start..start + sp.len as usize).unwrap_or("")
+    }
+
+    fn name_raw(&self) -> &str {
+        self.s(self.name_raw)
+    }
+
+    fn core(&self) -> &str {
+        self.s(self.core)
+    }
+
+    fn raw(&self, a: &Addr) -> &str {
+        self.s(a.raw)
+    }
+
+    fn site(&self, a: &Addr) -> &str {
+        self.s(a.site)
+    }
+
+    fn label(&self, a: &Addr) -> &str {
+        let site = self.site(a);
+        site.get(..a.label_len as usize).unwrap_or(site)
+    }
+
+    fn sub(&self, a: &Addr) -> Option<&str> {
+        a.sub.map(|sp| self.s(sp))
+    }
+
     fn site_keys(&self, out: &mut Vec<u64>) {
-        for (_, a) in &self.addrs {
+        for a in self.addrs.iter() {
             out.push(a.site_key);
             if let Some(t) = a.tenant_key {
                 out.push(t);
@@ -213,8 +304,8 @@ impl Prepared {
 
     fn token_keys(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self
-            .name
-            .tokens()
+            .core()
+            .split(' ')
             .filter(|t| !t.is_empty())
             .map(|t| key(KeyKind::TokenCount, t))
             .collect();
@@ -227,12 +318,12 @@ impl Prepared {
 /// Whether a URL is a page named after its holder on a host whose name is not the holder's:
 /// a path segment spells one of the holder's names (spaces, dashes and dots aside) while the
 /// site's label does not.
-fn is_profile_page(web: &WebAddress, names: &[&str]) -> bool {
+fn is_profile_page(web: &WebAddress, names: &[String]) -> bool {
     let squash = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).collect() };
     let label = label_core(web.site.label());
     names.iter().filter(|n| n.len() >= 3).any(|name| {
         !label.starts_with(name.get(..name.len().min(6)).unwrap_or(name))
-            && web.path.iter().any(|seg| squash(seg) == *name)
+            && web.path_segments().any(|seg| squash(seg) == *name)
     })
 }
 
@@ -249,8 +340,18 @@ pub(crate) fn label_core(label: &str) -> &str {
         }
     }
     for suffix in [
-        "international", "global", "group", "intl", "inc", "corp", "llc", "ltd", "hq", "online",
-        "app", "co",
+        "international",
+        "global",
+        "group",
+        "intl",
+        "inc",
+        "corp",
+        "llc",
+        "ltd",
+        "hq",
+        "online",
+        "app",
+        "co",
     ] {
         if let Some(rest) = l.strip_suffix(suffix)
             && rest.len() >= 3
@@ -305,18 +406,24 @@ impl CrmEntry {
         CrmEntry { id: a.id, rec }
     }
 
-    /// Every key the account is indexed under.
+    /// Every key the account is indexed under, each once.
     fn index_keys(&self, out: &mut Vec<u64>) {
         let start = out.len();
         self.rec.site_keys(out);
         out.push(self.rec.exact);
         out.push(self.rec.compact);
-        self.rec.name.fuzzy_index_keys(out);
+        fuzzy_index_keys(self.rec.core(), out);
         out.push(key(KeyKind::CrmId, self.id.as_str()));
-        let mut tail: Vec<u64> = out.split_off(start);
+        let tail = &mut out[start..];
         tail.sort_unstable();
-        tail.dedup();
-        out.extend(tail);
+        let mut w = start;
+        for r in start..out.len() {
+            if r == start || out[r] != out[w - 1] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
     }
 }
 
@@ -337,17 +444,12 @@ impl LiEntry {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Trust {
-    Trusted,
-    Shared(SharedHostKind),
-}
-
 /// A site that identifies its holder: the registrable domain, or a tenant on a shared host.
 #[derive(Clone, Copy)]
 struct Effective<'a> {
     key: u64,
-    addr: &'a Address,
+    rec: &'a Prepared,
+    addr: &'a Addr,
     tenant: bool,
 }
 
@@ -355,28 +457,34 @@ impl<'a> Effective<'a> {
     /// The label its owner chose: the tenant label on a shared host, else the site's label.
     fn label(&self) -> &'a str {
         if self.tenant {
-            self.addr.sub_label.as_deref().unwrap_or("")
+            self.rec.sub(self.addr).unwrap_or("")
         } else {
-            self.addr.site.label()
+            self.rec.label(self.addr)
         }
     }
 
+    fn raw(&self) -> &'a str {
+        self.rec.raw(self.addr)
+    }
+
     fn shown(&self) -> String {
+        let site = self.rec.site(self.addr);
         if self.tenant {
             format!(
-                "{}.{} (tenant of shared host {})",
-                self.label(),
-                self.addr.site,
-                self.addr.site
+                "{}.{site} (tenant of shared host {site})",
+                self.rec.sub(self.addr).unwrap_or("")
             )
         } else {
-            self.addr.site.to_string()
+            site.to_string()
         }
     }
 }
 
 /// Keys read while matching one company.
 type Footprint = Vec<u64>;
+
+/// LinkedIn companies matched at once when building (bounds the memory results take).
+const BUILD_CHUNK: usize = 1 << 16;
 
 /// The incremental match index. See the module documentation for the rules.
 pub struct MatchIndex {
@@ -388,10 +496,12 @@ pub struct MatchIndex {
     crm_keys: KeyIndex,
     li_sites: KeyIndex,
     tokens: PremixedMap<u32>,
-    trust: PremixedMap<Trust>,
+    /// Sites (and tenant hosts) that are not trusted; all others are.
+    shared: PremixedMap<SharedHostKind>,
     deps: KeyIndex,
     decisions: FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>>,
-    results: Vec<Option<LinkedInResult>>,
+    /// Hash of each LinkedIn company's current result (0: not computed).
+    result_hash: Vec<u64>,
 }
 
 impl Default for MatchIndex {
@@ -407,7 +517,8 @@ impl MatchIndex {
     }
 
     /// Builds the index from whole sets of records and decisions at once, on all cores. Later
-    /// records replace earlier ones with the same id.
+    /// records replace earlier ones with the same id. With dependency tracking on, every
+    /// LinkedIn company is matched once here to learn its footprint.
     pub fn build(
         cfg: MatchConfig,
         crm: Vec<CrmAccount>,
@@ -416,8 +527,16 @@ impl MatchIndex {
     ) -> MatchIndex {
         let crm = dedup_by_id(crm, |a| a.id.clone());
         let linkedin = dedup_by_id(linkedin, |c| c.id.clone());
-        let crm: Vec<Option<CrmEntry>> = crm.into_par_iter().map(|a| Some(CrmEntry::new(a))).collect();
-        let li: Vec<Option<LiEntry>> = linkedin.into_par_iter().map(|c| Some(LiEntry::new(c))).collect();
+        let crm: Vec<Option<CrmEntry>> = crm
+            .into_par_iter()
+            .with_min_len(1024)
+            .map(|a| Some(CrmEntry::new(a)))
+            .collect();
+        let li: Vec<Option<LiEntry>> = linkedin
+            .into_par_iter()
+            .with_min_len(1024)
+            .map(|c| Some(LiEntry::new(c)))
+            .collect();
         let crm_slots: FastMap<CrmId, u32> = crm
             .iter()
             .enumerate()
@@ -429,42 +548,34 @@ impl MatchIndex {
             .filter_map(|(i, e)| e.as_ref().map(|e| (e.id.clone(), i as u32)))
             .collect();
 
-        let crm_pairs: Vec<(u64, u32)> = crm
+        let crm_entries: Vec<u64> = crm
             .par_iter()
             .enumerate()
+            .with_min_len(1024)
             .flat_map_iter(|(i, e)| {
-                let mut keys = Vec::with_capacity(16);
+                let mut keys = Vec::with_capacity(32);
                 if let Some(e) = e {
                     e.index_keys(&mut keys);
                 }
-                keys.into_iter().map(move |k| (k, i as u32))
+                keys.into_iter().map(move |k| KeyIndex::entry(k, i as u32))
             })
             .collect();
-        let crm_keys = KeyIndex::build(crm_pairs);
-        let li_pairs: Vec<(u64, u32)> = li
-            .iter()
+        let crm_keys = KeyIndex::from_entries(crm_entries);
+        let li_entries: Vec<u64> = li
+            .par_iter()
             .enumerate()
-            .flat_map(|(i, e)| {
+            .with_min_len(1024)
+            .flat_map_iter(|(i, e)| {
                 let mut keys = Vec::new();
                 if let Some(e) = e {
                     e.rec.site_keys(&mut keys);
                 }
-                keys.into_iter().map(move |k| (k, i as u32))
+                keys.into_iter().map(move |k| KeyIndex::entry(k, i as u32))
             })
             .collect();
-        let li_sites = KeyIndex::build(li_pairs);
+        let li_sites = KeyIndex::from_entries(li_entries);
 
-        let mut tokens: PremixedMap<u32> = PremixedMap::default();
-        for rec in crm
-            .iter()
-            .flatten()
-            .map(|e| &e.rec)
-            .chain(li.iter().flatten().map(|e| &e.rec))
-        {
-            for t in rec.token_keys() {
-                *tokens.entry(t).or_insert(0) += 1;
-            }
-        }
+        let tokens = count_tokens(&crm, &li);
 
         let mut by_li: FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>> = FastMap::default();
         for d in decisions {
@@ -473,7 +584,7 @@ impl MatchIndex {
 
         let mut ix = MatchIndex {
             cfg,
-            results: (0..li.len()).map(|_| None).collect(),
+            result_hash: vec![0; li.len()],
             crm,
             crm_slots,
             li,
@@ -481,33 +592,67 @@ impl MatchIndex {
             crm_keys,
             li_sites,
             tokens,
-            trust: PremixedMap::default(),
+            shared: PremixedMap::default(),
             deps: KeyIndex::default(),
             decisions: by_li,
         };
         ix.compute_all_trust();
-        let slots: Vec<u32> = (0..ix.li.len() as u32).collect();
-        let computed = ix.compute_many(&slots);
-        let mut dep_pairs: Vec<(u64, u32)> = Vec::new();
-        for (slot, result, fp) in computed {
-            if ix.cfg.track_dependencies {
-                dep_pairs.extend(fp.into_iter().map(|k| (k, slot)));
+        if ix.cfg.track_dependencies {
+            let mut dep_entries: Vec<u64> = Vec::new();
+            let n = ix.li.len() as u32;
+            let mut start = 0u32;
+            while start < n {
+                let end = (start + BUILD_CHUNK as u32).min(n);
+                let slots: Vec<u32> = (start..end).collect();
+                let chunk: Vec<(u32, u64, Footprint)> = slots
+                    .par_iter()
+                    .with_min_len(256)
+                    .filter_map(|&s| {
+                        ix.compute(s)
+                            .map(|(r, fp)| (s, result_hash(&r), fp))
+                    })
+                    .collect();
+                for (slot, h, fp) in chunk {
+                    ix.result_hash[slot as usize] = h;
+                    dep_entries.extend(fp.into_iter().map(|k| KeyIndex::entry(k, slot)));
+                }
+                start = end;
             }
-            ix.results[slot as usize] = Some(result);
+            ix.deps = KeyIndex::from_entries(dep_entries);
         }
-        ix.deps = KeyIndex::build(dep_pairs);
         ix
     }
 
-    /// The current result for a LinkedIn company.
-    pub fn result(&self, id: &LinkedInId) -> Option<&LinkedInResult> {
+    /// The current result for a LinkedIn company (computed now).
+    pub fn result(&self, id: &LinkedInId) -> Option<LinkedInResult> {
         let slot = *self.li_slots.get(id)?;
-        self.results.get(slot as usize)?.as_ref()
+        self.compute(slot).map(|(r, _)| r)
     }
 
     /// All current results, in order of first arrival of the LinkedIn companies.
-    pub fn results(&self) -> impl Iterator<Item = &LinkedInResult> {
-        self.results.iter().flatten()
+    pub fn results(&self) -> Vec<LinkedInResult> {
+        let mut out = Vec::with_capacity(self.li_slots.len());
+        self.for_each_result_chunk(BUILD_CHUNK, |chunk| out.extend_from_slice(chunk));
+        out
+    }
+
+    /// All current results in order of first arrival, handed over in chunks that are matched in
+    /// parallel: the way to stream a million results without holding them all.
+    pub fn for_each_result_chunk(&self, chunk: usize, mut f: impl FnMut(&[LinkedInResult])) {
+        let n = self.li.len() as u32;
+        let chunk = chunk.max(1) as u32;
+        let mut start = 0u32;
+        while start < n {
+            let end = start.saturating_add(chunk).min(n);
+            let slots: Vec<u32> = (start..end).collect();
+            let results: Vec<LinkedInResult> = slots
+                .par_iter()
+                .with_min_len(256)
+                .filter_map(|&s| self.compute(s).map(|(r, _)| r))
+                .collect();
+            f(&results);
+            start = end;
+        }
     }
 
     /// All manual decisions, sorted (for persistence).
@@ -533,7 +678,9 @@ impl MatchIndex {
             linkedin_companies: self.li_slots.len(),
             crm_keys: self.crm_keys.len(),
             dependency_keys: self.deps.len(),
-            index_bytes: self.crm_keys.heap_bytes() + self.li_sites.heap_bytes() + self.deps.heap_bytes(),
+            index_bytes: self.crm_keys.heap_bytes()
+                + self.li_sites.heap_bytes()
+                + self.deps.heap_bytes(),
         }
     }
 
@@ -567,10 +714,20 @@ impl MatchIndex {
         let mut removed: Vec<LinkedInId> = Vec::new();
         let mut token_delta: PremixedMap<i64> = PremixedMap::default();
 
-        for change in changes {
+        // Prepare new records on all cores first: that is most of the work.
+        let prepared: Vec<Prepped> = changes
+            .into_par_iter()
+            .map(|c| match c {
+                Change::UpsertCrm(a) => Prepped::Crm(Box::new(CrmEntry::new(a))),
+                Change::UpsertLinkedIn(c) => Prepped::Li(Box::new(LiEntry::new(c))),
+                other => Prepped::Other(other),
+            })
+            .collect();
+
+        for change in prepared {
             match change {
-                Change::UpsertCrm(account) => {
-                    let entry = CrmEntry::new(account);
+                Prepped::Crm(entry) => {
+                    let entry = *entry;
                     let slot = match self.crm_slots.get(&entry.id) {
                         Some(&s) => s,
                         None => {
@@ -581,7 +738,7 @@ impl MatchIndex {
                         }
                     };
                     if let Some(old) = self.crm[slot as usize].take() {
-                        self.forget_crm(&old, &mut touched, &mut retrust, &mut token_delta);
+                        forget_crm(&old, &mut touched, &mut retrust, &mut token_delta);
                     }
                     let mut keys = Vec::new();
                     entry.index_keys(&mut keys);
@@ -597,32 +754,20 @@ impl MatchIndex {
                     }
                     self.crm[slot as usize] = Some(entry);
                 }
-                Change::RemoveCrm(id) => {
-                    if let Some(slot) = self.crm_slots.remove(&id)
-                        && let Some(old) = self.crm[slot as usize].take()
-                    {
-                        self.forget_crm(&old, &mut touched, &mut retrust, &mut token_delta);
-                    }
-                }
-                Change::UpsertLinkedIn(company) => {
-                    let entry = LiEntry::new(company);
+                Prepped::Li(entry) => {
+                    let entry = *entry;
                     let slot = match self.li_slots.get(&entry.id) {
                         Some(&s) => s,
                         None => {
                             let s = self.li.len() as u32;
                             self.li.push(None);
-                            self.results.push(None);
+                            self.result_hash.push(0);
                             self.li_slots.insert(entry.id.clone(), s);
                             s
                         }
                     };
                     if let Some(old) = self.li[slot as usize].take() {
-                        let mut sk = Vec::new();
-                        old.rec.site_keys(&mut sk);
-                        retrust.extend(sk);
-                        for t in old.rec.token_keys() {
-                            *token_delta.entry(t).or_insert(0) -= 1;
-                        }
+                        forget_li(&old, &mut retrust, &mut token_delta);
                     }
                     let mut sk = Vec::new();
                     entry.rec.site_keys(&mut sk);
@@ -636,41 +781,44 @@ impl MatchIndex {
                     self.li[slot as usize] = Some(entry);
                     direct.insert(slot);
                 }
-                Change::RemoveLinkedIn(id) => {
+                Prepped::Other(Change::RemoveCrm(id)) => {
+                    if let Some(slot) = self.crm_slots.remove(&id)
+                        && let Some(old) = self.crm[slot as usize].take()
+                    {
+                        forget_crm(&old, &mut touched, &mut retrust, &mut token_delta);
+                    }
+                }
+                Prepped::Other(Change::RemoveLinkedIn(id)) => {
                     if let Some(slot) = self.li_slots.remove(&id) {
                         if let Some(old) = self.li[slot as usize].take() {
-                            let mut sk = Vec::new();
-                            old.rec.site_keys(&mut sk);
-                            retrust.extend(sk);
-                            for t in old.rec.token_keys() {
-                                *token_delta.entry(t).or_insert(0) -= 1;
-                            }
+                            forget_li(&old, &mut retrust, &mut token_delta);
                         }
-                        self.results[slot as usize] = None;
+                        self.result_hash[slot as usize] = 0;
                         direct.remove(&slot);
                         removed.push(id);
                     }
                 }
-                Change::Decide(d) => {
+                Prepped::Other(Change::Decide(d)) => {
                     if let Some(&slot) = self.li_slots.get(&d.linkedin_id) {
                         direct.insert(slot);
                     }
                     record_decision(&mut self.decisions, d.linkedin_id, d.crm_id, Some(d.kind));
                 }
-                Change::Revoke {
+                Prepped::Other(Change::Revoke {
                     linkedin_id,
                     crm_id,
-                } => {
+                }) => {
                     if let Some(&slot) = self.li_slots.get(&linkedin_id) {
                         direct.insert(slot);
                     }
                     record_decision(&mut self.decisions, linkedin_id, crm_id, None);
                 }
+                Prepped::Other(Change::UpsertCrm(_) | Change::UpsertLinkedIn(_)) => {}
             }
         }
 
         // Word rarity: only a crossing of the threshold changes what the typo rule says.
-        let rare = self.cfg.rare_word_max as i64;
+        let rare = i64::from(self.cfg.rare_word_max);
         for (t, d) in token_delta {
             if d == 0 {
                 continue;
@@ -687,20 +835,16 @@ impl MatchIndex {
             }
         }
 
-        // Site trust of every site whose holders changed.
+        // Trust of every site whose holders changed.
         let mut retrust: Vec<u64> = retrust.into_iter().collect();
         retrust.sort_unstable();
         for k in retrust {
-            let before = self.trust.get(&k).copied();
+            let before = self.shared.get(&k).copied();
             match self.compute_trust(k) {
-                Some(t) => {
-                    self.trust.insert(k, t);
-                }
-                None => {
-                    self.trust.remove(&k);
-                }
-            }
-            if self.trust.get(&k).copied() != before {
+                Some(kind) => self.shared.insert(k, kind),
+                None => self.shared.remove(&k),
+            };
+            if self.shared.get(&k).copied() != before {
                 touched.insert(k);
             }
         }
@@ -708,8 +852,8 @@ impl MatchIndex {
         // Who is affected.
         let mut affected: HashSet<u32> = direct;
         if self.cfg.track_dependencies {
-            for k in &touched {
-                self.deps.for_each(*k, |s| {
+            for &k in &touched {
+                self.deps.for_each(k, |s| {
                     affected.insert(s);
                 });
             }
@@ -730,8 +874,9 @@ impl MatchIndex {
                     self.deps.insert(k, slot);
                 }
             }
-            let old = self.results[slot as usize].replace(result.clone());
-            if old.as_ref() != Some(&result) {
+            let h = result_hash(&result);
+            if self.result_hash[slot as usize] != h {
+                self.result_hash[slot as usize] = h;
                 updated.push(result);
             }
         }
@@ -741,17 +886,17 @@ impl MatchIndex {
         if self.crm_keys.wants_merge() {
             let crm = &self.crm;
             self.crm_keys
-                .merge(|_, s| crm.get(s as usize).is_some_and(Option::is_some));
+                .merge(|s| crm.get(s as usize).is_some_and(Option::is_some));
         }
         if self.li_sites.wants_merge() {
             let li = &self.li;
             self.li_sites
-                .merge(|_, s| li.get(s as usize).is_some_and(Option::is_some));
+                .merge(|s| li.get(s as usize).is_some_and(Option::is_some));
         }
         if self.deps.wants_merge() {
             let li = &self.li;
             self.deps
-                .merge(|_, s| li.get(s as usize).is_some_and(Option::is_some));
+                .merge(|s| li.get(s as usize).is_some_and(Option::is_some));
         }
 
         ChangeSet {
@@ -761,133 +906,140 @@ impl MatchIndex {
         }
     }
 
-    fn forget_crm(
-        &self,
-        old: &CrmEntry,
-        touched: &mut HashSet<u64>,
-        retrust: &mut HashSet<u64>,
-        token_delta: &mut PremixedMap<i64>,
-    ) {
-        let mut keys = Vec::new();
-        old.index_keys(&mut keys);
-        touched.extend(keys);
-        let mut sk = Vec::new();
-        old.rec.site_keys(&mut sk);
-        retrust.extend(sk);
-        for t in old.rec.token_keys() {
-            *token_delta.entry(t).or_insert(0) -= 1;
-        }
-    }
-
-    // ----------------------------------------------------------------------------------------
-    // Site trust
+    // ---- site trust ---------------------------------------------------------------------------
 
     fn compute_all_trust(&mut self) {
-        // Registrable sites first, then tenants (a tenant only matters on a shared host).
-        let mut sites: FastMap<u64, ()> = FastMap::default();
-        let mut tenants: FastMap<u64, ()> = FastMap::default();
-        for rec in self
+        let mut keys: Vec<u64> = self
             .crm
-            .iter()
-            .flatten()
-            .map(|e| &e.rec)
-            .chain(self.li.iter().flatten().map(|e| &e.rec))
-        {
-            for (_, a) in &rec.addrs {
-                sites.insert(a.site_key, ());
-                if let Some(t) = a.tenant_key {
-                    tenants.insert(t, ());
-                }
-            }
-        }
-        let mut keys: Vec<u64> = sites.into_keys().collect();
-        keys.sort_unstable();
-        let computed: Vec<(u64, Option<Trust>)> =
-            keys.par_iter().map(|&k| (k, self.compute_trust(k))).collect();
-        for (k, t) in computed {
-            if let Some(t) = t {
-                self.trust.insert(k, t);
-            }
-        }
-        let mut keys: Vec<u64> = tenants.into_keys().collect();
-        keys.sort_unstable();
-        let computed: Vec<(u64, Option<Trust>)> =
-            keys.par_iter().map(|&k| (k, self.compute_trust(k))).collect();
-        for (k, t) in computed {
-            if let Some(t) = t {
-                self.trust.insert(k, t);
-            }
-        }
+            .par_iter()
+            .filter_map(|e| e.as_ref().map(|e| &e.rec))
+            .chain(self.li.par_iter().filter_map(|e| e.as_ref().map(|e| &e.rec)))
+            .flat_map_iter(|rec| {
+                let mut v = Vec::new();
+                rec.site_keys(&mut v);
+                v
+            })
+            .collect();
+        keys.par_sort_unstable();
+        keys.dedup();
+        let shared: Vec<(u64, SharedHostKind)> = keys
+            .par_iter()
+            .with_min_len(1024)
+            .filter_map(|&k| self.compute_trust(k).map(|t| (k, t)))
+            .collect();
+        self.shared = shared.into_iter().collect();
     }
 
-    /// Trust of a site key from its current holders; `None` when nobody holds it.
-    fn compute_trust(&self, k: u64) -> Option<Trust> {
-        let crm_slots = self.crm_keys.slots(&[k]);
-        let li_slots = self.li_sites.slots(&[k]);
-        let crm_holders = crm_slots.iter().filter_map(|&s| {
+    /// Whether a site key is shared (not identity), from its current holders.
+    fn compute_trust(&self, k: u64) -> Option<SharedHostKind> {
+        // Fast path: one holder, or one record under two keys, and not a listed host.
+        let mut first: Option<(bool, u32)> = None;
+        let mut more = false;
+        self.crm_keys.for_each(k, |s| match first {
+            None => first = Some((false, s)),
+            Some(f) => more |= f != (false, s),
+        });
+        self.li_sites.for_each(k, |s| match first {
+            None => first = Some((true, s)),
+            Some(f) => more |= f != (true, s),
+        });
+        if !more {
+            let (is_li, s) = first?;
+            let rec = if is_li {
+                &self.li.get(s as usize)?.as_ref()?.rec
+            } else {
+                &self.crm.get(s as usize)?.as_ref()?.rec
+            };
+            let a = rec.addrs.iter().find(|a| a.holds(k))?;
+            return if a.site_key == k {
+                known_shared_host_str(rec.site(a), rec.label(a))
+            } else {
+                None
+            };
+        }
+        let crm_holders = self.crm_keys.slots(&[k]);
+        let li_holders = self.li_sites.slots(&[k]);
+        let crm_holders = crm_holders.iter().filter_map(|&s| {
             let e = self.crm.get(s as usize)?.as_ref()?;
-            let (_, a) = e.rec.addrs.iter().find(|(_, a)| a.holds(k))?;
+            let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
             Some((0u8, e.id.as_str(), &e.rec, a))
         });
-        let li_holders = li_slots.iter().filter_map(|&s| {
+        let li_holders = li_holders.iter().filter_map(|&s| {
             let e = self.li.get(s as usize)?.as_ref()?;
-            let (_, a) = e.rec.addrs.iter().find(|(_, a)| a.holds(k))?;
+            let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
             Some((1u8, e.id.as_str(), &e.rec, a))
         });
-        let mut holders: Vec<(u8, &str, &Prepared, &Address)> = crm_holders.chain(li_holders).collect();
-        let (_, _, _, first) = holders.first()?;
-        let is_tenant = first.tenant_key == Some(k);
-        if !is_tenant && let Some(kind) = known_shared_host(&first.site) {
-            return Some(Trust::Shared(kind));
+        let mut holders: Vec<(u8, &str, &Prepared, &Addr)> =
+            crm_holders.chain(li_holders).collect();
+        let (_, _, rec, first) = holders.first()?;
+        if first.site_key == k
+            && let Some(kind) = known_shared_host_str(rec.site(first), rec.label(first))
+        {
+            return Some(kind);
+        }
+        if holders.len() == 1 {
+            return None;
         }
         holders.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         // Cluster each side's holders by related names: two clusters on one side mean the site
         // is shared; one cluster a side that disagree mean the sides name different companies.
-        let mut reps: [Vec<&NormalizedName>; 2] = [Vec::new(), Vec::new()];
+        let mut reps: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
         for (side, _, rec, _) in &holders {
-            if rec.name.is_empty() {
+            let core = rec.core();
+            if core.is_empty() {
                 continue;
             }
             let side_reps = &mut reps[usize::from(*side)];
-            if !side_reps.iter().any(|r| names_related(r, &rec.name)) {
-                side_reps.push(&rec.name);
+            if !side_reps.iter().any(|r| names_related(r, core)) {
+                side_reps.push(core);
                 if side_reps.len() >= 2 {
-                    return Some(Trust::Shared(SharedHostKind::HeldByUnrelatedNames));
+                    return Some(SharedHostKind::HeldByUnrelatedNames);
                 }
             }
         }
         if let ([c], [l]) = (&reps[0][..], &reps[1][..])
             && !names_related(c, l)
         {
-            return Some(Trust::Shared(SharedHostKind::NamesDisagree));
+            return Some(SharedHostKind::NamesDisagree);
         }
-        Some(Trust::Trusted)
+        None
     }
 
-    fn trust_of(&self, k: u64) -> Trust {
-        self.trust.get(&k).copied().unwrap_or(Trust::Trusted)
+    fn shared_kind(&self, k: u64) -> Option<SharedHostKind> {
+        if self.shared.is_empty() {
+            None
+        } else {
+            self.shared.get(&k).copied()
+        }
     }
 
     /// The site of an address that identifies its holder, if any.
-    fn effective<'a>(&self, a: &'a Address, fp: &mut Footprint) -> Option<Effective<'a>> {
+    fn effective<'a>(
+        &self,
+        rec: &'a Prepared,
+        a: &'a Addr,
+        fp: &mut Footprint,
+    ) -> Option<Effective<'a>> {
         if a.profile {
             return None;
         }
         fp.push(a.site_key);
-        match self.trust_of(a.site_key) {
-            Trust::Trusted => Some(Effective {
+        match self.shared_kind(a.site_key) {
+            None => Some(Effective {
                 key: a.site_key,
+                rec,
                 addr: a,
                 tenant: false,
             }),
-            Trust::Shared(kind) => {
+            Some(kind) => {
                 let t = a.tenant_key?;
                 if !kind.has_tenants() {
                     return None;
                 }
                 fp.push(t);
-                (self.trust_of(t) == Trust::Trusted).then_some(Effective {
+                self.shared_kind(t).is_none().then_some(Effective {
                     key: t,
+                    rec,
                     addr: a,
                     tenant: true,
                 })
@@ -896,32 +1048,35 @@ impl MatchIndex {
     }
 
     /// Why an address is not used, for reasons.
-    fn ignored_note(&self, a: &Address) -> String {
+    fn ignored_note(&self, rec: &Prepared, a: &Addr) -> String {
         if a.profile {
-            return format!("{} ignored (a profile page on {})", a.raw, a.site);
+            return format!(
+                "{} ignored (a profile page on {})",
+                rec.raw(a),
+                rec.site(a)
+            );
         }
-        match self.trust_of(a.site_key) {
-            Trust::Shared(kind) => format!("{} ignored ({})", a.site, kind.describe()),
-            Trust::Trusted => format!("{} ignored", a.site),
+        match self.shared_kind(a.site_key) {
+            Some(kind) => format!("{} ignored ({})", rec.site(a), kind.describe()),
+            None => format!("{} ignored", rec.site(a)),
         }
     }
 
-    // ----------------------------------------------------------------------------------------
-    // Matching one LinkedIn company
+    // ---- matching one LinkedIn company ----------------------------------------------------------
 
-    /// Matches the given live slots; dead slots are skipped by the callers.
+    /// Matches the given slots (dead ones are skipped), on all cores when there are many.
     fn compute_many(&self, slots: &[u32]) -> Vec<(u32, LinkedInResult, Footprint)> {
         let one = |&s: &u32| self.compute(s).map(|(r, fp)| (s, r, fp));
         if slots.len() >= 64 {
-            slots.par_iter().with_min_len(256).filter_map(one).collect()
+            slots.par_iter().with_min_len(32).filter_map(one).collect()
         } else {
             slots.iter().filter_map(one).collect()
         }
     }
 
     fn compute(&self, slot: u32) -> Option<(LinkedInResult, Footprint)> {
-        let mut fp: Footprint = Vec::new();
         let x = self.li.get(slot as usize)?.as_ref()?;
+        let mut fp: Footprint = Vec::with_capacity(16);
         let decisions: &[(CrmId, DecisionKind)] = self
             .decisions
             .get(&x.id)
@@ -942,13 +1097,13 @@ impl MatchIndex {
             .rec
             .addrs
             .iter()
-            .find_map(|(_, a)| self.effective(a, ctx.fp));
+            .find_map(|a| self.effective(&x.rec, a, ctx.fp));
         let (mut matches, review) = ctx.algorithm(&rejected);
 
         // Manual decisions win.
         let mut manual = false;
         for (crm_id, kind) in decisions {
-            ctx.fp.push(key(KeyKind::CrmId, crm_id.as_str()));
+            fp.push(key(KeyKind::CrmId, crm_id.as_str()));
             if *kind == DecisionKind::Reject || !self.crm_slots.contains_key(crm_id) {
                 continue;
             }
@@ -980,8 +1135,98 @@ impl MatchIndex {
     }
 }
 
+/// A change with its new record prepared.
+enum Prepped {
+    Crm(Box<CrmEntry>),
+    Li(Box<LiEntry>),
+    Other(Change),
+}
+
+fn forget_crm(
+    old: &CrmEntry,
+    touched: &mut HashSet<u64>,
+    retrust: &mut HashSet<u64>,
+    token_delta: &mut PremixedMap<i64>,
+) {
+    let mut keys = Vec::new();
+    old.index_keys(&mut keys);
+    touched.extend(keys);
+    let mut sk = Vec::new();
+    old.rec.site_keys(&mut sk);
+    retrust.extend(sk);
+    for t in old.rec.token_keys() {
+        *token_delta.entry(t).or_insert(0) -= 1;
+    }
+}
+
+fn forget_li(old: &LiEntry, retrust: &mut HashSet<u64>, token_delta: &mut PremixedMap<i64>) {
+    let mut sk = Vec::new();
+    old.rec.site_keys(&mut sk);
+    retrust.extend(sk);
+    for t in old.rec.token_keys() {
+        *token_delta.entry(t).or_insert(0) -= 1;
+    }
+}
+
+fn count_tokens(crm: &[Option<CrmEntry>], li: &[Option<LiEntry>]) -> PremixedMap<u32> {
+    let recs: Vec<&Prepared> = crm
+        .iter()
+        .flatten()
+        .map(|e| &e.rec)
+        .chain(li.iter().flatten().map(|e| &e.rec))
+        .collect();
+    recs.par_chunks(1 << 16)
+        .map(|chunk| {
+            let mut m: PremixedMap<u32> = PremixedMap::default();
+            for rec in chunk {
+                for t in rec.token_keys() {
+                    *m.entry(t).or_insert(0) += 1;
+                }
+            }
+            m
+        })
+        .reduce(PremixedMap::default, |mut a, b| {
+            if a.len() < b.len() {
+                return merge_counts(b, a);
+            }
+            for (k, v) in b {
+                *a.entry(k).or_insert(0) += v;
+            }
+            a
+        })
+}
+
+fn merge_counts(mut a: PremixedMap<u32>, b: PremixedMap<u32>) -> PremixedMap<u32> {
+    for (k, v) in b {
+        *a.entry(k).or_insert(0) += v;
+    }
+    a
+}
+
+/// A hash of everything a result says, to tell whether a change altered it.
+fn result_hash(r: &LinkedInResult) -> u64 {
+    let mut h = KeyHasher::new(KeyKind::Exact);
+    h.part(r.linkedin_id.as_str().as_bytes());
+    for m in &r.matches {
+        h.part(m.crm_id.as_str().as_bytes())
+            .part(m.method.as_str().as_bytes())
+            .number(m.score.value().to_bits())
+            .part(m.reason.as_bytes());
+    }
+    if let Some(rv) = &r.review {
+        h.part(b"review").part(rv.reason.as_bytes());
+        for c in &rv.candidates {
+            h.part(c.crm_id.as_str().as_bytes())
+                .number(c.score.value().to_bits())
+                .part(c.reason.as_bytes());
+        }
+    }
+    h.finish() | 1
+}
+
 fn dedup_by_id<T, K: Eq + std::hash::Hash>(v: Vec<T>, id: impl Fn(&T) -> K) -> Vec<T> {
-    let mut last: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut last: std::collections::HashMap<K, usize> =
+        std::collections::HashMap::with_capacity(v.len());
     for (i, r) in v.iter().enumerate() {
         last.insert(id(r), i);
     }
@@ -1005,13 +1250,6 @@ fn dedup_by_id<T, K: Eq + std::hash::Hash>(v: Vec<T>, id: impl Fn(&T) -> K) -> V
     slots.into_iter().flatten().collect()
 }
 
-/// Two addresses on one site whose hosts carry different non-generic labels
-/// (`apex.platform.com`, `bolt.platform.com`) are different sites unless the tenant is the site.
-fn different_hosts(a: &Address, b: &Address) -> bool {
-    matches!((&a.sub_label, &b.sub_label), (Some(x), Some(y)) if x != y)
-        && a.site_key == b.site_key
-}
-
 fn record_decision(
     by_li: &mut FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>>,
     li: LinkedInId,
@@ -1027,6 +1265,13 @@ fn record_decision(
     if v.is_empty() {
         by_li.remove(&li);
     }
+}
+
+/// Two addresses on one site whose hosts carry different non-generic labels
+/// (`apex.platform.com`, `bolt.platform.com`) are different sites.
+fn different_hosts(pa: &Prepared, a: &Addr, pb: &Prepared, b: &Addr) -> bool {
+    a.site_key == b.site_key
+        && matches!((pa.sub(a), pb.sub(b)), (Some(x), Some(y)) if x != y)
 }
 
 /// A candidate during matching.
@@ -1055,8 +1300,10 @@ impl<'a> Ctx<'a, '_> {
             let mut anchors: Vec<&'a CrmEntry> = Vec::new();
             for s in self.ix.crm_keys.slots(&[xe.key]) {
                 if let Some(c) = self.crm(s)
-                    && c.rec.addrs.iter().any(|(_, a)| {
-                        a.holds(xe.key) && !a.profile && !different_hosts(xe.addr, a)
+                    && c.rec.addrs.iter().any(|a| {
+                        a.holds(xe.key)
+                            && !a.profile
+                            && !different_hosts(xe.rec, xe.addr, &c.rec, a)
                     })
                     && !rejected(&c.id)
                 {
@@ -1071,7 +1318,7 @@ impl<'a> Ctx<'a, '_> {
         // 2. Same name
         self.fp.push(self.x.rec.exact);
         self.fp.push(self.x.rec.compact);
-        if !self.x.rec.name.is_empty() {
+        if !self.x.rec.core().is_empty() {
             let mut cands = self.same_name(&self.x.rec, rejected);
             if !cands.is_empty() {
                 for c in &mut cands {
@@ -1090,16 +1337,24 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// A review case when the company's site is held in the CRM under an unrelated name.
-    fn disputed_site(&mut self, rejected: &dyn Fn(&CrmId) -> bool) -> (Vec<Match>, Option<Review>) {
+    fn disputed_site(
+        &mut self,
+        rejected: &dyn Fn(&CrmId) -> bool,
+    ) -> (Vec<Match>, Option<Review>) {
         let x = self.x;
-        for (_, a) in &x.rec.addrs {
-            if a.profile || self.ix.trust_of(a.site_key) != Trust::Shared(SharedHostKind::NamesDisagree) {
+        for a in x.rec.addrs.iter() {
+            if a.profile
+                || self.ix.shared_kind(a.site_key) != Some(SharedHostKind::NamesDisagree)
+            {
                 continue;
             }
             let mut holders: Vec<&'a CrmEntry> = Vec::new();
             for s in self.ix.crm_keys.slots(&[a.site_key]) {
                 if let Some(c) = self.crm(s)
-                    && c.rec.addrs.iter().any(|(_, b)| b.site_key == a.site_key && !b.profile)
+                    && c.rec
+                        .addrs
+                        .iter()
+                        .any(|b| b.site_key == a.site_key && !b.profile)
                     && !rejected(&c.id)
                 {
                     holders.push(c);
@@ -1109,16 +1364,17 @@ impl<'a> Ctx<'a, '_> {
                 continue;
             }
             holders.sort_by(|p, q| p.id.cmp(&q.id));
+            let site = x.rec.site(a);
             let candidates = holders
                 .iter()
                 .map(|c| Candidate {
                     crm_id: c.id.clone(),
-                    crm_name: c.rec.name_raw.to_string(),
+                    crm_name: c.rec.name_raw().to_string(),
                     method: Method::Domain,
                     score: Score::new(0.6),
                     reason: format!(
-                        "website {} → {} is also the CRM account's, but the names are unrelated",
-                        a.raw, a.site
+                        "website {} → {site} is also the CRM account's, but the names are unrelated",
+                        x.rec.raw(a)
                     ),
                 })
                 .collect();
@@ -1126,8 +1382,7 @@ impl<'a> Ctx<'a, '_> {
                 Vec::new(),
                 Some(Review {
                     reason: format!(
-                        "same website {} as CRM accounts with unrelated names (rebrand or typing error?)",
-                        a.site
+                        "same website {site} as CRM accounts with unrelated names (rebrand or typing error?)"
                     ),
                     candidates,
                 }),
@@ -1141,7 +1396,7 @@ impl<'a> Ctx<'a, '_> {
         let mut out: Vec<Cand<'a>> = Vec::new();
         for s in self.ix.crm_keys.slots(&[rec.exact, rec.compact]) {
             if let Some(c) = self.crm(s)
-                && !c.rec.name.is_empty()
+                && !c.rec.core().is_empty()
                 && (c.rec.exact == rec.exact || c.rec.compact == rec.compact)
                 && !rejected(&c.id)
             {
@@ -1157,8 +1412,9 @@ impl<'a> Ctx<'a, '_> {
     }
 
     fn fuzzy(&mut self, rejected: &dyn Fn(&CrmId) -> bool) -> Vec<Cand<'a>> {
-        let mut keys = Vec::new();
-        self.x.rec.name.fuzzy_query_keys(&mut keys);
+        let mut keys = Vec::with_capacity(32);
+        let core = self.x.rec.core();
+        fuzzy_query_keys(core, &mut keys);
         self.fp.extend_from_slice(&keys);
         let slots = self.ix.crm_keys.slots(&keys);
         let rare_max = self.ix.cfg.rare_word_max;
@@ -1167,7 +1423,8 @@ impl<'a> Ctx<'a, '_> {
         let mut out: Vec<Cand<'a>> = Vec::new();
         for s in slots {
             let Some(c) = self.crm(s) else { continue };
-            if c.rec.name.is_empty() || rejected(&c.id) || c.rec.exact == self.x.rec.exact {
+            let other = c.rec.core();
+            if other.is_empty() || c.rec.exact == self.x.rec.exact || rejected(&c.id) {
                 continue;
             }
             let mut is_rare = |t: &str| {
@@ -1175,7 +1432,7 @@ impl<'a> Ctx<'a, '_> {
                 read.push(k);
                 tokens.get(&k).copied().unwrap_or(0) <= rare_max
             };
-            if let Some(hit) = fuzzy_compare(&self.x.rec.name, &c.rec.name, &mut is_rare) {
+            if let Some(hit) = fuzzy_compare(core, other, &mut is_rare) {
                 out.push(Cand {
                     c,
                     conflict: None,
@@ -1204,8 +1461,8 @@ impl<'a> Ctx<'a, '_> {
         }
         let xe = self.xeff?;
         let mut first_trusted: Option<Effective<'a>> = None;
-        for (_, a) in &c.rec.addrs {
-            if let Some(ce) = self.ix.effective(a, self.fp) {
+        for a in c.rec.addrs.iter() {
+            if let Some(ce) = self.ix.effective(&c.rec, a, self.fp) {
                 if ce.key == xe.key || same_brand(ce.label(), xe.label()) {
                     return None;
                 }
@@ -1215,9 +1472,9 @@ impl<'a> Ctx<'a, '_> {
         first_trusted.map(|ce| {
             format!(
                 "websites differ: LinkedIn {} → {}, CRM {} → {}",
-                xe.addr.raw,
+                xe.raw(),
                 xe.shown(),
-                ce.addr.raw,
+                ce.raw(),
                 ce.shown()
             )
         })
@@ -1228,7 +1485,7 @@ impl<'a> Ctx<'a, '_> {
         c.rec
             .addrs
             .iter()
-            .filter_map(|(_, a)| self.ix.effective(a, self.fp))
+            .filter_map(|a| self.ix.effective(&c.rec, a, self.fp))
             .collect()
     }
 
@@ -1245,13 +1502,13 @@ impl<'a> Ctx<'a, '_> {
                 .rec
                 .addrs
                 .iter()
-                .find(|(_, ad)| ad.holds(xe.key))
-                .map(|(f, ad)| (*f, ad.raw.as_ref()))
+                .find(|ad| ad.holds(xe.key))
+                .map(|ad| (ad.field, a.rec.raw(ad)))
                 .unwrap_or((AddrField::Domain, ""));
-            let related = names_related(&x.rec.name, &a.rec.name);
+            let related = names_related(x.rec.core(), a.rec.core());
             let mut reason = format!(
                 "website {} → {} equals CRM {} {}",
-                xe.addr.raw,
+                xe.raw(),
                 xe.shown(),
                 field.as_str(),
                 addr
@@ -1259,7 +1516,8 @@ impl<'a> Ctx<'a, '_> {
             if !related {
                 reason.push_str(&format!(
                     "; names differ (\"{}\" / \"{}\")",
-                    x.rec.name_raw, a.rec.name_raw
+                    x.rec.name_raw(),
+                    a.rec.name_raw()
                 ));
             }
             out.push(Match {
@@ -1279,7 +1537,7 @@ impl<'a> Ctx<'a, '_> {
         }
         let mut dups: Vec<Match> = Vec::new();
         for (rec, via) in names {
-            if rec.name.is_empty() {
+            if rec.core().is_empty() {
                 continue;
             }
             self.fp.push(rec.exact);
@@ -1301,7 +1559,7 @@ impl<'a> Ctx<'a, '_> {
                 let sites = self.effective_sites(c);
                 let domain_note = if sites.is_empty() {
                     match c.rec.addrs.first() {
-                        Some((_, ad)) => format!("its domain {}", self.ix.ignored_note(ad)),
+                        Some(ad) => format!("its domain {}", self.ix.ignored_note(&c.rec, ad)),
                         None => "it has no domain".to_string(),
                     }
                 } else {
@@ -1314,7 +1572,7 @@ impl<'a> Ctx<'a, '_> {
                     score: Score::new(0.9),
                     reason: format!(
                         "duplicate CRM account: name \"{}\" equals that of {} (matched by domain {}); {}",
-                        c.rec.name_raw,
+                        c.rec.name_raw(),
                         twin.id,
                         xe.shown(),
                         domain_note
@@ -1349,18 +1607,14 @@ impl<'a> Ctx<'a, '_> {
         }
         if ok.len() > 1 && !self.one_company(&ok) {
             if method == Method::Fuzzy {
-                let mut scored: Vec<f64> = ok
-                    .iter()
-                    .map(|c| c.hit.as_ref().map_or(0.0, |h| h.score))
-                    .collect();
+                let score = |c: &Cand<'a>| c.hit.as_ref().map_or(0.0, |h| h.score);
+                let mut scored: Vec<f64> = ok.iter().map(|c| score(c)).collect();
                 scored.sort_by(|a, b| b.total_cmp(a));
-                if scored.len() >= 2 && scored[0] - scored[1] >= 0.1 {
-                    let best = ok
-                        .iter()
-                        .find(|c| c.hit.as_ref().map_or(0.0, |h| h.score) == scored[0]);
-                    if let Some(best) = best {
-                        return (vec![self.pair(best, method, ok.len())], None);
-                    }
+                if scored.len() >= 2
+                    && scored[0] - scored[1] >= 0.1
+                    && let Some(best) = ok.iter().find(|c| score(c) == scored[0])
+                {
+                    return (vec![self.pair(best, method, 1)], None);
                 }
             }
             let reason = format!(
@@ -1374,7 +1628,7 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// Several candidates are visibly one company when at least one has a trusted site and all
-    /// trusted sites among them agree (same site or same label).
+    /// trusted sites among them agree (same site or same brand).
     fn one_company(&mut self, cands: &[&Cand<'a>]) -> bool {
         let mut reference: Option<Effective<'a>> = None;
         for cand in cands {
@@ -1396,7 +1650,10 @@ impl<'a> Ctx<'a, '_> {
         let mut notes: Vec<String> = Vec::new();
         match (self.xeff, self.x.rec.addrs.first()) {
             (Some(_), _) => {}
-            (None, Some((_, a))) => notes.push(format!("LinkedIn website {}", self.ix.ignored_note(a))),
+            (None, Some(a)) => notes.push(format!(
+                "LinkedIn website {}",
+                self.ix.ignored_note(&self.x.rec, a)
+            )),
             (None, None) => notes.push("LinkedIn has no website".to_string()),
         }
         let sites = self.effective_sites(c);
@@ -1410,7 +1667,11 @@ impl<'a> Ctx<'a, '_> {
             }
         } else {
             match c.rec.addrs.first() {
-                Some((f, a)) => notes.push(format!("CRM {} {}", f.as_str(), self.ix.ignored_note(a))),
+                Some(a) => notes.push(format!(
+                    "CRM {} {}",
+                    a.field.as_str(),
+                    self.ix.ignored_note(&c.rec, a)
+                )),
                 None => notes.push("CRM has no domain".to_string()),
             }
         }
@@ -1420,15 +1681,17 @@ impl<'a> Ctx<'a, '_> {
     fn pair(&mut self, cand: &Cand<'a>, method: Method, n: usize) -> Match {
         let c = cand.c;
         let notes = self.evidence_notes(c);
-        let (score, what) = match (&cand.hit, method) {
-            (Some(h), _) => (
+        let (score, what) = match &cand.hit {
+            Some(h) => (
                 h.score,
                 format!(
                     "name \"{}\" ≈ CRM name \"{}\" ({})",
-                    self.x.rec.name_raw, c.rec.name_raw, h.detail
+                    self.x.rec.name_raw(),
+                    c.rec.name_raw(),
+                    h.detail
                 ),
             ),
-            _ => (
+            None => (
                 if self.xeff.is_some() && !self.effective_sites(c).is_empty() {
                     0.93
                 } else {
@@ -1436,9 +1699,9 @@ impl<'a> Ctx<'a, '_> {
                 },
                 format!(
                     "name \"{}\" → \"{}\" equals CRM name \"{}\"",
-                    self.x.rec.name_raw,
-                    self.x.rec.name.as_str(),
-                    c.rec.name_raw
+                    self.x.rec.name_raw(),
+                    self.x.rec.core(),
+                    c.rec.name_raw()
                 ),
             ),
         };
@@ -1462,24 +1725,42 @@ impl<'a> Ctx<'a, '_> {
             let c = cand.c;
             let score = cand.hit.as_ref().map_or(0.8, |h| h.score * 0.9);
             let mut why = match &cand.hit {
-                Some(h) => format!("name ≈ \"{}\" ({})", c.rec.name_raw, h.detail),
-                None => format!("name = \"{}\"", c.rec.name_raw),
+                Some(h) => format!("name ≈ \"{}\" ({})", c.rec.name_raw(), h.detail),
+                None => format!("name = \"{}\"", c.rec.name_raw()),
             };
-            if let Some(conf) = &cand.conflict {
-                why.push_str("; ");
-                why.push_str(conf);
-            } else {
-                why.push_str("; ");
-                why.push_str(&self.evidence_notes(c));
+            why.push_str("; ");
+            match &cand.conflict {
+                Some(conf) => why.push_str(conf),
+                None => why.push_str(&self.evidence_notes(c)),
             }
             candidates.push(Candidate {
                 crm_id: c.id.clone(),
-                crm_name: c.rec.name_raw.to_string(),
+                crm_name: c.rec.name_raw().to_string(),
                 method,
-                score: Score::new(if cand.conflict.is_some() { score * 0.6 } else { score }),
+                score: Score::new(if cand.conflict.is_some() {
+                    score * 0.6
+                } else {
+                    score
+                }),
                 reason: why,
             });
         }
         Review { reason, candidates }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_cores_set_common_affixes_aside() {
+        assert_eq!(label_core("acmeinc"), "acme");
+        assert_eq!(label_core("indigozenithpharmaintl"), "indigozenithpharma");
+        assert_eq!(label_core("getacme"), "acme");
+        assert_eq!(label_core("acme24"), "acme");
+        assert_eq!(label_core("co"), "co");
+        assert!(same_brand("indigozenithpharmaintl", "indigozenithpharma"));
+        assert!(!same_brand("cwphq", "cwpinc"), "short initials are not a brand");
     }
 }

@@ -73,9 +73,16 @@ pub struct WebAddress {
     /// The label directly left of the site, when there is one ("shop" in "shop.acme.com").
     /// On a shared platform that is not in the Public Suffix List, it names the tenant.
     pub sub_label: Option<Box<str>>,
-    /// Path segments, lowercase, without empty ones ("company", "acme" for
-    /// `linkedin.com/company/acme`). Query and fragment are not part of it.
-    pub path: Vec<Box<str>>,
+    /// The path, lowercase, without query and fragment (`/company/acme` for
+    /// `linkedin.com/company/Acme?trk=1`); empty when there is none.
+    pub path: Box<str>,
+}
+
+impl WebAddress {
+    /// The path's non-empty segments.
+    pub fn path_segments(&self) -> impl Iterator<Item = &str> {
+        self.path.split('/').filter(|s| !s.is_empty())
+    }
 }
 
 impl WebAddress {
@@ -89,22 +96,26 @@ impl WebAddress {
     pub fn parse(raw: &str) -> Result<WebAddress, WebAddressError> {
         let (host, path) = extract_host(raw)?;
         let full = host_to_ascii(host)?;
-        let mut ascii = full.clone();
+        // Where the host starts once a leading "www" label is dropped.
+        let mut from = 0;
         if let Some((first, rest)) = full.split_once('.')
             && first.starts_with("www")
             && first[3..].bytes().all(|b| b.is_ascii_digit())
             && rest.contains('.')
         {
-            ascii = rest.to_string();
+            from = first.len() + 1;
         }
-        let site = match registrable_domain_ascii(&ascii).or_else(|| suffix_as_typed(&ascii)) {
-            Some(site) => site,
-            None => {
-                ascii = full;
-                registrable_domain_ascii(&ascii)
-                    .ok_or_else(|| WebAddressError::PublicSuffix(ascii.clone()))?
-            }
+        let (site, from) = match registrable_domain_ascii(&full[from..])
+            .or_else(|| suffix_as_typed(&full[from..]))
+        {
+            Some(site) => (site, from),
+            None => (
+                registrable_domain_ascii(&full)
+                    .ok_or_else(|| WebAddressError::PublicSuffix(full.clone()))?,
+                0,
+            ),
         };
+        let ascii = &full[from..];
         let sub_label = ascii
             .len()
             .checked_sub(site.as_str().len() + 1)
@@ -112,17 +123,14 @@ impl WebAddress {
             .and_then(|rest| rest.rsplit('.').next())
             .filter(|label| !label.is_empty())
             .map(Box::from);
-        let path = path
-            .split(['?', '#'])
-            .next()
-            .unwrap_or("")
-            .split('/')
-            .filter(|seg| !seg.is_empty())
-            .take(8)
-            .map(|seg| seg.to_lowercase().into_boxed_str())
-            .collect();
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path: Box<str> = if path.len() > 1 {
+            path.to_lowercase().into_boxed_str()
+        } else {
+            Box::from("")
+        };
         Ok(WebAddress {
-            host: ascii.into_boxed_str(),
+            host: ascii.into(),
             site,
             sub_label,
             path,
@@ -183,7 +191,7 @@ fn host_to_ascii(host: &str) -> Result<String, WebAddressError> {
     }
     let ascii = if host.is_ascii() {
         let lower = host.to_ascii_lowercase();
-        if lower.contains("xn--") {
+        if lower.contains("xn-") {
             // Validate and canonicalise punycode labels.
             idna::domain_to_ascii(&lower).map_err(|_| invalid())?
         } else {
@@ -331,7 +339,7 @@ mod tests {
     #[test]
     fn given_a_url_then_its_path_segments_are_kept() {
         let w = WebAddress::parse("https://www.linkedin.com/company/Acme-Corp/?trk=x#y").unwrap();
-        let path: Vec<&str> = w.path.iter().map(|s| &**s).collect();
+        let path: Vec<&str> = w.path_segments().collect();
         assert_eq!(path, vec!["company", "acme-corp"]);
     }
 }
