@@ -4,8 +4,10 @@
 //! syncs' numbers.
 
 use crate::config::Settings;
+use crate::domain::metrics::DealOutcome;
 use crate::domain::{DealId, Metric, Model};
-use crate::store::{self, DealCursor, DealRow};
+use crate::drilldown::{self, Explained};
+use crate::store::{self, DealCursor};
 use chrono::{DateTime, Utc};
 use rp_platform::apikeys::{self, Caller};
 use rp_platform::contracts::api::v1::{
@@ -193,48 +195,54 @@ impl PageToken {
     }
 }
 
-fn to_deal(row: DealRow, model: Option<Model>) -> DashboardDeal {
-    let credits = row
-        .credits
-        .map(|c| c.0)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| model.is_none_or(|m| m.code() == c.model))
-        .map(|c| DealCredit {
-            model: c.model,
-            campaign_id: c.campaign_id,
-            currency: row.currency.clone(),
-            amount: c.amount,
+/// A deal of an explanation as the API shows it, with `model`'s credit (every model's when
+/// `None`).
+fn to_deal(
+    e: &Explained,
+    i: usize,
+    outcome: Option<&DealOutcome>,
+    model: Option<Model>,
+) -> Option<DashboardDeal> {
+    let d = e.loaded.inputs.deals.get(i)?;
+    let r = e.loaded.deals.get(i)?;
+    let credits = outcome
+        .map(|o| {
+            o.credits
+                .iter()
+                .filter(|c| model.is_none_or(|m| m == c.model))
+                .map(|c| DealCredit {
+                    model: c.model.code(),
+                    campaign_id: c.campaign.to_string(),
+                    currency: d.currency.to_string(),
+                    amount: c.amount.to_string(),
+                })
+                .collect()
         })
-        .collect();
-    DashboardDeal {
-        deal_id: row.deal_id,
-        name: row.name,
-        amount: row.amount.unwrap_or_default(),
-        currency: row.currency,
-        stage: i32::from(row.stage),
-        stage_id: row.stage_id,
-        pipeline_id: row.pipeline_id,
-        created_at: row.created_at.map(timestamp),
-        closed_at: row.closed_at.map(timestamp),
-        company_ids: row.company_ids,
-        metrics: row
-            .metrics
-            .unwrap_or_default()
-            .into_iter()
-            .map(i32::from)
-            .collect(),
-        first_engaged_on: row
-            .first_engaged_on
+        .unwrap_or_default();
+    Some(DashboardDeal {
+        deal_id: d.id.to_string(),
+        name: r.name.clone(),
+        amount: d.amount.map(|a| a.to_string()).unwrap_or_default(),
+        currency: d.currency.to_string(),
+        stage: store::stage_code(d.stage),
+        stage_id: r.stage_id.clone(),
+        pipeline_id: r.pipeline_id.clone(),
+        created_at: r.created_at.map(timestamp),
+        closed_at: r.closed_at.map(timestamp),
+        company_ids: d.companies.iter().map(|c| c.to_string()).collect(),
+        metrics: outcome
+            .map(|o| o.metrics.iter().map(|m| m.code()).collect())
+            .unwrap_or_default(),
+        first_engaged_on: outcome
+            .and_then(|o| o.first_engaged_on)
             .map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default(),
-        days_to_deal: row.days_to_deal,
-        touches: row
-            .touches
-            .as_ref()
-            .map_or(0, |t| u32::try_from(t.0.len()).unwrap_or(u32::MAX)),
+        days_to_deal: outcome
+            .and_then(|o| o.days_to_deal)
+            .and_then(|d| i32::try_from(d).ok()),
+        touches: outcome.map_or(0, |o| u32::try_from(o.touches.len()).unwrap_or(u32::MAX)),
         credits,
-    }
+    })
 }
 
 fn u32_of(n: i32) -> u32 {
@@ -412,25 +420,31 @@ impl attribution_server::Attribution for AttributionApi {
             .await
             .map_err(db("listing deals"))?;
             let more = rows.len() as i64 > limit;
-            let page: Vec<DealRow> = rows.into_iter().take(limit as usize).collect();
+            let page: Vec<DealCursor> = rows.into_iter().take(limit as usize).collect();
+            let ids: Vec<String> = page.iter().map(|(_, id)| id.clone()).collect();
+            let explained = drilldown::explain(&mut tx, &ws, &version, r.window_days, &ids)
+                .await
+                .map_err(db("listing deals"))?;
+            let deals = ids
+                .iter()
+                .filter_map(|id| {
+                    let (i, outcome) = explained.deal(id)?;
+                    to_deal(&explained, i, outcome, model)
+                })
+                .collect();
             let next_page_token = match page.last() {
-                Some(last) if more => last
-                    .created_at
-                    .map(|created_at| {
-                        PageToken {
-                            version: version_id,
-                            window,
-                            metric: metric.code(),
-                            created_at,
-                            deal_id: last.deal_id.clone(),
-                        }
-                        .encode()
-                    })
-                    .unwrap_or_default(),
+                Some((created_at, deal_id)) if more => PageToken {
+                    version: version_id,
+                    window,
+                    metric: metric.code(),
+                    created_at: *created_at,
+                    deal_id: deal_id.clone(),
+                }
+                .encode(),
                 _ => String::new(),
             };
             Ok(Response::new(ListDashboardDealsResponse {
-                deals: page.into_iter().map(|d| to_deal(d, model)).collect(),
+                deals,
                 next_page_token,
                 as_of: Some(timestamp(version.as_of)),
                 sync_run_id: version.sync_run_id,
@@ -464,45 +478,80 @@ impl attribution_server::Attribution for AttributionApi {
             if !version.windows.contains(&window) {
                 return Err(window_not_computed(window));
             }
-            let row = store::deal(&mut tx, &ws, current, window, deal_id.as_str())
+            let ids = [deal_id.to_string()];
+            let explained = drilldown::explain(&mut tx, &ws, &version, r.window_days, &ids)
                 .await
-                .map_err(db("reading the deal"))?
-                .ok_or_else(|| {
-                    grpc::not_found(format!(
-                        "no deal {deal_id} in the workspace's dashboard as of {} (deleted, or not pulled from the CRM yet)",
-                        version.as_of.format("%Y-%m-%d %H:%M UTC")
-                    ))
-                })?;
-            let touches = row.touches.as_ref().map(|t| t.0.clone()).unwrap_or_default();
-            let matches = row.matches.as_ref().map(|m| m.0.clone()).unwrap_or_default();
+                .map_err(db("reading the deal"))?;
+            let not_found = || {
+                grpc::not_found(format!(
+                    "no deal {deal_id} in the workspace's dashboard as of {} (deleted, or not pulled from the CRM yet)",
+                    version.as_of.format("%Y-%m-%d %H:%M UTC")
+                ))
+            };
+            let (i, outcome) = explained.deal(deal_id.as_str()).ok_or_else(not_found)?;
+            let deal = to_deal(&explained, i, outcome, None).ok_or_else(not_found)?;
+            let rows = &explained.loaded.inputs.engagement;
+            let touches: Vec<EngagementTouch> = outcome
+                .map(|o| {
+                    o.touches
+                        .iter()
+                        .filter_map(|t| {
+                            let row = rows.get(t.row)?;
+                            Some(EngagementTouch {
+                                organization_id: row.org.to_string(),
+                                organization_name: explained
+                                    .org_names
+                                    .get(row.org.as_str())
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                campaign_id: row.campaign.to_string(),
+                                date: row.day.format("%Y-%m-%d").to_string(),
+                                impressions: row.impressions,
+                                clicks: row.clicks,
+                                engagements: row.engagements,
+                                crm_company_id: t.company.to_string(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // The matches the touches reach the deal through, each once.
+            let mut pairs = std::collections::BTreeSet::new();
+            for o in outcome.iter() {
+                for t in &o.touches {
+                    if let Some(row) = rows.get(t.row) {
+                        pairs.insert((row.org.clone(), t.company.clone()));
+                    }
+                }
+            }
+            let matches = pairs
+                .into_iter()
+                .map(|(org, company)| {
+                    let m = explained.loaded.matches.get(&(org.clone(), company.clone()));
+                    AccountMatch {
+                        linkedin_name: explained
+                            .org_names
+                            .get(org.as_str())
+                            .cloned()
+                            .unwrap_or_default(),
+                        crm_name: explained
+                            .company_names
+                            .get(company.as_str())
+                            .cloned()
+                            .unwrap_or_default(),
+                        linkedin_id: org.to_string(),
+                        crm_id: company.to_string(),
+                        method: m.map_or(0, |m| m.method),
+                        score: m.map_or(0.0, |m| m.score),
+                        reason: m.map(|m| m.reason.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect();
             Ok(Response::new(DealAttribution {
                 influenced: !touches.is_empty(),
-                touches: touches
-                    .into_iter()
-                    .map(|t| EngagementTouch {
-                        organization_id: t.organization_id,
-                        organization_name: t.organization_name,
-                        campaign_id: t.campaign_id,
-                        date: t.date,
-                        impressions: t.impressions,
-                        clicks: t.clicks,
-                        engagements: t.engagements,
-                        crm_company_id: t.crm_company_id,
-                    })
-                    .collect(),
-                matches: matches
-                    .into_iter()
-                    .map(|m| AccountMatch {
-                        linkedin_id: m.linkedin_id,
-                        linkedin_name: m.linkedin_name,
-                        crm_id: m.crm_id,
-                        crm_name: m.crm_name,
-                        method: m.method,
-                        score: m.score,
-                        reason: m.reason,
-                    })
-                    .collect(),
-                deal: Some(to_deal(row, None)),
+                touches,
+                matches,
+                deal: Some(deal),
                 window_days: r.window_days,
                 as_of: Some(timestamp(version.as_of)),
                 sync_run_id: version.sync_run_id,

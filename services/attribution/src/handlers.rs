@@ -121,7 +121,16 @@ async fn switch(
 ) -> Result<Switched, sqlx::Error> {
     let (plan, last_version) = store::lock_workspace(conn, ws).await?;
     let windows = settings.plans.windows(plan.as_deref()).to_vec();
-    let loaded = store::load(conn, ws).await?;
+    let longest = windows.iter().copied().max().unwrap_or(1);
+    let loaded = store::load(
+        conn,
+        ws,
+        store::At::Now,
+        store::Scope::All,
+        as_of.date_naive(),
+        longest,
+    )
+    .await?;
     let numbers = metrics::compute(
         &loaded.inputs,
         as_of.date_naive(),

@@ -3,22 +3,27 @@
 //! * The "now" tables hold what the log says: engagement rows, deals, pipeline stages, matches,
 //!   names and plans. Every write is an upsert or a delete keyed by the provider's ids, so
 //!   applying an event twice leaves the same rows (replays never double count).
+//! * Engagement rows are versioned in place: a row belongs to the dashboard versions from
+//!   `valid_from` up to (not including) `valid_to`. Rows pulled during a cycle carry the pending
+//!   version (the workspace's last version + 1); a changed row is closed at it and a new one
+//!   opened. The small inputs (deals, stages, matches) are copied per version when it is written.
+//!   So the inputs of every kept version stay readable, and the drill-down recomputes a deal's
+//!   explanation from them with the same code that computed the numbers.
 //! * A dashboard version is a complete set of numbers for a workspace, written by
 //!   [`write_version`] and made visible by [`switch_to`] in the same transaction: readers go
 //!   through `attribution_workspaces.current_version` inside one snapshot ([`read_snapshot`]),
-//!   so they see the whole old set or the whole new one, never a mix.
+//!   so they see the whole old set or the whole new one, never a mix. The current and the
+//!   previous versions are kept.
 
 use crate::domain::metrics::{
-    CountedTouch, Deal, EngagementRow, Inputs, Match, Metric, StageKind, WindowNumbers,
+    Deal, EngagementRow, Inputs, Match, Metric, StageKind, WindowNumbers,
 };
 use crate::domain::{Amount, CampaignId, CompanyId, Currency, DealId, OrgId};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use rp_platform::contracts::events::v1 as ev;
 use rp_platform::contracts::from_timestamp;
-use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// Every table of the projection, for [`clear`] and locking during a rebuild.
 pub const TABLES: &[&str] = &[
@@ -35,6 +40,8 @@ pub const TABLES: &[&str] = &[
     "attribution_metric_amounts",
     "attribution_campaign_credits",
     "attribution_version_deals",
+    "attribution_version_stages",
+    "attribution_version_matches",
     "attribution_deal_windows",
 ];
 
@@ -46,6 +53,8 @@ const VERSION_TABLES: &[&str] = &[
     "attribution_metric_amounts",
     "attribution_campaign_credits",
     "attribution_version_deals",
+    "attribution_version_stages",
+    "attribution_version_matches",
     "attribution_deal_windows",
 ];
 
@@ -112,8 +121,20 @@ pub async fn set_plan(conn: &mut PgConnection, ws: &str, plan: &str) -> Result<(
     Ok(())
 }
 
-/// Upserts engagement rows by (organization, campaign, day): a re-pull replaces a row. Rows with
-/// a missing id or a date that is not `YYYY-MM-DD` are skipped; returns how many were.
+/// The version rows written now become part of: the workspace's last version + 1.
+pub async fn pending_version(conn: &mut PgConnection, ws: &str) -> Result<i64, sqlx::Error> {
+    ensure_workspace(conn, ws).await?;
+    sqlx::query_scalar(
+        "SELECT last_version + 1 FROM attribution_workspaces WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .fetch_one(conn)
+    .await
+}
+
+/// Upserts engagement rows by (organization, campaign, day): a re-pull replaces a row from the
+/// pending version on (the previous row stays part of the versions before it). Rows with a
+/// missing id or a date that is not `YYYY-MM-DD` are skipped; returns how many were.
 pub async fn upsert_engagement(
     conn: &mut PgConnection,
     ws: &str,
@@ -135,17 +156,42 @@ pub async fn upsert_engagement(
     if parsed.is_empty() {
         return Ok(skipped);
     }
+    let pending = pending_version(conn, ws).await?;
+    // The batch is small next to the table: look each row up by its key. PostgreSQL's default
+    // costs (made for disks) would rather hash the workspace's whole table twice per batch.
+    sqlx::query("SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)")
+        .execute(&mut *conn)
+        .await?;
+    // One statement: close the current rows whose counts changed (if they belong to earlier
+    // versions), and insert the new counts at the pending version unless the current row already
+    // has them. Data-modifying CTEs see the same snapshot, so the insert still sees the rows the
+    // UPDATE closes as current, hence the explicit "same counts" test.
     sqlx::query(
-        "INSERT INTO attribution_engagement (workspace_id, organization_id, campaign_id, day, \
-           impressions, clicks, engagements, ad_account_id) \
-         SELECT $1, t.org, t.campaign, t.day, t.imp, t.clk, t.eng, t.acct \
-         FROM UNNEST($2::text[], $3::text[], $4::date[], $5::int8[], $6::int8[], $7::int8[], $8::text[]) \
-           AS t(org, campaign, day, imp, clk, eng, acct) \
-         ON CONFLICT (workspace_id, organization_id, campaign_id, day) DO UPDATE SET \
+        "WITH incoming AS ( \
+           SELECT * FROM UNNEST($3::text[], $4::text[], $5::date[], $6::int8[], $7::int8[], $8::int8[], $9::text[]) \
+             AS t(org, campaign, day, imp, clk, eng, acct)), \
+         closed AS ( \
+           UPDATE attribution_engagement e SET valid_to = $2 FROM incoming i \
+           WHERE e.workspace_id = $1 AND e.organization_id = i.org AND e.campaign_id = i.campaign \
+             AND e.day = i.day AND e.valid_to IS NULL AND e.valid_from < $2 \
+             AND (e.impressions, e.clicks, e.engagements, e.ad_account_id) \
+                 IS DISTINCT FROM (i.imp, i.clk, i.eng, i.acct) \
+           RETURNING 1) \
+         INSERT INTO attribution_engagement (workspace_id, organization_id, campaign_id, day, \
+           impressions, clicks, engagements, ad_account_id, valid_from) \
+         SELECT $1, i.org, i.campaign, i.day, i.imp, i.clk, i.eng, i.acct, $2 FROM incoming i \
+         WHERE NOT EXISTS ( \
+           SELECT 1 FROM attribution_engagement e \
+           WHERE e.workspace_id = $1 AND e.organization_id = i.org AND e.campaign_id = i.campaign \
+             AND e.day = i.day AND e.valid_to IS NULL AND e.valid_from < $2 \
+             AND (e.impressions, e.clicks, e.engagements, e.ad_account_id) \
+                 IS NOT DISTINCT FROM (i.imp, i.clk, i.eng, i.acct)) \
+         ON CONFLICT (workspace_id, organization_id, campaign_id, day, valid_from) DO UPDATE SET \
            impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks, \
            engagements = EXCLUDED.engagements, ad_account_id = EXCLUDED.ad_account_id",
     )
     .bind(ws)
+    .bind(pending)
     .bind(parsed.iter().map(|p| p.0.to_string()).collect::<Vec<_>>())
     .bind(parsed.iter().map(|p| p.1.to_string()).collect::<Vec<_>>())
     .bind(parsed.iter().map(|p| p.2).collect::<Vec<_>>())
@@ -158,8 +204,11 @@ pub async fn upsert_engagement(
             .map(|p| p.3.ad_account_id.trim().to_string())
             .collect::<Vec<_>>(),
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    for reset in ["RESET enable_hashjoin", "RESET enable_mergejoin"] {
+        sqlx::query(reset).execute(&mut *conn).await?;
+    }
     Ok(skipped)
 }
 
@@ -423,7 +472,22 @@ pub async fn apply_match_changes(
     Ok(skipped)
 }
 
-// ---- Loading a workspace for the numbers ----------------------------------------------------
+// ---- Loading the numbers' inputs ------------------------------------------------------------
+
+/// Whose inputs to read: what the log says now (for a new version), or as they were at a kept
+/// version (for the drill-down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Now,
+    Version(i64),
+}
+
+/// Which deals to read: all, or a few (with only what they need).
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    All,
+    Deals(&'a [String]),
+}
 
 /// What a deal is beyond what the numbers need (for the drill-down).
 #[derive(Debug, Clone)]
@@ -442,15 +506,13 @@ pub struct MatchRecord {
     pub reason: String,
 }
 
-/// A workspace's projection, loaded for computing its numbers.
+/// A workspace's inputs, loaded for computing its numbers.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub inputs: Inputs,
     /// Parallel to `inputs.deals`.
     pub deals: Vec<DealRecord>,
     pub matches: HashMap<(OrgId, CompanyId), MatchRecord>,
-    pub org_names: HashMap<String, String>,
-    pub company_names: HashMap<String, String>,
 }
 
 fn stage_kind(code: i16) -> Option<StageKind> {
@@ -462,13 +524,14 @@ fn stage_kind(code: i16) -> Option<StageKind> {
     }
 }
 
-fn stage_code(kind: Option<StageKind>) -> i16 {
+/// The `rp.events.v1.StageKind` number of a stage kind (0 when unknown).
+pub fn stage_code(kind: Option<StageKind>) -> i32 {
     (match kind {
         Some(StageKind::Open) => ev::StageKind::Open,
         Some(StageKind::Won) => ev::StageKind::Won,
         Some(StageKind::Lost) => ev::StageKind::Lost,
         None => ev::StageKind::Unspecified,
-    }) as i16
+    }) as i32
 }
 
 type DealDbRow = (
@@ -483,38 +546,169 @@ type DealDbRow = (
     Vec<String>,
 );
 
-/// Loads everything the numbers of `ws` are made of.
-pub async fn load(conn: &mut PgConnection, ws: &str) -> Result<Loaded, sqlx::Error> {
-    let mut loaded = Loaded::default();
-    let rows: Vec<(String, String, NaiveDate, i64, i64, i64)> = sqlx::query_as(
-        "SELECT organization_id, campaign_id, day, impressions, clicks, engagements \
-         FROM attribution_engagement WHERE workspace_id = $1 \
-         ORDER BY organization_id, campaign_id, day",
-    )
+type EngagementDbRow = (
+    String,
+    NaiveDate,
+    Option<Vec<String>>,
+    Option<Vec<NaiveDate>>,
+    Option<Vec<i64>>,
+    Option<Vec<i64>>,
+    Option<Vec<i64>>,
+);
+
+/// Loads what the numbers of `ws` as of `as_of` are made of: the deals in `scope`, the
+/// pipelines' stages, the matches of the deals' companies (all for [`Scope::All`]), and their
+/// organizations' engagement rows of the `longest_window` days to `as_of` with each
+/// organization's first touch.
+pub async fn load(
+    conn: &mut PgConnection,
+    ws: &str,
+    at: At,
+    scope: Scope<'_>,
+    as_of: NaiveDate,
+    longest_window: u32,
+) -> Result<Loaded, sqlx::Error> {
+    let version = match at {
+        At::Now => None,
+        At::Version(v) => Some(v),
+    };
+    let only: Option<Vec<String>> = match scope {
+        Scope::All => None,
+        Scope::Deals(ids) => Some(ids.to_vec()),
+    };
+    let (deals_table, stages_table, matches_table, in_version) = match at {
+        At::Now => (
+            "attribution_deals",
+            "attribution_stages",
+            "attribution_matches",
+            "",
+        ),
+        At::Version(_) => (
+            "attribution_version_deals",
+            "attribution_version_stages",
+            "attribution_version_matches",
+            " AND version = $3",
+        ),
+    };
+    // The table names and fragments are ours, never input.
+    let deals: Vec<DealDbRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT deal_id, name, amount, currency, stage_id, pipeline_id, created_at, closed_at, \
+           company_ids FROM {deals_table} \
+         WHERE workspace_id = $1 AND ($2::text[] IS NULL OR deal_id = ANY($2)){in_version} \
+         ORDER BY deal_id"
+    )))
     .bind(ws)
+    .bind(&only)
+    .bind(version)
     .fetch_all(&mut *conn)
     .await?;
-    for (org, campaign, day, impressions, clicks, engagements) in rows {
-        let (Ok(org), Ok(campaign)) = (OrgId::parse(&org), CampaignId::parse(&campaign)) else {
+
+    let stages_in_version = if version.is_some() {
+        " AND version = $2"
+    } else {
+        ""
+    };
+    let stages: Vec<(String, String, i16)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT pipeline_id, stage_id, kind FROM {stages_table} \
+         WHERE workspace_id = $1{stages_in_version}"
+    )))
+    .bind(ws)
+    .bind(version)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let companies: Option<Vec<String>> = only.as_ref().map(|_| {
+        deals
+            .iter()
+            .flat_map(|d| d.8.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    });
+    let matches: Vec<(String, String, i32, f64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT linkedin_id, crm_id, method, score, reason FROM {matches_table} \
+             WHERE workspace_id = $1 AND ($2::text[] IS NULL OR crm_id = ANY($2)){in_version} \
+             ORDER BY linkedin_id, crm_id"
+        )))
+        .bind(ws)
+        .bind(&companies)
+        .bind(version)
+        .fetch_all(&mut *conn)
+        .await?;
+
+    let orgs: Option<Vec<String>> = only.as_ref().map(|_| {
+        matches
+            .iter()
+            .map(|m| m.0.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    });
+    let current = match at {
+        At::Now => "valid_to IS NULL",
+        At::Version(_) => "valid_from <= $5 AND (valid_to IS NULL OR valid_to > $5)",
+    };
+    let start = as_of
+        .checked_sub_days(Days::new(u64::from(longest_window.max(1) - 1)))
+        .unwrap_or(NaiveDate::MIN);
+    let engagement: Vec<EngagementDbRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT organization_id, min(day), \
+           array_agg(campaign_id ORDER BY day, campaign_id) FILTER (WHERE day >= $2), \
+           array_agg(day ORDER BY day, campaign_id) FILTER (WHERE day >= $2), \
+           array_agg(impressions ORDER BY day, campaign_id) FILTER (WHERE day >= $2), \
+           array_agg(clicks ORDER BY day, campaign_id) FILTER (WHERE day >= $2), \
+           array_agg(engagements ORDER BY day, campaign_id) FILTER (WHERE day >= $2) \
+         FROM attribution_engagement \
+         WHERE workspace_id = $1 AND day <= $3 AND ($4::text[] IS NULL OR organization_id = ANY($4)) \
+           AND (impressions > 0 OR clicks > 0 OR engagements > 0) AND {current} \
+         GROUP BY organization_id ORDER BY organization_id"
+    )))
+    .bind(ws)
+    .bind(start)
+    .bind(as_of)
+    .bind(&orgs)
+    .bind(version)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    Ok(build(deals, stages, matches, engagement))
+}
+
+/// Turns the rows into the domain's inputs, skipping ids that do not parse (they never do: they
+/// were checked when written).
+fn build(
+    deals: Vec<DealDbRow>,
+    stages: Vec<(String, String, i16)>,
+    matches: Vec<(String, String, i32, f64, String)>,
+    engagement: Vec<EngagementDbRow>,
+) -> Loaded {
+    let mut loaded = Loaded::default();
+    for (org, first, campaigns, days, impressions, clicks, engagements) in engagement {
+        let Ok(org) = OrgId::parse(&org) else {
             continue;
         };
-        loaded.inputs.engagement.push(EngagementRow {
-            org,
-            campaign,
-            day,
-            impressions,
-            clicks,
-            engagements,
-        });
+        loaded.inputs.first_touch.insert(org.clone(), first);
+        let (campaigns, days) = (campaigns.unwrap_or_default(), days.unwrap_or_default());
+        let (impressions, clicks, engagements) = (
+            impressions.unwrap_or_default(),
+            clicks.unwrap_or_default(),
+            engagements.unwrap_or_default(),
+        );
+        for (i, (campaign, day)) in campaigns.iter().zip(days).enumerate() {
+            let Ok(campaign) = CampaignId::parse(campaign) else {
+                continue;
+            };
+            loaded.inputs.engagement.push(EngagementRow {
+                org: org.clone(),
+                campaign,
+                day,
+                impressions: impressions.get(i).copied().unwrap_or(0),
+                clicks: clicks.get(i).copied().unwrap_or(0),
+                engagements: engagements.get(i).copied().unwrap_or(0),
+            });
+        }
     }
-
-    let matches: Vec<(String, String, i32, f64, String)> = sqlx::query_as(
-        "SELECT linkedin_id, crm_id, method, score, reason FROM attribution_matches \
-         WHERE workspace_id = $1 ORDER BY linkedin_id, crm_id",
-    )
-    .bind(ws)
-    .fetch_all(&mut *conn)
-    .await?;
     for (l, c, method, score, reason) in matches {
         let (Ok(org), Ok(company)) = (OrgId::parse(&l), CompanyId::parse(&c)) else {
             continue;
@@ -532,13 +726,6 @@ pub async fn load(conn: &mut PgConnection, ws: &str) -> Result<Loaded, sqlx::Err
             },
         );
     }
-
-    let stages: Vec<(String, String, i16)> = sqlx::query_as(
-        "SELECT pipeline_id, stage_id, kind FROM attribution_stages WHERE workspace_id = $1",
-    )
-    .bind(ws)
-    .fetch_all(&mut *conn)
-    .await?;
     let mut by_pipeline: HashMap<(String, String), Option<StageKind>> = HashMap::new();
     // A stage id alone, when exactly one pipeline has it (deals without a pipeline id).
     let mut by_stage: HashMap<String, Vec<Option<StageKind>>> = HashMap::new();
@@ -546,14 +733,6 @@ pub async fn load(conn: &mut PgConnection, ws: &str) -> Result<Loaded, sqlx::Err
         by_pipeline.insert((p, s.clone()), stage_kind(kind));
         by_stage.entry(s).or_default().push(stage_kind(kind));
     }
-
-    let deals: Vec<DealDbRow> = sqlx::query_as(
-        "SELECT deal_id, name, amount, currency, stage_id, pipeline_id, created_at, closed_at, \
-           company_ids FROM attribution_deals WHERE workspace_id = $1 ORDER BY deal_id",
-    )
-    .bind(ws)
-    .fetch_all(&mut *conn)
-    .await?;
     for (id, name, amount, currency, stage_id, pipeline_id, created_at, closed_at, companies) in
         deals
     {
@@ -587,22 +766,33 @@ pub async fn load(conn: &mut PgConnection, ws: &str) -> Result<Loaded, sqlx::Err
             closed_at,
         });
     }
+    loaded
+}
 
-    let orgs: Vec<(String, String)> = sqlx::query_as(
-        "SELECT organization_id, name FROM attribution_organizations WHERE workspace_id = $1",
+/// Display names of LinkedIn organizations and CRM companies (as last pulled).
+pub async fn names(
+    conn: &mut PgConnection,
+    ws: &str,
+    orgs: &[String],
+    companies: &[String],
+) -> Result<(HashMap<String, String>, HashMap<String, String>), sqlx::Error> {
+    let o: Vec<(String, String)> = sqlx::query_as(
+        "SELECT organization_id, name FROM attribution_organizations \
+         WHERE workspace_id = $1 AND organization_id = ANY($2)",
     )
     .bind(ws)
+    .bind(orgs)
     .fetch_all(&mut *conn)
     .await?;
-    loaded.org_names = orgs.into_iter().collect();
-    let companies: Vec<(String, String)> = sqlx::query_as(
-        "SELECT company_id, name FROM attribution_companies WHERE workspace_id = $1",
+    let c: Vec<(String, String)> = sqlx::query_as(
+        "SELECT company_id, name FROM attribution_companies \
+         WHERE workspace_id = $1 AND company_id = ANY($2)",
     )
     .bind(ws)
+    .bind(companies)
     .fetch_all(&mut *conn)
     .await?;
-    loaded.company_names = companies.into_iter().collect();
-    Ok(loaded)
+    Ok((o.into_iter().collect(), c.into_iter().collect()))
 }
 
 // ---- Writing and switching dashboard versions ----------------------------------------------
@@ -621,39 +811,6 @@ pub async fn lock_workspace(
     .await
 }
 
-/// A touch as the drill-down shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TouchJson {
-    pub organization_id: String,
-    pub organization_name: String,
-    pub campaign_id: String,
-    pub date: String,
-    pub impressions: i64,
-    pub clicks: i64,
-    pub engagements: i64,
-    pub crm_company_id: String,
-}
-
-/// A match as the drill-down shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MatchJson {
-    pub linkedin_id: String,
-    pub linkedin_name: String,
-    pub crm_id: String,
-    pub crm_name: String,
-    pub method: i32,
-    pub score: f64,
-    pub reason: String,
-}
-
-/// One model's credit to one campaign for one deal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreditJson {
-    pub model: i32,
-    pub campaign_id: String,
-    pub amount: String,
-}
-
 /// What a new dashboard version is.
 #[derive(Debug, Clone)]
 pub struct NewVersion<'a> {
@@ -669,61 +826,8 @@ fn i32_of(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-fn touches_json(loaded: &Loaded, touches: &[CountedTouch]) -> (Vec<TouchJson>, Vec<MatchJson>) {
-    let rows = &loaded.inputs.engagement;
-    let mut pairs: BTreeMap<(OrgId, CompanyId), ()> = BTreeMap::new();
-    let list = touches
-        .iter()
-        .filter_map(|t| {
-            let r = rows.get(t.row)?;
-            pairs.insert((r.org.clone(), t.company.clone()), ());
-            Some(TouchJson {
-                organization_id: r.org.to_string(),
-                organization_name: loaded
-                    .org_names
-                    .get(r.org.as_str())
-                    .cloned()
-                    .unwrap_or_default(),
-                campaign_id: r.campaign.to_string(),
-                date: r.day.format("%Y-%m-%d").to_string(),
-                impressions: r.impressions,
-                clicks: r.clicks,
-                engagements: r.engagements,
-                crm_company_id: t.company.to_string(),
-            })
-        })
-        .collect();
-    let matches = pairs
-        .into_keys()
-        .map(|(org, company)| {
-            let m = loaded.matches.get(&(org.clone(), company.clone()));
-            MatchJson {
-                linkedin_name: loaded
-                    .org_names
-                    .get(org.as_str())
-                    .cloned()
-                    .unwrap_or_default(),
-                crm_name: loaded
-                    .company_names
-                    .get(company.as_str())
-                    .cloned()
-                    .unwrap_or_default(),
-                linkedin_id: org.to_string(),
-                crm_id: company.to_string(),
-                method: m.map_or(0, |m| m.method),
-                score: m.map_or(0.0, |m| m.score),
-                reason: m.map(|m| m.reason.clone()).unwrap_or_default(),
-            }
-        })
-        .collect();
-    (list, matches)
-}
-
-fn json_text<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-/// Writes a complete set of numbers as `v.version` (not yet visible: see [`switch_to`]).
+/// Writes a complete set of numbers as `v.version` (not yet visible: see [`switch_to`]), with
+/// a copy of the deals, stages and matches they were computed from.
 pub async fn write_version(
     conn: &mut PgConnection,
     v: &NewVersion<'_>,
@@ -871,114 +975,70 @@ pub async fn write_version(
         .await?;
     }
 
-    // The deals as they are at this version.
-    let as_of_day = v.as_of.date_naive();
-    let known: Vec<usize> = (0..loaded.inputs.deals.len())
-        .filter(|i| {
-            loaded.inputs.deals[*i]
-                .created_on
-                .is_none_or(|c| c <= as_of_day)
-        })
-        .collect();
-    if !known.is_empty() {
-        let d = |i: &usize| &loaded.inputs.deals[*i];
-        let r = |i: &usize| &loaded.deals[*i];
+    // Which deals count where (the drill-down's lists).
+    let (mut dw_window, mut dw_deal, mut dw_created, mut dw_metrics) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for n in numbers {
+        for o in &n.deals {
+            let (Some(deal), Some(created_at)) = (
+                loaded.inputs.deals.get(o.deal),
+                loaded.deals.get(o.deal).and_then(|r| r.created_at),
+            ) else {
+                continue;
+            };
+            dw_window.push(i32_of(n.window_days));
+            dw_deal.push(deal.id.to_string());
+            dw_created.push(created_at);
+            let codes: Vec<String> = o.metrics.iter().map(|m| m.code().to_string()).collect();
+            dw_metrics.push(format!("{{{}}}", codes.join(",")));
+        }
+    }
+    if !dw_window.is_empty() {
         sqlx::query(
-            "INSERT INTO attribution_version_deals (workspace_id, version, deal_id, name, amount, currency, \
-               stage, stage_id, pipeline_id, created_at, closed_at, company_ids) \
-             SELECT $1, $2, t.id, t.name, t.amount::numeric, t.currency, t.stage, t.stage_id, t.pipeline_id, \
-               t.created, t.closed, ARRAY(SELECT jsonb_array_elements_text(t.companies::jsonb)) \
-             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::int2[], $8::text[], $9::text[], \
-               $10::timestamptz[], $11::timestamptz[], $12::text[]) \
-               AS t(id, name, amount, currency, stage, stage_id, pipeline_id, created, closed, companies)",
+            "INSERT INTO attribution_deal_windows (workspace_id, version, window_days, deal_id, created_at, metrics) \
+             SELECT $1, $2, t.w, t.id, t.created, t.metrics::int2[] \
+             FROM UNNEST($3::int4[], $4::text[], $5::timestamptz[], $6::text[]) AS t(w, id, created, metrics)",
         )
         .bind(ws)
         .bind(v.version)
-        .bind(known.iter().map(|i| d(i).id.to_string()).collect::<Vec<_>>())
-        .bind(known.iter().map(|i| r(i).name.clone()).collect::<Vec<_>>())
-        .bind(
-            known
-                .iter()
-                .map(|i| d(i).amount.map(|a| a.to_string()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(known.iter().map(|i| d(i).currency.to_string()).collect::<Vec<_>>())
-        .bind(known.iter().map(|i| stage_code(d(i).stage)).collect::<Vec<_>>())
-        .bind(known.iter().map(|i| r(i).stage_id.clone()).collect::<Vec<_>>())
-        .bind(known.iter().map(|i| r(i).pipeline_id.clone()).collect::<Vec<_>>())
-        .bind(known.iter().map(|i| r(i).created_at).collect::<Vec<_>>())
-        .bind(known.iter().map(|i| r(i).closed_at).collect::<Vec<_>>())
-        .bind(
-            known
-                .iter()
-                .map(|i| {
-                    let ids: Vec<&str> = d(i).companies.iter().map(|c| c.as_str()).collect();
-                    json_text(&ids)
-                })
-                .collect::<Vec<_>>(),
-        )
+        .bind(&dw_window)
+        .bind(&dw_deal)
+        .bind(&dw_created)
+        .bind(&dw_metrics)
         .execute(&mut *conn)
         .await?;
     }
 
-    // Why each deal counts, per window.
-    let mut dw = DealWindowCols::default();
-    for n in numbers {
-        for o in &n.deals {
-            let Some(created_at) = loaded.deals.get(o.deal).and_then(|r| r.created_at) else {
-                continue;
-            };
-            let Some(deal) = loaded.inputs.deals.get(o.deal) else {
-                continue;
-            };
-            let (touches, matches) = touches_json(loaded, &o.touches);
-            let credits: Vec<CreditJson> = o
-                .credits
-                .iter()
-                .map(|c| CreditJson {
-                    model: c.model.code(),
-                    campaign_id: c.campaign.to_string(),
-                    amount: c.amount.to_string(),
-                })
-                .collect();
-            dw.window.push(i32_of(n.window_days));
-            dw.deal.push(deal.id.to_string());
-            dw.created.push(created_at);
-            dw.metrics.push(json_text(
-                &o.metrics.iter().map(|m| m.code()).collect::<Vec<_>>(),
-            ));
-            dw.first.push(o.first_engaged_on);
-            dw.days.push(o.days_to_deal.map(i32_of));
-            dw.touches.push(json_text(&touches));
-            dw.matches.push(json_text(&matches));
-            dw.credits.push(json_text(&credits));
-        }
-    }
-    if !dw.window.is_empty() {
-        sqlx::query(
-            "INSERT INTO attribution_deal_windows (workspace_id, version, window_days, deal_id, created_at, \
-               metrics, first_engaged_on, days_to_deal, touches, matches, credits) \
-             SELECT $1, $2, t.w, t.id, t.created, \
-               ARRAY(SELECT jsonb_array_elements_text(t.metrics::jsonb)::int2), t.first, t.days, \
-               t.touches::jsonb, t.matches::jsonb, t.credits::jsonb \
-             FROM UNNEST($3::int4[], $4::text[], $5::timestamptz[], $6::text[], $7::date[], $8::int4[], \
-               $9::text[], $10::text[], $11::text[]) \
-               AS t(w, id, created, metrics, first, days, touches, matches, credits)",
-        )
-        .bind(ws)
-        .bind(v.version)
-        .bind(&dw.window)
-        .bind(&dw.deal)
-        .bind(&dw.created)
-        .bind(&dw.metrics)
-        .bind(&dw.first)
-        .bind(&dw.days)
-        .bind(&dw.touches)
-        .bind(&dw.matches)
-        .bind(&dw.credits)
-        .execute(&mut *conn)
-        .await?;
-    }
+    // The inputs as they are now, for the drill-down (engagement is versioned in place).
+    sqlx::query(
+        "INSERT INTO attribution_version_deals (workspace_id, version, deal_id, name, amount, currency, \
+           stage_id, pipeline_id, created_at, closed_at, company_ids) \
+         SELECT workspace_id, $2, deal_id, name, amount, currency, stage_id, pipeline_id, created_at, \
+           closed_at, company_ids FROM attribution_deals \
+         WHERE workspace_id = $1 AND (created_at IS NULL OR (created_at AT TIME ZONE 'UTC')::date <= $3)",
+    )
+    .bind(ws)
+    .bind(v.version)
+    .bind(v.as_of.date_naive())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO attribution_version_stages (workspace_id, version, pipeline_id, stage_id, kind) \
+         SELECT workspace_id, $2, pipeline_id, stage_id, kind FROM attribution_stages WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .bind(v.version)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO attribution_version_matches (workspace_id, version, linkedin_id, crm_id, method, score, reason) \
+         SELECT workspace_id, $2, linkedin_id, crm_id, method, score, reason FROM attribution_matches \
+         WHERE workspace_id = $1",
+    )
+    .bind(ws)
+    .bind(v.version)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -1010,20 +1070,8 @@ struct CreditCols {
     deals: Vec<i32>,
 }
 
-#[derive(Default)]
-struct DealWindowCols {
-    window: Vec<i32>,
-    deal: Vec<String>,
-    created: Vec<DateTime<Utc>>,
-    metrics: Vec<String>,
-    first: Vec<Option<NaiveDate>>,
-    days: Vec<Option<i32>>,
-    touches: Vec<String>,
-    matches: Vec<String>,
-    credits: Vec<String>,
-}
-
-/// Makes `version` the one readers see, and drops versions older than the one before it.
+/// Makes `version` the one readers see; drops versions older than the one before it, and the
+/// engagement rows no kept version reads any more.
 pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attribution_workspaces SET current_version = $2, last_version = $2 WHERE workspace_id = $1",
@@ -1032,16 +1080,22 @@ pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Resul
     .bind(version)
     .execute(&mut *conn)
     .await?;
+    let oldest_kept = version - 1;
     for t in VERSION_TABLES {
         // The names are ours, never input.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {t} WHERE workspace_id = $1 AND version < $2"
         )))
         .bind(ws)
-        .bind(version - 1)
+        .bind(oldest_kept)
         .execute(&mut *conn)
         .await?;
     }
+    sqlx::query("DELETE FROM attribution_engagement WHERE workspace_id = $1 AND valid_to <= $2")
+        .bind(ws)
+        .bind(oldest_kept)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -1200,35 +1254,11 @@ pub async fn dashboard(
     }))
 }
 
-/// A deal of a version, with why it counts in one window when it does.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct DealRow {
-    pub deal_id: String,
-    pub name: String,
-    pub amount: Option<String>,
-    pub currency: String,
-    pub stage: i16,
-    pub stage_id: String,
-    pub pipeline_id: String,
-    pub created_at: Option<DateTime<Utc>>,
-    pub closed_at: Option<DateTime<Utc>>,
-    pub company_ids: Vec<String>,
-    pub metrics: Option<Vec<i16>>,
-    pub first_engaged_on: Option<NaiveDate>,
-    pub days_to_deal: Option<i32>,
-    pub touches: Option<Json<Vec<TouchJson>>>,
-    pub matches: Option<Json<Vec<MatchJson>>>,
-    pub credits: Option<Json<Vec<CreditJson>>>,
-}
-
-const DEAL_COLUMNS: &str = "d.deal_id, d.name, d.amount::text AS amount, d.currency, d.stage, \
-    d.stage_id, d.pipeline_id, d.created_at, d.closed_at, d.company_ids, w.metrics, \
-    w.first_engaged_on, w.days_to_deal, w.touches, w.matches, w.credits";
-
 /// Where a page of deals starts: after this (created_at, deal_id), newest first.
 pub type DealCursor = (DateTime<Utc>, String);
 
-/// One page of the deals behind `metric`, newest first, and how many there are in all.
+/// One page of the deals behind `metric` (id and creation time), newest first, and how many
+/// there are in all.
 pub async fn list_deals(
     conn: &mut PgConnection,
     ws: &str,
@@ -1237,14 +1267,13 @@ pub async fn list_deals(
     metric: Metric,
     after: Option<&DealCursor>,
     limit: i64,
-) -> Result<(Vec<DealRow>, i64), sqlx::Error> {
-    let rows: Vec<DealRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {DEAL_COLUMNS} FROM attribution_deal_windows w \
-         JOIN attribution_version_deals d USING (workspace_id, version, deal_id) \
-         WHERE w.workspace_id = $1 AND w.version = $2 AND w.window_days = $3 AND $4 = ANY(w.metrics) \
-           AND ($5::timestamptz IS NULL OR (w.created_at, w.deal_id) < ($5, $6)) \
-         ORDER BY w.created_at DESC, w.deal_id DESC LIMIT $7"
-    )))
+) -> Result<(Vec<DealCursor>, i64), sqlx::Error> {
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT deal_id, created_at FROM attribution_deal_windows \
+         WHERE workspace_id = $1 AND version = $2 AND window_days = $3 AND $4 = ANY(metrics) \
+           AND ($5::timestamptz IS NULL OR (created_at, deal_id) < ($5, $6)) \
+         ORDER BY created_at DESC, deal_id DESC LIMIT $7",
+    )
     .bind(ws)
     .bind(version)
     .bind(window_days)
@@ -1264,30 +1293,7 @@ pub async fn list_deals(
     .bind(metric.code() as i16)
     .fetch_one(&mut *conn)
     .await?;
-    Ok((rows, total))
-}
-
-/// One deal of a version, with why it counts in the window (the window columns are NULL when
-/// no engagement counts for it there); `None` when the version has no such deal.
-pub async fn deal(
-    conn: &mut PgConnection,
-    ws: &str,
-    version: i64,
-    window_days: i32,
-    deal_id: &str,
-) -> Result<Option<DealRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {DEAL_COLUMNS} FROM attribution_version_deals d \
-         LEFT JOIN attribution_deal_windows w ON w.workspace_id = d.workspace_id \
-           AND w.version = d.version AND w.deal_id = d.deal_id AND w.window_days = $3 \
-         WHERE d.workspace_id = $1 AND d.version = $2 AND d.deal_id = $4"
-    )))
-    .bind(ws)
-    .bind(version)
-    .bind(window_days)
-    .bind(deal_id)
-    .fetch_optional(conn)
-    .await
+    Ok((rows.into_iter().map(|(id, at)| (at, id)).collect(), total))
 }
 
 #[cfg(test)]
@@ -1311,7 +1317,7 @@ mod tests {
             Some(StageKind::Lost),
             None,
         ] {
-            assert_eq!(stage_kind(stage_code(k)), k);
+            assert_eq!(stage_kind(stage_code(k) as i16), k);
         }
         assert_eq!(stage_kind(42), None);
     }

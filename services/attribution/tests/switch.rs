@@ -112,6 +112,15 @@ async fn a_reader_during_a_cycle_sees_the_previous_numbers_until_attribution_upd
         assert_eq!(d.sync_run_id, "run-1");
         assert_eq!(amounts(&d.influenced_pipeline), vec!["USD 100.00 1"]);
     }
+    // The drill-down too reads sync 1's inputs: A's old amount, and no B yet.
+    let a = w.try_deal(30, "A").await.unwrap();
+    assert_eq!(a.sync_run_id, "run-1");
+    assert_eq!(a.deal.unwrap().amount, "100.00");
+    assert_eq!(a.touches.len(), 1);
+    assert_eq!(
+        w.try_deal(30, "B").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
     // The first part of its matching result: still sync 1.
     let part = w
         .matched_part(
@@ -138,6 +147,11 @@ async fn a_reader_during_a_cycle_sees_the_previous_numbers_until_attribution_upd
         w.all_deals(30, Metric::InfluencedPipeline).await,
         vec!["B", "A"]
     );
+    assert_eq!(
+        w.try_deal(30, "A").await.unwrap().deal.unwrap().amount,
+        "300.00"
+    );
+    assert!(w.try_deal(30, "B").await.unwrap().influenced);
 
     // The reader stops once it has read the new set; check everything it saw.
     let seen = match tokio::time::timeout(WAIT, reader).await {
@@ -251,7 +265,13 @@ async fn re_pulled_and_replayed_records_replace_and_never_double_count() {
     // Sync 2 pulls the same day again (LinkedIn revised its counts) and the same deal again.
     let mut revised = row("o1", "k1", "2026-06-20");
     revised.impressions = 500;
-    w.engagement("run-2", vec![revised]).await;
+    let pulled = w.engagement("run-2", vec![revised]).await;
+    w.processed(pulled).await;
+    // Until sync 2 completes, the drill-down shows sync 1's counts.
+    assert_eq!(
+        w.try_deal(30, "A").await.unwrap().touches[0].impressions,
+        120
+    );
     w.deals(
         "run-2",
         vec![deal("A", &["c1"], "open", "100", "USD", "2026-06-10", None)],

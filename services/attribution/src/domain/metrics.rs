@@ -104,7 +104,11 @@ pub struct Match {
 
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
+    /// At least every row of the longest window (older rows may be left out: see `first_touch`).
     pub engagement: Vec<EngagementRow>,
+    /// Each organization's earliest touch on or before the as-of date, when `engagement` may
+    /// leave older rows out; the earliest of `engagement` counts too.
+    pub first_touch: HashMap<OrgId, NaiveDate>,
     pub matches: Vec<Match>,
     pub deals: Vec<Deal>,
 }
@@ -302,8 +306,12 @@ impl<'a> Prepared<'a> {
             let companies: BTreeSet<&CompanyId> = deal.companies.iter().collect();
             let mut seen = BTreeSet::new();
             let mut touches = Vec::new();
+            let mut first_engaged_on: Option<NaiveDate> = None;
             for company in companies {
                 for org in orgs_of.get(company).into_iter().flatten() {
+                    if let Some(d) = inputs.first_touch.get(*org).filter(|d| **d <= as_of) {
+                        first_engaged_on = Some(first_engaged_on.map_or(*d, |f| f.min(*d)));
+                    }
                     for row in by_org.get(org).into_iter().flatten() {
                         if seen.insert(*row) {
                             touches.push((*row, company.clone()));
@@ -315,7 +323,9 @@ impl<'a> Prepared<'a> {
                 let (x, y) = (&rows[a.0], &rows[b.0]);
                 (x.day, &x.campaign, &x.org).cmp(&(y.day, &y.campaign, &y.org))
             });
-            let first_engaged_on = touches.first().map(|t| rows[t.0].day);
+            if let Some(d) = touches.first().map(|t| rows[t.0].day) {
+                first_engaged_on = Some(first_engaged_on.map_or(d, |f| f.min(d)));
+            }
             classified.push(Classified {
                 deal: i,
                 stage,
@@ -783,6 +793,26 @@ mod tests {
         assert_eq!(then.outcome(90, "d1").unwrap().days_to_deal, Some(57));
         assert_eq!(then.touch_days(30, "d1"), vec!["2026-06-16"]);
         assert_eq!(then.touch_days(90, "d1"), vec!["2026-04-14", "2026-06-16"]);
+    }
+
+    #[test]
+    fn given_an_earlier_first_touch_not_loaded_then_it_is_still_the_first_engagement() {
+        // Only the 30-day window's rows are loaded; o1's first touch (04-05, in the 90-day
+        // window that starts 04-02) is given apart.
+        let mut given = Given::default()
+            .touch("o1", "k1", "2026-06-05")
+            .matched("o1", "c1")
+            .open("d1", "c1", "100", "2026-06-10");
+        given
+            .0
+            .first_touch
+            .insert(OrgId::parse("o1").unwrap(), day("2026-04-05"));
+        let then = given.when(&[30, 90]);
+        assert_eq!(then.deals(30, SourcedPipeline), 0);
+        assert_eq!(then.deals(90, SourcedPipeline), 1);
+        // 04-05 to 06-10: 25 + 31 + 10 = 66 days.
+        assert_eq!(then.outcome(90, "d1").unwrap().days_to_deal, Some(66));
+        assert_eq!(then.touch_days(90, "d1"), vec!["2026-06-05"]);
     }
 
     #[test]
