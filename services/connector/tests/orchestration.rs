@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use connector::health::SyncApi;
 use connector::runs::{Orchestrator, Scheduler, SchedulerConfig};
 use connector::schedule::ManualClock;
-use rp_platform::apikeys::{self, WorkspaceId};
 use rp_platform::consumer::{self, ConsumerConfig, Ordering};
 use rp_platform::contracts::api::v1::{
     ConnectionStatus, GetConnectionHealthRequest, GetSyncRunRequest, ListSyncRunsRequest,
@@ -83,31 +82,13 @@ impl World {
         tasks.push(tokio::spawn(async move {
             let _ = serving.wait().await;
         }));
-        let ws = uuid::Uuid::new_v4();
-        env.store
-            .append(
-                &format!("workspace-{ws}"),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new(
-                    ws.to_string(),
-                    Event::WorkspaceCreated(rp_platform::contracts::events::v1::WorkspaceCreated {
-                        name: "Acme".into(),
-                        plan: "growth".into(),
-                    }),
-                )],
-            )
-            .await
-            .unwrap();
-        let key = apikeys::issue(&env.pool, WorkspaceId::new(ws), "test")
-            .await
-            .unwrap()
-            .plaintext;
+        let (ws, key) = rp_platform::testing::workspace_with_key(&env, "growth").await;
         let client = SyncClient::connect(format!("http://{addr}")).await.unwrap();
         Self {
             env,
             clock,
             cancel,
-            workspace: ws.to_string(),
+            workspace: ws,
             key,
             client,
             tasks,
@@ -115,12 +96,7 @@ impl World {
     }
 
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.key).parse().unwrap(),
-        );
-        r
+        rp_platform::testing::authed(&self.key, msg)
     }
 
     /// A connected integration (as the connector's OAuth callback would record it).
@@ -584,26 +560,7 @@ async fn bad_keys_other_workspaces_and_bad_arguments_get_clear_errors() {
         .unwrap_err();
     assert_eq!(other.code(), Code::PermissionDenied);
     // A key of another workspace cannot Sync Now this integration.
-    let other_ws = uuid::Uuid::new_v4();
-    w.env
-        .store
-        .append(
-            &format!("workspace-{other_ws}"),
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                other_ws.to_string(),
-                Event::WorkspaceCreated(rp_platform::contracts::events::v1::WorkspaceCreated {
-                    name: "Other".into(),
-                    plan: "starter".into(),
-                }),
-            )],
-        )
-        .await
-        .unwrap();
-    let other_key = apikeys::issue(&w.env.pool, WorkspaceId::new(other_ws), "x")
-        .await
-        .unwrap()
-        .plaintext;
+    let (_, other_key) = rp_platform::testing::workspace_with_key(&w.env, "starter").await;
     let mut r = tonic::Request::new(SyncNowRequest {
         integration_id: id.clone(),
     });

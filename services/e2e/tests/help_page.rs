@@ -7,15 +7,13 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use connector::runs::{Scheduler, SchedulerConfig};
 use connector::schedule::ManualClock;
-use rp_platform::apikeys::{self, WorkspaceId};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::api::v1::{
     attribution_client::AttributionClient, connections_client::ConnectionsClient,
     notifications_client::NotificationsClient, sync_client::SyncClient,
 };
-use rp_platform::contracts::events::v1::{WorkspaceCreated, envelope::Event};
 use rp_platform::contracts::from_timestamp;
-use rp_platform::eventlog::{ExpectedVersion, NewEvent, ReadFilter};
+use rp_platform::eventlog::ReadFilter;
 use rp_platform::testing::{ServiceProcess, TestEnv, eventually};
 use sandbox::{Provider as SbProvider, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -137,25 +135,7 @@ impl System {
                 ],
             ),
         ];
-        let ws = uuid::Uuid::new_v4();
-        env.store
-            .append(
-                &format!("workspace-{ws}"),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new(
-                    ws.to_string(),
-                    Event::WorkspaceCreated(WorkspaceCreated {
-                        name: "Acme".into(),
-                        plan: "growth".into(),
-                    }),
-                )],
-            )
-            .await
-            .expect("workspace");
-        let key = apikeys::issue(&env.pool, WorkspaceId::new(ws), "e2e")
-            .await
-            .expect("key")
-            .plaintext;
+        let (ws, key) = rp_platform::testing::workspace_with_key(&env, "growth").await;
         let channel = |port: u16| async move {
             eventually(WAIT, "a service's gRPC server", || async move {
                 Channel::from_shared(format!("http://127.0.0.1:{port}"))
@@ -177,7 +157,7 @@ impl System {
             env,
             sandbox,
             processes,
-            ws: ws.to_string(),
+            ws,
             key,
             connections: ConnectionsClient::new(c.clone()),
             sync: SyncClient::new(c),
@@ -191,12 +171,7 @@ impl System {
     }
 
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.key).parse().expect("header"),
-        );
-        r
+        rp_platform::testing::authed(&self.key, msg)
     }
 
     /// Clicks Connect and completes the OAuth flow (the sandbox consents at once).

@@ -3,15 +3,13 @@
 
 use matcher::api::MatchesApi;
 use matcher::handlers::Matcher;
-use rp_platform::apikeys::{self, WorkspaceId};
 use rp_platform::consumer::{self, ConsumerConfig, Ordering};
 use rp_platform::contracts::api::v1::{
     ListMatchesRequest, ListReviewsRequest, RecordDecisionRequest, matches_client::MatchesClient,
 };
 use rp_platform::contracts::events::v1::{
     AccountsMatched, CompaniesResolved, CrmCompany, MatchChangeKind, MatchDecision, MatchMethod,
-    ObjectType, Organization, PullCompleted, RecordsPulled, SyncStep, WorkspaceCreated,
-    envelope::Event,
+    ObjectType, Organization, PullCompleted, RecordsPulled, SyncStep, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
 use rp_platform::relay::Relay;
@@ -57,25 +55,7 @@ impl World {
     async fn new() -> Self {
         let env = TestEnv::new().await;
         matcher::store::migrate(&env.pool).await.unwrap();
-        let ws = uuid::Uuid::new_v4();
-        env.store
-            .append(
-                &format!("workspace-{ws}"),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new(
-                    ws.to_string(),
-                    Event::WorkspaceCreated(WorkspaceCreated {
-                        name: "Acme".into(),
-                        plan: "growth".into(),
-                    }),
-                )],
-            )
-            .await
-            .unwrap();
-        let key = apikeys::issue(&env.pool, WorkspaceId::new(ws), "t")
-            .await
-            .unwrap()
-            .plaintext;
+        let (ws, key) = rp_platform::testing::workspace_with_key(&env, "growth").await;
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
         let relay = Relay::new(env.store.clone(), env.js.clone(), env.bus.clone());
@@ -128,12 +108,7 @@ impl World {
     }
 
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.key).parse().unwrap(),
-        );
-        r
+        rp_platform::testing::authed(&self.key, msg)
     }
 
     async fn append(&self, stream: &str, run: &str, e: Event) {

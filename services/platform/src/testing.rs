@@ -293,3 +293,38 @@ pub async fn wait_for_consumer(env: &TestEnv, durable: &str, timeout: Duration) 
     })
     .await
 }
+
+/// A workspace (its `WorkspaceCreated` event) and an API key bound to it: what every gRPC test
+/// needs first. Returns (workspace id, plaintext key).
+pub async fn workspace_with_key(env: &TestEnv, plan: &str) -> (String, String) {
+    use crate::contracts::events::v1::{WorkspaceCreated, envelope::Event};
+    let ws = uuid::Uuid::new_v4();
+    env.store
+        .append(
+            &format!("workspace-{ws}"),
+            crate::eventlog::ExpectedVersion::NoStream,
+            vec![crate::eventlog::NewEvent::new(
+                ws.to_string(),
+                Event::WorkspaceCreated(WorkspaceCreated {
+                    name: format!("Test {}", &ws.simple().to_string()[..6]),
+                    plan: plan.into(),
+                }),
+            )],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("workspace: {e}"));
+    let key = crate::apikeys::issue(&env.pool, crate::apikeys::WorkspaceId::new(ws), "test")
+        .await
+        .unwrap_or_else(|e| panic!("api key: {e}"))
+        .plaintext;
+    (ws.to_string(), key)
+}
+
+/// A gRPC request carrying `authorization: Bearer <key>`.
+pub fn authed<T>(key: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Ok(v) = format!("Bearer {key}").parse() {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
