@@ -1,15 +1,18 @@
 //! Events in, events out.
 //!
 //! * WorkspaceCreated stores the plan (which lookback windows the numbers have).
-//! * RecordsPulled stores engagement rows, deals, pipelines and the names of organizations and
-//!   companies in the projection. Nothing the dashboard shows changes yet.
+//! * RecordsPulled (engagement rows, deals, pipelines, names) is staged: syncs run per
+//!   integration and can overlap, so a sync's records are applied only when that sync completes,
+//!   and another sync completing meanwhile never shows half of them.
+//! * SyncFailed ends a sync: its staged records are applied with the next completed sync (its
+//!   checkpoints moved, so they will not be pulled again).
 //! * AccountsMatched applies the matcher's changes to the matches. A sync's matching result can
-//!   come in several parts; the last one (`remaining_parts == 0`) completes the sync's matching
-//!   step, so the attribution step runs then: it computes a complete new set of numbers as of
-//!   that event's time, switches the workspace's dashboard to it, and emits SyncStepStarted
-//!   (attribution) and AttributionUpdated on `syncrun-<run>`, all in one transaction. A manual
-//!   decision's AccountsMatched has no sync run: it updates the matches only; the numbers switch
-//!   at the next completed sync.
+//!   come in several parts (appended together); the last one (`remaining_parts == 0`) completes
+//!   the sync's matching step, so the attribution step runs then: it applies the sync's records,
+//!   computes a complete new set of numbers as of that event's time, switches the workspace's
+//!   dashboard to it, and emits SyncStepStarted (attribution) and AttributionUpdated on
+//!   `syncrun-<run>`, all in one transaction. A manual decision's AccountsMatched has no sync
+//!   run: it updates the matches only; the numbers switch at the next completed sync.
 //!
 //! [`apply`] is everything but the emitting, so a rebuild replays the log through the very same
 //! code ([`crate::rebuild`]).
@@ -20,7 +23,7 @@ use crate::store;
 use chrono::{DateTime, Utc};
 use rp_platform::consumer::{Handler, HandlerContext, HandlerError};
 use rp_platform::contracts::events::v1::{
-    AttributionUpdated, SyncStep, SyncStepStarted, envelope::Event,
+    AttributionUpdated, RecordsPulled, SyncStep, SyncStepStarted, envelope::Event,
 };
 use rp_platform::contracts::{from_timestamp, timestamp};
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
@@ -32,7 +35,40 @@ use tracing::Instrument;
 pub const CONSUMER: &str = "attribution";
 
 /// The events the projection is made of.
-pub const EVENT_TYPES: &[&str] = &["WorkspaceCreated", "RecordsPulled", "AccountsMatched"];
+pub const EVENT_TYPES: &[&str] = &[
+    "WorkspaceCreated",
+    "RecordsPulled",
+    "SyncFailed",
+    "AccountsMatched",
+];
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("attribution projection: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A staged batch in the log cannot be decoded: retrying will not help.
+    #[error(transparent)]
+    Corrupt(store::ReadBackError),
+}
+
+impl From<store::ReadBackError> for ApplyError {
+    fn from(e: store::ReadBackError) -> Self {
+        match e {
+            store::ReadBackError::Database(e) => ApplyError::Database(e),
+            corrupt => ApplyError::Corrupt(corrupt),
+        }
+    }
+}
+
+impl From<ApplyError> for HandlerError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Database(e) => HandlerError::Database(e),
+            ApplyError::Corrupt(e) => HandlerError::Reject(e.to_string()),
+        }
+    }
+}
 
 /// A sync's numbers were switched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +95,7 @@ pub async fn apply(
     conn: &mut PgConnection,
     event: &RecordedEvent,
     settings: &Settings,
-) -> Result<Option<Switched>, sqlx::Error> {
+) -> Result<Option<Switched>, ApplyError> {
     let ws = event.workspace_id().trim();
     if ws.is_empty() {
         return Ok(None);
@@ -72,21 +108,10 @@ pub async fn apply(
             }
         }
         Some(Event::RecordsPulled(r)) => {
-            store::ensure_workspace(conn, ws).await?;
-            if !r.engagement.is_empty() {
-                let skipped = store::upsert_engagement(conn, ws, &r.engagement).await?;
-                if skipped > 0 {
-                    tracing::warn!(workspace_id = ws, sync_run_id = %r.sync_run_id, skipped, "engagement rows without ids or a YYYY-MM-DD date skipped");
-                }
-            }
-            store::upsert_organizations(conn, ws, &r.organizations).await?;
-            store::upsert_companies(conn, ws, &r.companies).await?;
-            if !r.deals.is_empty() {
-                for (deal, why) in store::apply_deals(conn, ws, &r.deals).await? {
-                    tracing::warn!(workspace_id = ws, deal_id = %deal, problem = %why, "deal amount not usable: the deal counts without an amount");
-                }
-            }
-            store::replace_pipelines(conn, ws, &r.pipelines).await?;
+            store::stage_records(conn, ws, event.position, r.sync_run_id.trim()).await?;
+        }
+        Some(Event::SyncFailed(f)) if !f.sync_run_id.trim().is_empty() => {
+            store::end_run(conn, ws, f.sync_run_id.trim()).await?;
         }
         Some(Event::AccountsMatched(m)) => {
             store::ensure_workspace(conn, ws).await?;
@@ -110,6 +135,32 @@ pub async fn apply(
     Ok(None)
 }
 
+/// Applies one batch of records to the "now" tables.
+async fn apply_records(
+    conn: &mut PgConnection,
+    ws: &str,
+    r: &RecordsPulled,
+) -> Result<(), sqlx::Error> {
+    if !r.engagement.is_empty() {
+        let skipped = store::upsert_engagement(conn, ws, &r.engagement).await?;
+        if skipped > 0 {
+            tracing::warn!(workspace_id = ws, sync_run_id = %r.sync_run_id, skipped, "engagement rows without ids or a YYYY-MM-DD date skipped");
+        }
+    }
+    store::upsert_organizations(conn, ws, &r.organizations).await?;
+    store::upsert_companies(conn, ws, &r.companies).await?;
+    if !r.deals.is_empty() {
+        for (deal, why) in store::apply_deals(conn, ws, &r.deals).await? {
+            tracing::warn!(workspace_id = ws, deal_id = %deal, problem = %why, "deal amount not usable: the deal counts without an amount");
+        }
+    }
+    store::replace_pipelines(conn, ws, &r.pipelines).await?;
+    Ok(())
+}
+
+/// Staged batches read back from the log at a time.
+const READ_BACK: usize = 20;
+
 /// Computes the workspace's numbers as of `as_of` for every window of its plan, writes them as a
 /// new version and points the workspace at it.
 async fn switch(
@@ -118,8 +169,17 @@ async fn switch(
     run: &str,
     as_of: DateTime<Utc>,
     settings: &Settings,
-) -> Result<Switched, sqlx::Error> {
+) -> Result<Switched, ApplyError> {
     let (plan, last_version) = store::lock_workspace(conn, ws).await?;
+    let staged = store::take_staged(conn, ws, run).await?;
+    for positions in staged.chunks(READ_BACK) {
+        for e in store::read_events(conn, positions).await? {
+            if let (Some(Event::RecordsPulled(r)), true) = (e.event(), e.workspace_id() == ws) {
+                apply_records(conn, ws, r).await?;
+            }
+        }
+    }
+    store::end_run(conn, ws, run).await?;
     let windows = settings.plans.windows(plan.as_deref()).to_vec();
     let longest = windows.iter().copied().max().unwrap_or(1);
     let loaded = store::load(
@@ -155,6 +215,7 @@ async fn switch(
     store::switch_to(conn, ws, version).await?;
     tracing::info!(
         version,
+        batches = staged.len(),
         windows = ?windows,
         deals = loaded.inputs.deals.len(),
         engagement_rows = loaded.inputs.engagement.len(),

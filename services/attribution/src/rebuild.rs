@@ -20,6 +20,8 @@ pub enum RebuildError {
     Database(#[from] sqlx::Error),
     #[error("attribution rebuild: {0}")]
     Read(#[from] ReadError),
+    #[error("attribution rebuild: {0}")]
+    Apply(#[from] handlers::ApplyError),
 }
 
 /// What a rebuild replayed.

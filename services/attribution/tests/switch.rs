@@ -325,3 +325,83 @@ async fn re_pulled_and_replayed_records_replace_and_never_double_count() {
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn an_overlapping_sync_of_another_integration_never_shows_half_its_records() {
+    let w = World::new("starter").await;
+    // The CRM sync pulls its records ...
+    w.pipelines("crm-1", vec![pipeline()]).await;
+    let pulled = w
+        .deals(
+            "crm-1",
+            vec![deal("A", &["c1"], "open", "100", "USD", "2026-06-10", None)],
+        )
+        .await;
+    w.processed(pulled).await;
+    // ... while the LinkedIn sync completes: its numbers do not include the CRM's records yet.
+    w.engagement("li-1", vec![row("o1", "k1", "2026-06-20")])
+        .await;
+    w.complete(
+        "li-1",
+        vec![new_match("o1", "c1")],
+        at("2026-06-30T12:00:00Z"),
+    )
+    .await;
+    let d = w.dashboard(30, Model::Linear).await;
+    assert_eq!(d.sync_run_id, "li-1");
+    assert_eq!(d.companies.unwrap().matched_companies, 1);
+    assert_eq!(d.deal_counts.unwrap().total, 0);
+    assert!(amounts(&d.influenced_pipeline).is_empty());
+    assert_eq!(
+        w.try_deal(30, "A").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    // The CRM sync completes: now its deal counts.
+    w.complete("crm-1", vec![], at("2026-06-30T12:05:00Z"))
+        .await;
+    let d = w.dashboard(30, Model::Linear).await;
+    assert_eq!(d.sync_run_id, "crm-1");
+    assert_eq!(amounts(&d.influenced_pipeline), vec!["USD 100.00 1"]);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_syncs_records_count_from_the_next_completed_sync() {
+    use rp_platform::contracts::events::v1::{FailureKind, SyncFailed, SyncStep};
+    let w = World::new("starter").await;
+    w.pipelines("crm-1", vec![pipeline()]).await;
+    w.deals(
+        "crm-1",
+        vec![deal("A", &["c1"], "open", "100", "USD", "2026-06-10", None)],
+    )
+    .await;
+    // The CRM sync fails after its pull moved the checkpoints: these deals will not be pulled
+    // again, so they must count from the next completed sync.
+    let failed = w
+        .append(
+            "syncrun-crm-1",
+            "crm-1",
+            at("2026-06-30T11:00:00Z"),
+            Event::SyncFailed(SyncFailed {
+                sync_run_id: "crm-1".into(),
+                kind: FailureKind::ProviderOutage as i32,
+                step: SyncStep::Matching as i32,
+                message: "HubSpot is down".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+    w.processed(failed).await;
+    w.engagement("li-1", vec![row("o1", "k1", "2026-06-20")])
+        .await;
+    w.complete(
+        "li-1",
+        vec![new_match("o1", "c1")],
+        at("2026-06-30T12:00:00Z"),
+    )
+    .await;
+    let d = w.dashboard(30, Model::Linear).await;
+    assert_eq!(amounts(&d.influenced_pipeline), vec!["USD 100.00 1"]);
+    assert_eq!(w.try_deal(30, "A").await.unwrap().touches.len(), 1);
+    w.stop().await;
+}
