@@ -39,7 +39,11 @@ pub const EXIT_IO: u8 = 1;
 pub const EXIT_SKIPPED: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "matcher", version, about = "Matches LinkedIn companies with CRM accounts")]
+#[command(
+    name = "matcher",
+    version,
+    about = "Matches LinkedIn companies with CRM accounts"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -120,9 +124,9 @@ pub fn read_jsonl<T>(
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+        })?;
         if n == 0 {
             break;
         }
@@ -277,15 +281,23 @@ pub fn run_match(args: &MatchArgs) -> ExitCode {
 /// `matcher match` with explicit output streams (for tests).
 pub fn run_match_to(args: &MatchArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<u8> {
     let (linkedin, mut li_stats) = read_jsonl(&args.linkedin, err, parse_linkedin)?;
-    let linkedin = drop_duplicate_ids(linkedin, |c| c.id.clone(), &args.linkedin, &mut li_stats, err);
+    let linkedin = drop_duplicate_ids(
+        linkedin,
+        |c| c.id.clone(),
+        &args.linkedin,
+        &mut li_stats,
+        err,
+    );
     let (crm, mut crm_stats) = read_jsonl(&args.crm, err, parse_crm)?;
     let crm = drop_duplicate_ids(crm, |a| a.id.clone(), &args.crm, &mut crm_stats, err);
     let (decisions, dec_stats) = match &args.decisions {
         Some(p) => read_jsonl(p, err, parse_decision)?,
         None => (Vec::new(), ReadStats::default()),
     };
-    let names: HashMap<LinkedInId, String> =
-        linkedin.iter().map(|c| (c.id.clone(), c.name.clone())).collect();
+    let names: HashMap<LinkedInId, String> = linkedin
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
 
     let cfg = MatchConfig {
         track_dependencies: false,
@@ -383,10 +395,19 @@ mod tests {
         let (recs, stats) = read_jsonl(&p, &mut err, parse_linkedin).unwrap();
         let err = String::from_utf8(err).unwrap();
         assert_eq!(recs.len(), 1);
-        assert_eq!(stats, ReadStats { read: 4, skipped: 3 });
+        assert_eq!(
+            stats,
+            ReadStats {
+                read: 4,
+                skipped: 3
+            }
+        );
         assert!(err.contains("li.jsonl:2: invalid JSON"), "{err}");
         assert!(err.contains("li.jsonl:4: invalid JSON"), "{err}");
-        assert!(err.contains("li.jsonl:5: LinkedIn company id is empty"), "{err}");
+        assert!(
+            err.contains("li.jsonl:5: LinkedIn company id is empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -421,7 +442,10 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         let err = String::from_utf8(err).unwrap();
         assert_eq!(code, EXIT_SKIPPED, "{err}");
-        assert!(out.contains("\"linkedin_id\":\"li-1\",\"crm_id\":\"crm-1\",\"method\":\"domain\""), "{out}");
+        assert!(
+            out.contains("\"linkedin_id\":\"li-1\",\"crm_id\":\"crm-1\",\"method\":\"domain\""),
+            "{out}"
+        );
         assert!(err.contains("1 pairs for 1 LinkedIn companies"), "{err}");
         assert!(err.contains("duplicate id crm-1"), "{err}");
     }

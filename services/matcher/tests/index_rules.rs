@@ -69,7 +69,10 @@ fn decision(l: &str, c: &str, kind: DecisionKind) -> Decision {
 }
 
 fn updated_ids(cs: &ChangeSet) -> Vec<String> {
-    cs.updated.iter().map(|r| r.linkedin_id.to_string()).collect()
+    cs.updated
+        .iter()
+        .map(|r| r.linkedin_id.to_string())
+        .collect()
 }
 
 // ---- domain ---------------------------------------------------------------------------------
@@ -99,7 +102,11 @@ fn given_a_host_held_by_unrelated_names_when_matched_then_it_is_not_identity() {
             crm("crm-3", "Nimbus Freight", Some("postbox.example")),
         ],
         vec![
-            li("li-1", "Garcia Software GmbH", Some("https://garciasoftware.de")),
+            li(
+                "li-1",
+                "Garcia Software GmbH",
+                Some("https://garciasoftware.de"),
+            ),
             li("li-2", "Quantum Bio", Some("https://postbox.example/")),
         ],
     );
@@ -115,7 +122,11 @@ fn given_the_same_site_under_unrelated_names_then_review_not_match() {
     // A rebrand, or a typing error: the site alone does not decide.
     let ix = given(
         vec![crm("crm-1", "Facebook Inc", Some("meta.com"))],
-        vec![li("li-1", "Meta Platforms", Some("https://about.meta.com/"))],
+        vec![li(
+            "li-1",
+            "Meta Platforms",
+            Some("https://about.meta.com/"),
+        )],
     );
     let r = result(&ix, "li-1");
     assert!(r.matches.is_empty());
@@ -132,8 +143,16 @@ fn given_tenants_of_a_platform_not_in_the_suffix_list_when_matched_then_tenants_
             crm("crm-2", "Bolt Foods", Some("boltfoods.pagehost.example")),
         ],
         vec![
-            li("li-1", "Apex Energy Pty Ltd", Some("https://apexenergy.pagehost.example/")),
-            li("li-2", "Cedar Labs", Some("https://cedarlabs.pagehost.example/")),
+            li(
+                "li-1",
+                "Apex Energy Pty Ltd",
+                Some("https://apexenergy.pagehost.example/"),
+            ),
+            li(
+                "li-2",
+                "Cedar Labs",
+                Some("https://cedarlabs.pagehost.example/"),
+            ),
         ],
     );
     assert_eq!(pairs(&ix, "li-1"), vec![("crm-1".into(), Method::Domain)]);
@@ -146,7 +165,11 @@ fn given_tenants_of_a_listed_platform_when_matched_then_each_tenant_is_its_own_s
     let ix = given(
         vec![crm("crm-1", "Echo Health", Some("echohealth.github.io"))],
         vec![
-            li("li-1", "echo health llp", Some("https://echohealth.github.io/")),
+            li(
+                "li-1",
+                "echo health llp",
+                Some("https://echohealth.github.io/"),
+            ),
             li("li-2", "Other Co", Some("https://other.github.io/")),
         ],
     );
@@ -166,14 +189,22 @@ fn given_a_profile_page_as_website_when_matched_then_the_name_decides() {
     );
     let r = result(&ix, "li-1");
     assert_eq!(pairs(&ix, "li-1"), vec![("crm-1".into(), Method::Name)]);
-    assert!(r.matches[0].reason.contains("profile page"), "{}", r.matches[0].reason);
+    assert!(
+        r.matches[0].reason.contains("profile page"),
+        "{}",
+        r.matches[0].reason
+    );
 }
 
 #[test]
 fn given_duplicate_crm_accounts_when_one_matches_by_domain_then_each_gets_a_pair() {
     let ix = given(
         vec![
-            crm("crm-1", "Blue Data Incorporated", Some("https://bluedata.com/")),
+            crm(
+                "crm-1",
+                "Blue Data Incorporated",
+                Some("https://bluedata.com/"),
+            ),
             crm("crm-2", "The Blue Data Corp", None),
             crm("crm-3", "Blue Data", Some("gmail.com")),
             crm("crm-4", "Blue Data", Some("otherbluedata.org")),
@@ -196,7 +227,11 @@ fn given_duplicate_crm_accounts_when_one_matches_by_domain_then_each_gets_a_pair
 #[test]
 fn given_a_crm_account_without_domain_when_names_agree_then_name_pair() {
     let ix = given(
-        vec![crm("crm-1", "GOLDEN WILLOW INDUSTRIES GMBH AND CO. KG", None)],
+        vec![crm(
+            "crm-1",
+            "GOLDEN WILLOW INDUSTRIES GMBH AND CO. KG",
+            None,
+        )],
         vec![li(
             "li-1",
             "Golden Willow Industries",
@@ -204,17 +239,29 @@ fn given_a_crm_account_without_domain_when_names_agree_then_name_pair() {
         )],
     );
     assert_eq!(pairs(&ix, "li-1"), vec![("crm-1".into(), Method::Name)]);
-    assert!(result(&ix, "li-1").matches[0].reason.contains("CRM has no domain"));
+    assert!(
+        result(&ix, "li-1").matches[0]
+            .reason
+            .contains("CRM has no domain")
+    );
 }
 
 #[test]
 fn given_websites_that_differ_only_in_suffix_when_names_agree_then_name_pair() {
     let ix = given(
         vec![crm("crm-1", "Helix Media NV", Some("helixmedia.nl"))],
-        vec![li("li-1", "hélix mediá n.v.", Some("https://www.helixmedia.de"))],
+        vec![li(
+            "li-1",
+            "hélix mediá n.v.",
+            Some("https://www.helixmedia.de"),
+        )],
     );
     assert_eq!(pairs(&ix, "li-1"), vec![("crm-1".into(), Method::Name)]);
-    assert!(result(&ix, "li-1").matches[0].reason.contains("differ only in suffix"));
+    assert!(
+        result(&ix, "li-1").matches[0]
+            .reason
+            .contains("differ only in suffix")
+    );
 }
 
 #[test]
@@ -242,7 +289,11 @@ fn given_two_same_name_accounts_and_nothing_to_tell_them_apart_then_review_with_
     let r = result(&ix, "li-1");
     assert!(r.matches.is_empty());
     let review = r.review.as_ref().expect("ambiguous");
-    let ids: Vec<String> = review.candidates.iter().map(|c| c.crm_id.to_string()).collect();
+    let ids: Vec<String> = review
+        .candidates
+        .iter()
+        .map(|c| c.crm_id.to_string())
+        .collect();
     assert_eq!(ids, vec!["crm-1", "crm-2"]);
 }
 
@@ -251,13 +302,20 @@ fn given_two_same_name_accounts_sharing_a_site_then_both_are_one_company() {
     let ix = given(
         vec![
             crm("crm-1", "Nova Networks AB", Some("novanetworks.se")),
-            crm("crm-2", "Nova Networks Aktiebolag", Some("www.novanetworks.se")),
+            crm(
+                "crm-2",
+                "Nova Networks Aktiebolag",
+                Some("www.novanetworks.se"),
+            ),
         ],
         vec![li("li-1", "Nova Networks", None)],
     );
     assert_eq!(
         pairs(&ix, "li-1"),
-        vec![("crm-1".into(), Method::Name), ("crm-2".into(), Method::Name)]
+        vec![
+            ("crm-1".into(), Method::Name),
+            ("crm-2".into(), Method::Name)
+        ]
     );
 }
 
@@ -269,7 +327,11 @@ fn given_different_countries_when_names_agree_then_review_not_match() {
     );
     let r = result(&ix, "li-1");
     assert!(r.matches.is_empty());
-    assert!(r.review.as_ref().unwrap().candidates[0].reason.contains("countries differ"));
+    assert!(
+        r.review.as_ref().unwrap().candidates[0]
+            .reason
+            .contains("countries differ")
+    );
 }
 
 // ---- fuzzy ----------------------------------------------------------------------------------
@@ -282,7 +344,11 @@ fn given_one_typo_and_a_single_candidate_when_matched_then_fuzzy_pair() {
             crm("crm-2", "Cedar Studios", Some("cedarstudios.com")),
             crm("crm-3", "Vertex Studios", Some("vertexstudios.com")),
         ],
-        vec![li("li-1", "Cedar  Vertex Studios", Some("https://cedarvertexstudios.com:443/about"))],
+        vec![li(
+            "li-1",
+            "Cedar  Vertex Studios",
+            Some("https://cedarvertexstudios.com:443/about"),
+        )],
     );
     assert_eq!(pairs(&ix, "li-1"), vec![("crm-1".into(), Method::Fuzzy)]);
     let m = &result(&ix, "li-1").matches[0];
@@ -340,7 +406,10 @@ fn given_a_rejected_pair_when_matched_again_then_it_never_comes_back() {
 #[test]
 fn given_an_ambiguous_case_when_one_candidate_is_rejected_then_the_other_is_matched() {
     let mut ix = given(
-        vec![crm("crm-1", "Beacon Industries", None), crm("crm-2", "Beacon Industries", None)],
+        vec![
+            crm("crm-1", "Beacon Industries", None),
+            crm("crm-2", "Beacon Industries", None),
+        ],
         vec![li("li-1", "BEACON INDUSTRIES", None)],
     );
     assert!(result(&ix, "li-1").review.is_some());
@@ -351,8 +420,14 @@ fn given_an_ambiguous_case_when_one_candidate_is_rejected_then_the_other_is_matc
 #[test]
 fn given_a_confirmed_or_linked_pair_then_manual_wins_and_closes_the_review() {
     let mut ix = given(
-        vec![crm("crm-1", "Beacon Industries", None), crm("crm-2", "Beacon Industries", None)],
-        vec![li("li-1", "Beacon Industries", None), li("li-2", "Orbit Retail", None)],
+        vec![
+            crm("crm-1", "Beacon Industries", None),
+            crm("crm-2", "Beacon Industries", None),
+        ],
+        vec![
+            li("li-1", "Beacon Industries", None),
+            li("li-2", "Orbit Retail", None),
+        ],
     );
     ix.decide(decision("li-1", "crm-2", DecisionKind::Confirm));
     let r = result(&ix, "li-1");
@@ -392,11 +467,18 @@ fn given_a_link_to_an_account_that_goes_away_then_the_pair_goes_and_comes_back_w
 fn given_a_unique_name_match_when_a_second_same_name_account_arrives_then_it_becomes_review() {
     let mut ix = given(
         vec![crm("crm-1", "Harbor Labs", None)],
-        vec![li("li-1", "Harbor Labs", None), li("li-2", "Unrelated", None)],
+        vec![
+            li("li-1", "Harbor Labs", None),
+            li("li-2", "Unrelated", None),
+        ],
     );
     assert_eq!(pairs(&ix, "li-1").len(), 1);
     let cs = ix.upsert_crm(crm("crm-2", "Harbor Labs GmbH", None));
-    assert_eq!(updated_ids(&cs), vec!["li-1"], "only the affected company changes");
+    assert_eq!(
+        updated_ids(&cs),
+        vec!["li-1"],
+        "only the affected company changes"
+    );
     assert!(cs.rematched <= 2);
     assert!(result(&ix, "li-1").review.is_some());
 }
@@ -510,7 +592,11 @@ fn given_churn_on_the_dev_set_when_applied_incrementally_then_equal_to_a_rebuild
                 }
                 _ => {
                     let (a, b) = (rnd(dev.linkedin.len()), rnd(dev.crm.len()));
-                    let kind = [DecisionKind::Confirm, DecisionKind::Reject, DecisionKind::Link][rnd(3)];
+                    let kind = [
+                        DecisionKind::Confirm,
+                        DecisionKind::Reject,
+                        DecisionKind::Link,
+                    ][rnd(3)];
                     let d = Decision {
                         linkedin_id: dev.linkedin[a].id.clone(),
                         crm_id: dev.crm[b].id.clone(),
@@ -531,7 +617,12 @@ fn given_churn_on_the_dev_set_when_applied_incrementally_then_equal_to_a_rebuild
         decisions,
     );
     for l in li_now.iter().flatten() {
-        assert_eq!(ix.result(&l.id), rebuilt.result(&l.id), "results differ for {}", l.id);
+        assert_eq!(
+            ix.result(&l.id),
+            rebuilt.result(&l.id),
+            "results differ for {}",
+            l.id
+        );
     }
 }
 
@@ -606,7 +697,12 @@ fn given_hostile_input_then_nothing_panics() {
             country: Some(w.to_string()),
         });
     }
-    let mut ix = MatchIndex::build(MatchConfig::default(), crm_rows.clone(), li_rows.clone(), Vec::new());
+    let mut ix = MatchIndex::build(
+        MatchConfig::default(),
+        crm_rows.clone(),
+        li_rows.clone(),
+        Vec::new(),
+    );
     for r in crm_rows {
         ix.upsert_crm(r);
     }

@@ -69,26 +69,90 @@ const SYLLABLES: &[&str] = &[
     "mar", "del", "sol", "ny", "po", "ra", "ti", "be", "ko", "za", "fi", "gu",
 ];
 const INDUSTRY: &[&str] = &[
-    "Labs", "Systems", "Capital", "Foods", "Health", "Data", "Media", "Motors", "Software",
-    "Partners", "Ventures", "Logistics", "Analytics", "Security", "Payments", "Networks",
-    "Devices", "Pharma", "Bio", "Energy", "Retail", "Studios", "Works", "Industries", "Solutions",
-    "Consulting", "Robotics", "Marine", "Aerospace", "Dynamics", "Freight", "Cloud", "Digital",
+    "Labs",
+    "Systems",
+    "Capital",
+    "Foods",
+    "Health",
+    "Data",
+    "Media",
+    "Motors",
+    "Software",
+    "Partners",
+    "Ventures",
+    "Logistics",
+    "Analytics",
+    "Security",
+    "Payments",
+    "Networks",
+    "Devices",
+    "Pharma",
+    "Bio",
+    "Energy",
+    "Retail",
+    "Studios",
+    "Works",
+    "Industries",
+    "Solutions",
+    "Consulting",
+    "Robotics",
+    "Marine",
+    "Aerospace",
+    "Dynamics",
+    "Freight",
+    "Cloud",
+    "Digital",
 ];
 const LEGAL: &[(&str, &str)] = &[
-    ("US", "Inc."), ("US", "LLC"), ("US", "Corp"), ("US", "Incorporated"), ("GB", "Ltd"),
-    ("GB", "PLC"), ("GB", "LLP"), ("DE", "GmbH"), ("DE", "AG"), ("DE", "GmbH & Co. KG"),
-    ("FR", "SAS"), ("FR", "S.A."), ("IT", "S.p.A."), ("IT", "S.r.l."), ("NL", "B.V."),
-    ("NL", "N.V."), ("SE", "AB"), ("SE", "Aktiebolag"), ("JP", "K.K."), ("JP", "Co., Ltd."),
-    ("AU", "Pty Ltd"), ("AU", "Proprietary Limited"), ("BR", "Ltda."), ("BR", "S/A"),
+    ("US", "Inc."),
+    ("US", "LLC"),
+    ("US", "Corp"),
+    ("US", "Incorporated"),
+    ("GB", "Ltd"),
+    ("GB", "PLC"),
+    ("GB", "LLP"),
+    ("DE", "GmbH"),
+    ("DE", "AG"),
+    ("DE", "GmbH & Co. KG"),
+    ("FR", "SAS"),
+    ("FR", "S.A."),
+    ("IT", "S.p.A."),
+    ("IT", "S.r.l."),
+    ("NL", "B.V."),
+    ("NL", "N.V."),
+    ("SE", "AB"),
+    ("SE", "Aktiebolag"),
+    ("JP", "K.K."),
+    ("JP", "Co., Ltd."),
+    ("AU", "Pty Ltd"),
+    ("AU", "Proprietary Limited"),
+    ("BR", "Ltda."),
+    ("BR", "S/A"),
 ];
 const TLD: &[(&str, &str)] = &[
-    ("US", "com"), ("GB", "co.uk"), ("DE", "de"), ("FR", "fr"), ("IT", "it"), ("NL", "nl"),
-    ("SE", "se"), ("JP", "co.jp"), ("AU", "com.au"), ("BR", "com.br"),
+    ("US", "com"),
+    ("GB", "co.uk"),
+    ("DE", "de"),
+    ("FR", "fr"),
+    ("IT", "it"),
+    ("NL", "nl"),
+    ("SE", "se"),
+    ("JP", "co.jp"),
+    ("AU", "com.au"),
+    ("BR", "com.br"),
 ];
 const GENERIC_TLD: &[&str] = &["com", "io", "ai", "net", "org", "tech", "co"];
 const FREEMAIL: &[&str] = &[
-    "gmail.com", "outlook.com", "yahoo.com", "hotmail.com", "web.de", "gmx.de", "icloud.com",
-    "mailbox.example", "post.example", "inbox.example",
+    "gmail.com",
+    "outlook.com",
+    "yahoo.com",
+    "hotmail.com",
+    "web.de",
+    "gmx.de",
+    "icloud.com",
+    "mailbox.example",
+    "post.example",
+    "inbox.example",
 ];
 const SOCIAL: &[&str] = &[
     "https://www.linkedin.com/company/{}",
@@ -97,16 +161,24 @@ const SOCIAL: &[&str] = &[
     "https://profiles.example/{}",
 ];
 const PLATFORMS: &[&str] = &[
-    "github.io", "myshopify.com", "blogspot.com", "wordpress.com", "weebly.com", "pages.example",
+    "github.io",
+    "myshopify.com",
+    "blogspot.com",
+    "wordpress.com",
+    "weebly.com",
+    "pages.example",
     "sitebuilder.example",
 ];
 const REGIONS: &[&str] = &["(Global)", "(UK)", "(US)", "(EMEA)", "(HQ)"];
 
+/// A brand word of three or four syllables: 40^3 + 40^4 words, so a million companies rarely
+/// share a name by chance (they do on purpose below).
 fn word(r: &mut Rng) -> String {
-    let n = 2 + r.below(2);
+    let n = 3 + r.below(2);
     let mut w = String::new();
     for _ in 0..n {
-        w.push_str(*r.pick(SYLLABLES));
+        let syllable: &&str = r.pick(SYLLABLES);
+        w.push_str(syllable);
     }
     let mut c = w.chars();
     match c.next() {
@@ -135,14 +207,22 @@ fn company(r: &mut Rng) -> Company {
         .filter(|c| c.is_alphanumeric())
         .collect::<String>()
         .to_lowercase();
-    let tld = if r.chance(0.4) { r.pick(GENERIC_TLD) } else { tld };
+    let tld = if r.chance(0.4) {
+        r.pick(GENERIC_TLD)
+    } else {
+        tld
+    };
     let domain = if r.chance(0.15) {
         let initials: String = base
             .split(' ')
             .filter_map(|w| w.chars().next())
             .collect::<String>()
             .to_lowercase();
-        format!("{initials}{}{}.{tld}", r.pick(&["inc", "group", "hq", "global"]), r.below(100))
+        format!(
+            "{initials}{}{}.{tld}",
+            r.pick(&["inc", "group", "hq", "global"]),
+            r.below(100)
+        )
     } else {
         format!("{compact}.{tld}")
     };
@@ -226,7 +306,10 @@ fn surface_site(domain: &str, r: &mut Rng) -> String {
         4 => format!("http://{domain}/home.html"),
         5 => format!("https://{domain}:443/about"),
         6 => format!("https://www.{domain}/?utm_source=linkedin"),
-        7 => format!("https://{}.{domain}/", r.pick(&["shop", "go", "info", "careers", "en"])),
+        7 => format!(
+            "https://{}.{domain}/",
+            r.pick(&["shop", "go", "info", "careers", "en"])
+        ),
         8 => format!("https://{domain}/en-us/"),
         _ => format!("{domain}."),
     }
@@ -244,18 +327,20 @@ fn generate(n: usize, seed: u64) -> Generated {
     let mut linkedin = Vec::with_capacity(n);
     let mut crm = Vec::with_capacity(n);
     let mut truth: Vec<Vec<u32>> = Vec::with_capacity(n);
-    let crm_id = |i: usize| CrmId::parse(&format!("crm-{i:08x}")).unwrap_or_else(|_| unreachable!());
-    let push_crm = |crm: &mut Vec<CrmAccount>, name: String, domain: Option<String>, country: &str| {
-        let i = crm.len();
-        crm.push(CrmAccount {
-            id: crm_id(i),
-            name,
-            domain,
-            website: None,
-            country: Some(country.to_string()),
-        });
-        i as u32
-    };
+    let crm_id =
+        |i: usize| CrmId::parse(&format!("crm-{i:08x}")).unwrap_or_else(|_| unreachable!());
+    let push_crm =
+        |crm: &mut Vec<CrmAccount>, name: String, domain: Option<String>, country: &str| {
+            let i = crm.len();
+            crm.push(CrmAccount {
+                id: crm_id(i),
+                name,
+                domain,
+                website: None,
+                country: Some(country.to_string()),
+            });
+            i as u32
+        };
     for i in 0..n {
         let c = company(&mut r);
         let mut li_site = Some(surface_site(&c.domain, &mut r));
@@ -285,7 +370,10 @@ fn generate(n: usize, seed: u64) -> Generated {
             64..=67 => {
                 let label = c.domain.split('.').next().unwrap_or("x").to_string();
                 crm_domain = Some(format!("{label}.{}", r.pick(GENERIC_TLD)));
-                li_site = Some(surface_site(&format!("{label}.{}", r.pick(&["de", "co.uk", "fr"])), &mut r));
+                li_site = Some(surface_site(
+                    &format!("{label}.{}", r.pick(&["de", "co.uk", "fr"])),
+                    &mut r,
+                ));
             }
             68..=74 => {
                 crm_name = typo(&c.base, &mut r);
@@ -314,7 +402,12 @@ fn generate(n: usize, seed: u64) -> Generated {
             ids.push(push_crm(&mut crm, crm_name, crm_domain.clone(), c.country));
             if r.chance(0.08) {
                 // a duplicate account without a domain
-                ids.push(push_crm(&mut crm, surface_name(&c, &mut r), None, c.country));
+                ids.push(push_crm(
+                    &mut crm,
+                    surface_name(&c, &mut r),
+                    None,
+                    c.country,
+                ));
             }
         }
         linkedin.push(LinkedInCompany {
@@ -363,7 +456,10 @@ fn naive_join(linkedin: &[LinkedInCompany], crm: &[CrmAccount]) -> usize {
     let mut by_domain: HashMap<String, Vec<u32>> = HashMap::with_capacity(crm.len());
     for (i, a) in crm.iter().enumerate() {
         if let Some(d) = &a.domain {
-            by_domain.entry(d.to_lowercase()).or_default().push(i as u32);
+            by_domain
+                .entry(d.to_lowercase())
+                .or_default()
+                .push(i as u32);
         }
     }
     let mut pairs = 0;
@@ -390,7 +486,10 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("machine: {cores} cores ({cpu}), rayon threads {}", rayon::current_num_threads());
+    println!(
+        "machine: {cores} cores ({cpu}), rayon threads {}",
+        rayon::current_num_threads()
+    );
 
     let t = Instant::now();
     let g = generate(n, args.seed);

@@ -116,7 +116,9 @@ impl Hasher for FastHasher {
         for chunk in &mut chunks {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(31);
+            self.0 = (self.0 ^ u64::from_le_bytes(word))
+                .wrapping_mul(K)
+                .rotate_left(31);
         }
         for &b in chunks.remainder() {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(K).rotate_left(7);
@@ -134,8 +136,14 @@ mod tests {
     fn keys_are_stable_and_kind_separated() {
         assert_eq!(key(KeyKind::Exact, "acme"), key(KeyKind::Exact, "acme"));
         assert_ne!(key(KeyKind::Exact, "acme"), key(KeyKind::Compact, "acme"));
-        let a = KeyHasher::new(KeyKind::Exact).part(b"ab").part(b"c").finish();
-        let b = KeyHasher::new(KeyKind::Exact).part(b"a").part(b"bc").finish();
+        let a = KeyHasher::new(KeyKind::Exact)
+            .part(b"ab")
+            .part(b"c")
+            .finish();
+        let b = KeyHasher::new(KeyKind::Exact)
+            .part(b"a")
+            .part(b"bc")
+            .finish();
         assert_ne!(a, b);
     }
 }

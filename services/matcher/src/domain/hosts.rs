@@ -108,10 +108,34 @@ const SOCIAL: &[&str] = &[
 ];
 
 const SHORTENERS: &[&str] = &[
-    "bit.ly", "linktr.ee", "t.co", "goo.gl", "tinyurl.com", "ow.ly", "lnkd.in", "buff.ly",
-    "rebrand.ly", "cutt.ly", "is.gd", "youtu.be", "fb.me", "bio.link", "beacons.ai", "lnk.bio",
-    "taplink.cc", "tiny.cc", "shorturl.at", "rb.gy", "t.ly", "bl.ink", "s.id", "dlvr.it",
-    "ift.tt", "amzn.to", "msha.ke", "linkin.bio",
+    "bit.ly",
+    "linktr.ee",
+    "t.co",
+    "goo.gl",
+    "tinyurl.com",
+    "ow.ly",
+    "lnkd.in",
+    "buff.ly",
+    "rebrand.ly",
+    "cutt.ly",
+    "is.gd",
+    "youtu.be",
+    "fb.me",
+    "bio.link",
+    "beacons.ai",
+    "lnk.bio",
+    "taplink.cc",
+    "tiny.cc",
+    "shorturl.at",
+    "rb.gy",
+    "t.ly",
+    "bl.ink",
+    "s.id",
+    "dlvr.it",
+    "ift.tt",
+    "amzn.to",
+    "msha.ke",
+    "linkin.bio",
 ];
 
 const FREE_MAIL: &[&str] = &[
@@ -213,11 +237,53 @@ pub(crate) fn known_shared_host_str(s: &str, label: &str) -> Option<SharedHostKi
 /// Sub-labels that name a part of a site, never a tenant: `www`, language codes, `shop`, ...
 pub fn is_generic_sub_label(label: &str) -> bool {
     const GENERIC: &[&str] = &[
-        "m", "mobile", "amp", "app", "apps", "api", "blog", "shop", "store", "careers", "career",
-        "jobs", "go", "get", "info", "about", "home", "mail", "email", "web", "news", "support",
-        "help", "portal", "secure", "login", "account", "my", "docs", "status", "investors", "ir",
-        "media", "press", "corporate", "global", "int", "intl", "static", "cdn", "img", "assets",
-        "sites", "site", "pages", "en-us", "en-gb",
+        "m",
+        "mobile",
+        "amp",
+        "app",
+        "apps",
+        "api",
+        "blog",
+        "shop",
+        "store",
+        "careers",
+        "career",
+        "jobs",
+        "go",
+        "get",
+        "info",
+        "about",
+        "home",
+        "mail",
+        "email",
+        "web",
+        "news",
+        "support",
+        "help",
+        "portal",
+        "secure",
+        "login",
+        "account",
+        "my",
+        "docs",
+        "status",
+        "investors",
+        "ir",
+        "media",
+        "press",
+        "corporate",
+        "global",
+        "int",
+        "intl",
+        "static",
+        "cdn",
+        "img",
+        "assets",
+        "sites",
+        "site",
+        "pages",
+        "en-us",
+        "en-gb",
     ];
     label.starts_with("www")
         || (label.len() == 2 && label.bytes().all(|b| b.is_ascii_lowercase()))
@@ -239,7 +305,10 @@ mod tests {
             kind("https://www.linkedin.com/company/acme"),
             Some(SharedHostKind::Social)
         );
-        assert_eq!(kind("https://linktr.ee/acme"), Some(SharedHostKind::Shortener));
+        assert_eq!(
+            kind("https://linktr.ee/acme"),
+            Some(SharedHostKind::Shortener)
+        );
         assert_eq!(kind("gmail.com"), Some(SharedHostKind::FreeMail));
         assert_eq!(kind("yahoo.co.uk"), Some(SharedHostKind::FreeMail));
         assert_eq!(

@@ -191,18 +191,7 @@ impl Prepared {
         {
             normalize_into(&f.replace('-', " "), &mut core);
         }
-        let holder_names = || -> Vec<String> {
-            let mut names = vec![core.replace(' ', "")];
-            if let Some(f) = fallback_name {
-                names.push(
-                    f.chars()
-                        .filter(|c| c.is_alphanumeric())
-                        .collect::<String>()
-                        .to_lowercase(),
-                );
-            }
-            names
-        };
+        let holder_names: [&str; 2] = [&core, fallback_name.unwrap_or("")];
 
         let mut text = String::with_capacity(name_raw.len() + core.len() + 64);
         let push = |text: &mut String, s: &str| -> Span {
@@ -224,7 +213,10 @@ impl Prepared {
                 continue;
             };
             let site_key = key(KeyKind::Site, web.site.as_str());
-            let sub = web.sub_label.as_deref().filter(|l| !is_generic_sub_label(l));
+            let sub = web
+                .sub_label
+                .as_deref()
+                .filter(|l| !is_generic_sub_label(l));
             let tenant_key = sub.map(|l| {
                 KeyHasher::new(KeyKind::Tenant)
                     .part(l.as_bytes())
@@ -237,7 +229,7 @@ impl Prepared {
             {
                 continue;
             }
-            let profile = !web.path.is_empty() && is_profile_page(&web, &holder_names());
+            let profile = !web.path.is_empty() && is_profile_page(&web, &holder_names);
             let raw_span = push(&mut text, raw);
             let site_span = push(&mut text, web.site.as_str());
             let sub_span = sub.map(|l| push(&mut text, l));
@@ -318,12 +310,26 @@ impl Prepared {
 /// Whether a URL is a page named after its holder on a host whose name is not the holder's:
 /// a path segment spells one of the holder's names (spaces, dashes and dots aside) while the
 /// site's label does not.
-fn is_profile_page(web: &WebAddress, names: &[String]) -> bool {
-    let squash = |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).collect() };
+fn is_profile_page(web: &WebAddress, names: &[&str]) -> bool {
     let label = label_core(web.site.label());
-    names.iter().filter(|n| n.len() >= 3).any(|name| {
-        !label.starts_with(name.get(..name.len().min(6)).unwrap_or(name))
-            && web.path_segments().any(|seg| squash(seg) == *name)
+    names.iter().any(|name| {
+        let squashed = || {
+            name.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+        };
+        let len = squashed().count();
+        if len < 3 {
+            return false;
+        }
+        let head: String = squashed().take(6).collect();
+        !label.starts_with(head.as_str())
+            && web.path_segments().any(|seg| {
+                seg.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .eq(squashed())
+            })
     })
 }
 
@@ -483,6 +489,13 @@ impl<'a> Effective<'a> {
 /// Keys read while matching one company.
 type Footprint = Vec<u64>;
 
+/// The dependency key for "the trust of site `k`", apart from "the holders of site `k`": a
+/// company that only checked a candidate's domain for conflicts depends on the former.
+#[inline]
+fn trust_dep(k: u64) -> u64 {
+    k.rotate_left(29) ^ 0x7A3D_5C1E_9B4F_2D61
+}
+
 /// LinkedIn companies matched at once when building (bounds the memory results take).
 const BUILD_CHUNK: usize = 1 << 16;
 
@@ -525,8 +538,19 @@ impl MatchIndex {
         linkedin: Vec<LinkedInCompany>,
         decisions: Vec<Decision>,
     ) -> MatchIndex {
-        let crm = dedup_by_id(crm, |a| a.id.clone());
-        let linkedin = dedup_by_id(linkedin, |c| c.id.clone());
+        let t0 = std::time::Instant::now();
+        let phase = |what: &str| {
+            tracing::debug!(
+                phase = what,
+                elapsed_s = t0.elapsed().as_secs_f64(),
+                "match index build"
+            );
+        };
+        let ((crm, crm_slots), (linkedin, li_slots)) = rayon::join(
+            || dedup_by_id(crm, |a| a.id.clone()),
+            || dedup_by_id(linkedin, |c| c.id.clone()),
+        );
+        phase("dedup");
         let crm: Vec<Option<CrmEntry>> = crm
             .into_par_iter()
             .with_min_len(1024)
@@ -537,17 +561,7 @@ impl MatchIndex {
             .with_min_len(1024)
             .map(|c| Some(LiEntry::new(c)))
             .collect();
-        let crm_slots: FastMap<CrmId, u32> = crm
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (e.id.clone(), i as u32)))
-            .collect();
-        let li_slots: FastMap<LinkedInId, u32> = li
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (e.id.clone(), i as u32)))
-            .collect();
-
+        phase("prepare");
         let crm_entries: Vec<u64> = crm
             .par_iter()
             .enumerate()
@@ -560,7 +574,9 @@ impl MatchIndex {
                 keys.into_iter().map(move |k| KeyIndex::entry(k, i as u32))
             })
             .collect();
+        phase("crm keys");
         let crm_keys = KeyIndex::from_entries(crm_entries);
+        phase("crm key index");
         let li_entries: Vec<u64> = li
             .par_iter()
             .enumerate()
@@ -576,6 +592,7 @@ impl MatchIndex {
         let li_sites = KeyIndex::from_entries(li_entries);
 
         let tokens = count_tokens(&crm, &li);
+        phase("li sites, tokens");
 
         let mut by_li: FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>> = FastMap::default();
         for d in decisions {
@@ -597,6 +614,7 @@ impl MatchIndex {
             decisions: by_li,
         };
         ix.compute_all_trust();
+        phase("trust");
         if ix.cfg.track_dependencies {
             let mut dep_entries: Vec<u64> = Vec::new();
             let n = ix.li.len() as u32;
@@ -607,10 +625,7 @@ impl MatchIndex {
                 let chunk: Vec<(u32, u64, Footprint)> = slots
                     .par_iter()
                     .with_min_len(256)
-                    .filter_map(|&s| {
-                        ix.compute(s)
-                            .map(|(r, fp)| (s, result_hash(&r), fp))
-                    })
+                    .filter_map(|&s| ix.compute(s).map(|(r, fp)| (s, result_hash(&r), fp)))
                     .collect();
                 for (slot, h, fp) in chunk {
                     ix.result_hash[slot as usize] = h;
@@ -618,7 +633,9 @@ impl MatchIndex {
                 }
                 start = end;
             }
+            phase("match all");
             ix.deps = KeyIndex::from_entries(dep_entries);
+            phase("dependency index");
         }
         ix
     }
@@ -845,7 +862,7 @@ impl MatchIndex {
                 None => self.shared.remove(&k),
             };
             if self.shared.get(&k).copied() != before {
-                touched.insert(k);
+                touched.insert(trust_dep(k));
             }
         }
 
@@ -909,23 +926,54 @@ impl MatchIndex {
     // ---- site trust ---------------------------------------------------------------------------
 
     fn compute_all_trust(&mut self) {
-        let mut keys: Vec<u64> = self
+        // Every (site key, holder) pair, grouped by key: a key with a single holder is shared
+        // only if it is a listed host, and needs no look-up; the others are clustered.
+        let holder = |li: bool, slot: usize| ((li as u32) << 31) | slot as u32;
+        let mut pairs: Vec<(u64, u32)> = self
             .crm
             .par_iter()
-            .filter_map(|e| e.as_ref().map(|e| &e.rec))
-            .chain(self.li.par_iter().filter_map(|e| e.as_ref().map(|e| &e.rec)))
-            .flat_map_iter(|rec| {
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (holder(false, i), &e.rec)))
+            .chain(
+                self.li
+                    .par_iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| e.as_ref().map(|e| (holder(true, i), &e.rec))),
+            )
+            .flat_map_iter(|(h, rec)| {
                 let mut v = Vec::new();
                 rec.site_keys(&mut v);
-                v
+                v.into_iter().map(move |k| (k, h))
             })
             .collect();
-        keys.par_sort_unstable();
-        keys.dedup();
-        let shared: Vec<(u64, SharedHostKind)> = keys
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for i in 1..=pairs.len() {
+            if i == pairs.len() || pairs[i].0 != pairs[start].0 {
+                groups.push((start, i));
+                start = i;
+            }
+        }
+        let shared: Vec<(u64, SharedHostKind)> = groups
             .par_iter()
-            .with_min_len(1024)
-            .filter_map(|&k| self.compute_trust(k).map(|t| (k, t)))
+            .with_min_len(4096)
+            .filter_map(|&(lo, hi)| {
+                let k = pairs[lo].0;
+                if hi - lo > 1 {
+                    return self.compute_trust(k).map(|t| (k, t));
+                }
+                let h = pairs[lo].1;
+                let slot = (h & 0x7FFF_FFFF) as usize;
+                let rec = if h >> 31 == 1 {
+                    &self.li.get(slot)?.as_ref()?.rec
+                } else {
+                    &self.crm.get(slot)?.as_ref()?.rec
+                };
+                let a = rec.addrs.iter().find(|a| a.site_key == k)?;
+                known_shared_host_str(rec.site(a), rec.label(a)).map(|t| (k, t))
+            })
             .collect();
         self.shared = shared.into_iter().collect();
     }
@@ -1023,7 +1071,7 @@ impl MatchIndex {
         if a.profile {
             return None;
         }
-        fp.push(a.site_key);
+        fp.push(trust_dep(a.site_key));
         match self.shared_kind(a.site_key) {
             None => Some(Effective {
                 key: a.site_key,
@@ -1036,7 +1084,7 @@ impl MatchIndex {
                 if !kind.has_tenants() {
                     return None;
                 }
-                fp.push(t);
+                fp.push(trust_dep(t));
                 self.shared_kind(t).is_none().then_some(Effective {
                     key: t,
                     rec,
@@ -1050,11 +1098,7 @@ impl MatchIndex {
     /// Why an address is not used, for reasons.
     fn ignored_note(&self, rec: &Prepared, a: &Addr) -> String {
         if a.profile {
-            return format!(
-                "{} ignored (a profile page on {})",
-                rec.raw(a),
-                rec.site(a)
-            );
+            return format!("{} ignored (a profile page on {})", rec.raw(a), rec.site(a));
         }
         match self.shared_kind(a.site_key) {
             Some(kind) => format!("{} ignored ({})", rec.site(a), kind.describe()),
@@ -1077,11 +1121,8 @@ impl MatchIndex {
     fn compute(&self, slot: u32) -> Option<(LinkedInResult, Footprint)> {
         let x = self.li.get(slot as usize)?.as_ref()?;
         let mut fp: Footprint = Vec::with_capacity(16);
-        let decisions: &[(CrmId, DecisionKind)] = self
-            .decisions
-            .get(&x.id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let decisions: &[(CrmId, DecisionKind)] =
+            self.decisions.get(&x.id).map(Vec::as_slice).unwrap_or(&[]);
         let rejected = |c: &CrmId| {
             decisions
                 .iter()
@@ -1224,30 +1265,27 @@ fn result_hash(r: &LinkedInResult) -> u64 {
     h.finish() | 1
 }
 
-fn dedup_by_id<T, K: Eq + std::hash::Hash>(v: Vec<T>, id: impl Fn(&T) -> K) -> Vec<T> {
-    let mut last: std::collections::HashMap<K, usize> =
-        std::collections::HashMap::with_capacity(v.len());
-    for (i, r) in v.iter().enumerate() {
-        last.insert(id(r), i);
-    }
-    if last.len() == v.len() {
-        return v;
-    }
-    // Keep the last version of each id, at the position of its first arrival.
-    let mut first: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
-    for (i, r) in v.iter().enumerate() {
-        first.entry(id(r)).or_insert(i);
-    }
-    let mut slots: Vec<Option<T>> = (0..v.len()).map(|_| None).collect();
-    for (i, r) in v.into_iter().enumerate() {
-        let k = id(&r);
-        if last.get(&k) == Some(&i)
-            && let Some(&f) = first.get(&k)
-        {
-            slots[f] = Some(r);
+/// Keeps the last version of each id, at the position of its first arrival; returns the
+/// records and where each id ended up.
+fn dedup_by_id<T, K: Eq + std::hash::Hash + Clone>(
+    v: Vec<T>,
+    id: impl Fn(&T) -> K,
+) -> (Vec<T>, FastMap<K, u32>) {
+    let mut pos: FastMap<K, u32> = FastMap::default();
+    pos.reserve(v.len());
+    let mut out: Vec<Option<T>> = Vec::with_capacity(v.len());
+    for r in v {
+        match pos.entry(id(&r)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                out[*e.get() as usize] = Some(r);
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len() as u32);
+                out.push(Some(r));
+            }
         }
     }
-    slots.into_iter().flatten().collect()
+    (out.into_iter().flatten().collect(), pos)
 }
 
 fn record_decision(
@@ -1270,8 +1308,7 @@ fn record_decision(
 /// Two addresses on one site whose hosts carry different non-generic labels
 /// (`apex.platform.com`, `bolt.platform.com`) are different sites.
 fn different_hosts(pa: &Prepared, a: &Addr, pb: &Prepared, b: &Addr) -> bool {
-    a.site_key == b.site_key
-        && matches!((pa.sub(a), pb.sub(b)), (Some(x), Some(y)) if x != y)
+    a.site_key == b.site_key && matches!((pa.sub(a), pb.sub(b)), (Some(x), Some(y)) if x != y)
 }
 
 /// A candidate during matching.
@@ -1297,6 +1334,7 @@ impl<'a> Ctx<'a, '_> {
     fn algorithm(&mut self, rejected: &dyn Fn(&CrmId) -> bool) -> (Vec<Match>, Option<Review>) {
         // 1. Domain
         if let Some(xe) = self.xeff {
+            self.fp.push(xe.key);
             let mut anchors: Vec<&'a CrmEntry> = Vec::new();
             for s in self.ix.crm_keys.slots(&[xe.key]) {
                 if let Some(c) = self.crm(s)
@@ -1337,17 +1375,14 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// A review case when the company's site is held in the CRM under an unrelated name.
-    fn disputed_site(
-        &mut self,
-        rejected: &dyn Fn(&CrmId) -> bool,
-    ) -> (Vec<Match>, Option<Review>) {
+    fn disputed_site(&mut self, rejected: &dyn Fn(&CrmId) -> bool) -> (Vec<Match>, Option<Review>) {
         let x = self.x;
         for a in x.rec.addrs.iter() {
-            if a.profile
-                || self.ix.shared_kind(a.site_key) != Some(SharedHostKind::NamesDisagree)
-            {
+            self.fp.push(trust_dep(a.site_key));
+            if a.profile || self.ix.shared_kind(a.site_key) != Some(SharedHostKind::NamesDisagree) {
                 continue;
             }
+            self.fp.push(a.site_key);
             let mut holders: Vec<&'a CrmEntry> = Vec::new();
             for s in self.ix.crm_keys.slots(&[a.site_key]) {
                 if let Some(c) = self.crm(s)
@@ -1761,6 +1796,9 @@ mod tests {
         assert_eq!(label_core("acme24"), "acme");
         assert_eq!(label_core("co"), "co");
         assert!(same_brand("indigozenithpharmaintl", "indigozenithpharma"));
-        assert!(!same_brand("cwphq", "cwpinc"), "short initials are not a brand");
+        assert!(
+            !same_brand("cwphq", "cwpinc"),
+            "short initials are not a brand"
+        );
     }
 }

@@ -44,7 +44,12 @@ impl KeyIndex {
     pub(crate) fn from_entries(mut entries: Vec<u64>) -> KeyIndex {
         entries.par_sort_unstable();
         entries.dedup();
-        let bits = ((entries.len() / 2).max(256).next_power_of_two().trailing_zeros()).min(28);
+        entries.shrink_to_fit();
+        let bits = ((entries.len() / 2)
+            .max(256)
+            .next_power_of_two()
+            .trailing_zeros())
+        .min(28);
         let dir_shift = 64 - bits;
         let nbuckets = 1usize << bits;
         let mut dir = vec![0u32; nbuckets + 1];

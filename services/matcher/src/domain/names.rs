@@ -77,13 +77,11 @@ pub(crate) fn normalize_into(raw: &str, out: &mut String) {
     let mut tokens: Vec<&str> = Vec::with_capacity(8);
     let mut merged: Vec<String> = Vec::new();
     tokenize(&folded, &mut tokens, &mut merged);
-    let mut start = 0;
     if tokens.len() > 1 && tokens[0] == "the" {
-        start = 1;
+        tokens.remove(0);
     }
-    let mut kept: Vec<&str> = tokens[start..].to_vec();
-    strip_legal_forms(&mut kept, legal_forms());
-    for (i, t) in kept.iter().enumerate() {
+    strip_legal_forms(&mut tokens, legal_forms());
+    for (i, t) in tokens.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
@@ -159,7 +157,9 @@ fn deletion_keys(core: &str, out: &mut Vec<u64>) {
     let chars = &chars[..n];
     let mut prefix = [0u64; FUZZY_MAX_CHARS + 1];
     for i in 0..n {
-        prefix[i + 1] = prefix[i].wrapping_mul(B).wrapping_add(u64::from(chars[i]) + 1);
+        prefix[i + 1] = prefix[i]
+            .wrapping_mul(B)
+            .wrapping_add(u64::from(chars[i]) + 1);
     }
     let mut suffix = [0u64; FUZZY_MAX_CHARS + 1];
     let mut pow = [1u64; FUZZY_MAX_CHARS + 1];
@@ -252,6 +252,32 @@ fn push_ascii(c: char, out: &mut String) {
 /// Splits folded text into tokens, joins runs of single letters and spells out abbreviations.
 /// Tokens that change are stored in `scratch` (so `tokens` may borrow from it).
 fn tokenize<'a>(folded: &'a str, tokens: &mut Vec<&'a str>, scratch: &'a mut Vec<String>) {
+    let single = |t: &str| {
+        let mut cs = t.chars();
+        matches!((cs.next(), cs.next()), (Some(c), None) if c.is_alphabetic())
+    };
+    let mut prev_single = false;
+    let mut has_run = false;
+    for t in folded.split_ascii_whitespace() {
+        let s = single(t);
+        if s && prev_single {
+            has_run = true;
+            break;
+        }
+        prev_single = s;
+    }
+    if has_run {
+        tokenize_with_runs(folded, tokens, scratch);
+    } else {
+        tokens.extend(folded.split_ascii_whitespace().map(expand_abbreviation));
+    }
+}
+
+fn tokenize_with_runs<'a>(
+    folded: &'a str,
+    tokens: &mut Vec<&'a str>,
+    scratch: &'a mut Vec<String>,
+) {
     // First pass: find runs of single-letter tokens to join; collect their joined forms.
     let raw: Vec<&str> = folded.split_ascii_whitespace().collect();
     let mut plan: Vec<Result<&'a str, usize>> = Vec::with_capacity(raw.len());
@@ -425,7 +451,8 @@ fn seq_key(tokens: &[&str]) -> u64 {
 
 fn wildcard_key(token: &str, i: usize) -> u64 {
     let mut h = KeyHasher::new(KeyKind::Delete);
-    h.part(&token.as_bytes()[..i]).part(&token.as_bytes()[i + 1..]);
+    h.part(&token.as_bytes()[..i])
+        .part(&token.as_bytes()[i + 1..]);
     h.number(i as u64);
     h.finish()
 }
@@ -448,7 +475,11 @@ pub(crate) fn within_one_edit(a: &str, b: &str) -> bool {
     }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     if long.len() - short.len() > 1 {
         return false;
     }
@@ -690,7 +721,10 @@ mod tests {
     #[test]
     fn given_related_names_then_related_and_unrelated_not() {
         let r = |a: &str, b: &str| {
-            names_related(NormalizedName::new(a).as_str(), NormalizedName::new(b).as_str())
+            names_related(
+                NormalizedName::new(a).as_str(),
+                NormalizedName::new(b).as_str(),
+            )
         };
         assert!(r("Acme Ltd", "ACME"));
         assert!(r("Acme", "Acme Labs"));

@@ -25,7 +25,9 @@ impl Site {
 
     /// The label the owner chose, left of the public suffix: `acme` in `acme.co.uk`.
     pub fn label(&self) -> &str {
-        self.name.get(..usize::from(self.label_len)).unwrap_or(&self.name)
+        self.name
+            .get(..usize::from(self.label_len))
+            .unwrap_or(&self.name)
     }
 
     /// The public suffix: `co.uk` in `acme.co.uk`.

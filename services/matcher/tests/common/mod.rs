@@ -73,7 +73,10 @@ pub struct Score {
     pub by_case: BTreeMap<String, (usize, usize, usize)>,
 }
 
-pub fn score(truth: &BTreeMap<String, (BTreeSet<String>, String)>, pairs: &BTreeSet<(String, String)>) -> Score {
+pub fn score(
+    truth: &BTreeMap<String, (BTreeSet<String>, String)>,
+    pairs: &BTreeSet<(String, String)>,
+) -> Score {
     let is_true = |l: &str, c: &str| truth.get(l).is_some_and(|(ids, _)| ids.contains(c));
     let correct = pairs.iter().filter(|(l, c)| is_true(l, c)).count();
     let found: BTreeSet<&str> = pairs
@@ -87,12 +90,23 @@ pub fn score(truth: &BTreeMap<String, (BTreeSet<String>, String)>, pairs: &BTree
         let e = by_case.entry(case.clone()).or_default();
         e.0 += 1;
         e.1 += usize::from(found.contains(l.as_str()));
-        e.2 += pairs.iter().filter(|(pl, c)| pl == l && !is_true(pl, c)).count();
+        e.2 += pairs
+            .iter()
+            .filter(|(pl, c)| pl == l && !is_true(pl, c))
+            .count();
     }
     Score {
         pairs: pairs.len(),
-        precision: if pairs.is_empty() { 0.0 } else { correct as f64 / pairs.len() as f64 },
-        recall: if matchable == 0 { 0.0 } else { found.len() as f64 / matchable as f64 },
+        precision: if pairs.is_empty() {
+            0.0
+        } else {
+            correct as f64 / pairs.len() as f64
+        },
+        recall: if matchable == 0 {
+            0.0
+        } else {
+            found.len() as f64 / matchable as f64
+        },
         by_case,
     }
 }
