@@ -247,6 +247,9 @@ pub struct Run {
     /// Where the run is, for SyncFailed.location ("companies page 3").
     pub position: String,
     counts: Vec<(ObjectKind, u64)>,
+    /// Time spent appending (the rest is the provider and our own work), for the logs.
+    append_micros: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
 
 impl Run {
@@ -398,6 +401,7 @@ impl Run {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, RunError> {
+        let t = std::time::Instant::now();
         let mut tx = self.ctx.pool.begin().await?;
         self.fence(&mut tx).await?;
         let appended = eventlog::append_in(&mut tx, stream, expected, events)
@@ -409,6 +413,10 @@ impl Run {
                 other => other.into(),
             })?;
         tx.commit().await?;
+        self.append_micros.fetch_add(
+            u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX),
+            AtomicOrdering::Relaxed,
+        );
         Ok(appended)
     }
 
@@ -583,6 +591,8 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
         access: None,
         position: "start".into(),
         counts: Vec::new(),
+        append_micros: std::sync::atomic::AtomicU64::new(0),
+        started: std::time::Instant::now(),
     };
 
     // The lease is renewed in the background too (a page can take longer than a lease when a
@@ -649,7 +659,12 @@ async fn end_run(run: &Run, result: Result<Event, RunError>) {
     let (kind, message, location) = match result {
         Ok(last) => {
             match run.finish(last, false, "completed").await {
-                Ok(()) => tracing::info!(counts = ?run.counts, "pull completed"),
+                Ok(()) => tracing::info!(
+                    counts = ?run.counts,
+                    secs = run.started.elapsed().as_secs_f64(),
+                    appending_secs = run.append_micros.load(AtomicOrdering::Relaxed) as f64 / 1e6,
+                    "pull completed"
+                ),
                 Err(e) => tracing::warn!(error = ?e, "could not record the end of the pull"),
             }
             return;
