@@ -159,6 +159,16 @@ impl Vault {
         self.access_of(id, &row)
     }
 
+    /// When a holder of `access` should ask for a token again: the refresh margin before its
+    /// expiry, but never before half its remaining life (a margin longer than the provider's
+    /// token lifetime must not turn into a refresh per call). `None`: it does not expire.
+    pub fn refresh_at(&self, access: &Access) -> Option<DateTime<Utc>> {
+        let exp = access.expires_at?;
+        let now = Utc::now();
+        let half_life = now + (exp - now) / 2;
+        Some((exp - self.refresh_margin).max(half_life))
+    }
+
     fn access_of(&self, id: IntegrationId, row: &store::TokenRow) -> Result<Access, VaultError> {
         let payload = self.open(id, &row.sealed)?;
         Ok(Access {

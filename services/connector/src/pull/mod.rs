@@ -244,6 +244,8 @@ pub struct Run {
     pub provider: Provider,
     cause: Cause,
     access: Option<Access>,
+    /// When to ask the vault again (it refreshes ahead of expiry).
+    refresh_at: Option<DateTime<Utc>>,
     /// Where the run is, for SyncFailed.location ("companies page 3").
     pub position: String,
     counts: Vec<(ObjectKind, u64)>,
@@ -275,17 +277,19 @@ impl Run {
 
     /// The access token, refreshed ahead of its expiry.
     pub async fn token(&mut self) -> Result<Secret, RunError> {
-        let fresh_enough = self.access.as_ref().is_some_and(|a| {
-            a.expires_at
-                .is_none_or(|t| t - chrono::Duration::seconds(60) > Utc::now())
-        });
-        if !fresh_enough {
+        let due = match (&self.access, self.refresh_at) {
+            (None, _) => true,
+            (Some(_), Some(at)) => at <= Utc::now(),
+            (Some(_), None) => false,
+        };
+        if due {
             let access = self
                 .ctx
                 .vault
                 .access(self.job.integration_id, &self.cause)
                 .await
                 .map_err(|e| self.vault_error(e))?;
+            self.refresh_at = self.ctx.vault.refresh_at(&access);
             self.access = Some(access);
         }
         match &self.access {
@@ -363,6 +367,7 @@ impl Run {
                     .refresh(self.job.integration_id, stale, &self.cause)
                     .await
                     .map_err(|e| self.vault_error(e))?;
+                self.refresh_at = self.ctx.vault.refresh_at(&access);
                 self.access = Some(access);
                 *refreshed = true;
                 Ok(())
@@ -589,6 +594,7 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
         provider,
         cause,
         access: None,
+        refresh_at: None,
         position: "start".into(),
         counts: Vec::new(),
         append_micros: std::sync::atomic::AtomicU64::new(0),
