@@ -314,3 +314,41 @@ async fn two_syncs_of_one_integration_never_pull_at_the_same_time() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pull_whose_worker_died_is_taken_over_when_its_lease_runs_out() {
+    let h = Harness::start().await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    // A job claimed by a worker that died a moment ago: running, lease about to run out.
+    let run = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO pull_jobs (sync_run_id, integration_id, workspace_id, correlation_id, \
+             causation_id, state, lease_owner, lease_until, attempts, started_at) \
+         VALUES ($1, $2, $3, $1, $4, 'running', 'dead-worker', now() + interval '1 second', 1, now())",
+    )
+    .bind(&run)
+    .bind(id.as_uuid())
+    .bind(h.workspace)
+    .bind(uuid::Uuid::now_v7().to_string())
+    .execute(&h.env.pool)
+    .await
+    .unwrap();
+    let events = h.wait_run(&run).await;
+    assert!(failed(&events).is_none(), "{:?}", failed(&events));
+    assert_eq!(
+        connector::store::job_state(&h.env.pool, &run)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("done")
+    );
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM pull_jobs WHERE sync_run_id = $1")
+            .bind(&run)
+            .fetch_one(&h.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(owner, None, "finished by the worker that took it over");
+    assert!(counts(&h.batches(&run).await)["contacts"] > 0);
+    h.shutdown().await;
+}
