@@ -352,3 +352,40 @@ async fn a_pull_whose_worker_died_is_taken_over_when_its_lease_runs_out() {
     assert!(counts(&h.batches(&run).await)["contacts"] > 0);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn under_a_tight_hubspot_rate_limit_the_sync_waits_instead_of_collecting_429s() {
+    let h = Harness::start().await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    h.admin(
+        "PUT",
+        "/providers/hubspot/rate-limit",
+        json!({"max": 2, "interval_ms": 400, "daily": 100000}),
+    )
+    .await;
+    let (run, events) = h.sync(id).await;
+    assert!(failed(&events).is_none(), "{:?}", failed(&events));
+    assert!(counts(&h.batches(&run).await)["contacts"] > 0);
+    let status = h.admin("GET", "/providers/hubspot", Value::Null).await;
+    assert_eq!(status["rejected"], 0, "no 429s: {status}");
+    assert_eq!(status["peak_window"], 2, "the budget was used: {status}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_used_up_daily_limit_fails_the_run_as_rate_limited() {
+    let h = Harness::start().await;
+    let id = h.connect(api::Provider::Salesforce).await;
+    h.admin(
+        "PUT",
+        "/providers/salesforce/rate-limit",
+        json!({"daily": 1}),
+    )
+    .await;
+    let (_, events) = h.sync(id).await;
+    let f = failed(&events).expect("the run fails");
+    assert_eq!(f.kind, ev::FailureKind::RateLimited as i32);
+    assert!(f.message.contains("limit"), "{}", f.message);
+    assert!(h.checkpoint(id, "crm_contact").await.is_none());
+    h.shutdown().await;
+}
