@@ -178,7 +178,8 @@ const RUN_COLUMNS: &str = "sync_run_id, integration_id, provider, trigger, state
      failure_message, failure_location, requested_at, started_at, finished_at, next_attempt_at, workspace_id";
 
 async fn load_run(pool: &PgPool, r: RunRow) -> Result<SyncRun, sqlx::Error> {
-    let steps: Vec<(i32, DateTime<Utc>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
+    type StepRow = (i32, DateTime<Utc>, Option<DateTime<Utc>>, i64);
+    let steps: Vec<StepRow> = sqlx::query_as(
         "SELECT step, started_at, completed_at, records FROM sync_run_steps WHERE sync_run_id = $1 ORDER BY started_at, step",
     )
     .bind(&r.0)

@@ -716,7 +716,15 @@ impl<C: Clock> Scheduler<C> {
     /// Looks at every connected integration once, at the clock's now.
     pub async fn tick(&self) -> Result<TickReport, RequestError> {
         let now = self.clock.now();
-        let rows: Vec<(String, String, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        type DueRow = (
+            String,
+            String,
+            String,
+            String,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<DueRow> = sqlx::query_as(
             "SELECT integration_id, workspace_id, schedule_local_time, schedule_time_zone, handled_slot, catch_up_at \
              FROM sync_integrations WHERE connected ORDER BY integration_id",
         )
