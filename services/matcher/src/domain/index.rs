@@ -193,7 +193,8 @@ impl Prepared {
         }
         let holder_names: [&str; 2] = [&core, fallback_name.unwrap_or("")];
 
-        let mut text = String::with_capacity(name_raw.len() + core.len() + 64);
+        let raw_len: usize = fields.iter().filter_map(|(_, v)| v.map(str::len)).sum();
+        let mut text = String::with_capacity(name_raw.len() + core.len() + 2 * raw_len + 8);
         let push = |text: &mut String, s: &str| -> Span {
             let start = text.len() as u32;
             text.push_str(s);
@@ -562,33 +563,13 @@ impl MatchIndex {
             .map(|c| Some(LiEntry::new(c)))
             .collect();
         phase("prepare");
-        let crm_entries: Vec<u64> = crm
-            .par_iter()
-            .enumerate()
-            .with_min_len(1024)
-            .flat_map_iter(|(i, e)| {
-                let mut keys = Vec::with_capacity(32);
-                if let Some(e) = e {
-                    e.index_keys(&mut keys);
-                }
-                keys.into_iter().map(move |k| KeyIndex::entry(k, i as u32))
-            })
-            .collect();
+        let crm_entries =
+            packed_entries(&crm, |e: &CrmEntry, out: &mut Vec<u64>| e.index_keys(out));
         phase("crm keys");
         let crm_keys = KeyIndex::from_entries(crm_entries);
         phase("crm key index");
-        let li_entries: Vec<u64> = li
-            .par_iter()
-            .enumerate()
-            .with_min_len(1024)
-            .flat_map_iter(|(i, e)| {
-                let mut keys = Vec::new();
-                if let Some(e) = e {
-                    e.rec.site_keys(&mut keys);
-                }
-                keys.into_iter().map(move |k| KeyIndex::entry(k, i as u32))
-            })
-            .collect();
+        let li_entries =
+            packed_entries(&li, |e: &LiEntry, out: &mut Vec<u64>| e.rec.site_keys(out));
         let li_sites = KeyIndex::from_entries(li_entries);
 
         let tokens = count_tokens(&crm, &li);
@@ -599,9 +580,16 @@ impl MatchIndex {
             record_decision(&mut by_li, d.linkedin_id, d.crm_id, Some(d.kind));
         }
 
+        // Room to grow, so the first changes do not copy a million records.
+        let mut crm = crm;
+        let mut li = li;
+        crm.reserve(crm.len() / 8 + 4096);
+        li.reserve(li.len() / 8 + 4096);
+        let mut hashes = vec![0; li.len()];
+        hashes.reserve(li.len() / 8 + 4096);
         let mut ix = MatchIndex {
             cfg,
-            result_hash: vec![0; li.len()],
+            result_hash: hashes,
             crm,
             crm_slots,
             li,
@@ -616,7 +604,7 @@ impl MatchIndex {
         ix.compute_all_trust();
         phase("trust");
         if ix.cfg.track_dependencies {
-            let mut dep_entries: Vec<u64> = Vec::new();
+            let mut dep_entries: Vec<u64> = Vec::with_capacity(ix.li.len() * 12);
             let n = ix.li.len() as u32;
             let mut start = 0u32;
             while start < n {
@@ -1263,6 +1251,39 @@ fn result_hash(r: &LinkedInResult) -> u64 {
         }
     }
     h.finish() | 1
+}
+
+/// The packed (key, slot) entries of all records, computed on all cores, gathered into one
+/// vector allocated once (growing a vector of tens of millions of entries costs more than
+/// computing them).
+fn packed_entries<E: Sync>(
+    records: &[Option<E>],
+    keys_of: impl Fn(&E, &mut Vec<u64>) + Sync,
+) -> Vec<u64> {
+    const CHUNK: usize = 8192;
+    let parts: Vec<Vec<u64>> = records
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut out = Vec::with_capacity(chunk.len() * 24);
+            let mut keys = Vec::with_capacity(48);
+            for (i, e) in chunk.iter().enumerate() {
+                if let Some(e) = e {
+                    keys.clear();
+                    keys_of(e, &mut keys);
+                    let slot = (c * CHUNK + i) as u32;
+                    out.extend(keys.iter().map(|&k| KeyIndex::entry(k, slot)));
+                }
+            }
+            out
+        })
+        .collect();
+    let total = parts.iter().map(Vec::len).sum();
+    let mut all = Vec::with_capacity(total);
+    for p in parts {
+        all.extend_from_slice(&p);
+    }
+    all
 }
 
 /// Keeps the last version of each id, at the position of its first arrival; returns the
