@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use clap::Parser;
 
-/// The same allocator as the `matcher` binary: the matcher allocates many small strings on
-/// two threads, where glibc's allocator spends a fifth of the time.
+/// mimalloc: the matcher allocates many small strings on two threads, where glibc's allocator
+/// spent a fifth of the time. (The `matcher` binary still uses the system allocator; the
+/// service wiring decides for the long-running process.)
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use matcher::domain::{
