@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use connector::config::ConnectorConfig;
-use connector::pull::FromSchedules;
 use connector::health::SyncApi;
+use connector::pull::FromSchedules;
 use connector::schedule::SystemClock;
 use connector::{Connector, callback, handlers, runs, store};
 use rp_platform::grpc::{self, Services};
