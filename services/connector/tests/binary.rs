@@ -278,3 +278,54 @@ async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {
     }
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn bad_configuration_stops_the_binary_with_an_error_naming_the_variable() {
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_connector"));
+        cmd.env_clear();
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("runs")
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CONNECTOR_TOKEN_KEYS is required"), "{err}");
+
+    let secret_looking = "k1:c2hvcnQ=";
+    let out = run(&[
+        ("CONNECTOR_TOKEN_KEYS", secret_looking),
+        ("CONNECTOR_TOKEN_KEY_ID", "k1"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CONNECTOR_TOKEN_KEYS") && err.contains("32 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("c2hvcnQ="), "the key is not echoed: {err}");
+
+    let key = format!("k1:{}", key_b64(1));
+    let out = run(&[
+        ("CONNECTOR_TOKEN_KEYS", &key),
+        ("CONNECTOR_TOKEN_KEY_ID", "k1"),
+        ("HUBSPOT_AUTH_BASE", "https://app.hubspot.com"),
+        ("HUBSPOT_API_BASE", "https://api.hubapi.com"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HUBSPOT_CLIENT_ID is required"), "{err}");
+
+    let out = run(&[
+        ("CONNECTOR_TOKEN_KEYS", &key),
+        ("CONNECTOR_TOKEN_KEY_ID", "k1"),
+        ("CONNECTOR_GRPC_ADDR", "localhost"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CONNECTOR_GRPC_ADDR") && err.contains("host:port"),
+        "{err}"
+    );
+}
