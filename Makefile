@@ -21,8 +21,8 @@ lint:
 ## Benchmarks; figures go to docs/benchmarks.md by hand, with machine and date.
 bench: infra
 	$(CARGO) bench -p rp-platform --bench spine
-	@if [ -f services/matcher/Cargo.toml ] && grep -q 'matcher-bench' services/matcher/Cargo.toml; then \
-		$(CARGO) run --release -p matcher --bin matcher-bench; fi
+	$(CARGO) run --release -p matcher --bin matcher-bench
+	$(CARGO) run --release -p connector --bin connector-bench
 
 infra:
 	@bash infra/dev-up.sh
