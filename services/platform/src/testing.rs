@@ -37,9 +37,12 @@ fn nats_url() -> String {
 }
 
 fn with_database(server_url: &str, db: &str) -> String {
-    let base = server_url.split('?').next().unwrap_or(server_url);
+    let (base, query) = match server_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server_url, String::new()),
+    };
     let (head, _) = base.rsplit_once('/').unwrap_or((base, ""));
-    format!("{head}/{db}")
+    format!("{head}/{db}{query}")
 }
 
 impl TestEnv {
@@ -152,8 +155,9 @@ impl TestEnv {
 async fn cleanup(admin_url: String, database_url: String, js: jetstream::Context, stream: String) {
     let _ = js.delete_stream(&stream).await;
     let db = database_url
-        .rsplit('/')
+        .split('?')
         .next()
+        .and_then(|u| u.rsplit('/').next())
         .unwrap_or_default()
         .to_string();
     if let Ok(admin) = crate::db::connect(&admin_url, 1).await {
