@@ -23,6 +23,7 @@ bench: infra
 	$(CARGO) bench -p rp-platform --bench spine
 	$(CARGO) run --release -p matcher --bin matcher-bench
 	$(CARGO) run --release -p connector --bin connector-bench
+	$(CARGO) test --release -p attribution --test scale -- --ignored --nocapture
 
 infra:
 	@bash infra/dev-up.sh

@@ -13,7 +13,7 @@ use rp_platform::contracts::api::v1::{
 };
 use rp_platform::contracts::events::v1::{SyncScheduleSet, SyncTrigger, envelope::Event};
 use rp_platform::contracts::timestamp;
-use rp_platform::eventlog::{EventStore, ExpectedVersion, NewEvent};
+use rp_platform::eventlog::{ExpectedVersion, NewEvent};
 use rp_platform::grpc;
 use sqlx::PgPool;
 use std::pin::Pin;
@@ -22,17 +22,12 @@ use tonic::{Request, Response, Status};
 
 pub struct SyncApi<C: Clock> {
     pool: PgPool,
-    store: EventStore,
     clock: Arc<C>,
 }
 
 impl<C: Clock> SyncApi<C> {
     pub fn new(pool: PgPool, clock: Arc<C>) -> Self {
-        Self {
-            store: EventStore::new(pool.clone()),
-            pool,
-            clock,
-        }
+        Self { pool, clock }
     }
 
     pub fn into_server(self) -> sync_server::SyncServer<Self> {
@@ -378,7 +373,6 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
         .await
         .map_err(|e| grpc::unavailable("setting the schedule", &e))?;
         tx.commit().await.map_err(db("setting the schedule"))?;
-        let _ = &self.store;
         let health = workspace_health(&self.pool, &ws, self.clock.now())
             .await
             .map_err(db("reading connection health"))?;
