@@ -257,20 +257,38 @@ impl EventStore {
         limit: i64,
         filter: &ReadFilter,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
-        let rows = sqlx::query(
-            "SELECT position, stream_id, version, recorded_at, payload FROM events \
-             WHERE position > $1 AND position <= $2 \
-               AND (cardinality($3::text[]) = 0 OR event_type = ANY($3)) \
-               AND ($4::text IS NULL OR workspace_id = $4) \
-             ORDER BY position LIMIT $5",
-        )
-        .bind(after)
-        .bind(up_to)
-        .bind(&filter.event_types)
-        .bind(filter.workspace_id.as_deref())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // One statement per filter shape, so each gets a plan that uses the right index; a
+        // single statement with optional filters gets a generic plan that suits none of them.
+        macro_rules! select {
+            ($rest:literal) => {
+                concat!(
+                    "SELECT position, stream_id, version, recorded_at, payload FROM events \
+                     WHERE position > $1 AND position <= $2",
+                    $rest
+                )
+            };
+        }
+        let sql: &'static str = match (filter.event_types.is_empty(), filter.workspace_id.is_some())
+        {
+            (true, false) => select!(" ORDER BY position LIMIT $3"),
+            (false, false) => {
+                select!(" AND event_type = ANY($4) ORDER BY position LIMIT $3")
+            }
+            (true, true) => {
+                select!(" AND workspace_id = $4 ORDER BY position LIMIT $3")
+            }
+            (false, true) => select!(
+                " AND event_type = ANY($4) AND workspace_id = $5 ORDER BY position LIMIT $3"
+            ),
+        };
+        let mut query = sqlx::query(sql).bind(after).bind(up_to).bind(limit);
+        if !filter.event_types.is_empty() {
+            query = query.bind(&filter.event_types);
+        }
+        if let Some(ws) = filter.workspace_id.as_deref() {
+            query = query.bind(ws);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(decode_row).collect()
     }
 
@@ -306,6 +324,9 @@ pub async fn append_in(
         .bind(APPEND_LOCK)
         .execute(&mut *conn)
         .await?;
+    // A statement of its own, after the lock is granted: under READ COMMITTED a statement's
+    // snapshot is taken when it starts, so reading the version in the locking statement would
+    // miss an append committed while we waited (the race test catches exactly that).
     let current: Option<i64> =
         sqlx::query_scalar("SELECT version FROM event_streams WHERE stream_id = $1")
             .bind(stream)
@@ -337,6 +358,7 @@ pub async fn append_in(
     let mut occurred = Vec::with_capacity(n);
     let mut payloads = Vec::with_capacity(n);
     for (i, e) in events.into_iter().enumerate() {
+        let type_name = e.event.type_name();
         let envelope = Envelope {
             meta: Some(EventMeta {
                 event_id: e.event_id.to_string(),
@@ -348,11 +370,11 @@ pub async fn append_in(
                 traceparent: traceparent.clone(),
                 tracestate: tracestate.clone(),
             }),
-            event: Some(e.event.clone()),
+            event: Some(e.event),
         };
         ids.push(e.event_id);
         versions.push(base + 1 + i as i64);
-        types.push(e.event.type_name().to_string());
+        types.push(type_name.to_string());
         workspaces.push(e.workspace_id);
         integrations.push(e.integration_id);
         correlations.push(e.correlation_id);
@@ -362,17 +384,23 @@ pub async fn append_in(
     }
     let last_version = base + n as i64;
 
+    // The events and the stream's new version in one statement (one round trip).
     let positions: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (event_id, stream_id, version, event_type, workspace_id, \
-             integration_id, correlation_id, causation_id, traceparent, occurred_at, payload) \
-         SELECT t.event_id, $1, t.version, t.event_type, t.workspace_id, t.integration_id, \
-             t.correlation_id, t.causation_id, $2, t.occurred_at, t.payload \
-         FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], \
-             $9::text[], $10::timestamptz[], $11::bytea[]) WITH ORDINALITY \
-             AS t(event_id, version, event_type, workspace_id, integration_id, correlation_id, \
-                  causation_id, occurred_at, payload, ord) \
-         ORDER BY t.ord \
-         RETURNING position",
+        "WITH stream AS ( \
+             INSERT INTO event_streams (stream_id, version) VALUES ($1, $12) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now() \
+         ), appended AS ( \
+             INSERT INTO events (event_id, stream_id, version, event_type, workspace_id, \
+                 integration_id, correlation_id, causation_id, traceparent, occurred_at, payload) \
+             SELECT t.event_id, $1, t.version, t.event_type, t.workspace_id, t.integration_id, \
+                 t.correlation_id, t.causation_id, $2, t.occurred_at, t.payload \
+             FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                 $9::text[], $10::timestamptz[], $11::bytea[]) WITH ORDINALITY \
+                 AS t(event_id, version, event_type, workspace_id, integration_id, correlation_id, \
+                      causation_id, occurred_at, payload, ord) \
+             ORDER BY t.ord \
+             RETURNING position \
+         ) SELECT position FROM appended",
     )
     .bind(stream)
     .bind(&traceparent)
@@ -385,6 +413,7 @@ pub async fn append_in(
     .bind(&causations)
     .bind(&occurred)
     .bind(&payloads)
+    .bind(last_version)
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -395,15 +424,6 @@ pub async fn append_in(
         _ => AppendError::Database(e),
     })?;
 
-    sqlx::query(
-        "INSERT INTO event_streams (stream_id, version) VALUES ($1, $2) \
-         ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now()",
-    )
-    .bind(stream)
-    .bind(last_version)
-    .execute(&mut *conn)
-    .await?;
-
     let first_position = positions.iter().copied().min().unwrap_or(0);
     let last_position = positions.iter().copied().max().unwrap_or(0);
     Ok(Appended {
@@ -413,16 +433,18 @@ pub async fn append_in(
     })
 }
 
+/// Decodes a row of `SELECT position, stream_id, version, recorded_at, payload` (by index: the
+/// hot path of catch-up reads).
 fn decode_row(row: &sqlx::postgres::PgRow) -> Result<RecordedEvent, ReadError> {
-    let position: i64 = row.try_get("position")?;
-    let payload: Vec<u8> = row.try_get("payload")?;
-    let envelope = Envelope::decode(payload.as_slice())
-        .map_err(|source| ReadError::Corrupt { position, source })?;
+    let position: i64 = row.try_get(0)?;
+    let payload: &[u8] = row.try_get(4)?;
+    let envelope =
+        Envelope::decode(payload).map_err(|source| ReadError::Corrupt { position, source })?;
     Ok(RecordedEvent {
         position,
-        stream_id: row.try_get("stream_id")?,
-        version: row.try_get("version")?,
-        recorded_at: row.try_get("recorded_at")?,
+        stream_id: row.try_get(1)?,
+        version: row.try_get(2)?,
+        recorded_at: row.try_get(3)?,
         envelope,
     })
 }

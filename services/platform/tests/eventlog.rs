@@ -166,25 +166,51 @@ async fn reads_filter_by_type_and_workspace_in_pages() {
             .await
             .unwrap();
     }
-    let filter = ReadFilter {
+    // Each filter shape has its own statement: check all four, paging by 2.
+    let read_everything = |filter: ReadFilter| {
+        let store = env.store.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = store.read_all(after, 2, &filter).await.unwrap();
+                let Some(last) = page.last() else { break };
+                after = last.position;
+                seen.extend(page);
+            }
+            assert!(seen.windows(2).all(|w| w[0].position < w[1].position));
+            seen
+        }
+    };
+    assert_eq!(read_everything(ReadFilter::default()).await.len(), 30);
+
+    let of_type = read_everything(ReadFilter {
+        event_types: vec!["SyncRequested".into()],
+        workspace_id: None,
+    })
+    .await;
+    assert_eq!(of_type.len(), 15);
+    assert!(of_type.iter().all(|e| e.event_type() == "SyncRequested"));
+
+    let of_workspace = read_everything(ReadFilter {
+        event_types: vec![],
+        workspace_id: Some("w1".into()),
+    })
+    .await;
+    assert_eq!(of_workspace.len(), 10);
+    assert!(of_workspace.iter().all(|e| e.workspace_id() == "w1"));
+
+    let seen = read_everything(ReadFilter {
         event_types: vec!["SyncRequested".into()],
         workspace_id: Some("w1".into()),
-    };
-    let mut seen = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = env.store.read_all(after, 2, &filter).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        seen.extend(page);
-    }
+    })
+    .await;
     // i in 0..30 with i % 3 == 0 and i % 2 == 0: 0, 6, 12, 18, 24
     assert_eq!(seen.len(), 5);
     assert!(
         seen.iter()
             .all(|e| e.workspace_id() == "w1" && e.event_type() == "SyncRequested")
     );
-    assert!(seen.windows(2).all(|w| w[0].position < w[1].position));
     env.cleanup().await;
 }
 
