@@ -20,7 +20,7 @@
 use crate::config::Settings;
 use crate::domain::metrics;
 use crate::store;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rp_platform::consumer::{Handler, HandlerContext, HandlerError};
 use rp_platform::contracts::events::v1::{
     AttributionUpdated, RecordsPulled, SyncStep, SyncStepStarted, envelope::Event,
@@ -79,7 +79,8 @@ pub struct Switched {
 }
 
 /// The time an event happened, as the log recorded it (never the wall clock): replaying the log
-/// gives the same time.
+/// gives the same time. To the microsecond, which is what the projection keeps (`timestamptz`):
+/// the as-of time AttributionUpdated announces is then the one the API serves.
 pub fn event_time(event: &RecordedEvent) -> DateTime<Utc> {
     event
         .meta()
@@ -87,6 +88,7 @@ pub fn event_time(event: &RecordedEvent) -> DateTime<Utc> {
         .as_ref()
         .and_then(from_timestamp)
         .unwrap_or(event.recorded_at)
+        .trunc_subsecs(6)
 }
 
 /// Applies one event to the projection; returns what was switched when it completed a sync's

@@ -473,3 +473,26 @@ async fn the_drill_down_shows_each_deals_amount_credit_touches_and_matches() {
 
     w.stop().await;
 }
+
+/// The matching step's event carries the producer's clock, to the nanosecond; the projection
+/// keeps microseconds. The as-of time AttributionUpdated announces must be the one the API
+/// serves, or a client waiting for the dashboard to reach an update never sees it.
+#[tokio::test]
+async fn the_as_of_time_announced_is_the_one_served() {
+    let w = World::new("starter").await;
+    let updated = w
+        .complete("run-ns", vec![], at("2026-06-30T12:00:00.123456789Z"))
+        .await;
+    let served = w.dashboard(30, Model::Linear).await.as_of;
+    assert_eq!(
+        updated.as_of,
+        Some(timestamp(at("2026-06-30T12:00:00.123456Z")))
+    );
+    assert_eq!(served, updated.as_of);
+    let page = w
+        .try_deals(30, Metric::InfluencedPipeline, 10, "")
+        .await
+        .unwrap();
+    assert_eq!(page.as_of, updated.as_of);
+    w.stop().await;
+}

@@ -1,7 +1,9 @@
 //! The attribution service as a process: it starts, consumes, completes its step, and shuts
 //! down cleanly on SIGTERM; bad configuration stops it with a message naming the variable.
 
+use chrono::SubsecRound;
 use rp_platform::contracts::events::v1::{AccountsMatched, envelope::Event};
+use rp_platform::contracts::{from_timestamp, timestamp};
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
 use rp_platform::testing::{ServiceProcess, TestEnv, eventually, wait_for_consumer};
 use std::time::Duration;
@@ -42,8 +44,12 @@ async fn starts_handles_its_step_and_stops_cleanly_on_sigterm() {
     };
     let matched_at = env.store.read_stream("syncrun-run-1", 1, 1).await.unwrap()[0]
         .meta()
-        .occurred_at;
-    assert_eq!(u.as_of, matched_at);
+        .occurred_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .unwrap();
+    // To the microsecond, as the projection keeps it (and the API serves it).
+    assert_eq!(u.as_of, Some(timestamp(matched_at.trunc_subsecs(6))));
 
     let status = svc.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");
