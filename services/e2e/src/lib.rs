@@ -1,1 +1,465 @@
-//! End-to-end scenarios live in `tests/`; this crate has no code of its own.
+//! The whole system as `make run` starts it, for the cross-process scenarios in `tests/`.
+//!
+//! [`System::start`] runs the provider sandbox and the four services (connector, matcher,
+//! attribution, notification) each as its own process, against a fresh database and stream
+//! prefix of their own (a [`TestEnv`]), so scenarios run in parallel; makes a workspace and an API
+//! key with the `rp` CLI; and connects gRPC clients once every server answers. The scenario then
+//! drives it as a user would: [`System::connect`] through the real OAuth flow, [`System::sync_now`]
+//! and [`System::finished_run`], the sandbox's admin API to change what the providers do.
+//! [`System::stop`] stops every process and drops the database and the stream; a test that panics
+//! before it still kills its processes and drops both (on drop).
+//!
+//! Nothing waits by sleeping: every wait is for a condition, with [`WAIT`] as its limit. The
+//! binaries must be built first (`cargo build --workspace --bins`).
+
+use base64::Engine;
+use rp_platform::contracts::api::v1 as api;
+use rp_platform::contracts::api::v1::{
+    attribution_client::AttributionClient, connections_client::ConnectionsClient,
+    matches_client::MatchesClient, notifications_client::NotificationsClient,
+    sync_client::SyncClient,
+};
+use rp_platform::eventlog::{ReadFilter, RecordedEvent};
+use rp_platform::testing::{ServiceProcess, TestEnv, eventually};
+pub use sandbox::Sizes;
+use serde_json::Value;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// How long any one wait of a scenario may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// The web app's base URL the services link to (`RP_APP_BASE_URL`); OAuth ends there.
+pub const APP: &str = "http://app.test";
+
+/// The provider sandbox's data and limits, as its binary takes them (`SANDBOX_*`). The data is
+/// dated today, as the dashboard's windows are.
+#[derive(Clone, Copy, Debug)]
+pub struct SandboxData {
+    pub seed: u64,
+    pub sizes: Sizes,
+    /// HubSpot's production rate limit (100 requests in 10 s), or none.
+    pub hubspot_rate_limit: bool,
+}
+
+/// The running system, seen from a user's side: one workspace, its API key and a client of
+/// every gRPC API.
+pub struct System {
+    /// The test's own database, event store and stream.
+    pub env: TestEnv,
+    pub workspace_id: String,
+    pub connections: ConnectionsClient<Channel>,
+    pub sync: SyncClient<Channel>,
+    pub matches: MatchesClient<Channel>,
+    pub attribution: AttributionClient<Channel>,
+    pub notifications: NotificationsClient<Channel>,
+    key: String,
+    sandbox: ServiceProcess,
+    sandbox_url: String,
+    services: Vec<ServiceProcess>,
+    /// Follows no redirect, so that the OAuth flow can be walked hop by hop.
+    http: reqwest::Client,
+}
+
+impl System {
+    /// Starts the sandbox on `data` and every service, and makes a workspace on `plan` (one of
+    /// `RP_PLANS`' names) with an API key.
+    pub async fn start(plan: &str, data: &SandboxData) -> Self {
+        let env = TestEnv::new().await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("an HTTP client: {e}"));
+        let (sandbox, sandbox_url, providers) = start_sandbox(&env, &http, data).await;
+
+        let (connector_grpc, connector_http) = (free_port(), free_port());
+        let (matcher_grpc, attribution_grpc, notification_grpc) =
+            (free_port(), free_port(), free_port());
+        let token_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let mut connector = vec![
+            (
+                "CONNECTOR_GRPC_ADDR".to_string(),
+                format!("127.0.0.1:{connector_grpc}"),
+            ),
+            (
+                "CONNECTOR_HTTP_ADDR".into(),
+                format!("127.0.0.1:{connector_http}"),
+            ),
+            (
+                "CONNECTOR_REDIRECT_URL".into(),
+                format!("http://127.0.0.1:{connector_http}/oauth/callback"),
+            ),
+            ("CONNECTOR_TOKEN_KEYS".into(), format!("k1:{token_key}")),
+            ("CONNECTOR_TOKEN_KEY_ID".into(), "k1".into()),
+            (
+                "CONNECTOR_PROVIDER_CLOCK_URL".into(),
+                format!("{sandbox_url}/admin/clock"),
+            ),
+            ("CONNECTOR_PROVIDER_RETRY_DELAY".into(), "5ms".into()),
+            ("CONNECTOR_PULL_POLL".into(), "100ms".into()),
+            ("RP_APP_BASE_URL".into(), APP.into()),
+        ];
+        connector.extend(providers);
+        let services = vec![
+            spawn(&env, "connector", &connector),
+            spawn(
+                &env,
+                "matcher",
+                &[(
+                    "MATCHER_GRPC_ADDR".into(),
+                    format!("127.0.0.1:{matcher_grpc}"),
+                )],
+            ),
+            spawn(
+                &env,
+                "attribution",
+                &[(
+                    "ATTRIBUTION_GRPC_ADDR".into(),
+                    format!("127.0.0.1:{attribution_grpc}"),
+                )],
+            ),
+            spawn(
+                &env,
+                "notification",
+                &[
+                    (
+                        "NOTIFICATION_GRPC_ADDR".into(),
+                        format!("127.0.0.1:{notification_grpc}"),
+                    ),
+                    ("RP_APP_BASE_URL".into(), APP.into()),
+                ],
+            ),
+        ];
+
+        let (workspace_id, key) = workspace_with_key(&env, plan).await;
+        let connector = grpc_channel(connector_grpc).await;
+        Self {
+            workspace_id,
+            key,
+            connections: ConnectionsClient::new(connector.clone()),
+            sync: SyncClient::new(connector),
+            matches: MatchesClient::new(grpc_channel(matcher_grpc).await),
+            attribution: AttributionClient::new(grpc_channel(attribution_grpc).await),
+            notifications: NotificationsClient::new(grpc_channel(notification_grpc).await),
+            env,
+            sandbox,
+            sandbox_url,
+            services,
+            http,
+        }
+    }
+
+    /// `msg` as a request with the workspace's API key.
+    pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        rp_platform::testing::authed(&self.key, msg)
+    }
+
+    /// Clicks Connect, completes the OAuth flow (the sandbox consents at once) and waits until
+    /// the integration is Connected. Returns its id.
+    pub async fn connect(&self, provider: api::Provider) -> String {
+        let started = self
+            .connections
+            .clone()
+            .start_connect(self.req(api::StartConnectRequest {
+                workspace_id: self.workspace_id.clone(),
+                provider: provider as i32,
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("StartConnect({provider:?}): {e}"))
+            .into_inner();
+        self.complete_oauth(&started.authorize_url).await;
+        self.health_of(&started.integration_id, |h| {
+            h.status == api::ConnectionStatus::Connected as i32
+        })
+        .await;
+        started.integration_id
+    }
+
+    /// Follows an authorization URL's redirects (provider consent, the connector's callback)
+    /// until they land on the app's Connections page.
+    pub async fn complete_oauth(&self, authorize_url: &str) {
+        let mut url = authorize_url.to_string();
+        for _ in 0..4 {
+            if url.starts_with(APP) {
+                assert!(
+                    url.contains("/workspace/connections"),
+                    "lands on the Connections page: {url}"
+                );
+                return;
+            }
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("OAuth hop {url}: {e}"));
+            url = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("no redirect from {url}"))
+                .to_string();
+        }
+        panic!("the OAuth flow did not land on the app: {url}");
+    }
+
+    /// The integration's health once `pred` holds for it (the Connections page).
+    pub async fn health_of<F: Fn(&api::IntegrationHealth) -> bool>(
+        &self,
+        integration_id: &str,
+        pred: F,
+    ) -> api::IntegrationHealth {
+        eventually(WAIT, "the integration's health", || async {
+            self.sync
+                .clone()
+                .get_connection_health(self.req(api::GetConnectionHealthRequest {
+                    workspace_id: self.workspace_id.clone(),
+                }))
+                .await
+                .unwrap_or_else(|e| panic!("GetConnectionHealth: {e}"))
+                .into_inner()
+                .integrations
+                .into_iter()
+                .find(|h| h.integration_id == integration_id && pred(h))
+        })
+        .await
+    }
+
+    /// Clicks Sync Now; the answer comes at once, the run goes on in the background.
+    pub async fn sync_now(&self, integration_id: &str) -> api::SyncNowResponse {
+        self.sync
+            .clone()
+            .sync_now(self.req(api::SyncNowRequest {
+                integration_id: integration_id.into(),
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("SyncNow({integration_id}): {e}"))
+            .into_inner()
+    }
+
+    /// The sync run once it has finished, whichever way.
+    pub async fn finished_run(&self, sync_run_id: &str) -> api::SyncRun {
+        eventually(WAIT, "the sync run to finish", || async {
+            let r = self
+                .sync
+                .clone()
+                .get_sync_run(self.req(api::GetSyncRunRequest {
+                    sync_run_id: sync_run_id.into(),
+                }))
+                .await
+                .ok()?
+                .into_inner();
+            matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
+        })
+        .await
+    }
+
+    /// Sync Now, and the run once it has completed (a failed or interrupted run fails the test).
+    pub async fn sync_to_completion(&self, integration_id: &str) -> api::SyncRun {
+        let started = self.sync_now(integration_id).await;
+        let run = self.finished_run(&started.sync_run_id).await;
+        assert_eq!(run.state, "completed", "{run:?}");
+        run
+    }
+
+    /// Calls the sandbox's admin API (`path` below `/admin`); its JSON answer, or `Null`.
+    pub async fn sandbox_admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/admin{path}", self.sandbox_url);
+        let resp = self
+            .http
+            .request(method, &url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("sandbox admin {url}: {e}"));
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{url}: {status} {v}");
+        v
+    }
+
+    /// The workspace's events in the log, in log order.
+    pub async fn events(&self) -> Vec<RecordedEvent> {
+        self.env
+            .store
+            .read_all(
+                0,
+                100_000,
+                &ReadFilter {
+                    workspace_id: Some(self.workspace_id.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading the event log: {e}"))
+    }
+
+    /// Stops every service (each must exit cleanly) and the sandbox, and drops the test's
+    /// database and stream.
+    pub async fn stop(self) {
+        for p in self.services {
+            let status = p.terminate(Duration::from_secs(30)).await;
+            assert!(
+                status.success(),
+                "a service did not stop cleanly: {status:?}"
+            );
+        }
+        // The sandbox binary stops on Ctrl-C only; SIGTERM ends it, which is all we need.
+        let _ = self.sandbox.terminate(Duration::from_secs(10)).await;
+        self.env.cleanup().await;
+    }
+}
+
+/// Starts the sandbox binary on `data` and waits for its admin API. Returns it, its base URL
+/// and the connector's variables for each provider (bases and OAuth client), from
+/// `/admin/config`.
+async fn start_sandbox(
+    env: &TestEnv,
+    http: &reqwest::Client,
+    data: &SandboxData,
+) -> (ServiceProcess, String, Vec<(String, String)>) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let s = data.sizes;
+    let mut vars = vec![
+        ("SANDBOX_ADDR".to_string(), addr.clone()),
+        ("SANDBOX_SEED".into(), data.seed.to_string()),
+        ("SANDBOX_COMPANIES".into(), s.companies.to_string()),
+        ("SANDBOX_CONTACTS".into(), s.contacts.to_string()),
+        ("SANDBOX_DEALS".into(), s.deals.to_string()),
+        ("SANDBOX_ORGS".into(), s.engaged_orgs.to_string()),
+        ("SANDBOX_DAYS".into(), s.days.to_string()),
+    ];
+    if !data.hubspot_rate_limit {
+        vars.push(("SANDBOX_HUBSPOT_RATE_LIMIT".into(), "off".into()));
+    }
+    let sandbox = spawn(env, "sandbox", &vars);
+    let url = format!("http://{addr}");
+    let config: Value = eventually(WAIT, "the sandbox's admin API", || async {
+        let r = http.get(format!("{url}/admin/config")).send().await.ok()?;
+        r.status().is_success().then_some(())?;
+        r.json().await.ok()
+    })
+    .await;
+    let mut providers = Vec::new();
+    for (p, prefix) in [
+        ("linkedin", "LINKEDIN"),
+        ("hubspot", "HUBSPOT"),
+        ("salesforce", "SALESFORCE"),
+    ] {
+        let c = &config["providers"][p];
+        let field = |k: &str| {
+            c[k].as_str()
+                .unwrap_or_else(|| panic!("/admin/config has no providers.{p}.{k}: {c}"))
+                .to_string()
+        };
+        providers.push((format!("{prefix}_API_BASE"), field("api_base")));
+        providers.push((format!("{prefix}_AUTH_BASE"), field("auth_base")));
+        providers.push((format!("{prefix}_CLIENT_ID"), field("client_id")));
+        providers.push((format!("{prefix}_CLIENT_SECRET"), field("client_secret")));
+    }
+    (sandbox, url, providers)
+}
+
+/// A workspace on `plan` and an API key for it, made with the operators' CLI as the demo does.
+async fn workspace_with_key(env: &TestEnv, plan: &str) -> (String, String) {
+    let created = rp_cli(
+        env,
+        &[
+            "--json",
+            "workspaces",
+            "create",
+            "--name",
+            "e2e",
+            "--plan",
+            plan,
+        ],
+    )
+    .await;
+    let workspace_id = created["workspace_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("rp workspaces create printed no workspace_id: {created}"))
+        .to_string();
+    let issued = rp_cli(
+        env,
+        &[
+            "--json",
+            "keys",
+            "create",
+            "--workspace",
+            &workspace_id,
+            "--label",
+            "e2e",
+        ],
+    )
+    .await;
+    let key = issued["key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("rp keys create printed no key: {issued}"))
+        .to_string();
+    (workspace_id, key)
+}
+
+/// Runs the `rp` CLI against the test's database and stream; its one JSON line.
+async fn rp_cli(env: &TestEnv, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(bin("rp"))
+        .args(args)
+        .envs(env.env_vars())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run rp {args:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "rp {args:?}: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .unwrap_or_else(|| panic!("rp {args:?} printed no JSON: {stdout}"))
+}
+
+/// Starts the workspace binary `name` against the test's infrastructure, with `vars`.
+fn spawn(env: &TestEnv, name: &str, vars: &[(String, String)]) -> ServiceProcess {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ServiceProcess::spawn(&bin(name), env, &vars)
+}
+
+/// A channel to the gRPC server on `port`, once it accepts connections.
+async fn grpc_channel(port: u16) -> Channel {
+    eventually(WAIT, &format!("the gRPC server on port {port}"), || async {
+        Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .ok()?
+            .connect()
+            .await
+            .ok()
+    })
+    .await
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free local port: {e}"))
+}
+
+/// A workspace binary, built beside the test that runs (`target/<profile>/`).
+fn bin(name: &str) -> String {
+    let exe = std::env::current_exe()
+        .unwrap_or_else(|e| panic!("the test's own path, to find the binaries: {e}"));
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()));
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}

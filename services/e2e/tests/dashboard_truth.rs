@@ -20,488 +20,143 @@
 //! A disagreement is printed as a list of precise differences (window, model, metric, currency,
 //! deal, campaign, number) before the test fails.
 
-use base64::Engine;
 use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
+use e2e::{SandboxData, Sizes, System, WAIT};
 use rp_platform::contracts::api::v1 as api;
-use rp_platform::contracts::api::v1::{
-    attribution_client::AttributionClient, connections_client::ConnectionsClient,
-    matches_client::MatchesClient, sync_client::SyncClient,
-};
 use rp_platform::contracts::events::v1::{StageKind, envelope::Event};
 use rp_platform::contracts::from_timestamp;
-use rp_platform::eventlog::ReadFilter;
-use rp_platform::testing::{ServiceProcess, TestEnv, eventually};
+use rp_platform::testing::eventually;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Debug, Display};
-use std::time::{Duration, Instant};
-use tonic::transport::Channel;
+use std::time::Instant;
 
-const WAIT: Duration = Duration::from_secs(90);
-const APP: &str = "http://app.test";
 /// The plan of the workspace and its windows (`RP_PLANS`' default).
 const PLAN: &str = "growth";
 const PLAN_WINDOWS: [u32; 3] = [30, 90, 180];
 /// `ATTRIBUTION_HALF_LIFE_DAYS`' default: the service runs without it set.
 const HALF_LIFE_DAYS: u32 = 7;
-/// The sandbox's data: small (each scenario runs in seconds), generated from a seed. The history
-/// fits inside what the first LinkedIn pull fetches (the plan's longest window up to yesterday),
-/// even if the date turns while the test runs.
-struct Scenario {
-    seed: &'static str,
-    companies: &'static str,
-    deals: &'static str,
-    orgs: &'static str,
-    /// Days of engagement before today.
-    days: &'static str,
-}
+
+// The sandbox's data of each scenario: small (each scenario runs in seconds), generated from a
+// seed, rate limits off as in the demo. The history fits inside what the first LinkedIn pull
+// fetches (the plan's longest window up to yesterday), even if the date turns while the test runs.
 
 /// Half a year of engagement: the windows differ, accounts first engaged before the shorter
 /// ones, and deals are sourced only in the longest.
-const HALF_A_YEAR: Scenario = Scenario {
-    seed: "42",
-    companies: "150",
-    deals: "300",
-    orgs: "100",
-    days: "179",
+const HALF_A_YEAR: SandboxData = SandboxData {
+    seed: 42,
+    sizes: Sizes {
+        companies: 150,
+        contacts: 60,
+        deals: 300,
+        engaged_orgs: 100,
+        days: 179,
+    },
+    hubspot_rate_limit: false,
 };
 
 /// Engagement that began in the last two months: accounts first engaged inside the shortest
 /// window, so deals are sourced there too (the generator spreads each organization's few active
 /// days over the whole history, so a long history never has a recent first engagement).
-const RECENT: Scenario = Scenario {
-    seed: "7",
-    companies: "150",
-    deals: "300",
-    orgs: "150",
-    days: "50",
+const RECENT: SandboxData = SandboxData {
+    seed: 7,
+    sizes: Sizes {
+        companies: 150,
+        contacts: 60,
+        deals: 300,
+        engaged_orgs: 150,
+        days: 50,
+    },
+    hubspot_rate_limit: false,
 };
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+// ---- what this test reads of the system -------------------------------------------------------
 
-/// A workspace binary built beside this test (`cargo build --workspace --bins`).
-fn bin(name: &str) -> String {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
-}
-
-// ---- the system, as `make run` starts it ------------------------------------------------------
-
-struct System {
-    env: TestEnv,
-    sandbox: ServiceProcess,
-    sandbox_url: String,
-    processes: Vec<ServiceProcess>,
-    ws: String,
-    key: String,
-    connections: ConnectionsClient<Channel>,
-    sync: SyncClient<Channel>,
-    matches: MatchesClient<Channel>,
-    attribution: AttributionClient<Channel>,
-    http: reqwest::Client,
-}
-
-impl System {
-    async fn start(scenario: &Scenario) -> Self {
-        let env = TestEnv::new().await;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http");
-
-        // The sandbox binary, dated today (as `make run` runs it), rate limits off as in the demo.
-        let sandbox_addr = format!("127.0.0.1:{}", free_port());
-        let sandbox_vars = [
-            ("SANDBOX_ADDR", sandbox_addr.as_str()),
-            ("SANDBOX_SEED", scenario.seed),
-            ("SANDBOX_COMPANIES", scenario.companies),
-            ("SANDBOX_CONTACTS", "60"),
-            ("SANDBOX_DEALS", scenario.deals),
-            ("SANDBOX_ORGS", scenario.orgs),
-            ("SANDBOX_DAYS", scenario.days),
-            ("SANDBOX_HUBSPOT_RATE_LIMIT", "off"),
-        ];
-        let sandbox = ServiceProcess::spawn(&bin("sandbox"), &env, &sandbox_vars);
-        let sandbox_url = format!("http://{sandbox_addr}");
-        let config: Value = eventually(WAIT, "the sandbox's admin API", || async {
-            let r = http
-                .get(format!("{sandbox_url}/admin/config"))
-                .send()
-                .await
-                .ok()?;
-            r.status().is_success().then_some(())?;
-            r.json().await.ok()
-        })
-        .await;
-
-        let (cg, ch, mg, ag, ng) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let token_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let mut connector_env: Vec<(String, String)> = vec![
-            ("CONNECTOR_GRPC_ADDR".into(), format!("127.0.0.1:{cg}")),
-            ("CONNECTOR_HTTP_ADDR".into(), format!("127.0.0.1:{ch}")),
-            (
-                "CONNECTOR_REDIRECT_URL".into(),
-                format!("http://127.0.0.1:{ch}/oauth/callback"),
-            ),
-            ("CONNECTOR_TOKEN_KEYS".into(), format!("k1:{token_key}")),
-            ("CONNECTOR_TOKEN_KEY_ID".into(), "k1".into()),
-            (
-                "CONNECTOR_PROVIDER_CLOCK_URL".into(),
-                format!("{sandbox_url}/admin/clock"),
-            ),
-            ("CONNECTOR_PULL_POLL".into(), "100ms".into()),
-            ("RP_APP_BASE_URL".into(), APP.into()),
-        ];
-        for (p, prefix) in [
-            ("linkedin", "LINKEDIN"),
-            ("hubspot", "HUBSPOT"),
-            ("salesforce", "SALESFORCE"),
-        ] {
-            let c = &config["providers"][p];
-            let field = |k: &str| {
-                c[k].as_str()
-                    .unwrap_or_else(|| panic!("/admin/config has no providers.{p}.{k}: {c}"))
-                    .to_string()
-            };
-            connector_env.push((format!("{prefix}_API_BASE"), field("api_base")));
-            connector_env.push((format!("{prefix}_AUTH_BASE"), field("auth_base")));
-            connector_env.push((format!("{prefix}_CLIENT_ID"), field("client_id")));
-            connector_env.push((format!("{prefix}_CLIENT_SECRET"), field("client_secret")));
-        }
-        let spawn = |name: &str, vars: &[(String, String)]| {
-            let refs: Vec<(&str, &str)> =
-                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            ServiceProcess::spawn(&bin(name), &env, &refs)
-        };
-        let processes = vec![
-            spawn("connector", &connector_env),
-            spawn(
-                "matcher",
-                &[("MATCHER_GRPC_ADDR".into(), format!("127.0.0.1:{mg}"))],
-            ),
-            spawn(
-                "attribution",
-                &[("ATTRIBUTION_GRPC_ADDR".into(), format!("127.0.0.1:{ag}"))],
-            ),
-            spawn(
-                "notification",
-                &[
-                    ("NOTIFICATION_GRPC_ADDR".into(), format!("127.0.0.1:{ng}")),
-                    ("RP_APP_BASE_URL".into(), APP.into()),
-                ],
-            ),
-        ];
-
-        // The workspace and its API key, made with the operators' CLI as the demo does.
-        let created = rp_cli(
-            &env,
-            &[
-                "--json",
-                "workspaces",
-                "create",
-                "--name",
-                "Dashboard truth",
-                "--plan",
-                PLAN,
-            ],
+/// The sandbox's ground truth, the oracle's input.
+async fn truth(s: &System) -> Truth {
+    let v = s
+        .sandbox_admin(
+            reqwest::Method::GET,
+            "/truth?include=matches,engagement,deals,pipelines",
+            Value::Null,
         )
         .await;
-        let ws = created["workspace_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("rp workspaces create: {created}"))
-            .to_string();
-        let issued = rp_cli(
-            &env,
-            &[
-                "--json",
-                "keys",
-                "create",
-                "--workspace",
-                &ws,
-                "--label",
-                "e2e",
-            ],
-        )
-        .await;
-        let key = issued["key"]
-            .as_str()
-            .unwrap_or_else(|| panic!("rp keys create: {issued}"))
-            .to_string();
-
-        let channel = |port: u16| async move {
-            eventually(WAIT, "a service's gRPC server", || async move {
-                Channel::from_shared(format!("http://127.0.0.1:{port}"))
-                    .ok()?
-                    .connect()
-                    .await
-                    .ok()
-            })
-            .await
-        };
-        let (c, m, a, n) = (
-            channel(cg).await,
-            channel(mg).await,
-            channel(ag).await,
-            channel(ng).await,
-        );
-        drop(n);
-        Self {
-            env,
-            sandbox,
-            sandbox_url,
-            processes,
-            ws,
-            key,
-            connections: ConnectionsClient::new(c.clone()),
-            sync: SyncClient::new(c),
-            matches: MatchesClient::new(m),
-            attribution: AttributionClient::new(a),
-            http,
-        }
-    }
-
-    fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        rp_platform::testing::authed(&self.key, msg)
-    }
-
-    /// Clicks Connect and completes the OAuth flow (the sandbox consents at once).
-    async fn connect(&self, provider: api::Provider) -> String {
-        let started = self
-            .connections
-            .clone()
-            .start_connect(self.req(api::StartConnectRequest {
-                workspace_id: self.ws.clone(),
-                provider: provider as i32,
-            }))
-            .await
-            .expect("StartConnect")
-            .into_inner();
-        let mut url = started.authorize_url.clone();
-        let mut landed = false;
-        for _ in 0..4 {
-            if url.starts_with(APP) {
-                assert!(
-                    url.contains("/workspace/connections"),
-                    "lands on the Connections page: {url}"
-                );
-                landed = true;
-                break;
-            }
-            let resp = self.http.get(&url).send().await.expect("OAuth hop");
-            url = resp
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_else(|| panic!("no redirect from {url}"))
-                .to_string();
-        }
-        assert!(landed, "the OAuth flow did not land on the app: {url}");
-        let id = started.integration_id;
-        eventually(WAIT, "the integration to be Connected", || async {
-            self.sync
-                .clone()
-                .get_connection_health(self.req(api::GetConnectionHealthRequest {
-                    workspace_id: self.ws.clone(),
-                }))
-                .await
-                .ok()?
-                .into_inner()
-                .integrations
-                .into_iter()
-                .find(|h| {
-                    h.integration_id == id && h.status == api::ConnectionStatus::Connected as i32
-                })
-        })
-        .await;
-        id
-    }
-
-    /// Sync Now, and the run once it has finished.
-    async fn sync_to_completion(&self, integration: &str) -> api::SyncRun {
-        let run_id = self
-            .sync
-            .clone()
-            .sync_now(self.req(api::SyncNowRequest {
-                integration_id: integration.into(),
-            }))
-            .await
-            .expect("SyncNow")
-            .into_inner()
-            .sync_run_id;
-        let run = eventually(WAIT, "the sync run to finish", || async {
-            let r = self
-                .sync
-                .clone()
-                .get_sync_run(self.req(api::GetSyncRunRequest {
-                    sync_run_id: run_id.clone(),
-                }))
-                .await
-                .ok()?
-                .into_inner();
-            matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
-        })
-        .await;
-        assert_eq!(run.state, "completed", "{run:?}");
-        run
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}/admin{path}", self.sandbox_url);
-        let resp = self
-            .http
-            .request(method, &url)
-            .json(&body)
-            .send()
-            .await
-            .expect("sandbox admin");
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{url}: {status} {v}");
-        v
-    }
-
-    async fn truth(&self) -> Truth {
-        let v = self
-            .admin(
-                reqwest::Method::GET,
-                "/truth?include=matches,engagement,deals,pipelines",
-                Value::Null,
-            )
-            .await;
-        Truth::parse(&v)
-    }
-
-    async fn dashboard(&self, window_days: u32, model: Model) -> api::Dashboard {
-        self.attribution
-            .clone()
-            .get_dashboard(self.req(api::GetDashboardRequest {
-                workspace_id: self.ws.clone(),
-                window_days,
-                model: model.api() as i32,
-            }))
-            .await
-            .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
-            .into_inner()
-    }
-
-    /// Every page of one number's deals, every model's credit.
-    async fn dashboard_deals(
-        &self,
-        window_days: u32,
-        metric: Metric,
-    ) -> (
-        Vec<api::ListDashboardDealsResponse>,
-        Vec<api::DashboardDeal>,
-    ) {
-        let (mut pages, mut deals) = (Vec::new(), Vec::new());
-        let mut token = String::new();
-        loop {
-            let page = self
-                .attribution
-                .clone()
-                .list_dashboard_deals(self.req(api::ListDashboardDealsRequest {
-                    workspace_id: self.ws.clone(),
-                    window_days,
-                    metric: metric.api() as i32,
-                    page_size: 500,
-                    page_token: token.clone(),
-                    model: api::AttributionModel::Unspecified as i32,
-                }))
-                .await
-                .unwrap_or_else(|e| panic!("ListDashboardDeals({window_days}, {metric:?}): {e}"))
-                .into_inner();
-            deals.extend(page.deals.iter().cloned());
-            token = page.next_page_token.clone();
-            pages.push(page);
-            if token.is_empty() {
-                break;
-            }
-        }
-        (pages, deals)
-    }
-
-    /// The matcher's current matches, (LinkedIn org, CRM company).
-    async fn matcher_matches(&self) -> BTreeSet<(String, String)> {
-        let mut out = BTreeSet::new();
-        let mut token = String::new();
-        loop {
-            let page = self
-                .matches
-                .clone()
-                .list_matches(self.req(api::ListMatchesRequest {
-                    workspace_id: self.ws.clone(),
-                    page_size: 1000,
-                    page_token: token,
-                    linkedin_id: String::new(),
-                }))
-                .await
-                .expect("ListMatches")
-                .into_inner();
-            out.extend(page.matches.into_iter().map(|m| (m.linkedin_id, m.crm_id)));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
-        out
-    }
-
-    async fn stop(self) {
-        for p in self.processes {
-            let status = p.terminate(Duration::from_secs(30)).await;
-            assert!(
-                status.success(),
-                "a service did not stop cleanly: {status:?}"
-            );
-        }
-        // The sandbox binary stops on Ctrl-C only; SIGTERM ends it, which is all we need.
-        let _ = self.sandbox.terminate(Duration::from_secs(10)).await;
-        self.env.cleanup().await;
-    }
+    Truth::parse(&v)
 }
 
-/// Runs the `rp` CLI against the test's database and stream; its one JSON line.
-async fn rp_cli(env: &TestEnv, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new(bin("rp"))
-        .args(args)
-        .envs(env.env_vars())
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .output()
+async fn dashboard(s: &System, window_days: u32, model: Model) -> api::Dashboard {
+    s.attribution
+        .clone()
+        .get_dashboard(s.req(api::GetDashboardRequest {
+            workspace_id: s.workspace_id.clone(),
+            window_days,
+            model: model.api() as i32,
+        }))
         .await
-        .expect("rp runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "rp {args:?}: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-        .unwrap_or_else(|| panic!("rp {args:?} printed no JSON: {stdout}"))
+        .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
+        .into_inner()
+}
+
+/// Every page of one number's deals, every model's credit.
+async fn dashboard_deals(
+    s: &System,
+    window_days: u32,
+    metric: Metric,
+) -> (
+    Vec<api::ListDashboardDealsResponse>,
+    Vec<api::DashboardDeal>,
+) {
+    let (mut pages, mut deals) = (Vec::new(), Vec::new());
+    let mut token = String::new();
+    loop {
+        let page = s
+            .attribution
+            .clone()
+            .list_dashboard_deals(s.req(api::ListDashboardDealsRequest {
+                workspace_id: s.workspace_id.clone(),
+                window_days,
+                metric: metric.api() as i32,
+                page_size: 500,
+                page_token: token.clone(),
+                model: api::AttributionModel::Unspecified as i32,
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("ListDashboardDeals({window_days}, {metric:?}): {e}"))
+            .into_inner();
+        deals.extend(page.deals.iter().cloned());
+        token = page.next_page_token.clone();
+        pages.push(page);
+        if token.is_empty() {
+            break;
+        }
+    }
+    (pages, deals)
+}
+
+/// The matcher's current matches, (LinkedIn org, CRM company).
+async fn matcher_matches(s: &System) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = s
+            .matches
+            .clone()
+            .list_matches(s.req(api::ListMatchesRequest {
+                workspace_id: s.workspace_id.clone(),
+                page_size: 1000,
+                page_token: token,
+                linkedin_id: String::new(),
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("ListMatches: {e}"))
+            .into_inner();
+        out.extend(page.matches.into_iter().map(|m| (m.linkedin_id, m.crm_id)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    out
 }
 
 // ---- the truth ----------------------------------------------------------------------------------
@@ -1576,7 +1231,8 @@ async fn add_edge_cases(s: &System, truth: &Truth) {
     ];
     for mut d in deals {
         d["company_id"] = json!(company);
-        s.admin(reqwest::Method::POST, "/crm/deals", d).await;
+        s.sandbox_admin(reqwest::Method::POST, "/crm/deals", d)
+            .await;
     }
 
     // An engagement row with zero counts, in the shortest window, of an organization with no
@@ -1605,7 +1261,7 @@ async fn add_edge_cases(s: &System, truth: &Truth) {
         "campaign_id": campaign.parse::<u64>().expect("a numeric campaign id"),
         "impressions": 0, "clicks": 0, "engagements": 0,
     });
-    s.admin(
+    s.sandbox_admin(
         reqwest::Method::POST,
         "/linkedin/engagement",
         json!({ "rows": [row] }),
@@ -1617,10 +1273,10 @@ async fn add_edge_cases(s: &System, truth: &Truth) {
 
 /// `make run`'s flow on `scenario`'s data, then every number of every window and model against
 /// the oracle. Returns the oracle's windows, for the scenario's own coverage checks.
-async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
+async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
     let started = Instant::now();
-    let s = System::start(scenario).await;
-    add_edge_cases(&s, &s.truth().await).await;
+    let s = System::start(PLAN, scenario).await;
+    add_edge_cases(&s, &truth(&s).await).await;
 
     // The first sync cycle of each integration, as `make run` does.
     let linkedin = s.connect(api::Provider::Linkedin).await;
@@ -1630,7 +1286,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
     let synced = started.elapsed();
 
     // The oracle's input: the truth as the sandbox serves it now (nothing changes after the sync).
-    let truth = s.truth().await;
+    let truth = truth(&s).await;
     for d in &truth.deals {
         let kind = truth.stage_kind(d.pipeline.as_deref(), d.stage.as_deref());
         let said = match kind {
@@ -1643,7 +1299,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
 
     // The numbers are as of the event that completed the matching step, for the last sync.
     let base = eventually(WAIT, "the dashboard of the last sync", || async {
-        let d = s.dashboard(PLAN_WINDOWS[0], Model::Linear).await;
+        let d = dashboard(&s, PLAN_WINDOWS[0], Model::Linear).await;
         (d.sync_run_id == last.sync_run_id).then_some(d)
     })
     .await;
@@ -1652,19 +1308,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
         .as_ref()
         .and_then(from_timestamp)
         .expect("the dashboard carries its as-of time");
-    let log = s
-        .env
-        .store
-        .read_all(
-            0,
-            100_000,
-            &ReadFilter {
-                workspace_id: Some(s.ws.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("the log");
+    let log = s.events().await;
     let matched_at = log
         .iter()
         .filter(|e| {
@@ -1714,7 +1358,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
     // The oracle's matches are the truth's. The matcher must have found exactly those; if not,
     // the numbers below cannot agree, and this says which organizations and accounts differ.
     let true_pairs = truth.true_pairs();
-    let found = s.matcher_matches().await;
+    let found = matcher_matches(&s).await;
     if found != true_pairs {
         let name = |org: &str| {
             truth
@@ -1754,7 +1398,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
     for &window in &PLAN_WINDOWS {
         let w = oracle.window(window);
         for model in Model::ALL {
-            let d = s.dashboard(window, model).await;
+            let d = dashboard(&s, window, model).await;
             let at = format!("window {window} model {model:?}");
             diffs.eq(format!("{at}: window"), &d.window_days, &window);
             diffs.eq(format!("{at}: model"), &d.model, &(model.api() as i32));
@@ -1766,7 +1410,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
             compare_dashboard(&mut diffs, &d, &w, model);
         }
         for metric in Metric::ALL {
-            let (pages, deals) = s.dashboard_deals(window, metric).await;
+            let (pages, deals) = dashboard_deals(&s, window, metric).await;
             for p in &pages {
                 diffs.eq(
                     format!("window {window} {metric:?} drill-down page: (as_of, sync run)"),
@@ -1786,7 +1430,7 @@ async fn run(scenario: &Scenario) -> Vec<WindowTruth> {
         "dashboard_truth (seed {}, {} days of engagement): as of {as_of}, {} deals known ({} not yet created), {} engagement rows, \
          {} true matches; synced in {:.1?}",
         scenario.seed,
-        scenario.days,
+        scenario.sizes.days,
         oracle.deals.len(),
         oracle.not_yet_created,
         truth.engagement.len(),

@@ -1,343 +1,78 @@
 //! One scenario per statement of the help page (`shared/product/sync-schedule-and-connection-
 //! health.md`), across the real service processes (connector, matcher, attribution,
-//! notification) with real PostgreSQL, NATS and the provider sandbox. The daily schedule is
-//! driven by a scheduler on an injectable clock against the same database, instead of waiting.
+//! notification) with real PostgreSQL, NATS and the provider sandbox, started by [`System`]. The
+//! daily schedule is driven by a scheduler on an injectable clock against the same database,
+//! instead of waiting.
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use connector::runs::{Scheduler, SchedulerConfig};
 use connector::schedule::ManualClock;
+use e2e::{APP, SandboxData, Sizes, System, WAIT};
 use rp_platform::contracts::api::v1 as api;
-use rp_platform::contracts::api::v1::{
-    attribution_client::AttributionClient, connections_client::ConnectionsClient,
-    notifications_client::NotificationsClient, sync_client::SyncClient,
-};
 use rp_platform::contracts::from_timestamp;
-use rp_platform::eventlog::ReadFilter;
-use rp_platform::testing::{ServiceProcess, TestEnv, eventually};
-use sandbox::{Provider as SbProvider, Sandbox, SandboxConfig};
+use rp_platform::testing::eventually;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
-use tonic::transport::Channel;
 
-const WAIT: Duration = Duration::from_secs(90);
-const APP: &str = "http://app.test";
+/// The workspace's plan.
+const PLAN: &str = "growth";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+/// The sandbox's tiny data set (`SandboxConfig::for_tests()`'s), with HubSpot's production limits.
+const SANDBOX: SandboxData = SandboxData {
+    seed: 42,
+    sizes: Sizes::TINY,
+    hubspot_rate_limit: true,
+};
 
-/// A workspace binary built beside this test (`cargo test --workspace` builds every binary).
-fn bin(name: &str) -> String {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
-}
-
-struct System {
-    env: TestEnv,
-    sandbox: Sandbox,
-    processes: Vec<ServiceProcess>,
-    ws: String,
-    key: String,
-    connections: ConnectionsClient<Channel>,
-    sync: SyncClient<Channel>,
-    notifications: NotificationsClient<Channel>,
-    attribution: AttributionClient<Channel>,
-    http: reqwest::Client,
-}
-
-impl System {
-    async fn start() -> Self {
-        let env = TestEnv::new().await;
-        // The sandbox's data is dated relative to today, as the dashboard's windows are.
-        let sandbox = Sandbox::spawn(SandboxConfig {
-            anchor: Some(Utc::now().date_naive()),
-            ..SandboxConfig::for_tests()
-        })
+/// The notifications of the workspace (the first 100).
+async fn notifications(s: &System) -> Vec<api::Notification> {
+    s.notifications
+        .clone()
+        .list(s.req(api::ListNotificationsRequest {
+            workspace_id: s.workspace_id.clone(),
+            page_size: 100,
+            ..Default::default()
+        }))
         .await
-        .expect("sandbox");
-        let (cg, ch, mg, ag, ng) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let token_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let mut connector_env: Vec<(String, String)> = vec![
-            ("CONNECTOR_GRPC_ADDR".into(), format!("127.0.0.1:{cg}")),
-            ("CONNECTOR_HTTP_ADDR".into(), format!("127.0.0.1:{ch}")),
-            (
-                "CONNECTOR_REDIRECT_URL".into(),
-                format!("http://127.0.0.1:{ch}/oauth/callback"),
-            ),
-            ("CONNECTOR_TOKEN_KEYS".into(), format!("k1:{token_key}")),
-            ("CONNECTOR_TOKEN_KEY_ID".into(), "k1".into()),
-            (
-                "CONNECTOR_PROVIDER_CLOCK_URL".into(),
-                format!("{}/clock", sandbox.admin_url()),
-            ),
-            ("CONNECTOR_PROVIDER_RETRY_DELAY".into(), "5ms".into()),
-            ("CONNECTOR_PULL_POLL".into(), "100ms".into()),
-            ("RP_APP_BASE_URL".into(), APP.into()),
-        ];
-        for (p, prefix) in [
-            (SbProvider::Linkedin, "LINKEDIN"),
-            (SbProvider::Hubspot, "HUBSPOT"),
-            (SbProvider::Salesforce, "SALESFORCE"),
-        ] {
-            let c = sandbox.client(p);
-            connector_env.push((format!("{prefix}_API_BASE"), sandbox.url(p)));
-            connector_env.push((format!("{prefix}_AUTH_BASE"), sandbox.url(p)));
-            connector_env.push((format!("{prefix}_CLIENT_ID"), c.client_id.clone()));
-            connector_env.push((format!("{prefix}_CLIENT_SECRET"), c.client_secret.clone()));
-        }
-        let as_refs = |v: &Vec<(String, String)>| {
-            v.iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
-        };
-        let spawn = |name: &str, vars: Vec<(String, String)>| {
-            let refs: Vec<(&str, &str)> =
-                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            ServiceProcess::spawn(&bin(name), &env, &refs)
-        };
-        let processes = vec![
-            spawn("connector", as_refs(&connector_env)),
-            spawn(
-                "matcher",
-                vec![("MATCHER_GRPC_ADDR".into(), format!("127.0.0.1:{mg}"))],
-            ),
-            spawn(
-                "attribution",
-                vec![("ATTRIBUTION_GRPC_ADDR".into(), format!("127.0.0.1:{ag}"))],
-            ),
-            spawn(
-                "notification",
-                vec![
-                    ("NOTIFICATION_GRPC_ADDR".into(), format!("127.0.0.1:{ng}")),
-                    ("RP_APP_BASE_URL".into(), APP.into()),
-                ],
-            ),
-        ];
-        let (ws, key) = rp_platform::testing::workspace_with_key(&env, "growth").await;
-        let channel = |port: u16| async move {
-            eventually(WAIT, "a service's gRPC server", || async move {
-                Channel::from_shared(format!("http://127.0.0.1:{port}"))
-                    .ok()?
-                    .connect()
-                    .await
-                    .ok()
-            })
-            .await
-        };
-        let (c, m, a, n) = (
-            channel(cg).await,
-            channel(mg).await,
-            channel(ag).await,
-            channel(ng).await,
-        );
-        let _ = m;
-        Self {
-            env,
-            sandbox,
-            processes,
-            ws,
-            key,
-            connections: ConnectionsClient::new(c.clone()),
-            sync: SyncClient::new(c),
-            notifications: NotificationsClient::new(n),
-            attribution: AttributionClient::new(a),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("http"),
-        }
-    }
+        .unwrap_or_else(|e| panic!("ListNotifications: {e}"))
+        .into_inner()
+        .notifications
+}
 
-    fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        rp_platform::testing::authed(&self.key, msg)
-    }
+/// The dashboard (linear model), once it has numbers.
+async fn dashboard(s: &System, window_days: u32) -> Option<api::Dashboard> {
+    s.attribution
+        .clone()
+        .get_dashboard(s.req(api::GetDashboardRequest {
+            workspace_id: s.workspace_id.clone(),
+            window_days,
+            model: api::AttributionModel::Linear as i32,
+        }))
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+        .filter(|d| d.as_of.is_some())
+}
 
-    /// Clicks Connect and completes the OAuth flow (the sandbox consents at once).
-    async fn connect(&self, provider: api::Provider) -> String {
-        let started = self
-            .connections
-            .clone()
-            .start_connect(self.req(api::StartConnectRequest {
-                workspace_id: self.ws.clone(),
-                provider: provider as i32,
-            }))
-            .await
-            .expect("StartConnect")
-            .into_inner();
-        self.complete_oauth(&started.authorize_url).await;
-        self.health_of(&started.integration_id, |h| {
-            h.status == api::ConnectionStatus::Connected as i32
-        })
+/// The requests a provider of the sandbox has received, oldest first.
+async fn sandbox_requests(s: &System, provider: &str) -> Vec<Value> {
+    let v = s
+        .sandbox_admin(
+            reqwest::Method::GET,
+            &format!("/requests?provider={provider}"),
+            json!({}),
+        )
         .await;
-        started.integration_id
-    }
+    v["requests"].as_array().cloned().unwrap_or_default()
+}
 
-    async fn complete_oauth(&self, authorize_url: &str) {
-        let mut url = authorize_url.to_string();
-        for _ in 0..4 {
-            if url.starts_with(APP) {
-                assert!(
-                    url.contains("/workspace/connections"),
-                    "lands on the Connections page: {url}"
-                );
-                return;
-            }
-            let resp = self.http.get(&url).send().await.expect("OAuth hop");
-            url = resp
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_else(|| panic!("no redirect from {url}"))
-                .to_string();
-        }
-        panic!("the OAuth flow did not land on the app");
-    }
-
-    async fn health(&self) -> Vec<api::IntegrationHealth> {
-        self.sync
-            .clone()
-            .get_connection_health(self.req(api::GetConnectionHealthRequest {
-                workspace_id: self.ws.clone(),
-            }))
-            .await
-            .expect("health")
-            .into_inner()
-            .integrations
-    }
-
-    async fn health_of<F: Fn(&api::IntegrationHealth) -> bool>(
-        &self,
-        id: &str,
-        pred: F,
-    ) -> api::IntegrationHealth {
-        eventually(WAIT, "the integration's health", || async {
-            self.health()
-                .await
-                .into_iter()
-                .find(|h| h.integration_id == id && pred(h))
-        })
-        .await
-    }
-
-    async fn sync_now(&self, id: &str) -> api::SyncNowResponse {
-        self.sync
-            .clone()
-            .sync_now(self.req(api::SyncNowRequest {
-                integration_id: id.into(),
-            }))
-            .await
-            .expect("SyncNow")
-            .into_inner()
-    }
-
-    async fn finished_run(&self, run: &str) -> api::SyncRun {
-        eventually(WAIT, "the sync run to finish", || async {
-            let r = self
-                .sync
-                .clone()
-                .get_sync_run(self.req(api::GetSyncRunRequest {
-                    sync_run_id: run.into(),
-                }))
-                .await
-                .ok()?
-                .into_inner();
-            matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
-        })
-        .await
-    }
-
-    async fn notifications(&self) -> Vec<api::Notification> {
-        self.notifications
-            .clone()
-            .list(self.req(api::ListNotificationsRequest {
-                workspace_id: self.ws.clone(),
-                page_size: 100,
-                ..Default::default()
-            }))
-            .await
-            .expect("notifications")
-            .into_inner()
-            .notifications
-    }
-
-    async fn dashboard(&self, window_days: u32) -> Option<api::Dashboard> {
-        self.attribution
-            .clone()
-            .get_dashboard(self.req(api::GetDashboardRequest {
-                workspace_id: self.ws.clone(),
-                window_days,
-                model: api::AttributionModel::Linear as i32,
-            }))
-            .await
-            .ok()
-            .map(|r| r.into_inner())
-            .filter(|d| d.as_of.is_some())
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.sandbox.admin_url());
-        let resp = self
-            .http
-            .request(method, &url)
-            .json(&body)
-            .send()
-            .await
-            .expect("sandbox admin");
-        assert!(resp.status().is_success(), "{url}: {}", resp.status());
-        resp.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn requests(&self, provider: &str) -> Vec<Value> {
-        let v = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/requests?provider={provider}"),
-                json!({}),
-            )
-            .await;
-        v["requests"].as_array().cloned().unwrap_or_default()
-    }
-
-    fn scheduler(&self, clock: &ManualClock) -> Scheduler<ManualClock> {
-        Scheduler {
-            pool: self.env.pool.clone(),
-            clock: Arc::new(clock.clone()),
-            config: SchedulerConfig::default(),
-        }
-    }
-
-    async fn stop(self) {
-        for p in self.processes {
-            let status = p.terminate(Duration::from_secs(30)).await;
-            assert!(
-                status.success(),
-                "a service did not stop cleanly: {status:?}"
-            );
-        }
-        self.sandbox.shutdown().await;
-        self.env.cleanup().await;
+/// The daily schedule's scheduler, on `clock`, against the system's database.
+fn scheduler(s: &System, clock: &ManualClock) -> Scheduler<ManualClock> {
+    Scheduler {
+        pool: s.env.pool.clone(),
+        clock: Arc::new(clock.clone()),
+        config: SchedulerConfig::default(),
     }
 }
 
@@ -350,11 +85,11 @@ fn t(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
 /// "syncs ... automatically on a daily schedule" at the integration's own time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numbers() {
-    let s = System::start().await;
+    let s = System::start(PLAN, &SANDBOX).await;
     let hubspot = s.connect(api::Provider::Hubspot).await;
     let linkedin = s.connect(api::Provider::Linkedin).await;
     assert!(
-        s.dashboard(30).await.is_none(),
+        dashboard(&s, 30).await.is_none(),
         "no numbers before the first completed sync"
     );
 
@@ -403,7 +138,7 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
     assert_eq!(h.last_attempt_outcome, "completed");
     assert!(h.next_scheduled_sync_at.is_some());
     let d30 = eventually(WAIT, "the dashboard", || async {
-        s.dashboard(30)
+        dashboard(&s, 30)
             .await
             .filter(|d| d.sync_run_id == li.sync_run_id)
     })
@@ -424,19 +159,7 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
     );
 
     // One sync is one causal chain across services: every event of the run shares its correlation.
-    let chain = s
-        .env
-        .store
-        .read_all(
-            0,
-            100_000,
-            &ReadFilter {
-                workspace_id: Some(s.ws.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("log");
+    let chain = s.events().await;
     let run_events: Vec<_> = chain
         .iter()
         .filter(|e| e.meta().correlation_id == li.sync_run_id)
@@ -473,7 +196,7 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
         .into_inner();
     let slot = t(&set.next_scheduled_sync_at).expect("next slot");
     let clock = ManualClock::new(slot - chrono::Duration::seconds(30));
-    let scheduler = s.scheduler(&clock);
+    let scheduler = scheduler(&s, &clock);
     assert!(
         scheduler.tick().await.expect("tick").started.is_empty(),
         "not before its time"
@@ -488,7 +211,7 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
         rp_platform::contracts::events::v1::SyncTrigger::Scheduled as i32
     );
     assert!(
-        s.notifications().await.is_empty(),
+        notifications(&s).await.is_empty(),
         "nothing went wrong: no notification"
     );
     s.stop().await;
@@ -501,21 +224,18 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
 /// point, so previously synced records are not re-pulled".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconnect_resumes() {
-    let s = System::start().await;
+    let s = System::start(PLAN, &SANDBOX).await;
     let hubspot = s.connect(api::Provider::Hubspot).await;
-    let first = s
-        .finished_run(&s.sync_now(&hubspot).await.sync_run_id)
-        .await;
-    assert_eq!(first.state, "completed");
+    s.sync_to_completion(&hubspot).await;
 
     // Access revoked in HubSpot (and the current token expired): the next sync disconnects.
-    s.admin(
+    s.sandbox_admin(
         reqwest::Method::POST,
         "/providers/hubspot/grants/revoke",
         json!({}),
     )
     .await;
-    s.admin(
+    s.sandbox_admin(
         reqwest::Method::POST,
         "/providers/hubspot/tokens/expire",
         json!({}),
@@ -537,7 +257,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
     );
     assert!(h.next_scheduled_sync_at.is_none(), "syncing has stopped");
     let n = eventually(WAIT, "the disconnection notification", || async {
-        s.notifications()
+        notifications(&s)
             .await
             .into_iter()
             .find(|n| n.kind == api::NotificationKind::ConnectionDisconnected as i32)
@@ -564,7 +284,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
     // While disconnected the schedule does not fire, and the history is still there.
     let clock = ManualClock::new(Utc::now() + chrono::Duration::days(2));
     assert!(
-        s.scheduler(&clock)
+        scheduler(&s, &clock)
             .tick()
             .await
             .expect("tick")
@@ -584,7 +304,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
         .runs;
     assert_eq!(runs.len(), 2);
     assert!(
-        s.dashboard(30).await.is_some(),
+        dashboard(&s, 30).await.is_some(),
         "numbers stay after a disconnection"
     );
 
@@ -593,7 +313,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
         .connections
         .clone()
         .reconnect(s.req(api::ReconnectRequest {
-            workspace_id: s.ws.clone(),
+            workspace_id: s.workspace_id.clone(),
             integration_id: hubspot.clone(),
         }))
         .await
@@ -606,7 +326,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
     })
     .await;
     let resolved = eventually(WAIT, "the resolving notification", || async {
-        s.notifications()
+        notifications(&s)
             .await
             .into_iter()
             .find(|n| n.kind == api::NotificationKind::Resolved as i32)
@@ -614,12 +334,9 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
     .await;
     assert_eq!(resolved.resolves_notification_id, n.notification_id);
 
-    let before = s.requests("hubspot").await.len();
-    let run = s
-        .finished_run(&s.sync_now(&hubspot).await.sync_run_id)
-        .await;
-    assert_eq!(run.state, "completed", "{run:?}");
-    let after = s.requests("hubspot").await;
+    let before = sandbox_requests(&s, "hubspot").await.len();
+    s.sync_to_completion(&hubspot).await;
+    let after = sandbox_requests(&s, "hubspot").await;
     let listed_pages = after[before..]
         .iter()
         .filter(|r| {
@@ -641,9 +358,9 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
 /// scheduled sync".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and_resolves() {
-    let s = System::start().await;
+    let s = System::start(PLAN, &SANDBOX).await;
     let hubspot = s.connect(api::Provider::Hubspot).await;
-    s.admin(
+    s.sandbox_admin(
         reqwest::Method::PUT,
         "/providers/hubspot/outage",
         json!({"mode": "503"}),
@@ -670,7 +387,7 @@ async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and
     );
     assert_eq!(t(&h.next_scheduled_sync_at), Some(retry_at));
     let n = eventually(WAIT, "the interruption notification", || async {
-        s.notifications()
+        notifications(&s)
             .await
             .into_iter()
             .find(|n| n.kind == api::NotificationKind::SyncInterrupted as i32)
@@ -680,27 +397,26 @@ async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and
     assert_eq!(n.link, format!("{APP}/workspace/connections"));
 
     // The provider recovers; at the next scheduled sync the retry succeeds and the incident ends.
-    s.admin(
+    s.sandbox_admin(
         reqwest::Method::DELETE,
         "/providers/hubspot/outage",
         json!({}),
     )
     .await;
     let clock = ManualClock::new(retry_at + chrono::Duration::seconds(5));
-    let fired = s.scheduler(&clock).tick().await.expect("tick");
+    let fired = scheduler(&s, &clock).tick().await.expect("tick");
     assert_eq!(fired.started.len(), 1, "{fired:?}");
     let run = s.finished_run(&fired.started[0]).await;
     assert_eq!(run.state, "completed", "{run:?}");
     let resolved = eventually(WAIT, "the resolving notification", || async {
-        s.notifications()
+        notifications(&s)
             .await
             .into_iter()
             .find(|r| r.kind == api::NotificationKind::Resolved as i32)
     })
     .await;
     assert_eq!(resolved.resolves_notification_id, n.notification_id);
-    let interruptions = s
-        .notifications()
+    let interruptions = notifications(&s)
         .await
         .into_iter()
         .filter(|n| n.kind == api::NotificationKind::SyncInterrupted as i32)
