@@ -9,7 +9,9 @@
 //!   commit is visible. So positions become visible in commit order: a reader following the log by
 //!   position can never pass a position that a slower transaction commits later. The race test in
 //!   `tests/eventlog.rs` holds us to that. The price is that appends are serialized; a batch append
-//!   amortizes it (see docs/benchmarks.md).
+//!   amortizes it (see docs/benchmarks.md). An append is one statement, the `rp_append`
+//!   function (migration `20261129000004_append_function.sql`): one round trip, and no BEGIN or
+//!   COMMIT of its own when the caller has no transaction.
 //! * UPDATE, DELETE and TRUNCATE on `events` are refused by a trigger (the migration).
 
 use crate::contracts::events::v1::{Envelope, EventMeta, envelope::Event};
@@ -18,8 +20,8 @@ use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-/// Key of the advisory lock that serializes appends (ASCII "RPLOG").
-const APPEND_LOCK: i64 = 0x52_50_4C_4F_47;
+// The advisory lock that serializes appends has key 0x52504C4F47 (ASCII "RPLOG"); the
+// `rp_append` function (migration 20261129000004) takes it.
 
 /// What the appender believes the stream's version is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,10 +216,10 @@ impl EventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, AppendError> {
-        let mut tx = self.pool.begin().await?;
-        let appended = append_in(&mut tx, stream, expected, events).await?;
-        tx.commit().await?;
-        Ok(appended)
+        // One autocommit statement is one transaction: `rp_append` holds the append lock until
+        // it commits, as an explicit transaction would, without BEGIN and COMMIT round trips.
+        let mut conn = self.pool.acquire().await?;
+        append_in(&mut conn, stream, expected, events).await
     }
 
     /// Events of one stream with version >= `from_version`, in version order, at most `limit`.
@@ -320,36 +322,9 @@ pub async fn append_in(
     if events.is_empty() {
         return Err(AppendError::Empty);
     }
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(APPEND_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    // A statement of its own, after the lock is granted: under READ COMMITTED a statement's
-    // snapshot is taken when it starts, so reading the version in the locking statement would
-    // miss an append committed while we waited (the race test catches exactly that).
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM event_streams WHERE stream_id = $1")
-            .bind(stream)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let ok = match expected {
-        ExpectedVersion::Any => true,
-        ExpectedVersion::NoStream => current.is_none(),
-        ExpectedVersion::Exact(v) => current == Some(v),
-    };
-    if !ok {
-        return Err(AppendError::Conflict {
-            stream: stream.to_string(),
-            expected,
-            actual: current,
-        });
-    }
-    let base = current.unwrap_or(0);
     let (traceparent, tracestate) = crate::telemetry::current_trace_context();
-
     let n = events.len();
     let mut ids = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
     let mut workspaces = Vec::with_capacity(n);
     let mut integrations = Vec::with_capacity(n);
@@ -357,7 +332,7 @@ pub async fn append_in(
     let mut causations = Vec::with_capacity(n);
     let mut occurred = Vec::with_capacity(n);
     let mut payloads = Vec::with_capacity(n);
-    for (i, e) in events.into_iter().enumerate() {
+    for e in events {
         let type_name = e.event.type_name();
         let envelope = Envelope {
             meta: Some(EventMeta {
@@ -373,8 +348,7 @@ pub async fn append_in(
             event: Some(e.event),
         };
         ids.push(e.event_id);
-        versions.push(base + 1 + i as i64);
-        types.push(type_name.to_string());
+        types.push(type_name);
         workspaces.push(e.workspace_id);
         integrations.push(e.integration_id);
         correlations.push(e.correlation_id);
@@ -382,55 +356,55 @@ pub async fn append_in(
         occurred.push(e.occurred_at);
         payloads.push(envelope.encode_to_vec());
     }
-    let last_version = base + n as i64;
-
-    // The events and the stream's new version in one statement (one round trip).
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "WITH stream AS ( \
-             INSERT INTO event_streams (stream_id, version) VALUES ($1, $12) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now() \
-         ), appended AS ( \
-             INSERT INTO events (event_id, stream_id, version, event_type, workspace_id, \
-                 integration_id, correlation_id, causation_id, traceparent, occurred_at, payload) \
-             SELECT t.event_id, $1, t.version, t.event_type, t.workspace_id, t.integration_id, \
-                 t.correlation_id, t.causation_id, $2, t.occurred_at, t.payload \
-             FROM UNNEST($3::uuid[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], \
-                 $9::text[], $10::timestamptz[], $11::bytea[]) WITH ORDINALITY \
-                 AS t(event_id, version, event_type, workspace_id, integration_id, correlation_id, \
-                      causation_id, occurred_at, payload, ord) \
-             ORDER BY t.ord \
-             RETURNING position \
-         ) SELECT position FROM appended",
-    )
-    .bind(stream)
-    .bind(&traceparent)
-    .bind(&ids)
-    .bind(&versions)
-    .bind(&types)
-    .bind(&workspaces)
-    .bind(&integrations)
-    .bind(&correlations)
-    .bind(&causations)
-    .bind(&occurred)
-    .bind(&payloads)
-    .bind(last_version)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("events_event_id_key") => {
-            let dup = ids.first().copied().unwrap_or(Uuid::nil());
-            AppendError::DuplicateEventId(dup)
-        }
-        _ => AppendError::Database(e),
-    })?;
-
-    let first_position = positions.iter().copied().min().unwrap_or(0);
-    let last_position = positions.iter().copied().max().unwrap_or(0);
-    Ok(Appended {
-        first_position,
-        last_position,
-        stream_version: last_version,
-    })
+    let expected_arg: i64 = match expected {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(v) if v >= 1 => v,
+        // Versions start at 1: no stream is at this one, so the append must fail.
+        ExpectedVersion::Exact(_) => i64::MAX,
+    };
+    // Lock, version check, events and the stream's version in one statement: see the
+    // `rp_append` migration for why it is correct (the version is read after the lock).
+    let (appended, version, first, last): (bool, Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(
+            "SELECT appended, stream_version, first_position, last_position \
+             FROM rp_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(stream)
+        .bind(expected_arg)
+        .bind(&traceparent)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&workspaces)
+        .bind(&integrations)
+        .bind(&correlations)
+        .bind(&causations)
+        .bind(&occurred)
+        .bind(&payloads)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some("events_event_id_key") => {
+                let dup = ids.first().copied().unwrap_or(Uuid::nil());
+                AppendError::DuplicateEventId(dup)
+            }
+            _ => AppendError::Database(e),
+        })?;
+    match (appended, version, first, last) {
+        (true, Some(stream_version), Some(first_position), Some(last_position)) => Ok(Appended {
+            first_position,
+            last_position,
+            stream_version,
+        }),
+        (false, actual, _, _) => Err(AppendError::Conflict {
+            stream: stream.to_string(),
+            expected,
+            actual,
+        }),
+        _ => Err(AppendError::Database(sqlx::Error::Protocol(
+            "rp_append returned an incomplete row".into(),
+        ))),
+    }
 }
 
 /// Decodes a row of `SELECT position, stream_id, version, recorded_at, payload` (by index: the
