@@ -39,6 +39,31 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 20_260_501)]
     seed: u64,
+    /// Also print a digest of every result (pairs, scores, reasons, review cases), to check that
+    /// a change to the matcher leaves its output as it was. Costs time in the batch measurement.
+    #[arg(long)]
+    digest: bool,
+}
+
+/// Feeds everything a result says into a hasher with fixed keys.
+fn digest_result(h: &mut impl std::hash::Hasher, r: &matcher::domain::LinkedInResult) {
+    h.write(r.linkedin_id.as_str().as_bytes());
+    for m in &r.matches {
+        h.write(m.crm_id.as_str().as_bytes());
+        h.write(m.method.as_str().as_bytes());
+        h.write_u64(m.score.value().to_bits());
+        h.write(m.reason.as_bytes());
+    }
+    if let Some(rv) = &r.review {
+        h.write(rv.reason.as_bytes());
+        for c in &rv.candidates {
+            h.write(c.crm_id.as_str().as_bytes());
+            h.write(c.crm_name.as_bytes());
+            h.write(c.method.as_str().as_bytes());
+            h.write_u64(c.score.value().to_bits());
+            h.write(c.reason.as_bytes());
+        }
+    }
 }
 
 // ---- deterministic generator ----------------------------------------------------------------
@@ -476,6 +501,10 @@ fn naive_join(linkedin: &[LinkedInCompany], crm: &[CrmAccount]) -> usize {
 
 fn main() {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        // `RUST_LOG=matcher=debug` shows the phases of each index build.
+        rp_platform::telemetry::init_for_tests();
+    }
     let n = args.companies;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -530,8 +559,12 @@ fn main() {
     let (mut pairs, mut reviews) = (0usize, 0usize);
     let mut correct = 0usize;
     let mut found = 0usize;
+    let mut digest = std::hash::DefaultHasher::new();
     index.for_each_result_chunk(1 << 16, |chunk| {
         for r in chunk {
+            if args.digest {
+                digest_result(&mut digest, r);
+            }
             pairs += r.matches.len();
             reviews += usize::from(r.review.is_some());
             let i = li_index_of.get(&r.linkedin_id).copied().unwrap_or(0) as usize;
@@ -555,6 +588,10 @@ fn main() {
         mib(proc_status("VmRSS:"))
     );
 
+    if args.digest {
+        use std::hash::Hasher;
+        println!("results digest: {:016x}", digest.finish());
+    }
     // Sanity: precision/recall against the generator's truth.
     let matchable = truth.iter().filter(|t| !t.is_empty()).count();
     println!(
@@ -592,6 +629,17 @@ fn main() {
         cs.rematched,
         cs.updated.len()
     );
+    if args.digest {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        for r in &cs.updated {
+            digest_result(&mut h, r);
+        }
+        for id in &cs.removed {
+            h.write(id.as_str().as_bytes());
+        }
+        println!("changed results digest: {:016x}", h.finish());
+    }
     let changes = make_changes(n, args.changes, args.seed ^ 0x5EED);
     let t = Instant::now();
     let mut rematched = 0;

@@ -566,11 +566,11 @@ impl MatchIndex {
         let crm_entries =
             packed_entries(&crm, |e: &CrmEntry, out: &mut Vec<u64>| e.index_keys(out));
         phase("crm keys");
-        let crm_keys = KeyIndex::from_entries(crm_entries);
+        let crm_keys = KeyIndex::from_parts(crm_entries);
         phase("crm key index");
         let li_entries =
             packed_entries(&li, |e: &LiEntry, out: &mut Vec<u64>| e.rec.site_keys(out));
-        let li_sites = KeyIndex::from_entries(li_entries);
+        let li_sites = KeyIndex::from_parts(li_entries);
 
         let tokens = count_tokens(&crm, &li);
         phase("li sites, tokens");
@@ -604,7 +604,7 @@ impl MatchIndex {
         ix.compute_all_trust();
         phase("trust");
         if ix.cfg.track_dependencies {
-            let mut dep_entries: Vec<u64> = Vec::with_capacity(ix.li.len() * 12);
+            let mut dep_parts: Vec<Vec<u64>> = Vec::new();
             let n = ix.li.len() as u32;
             let mut start = 0u32;
             while start < n {
@@ -615,17 +615,34 @@ impl MatchIndex {
                     .with_min_len(256)
                     .filter_map(|&s| ix.compute(s).map(|(r, fp)| (s, result_hash(&r), fp)))
                     .collect();
+                let mut entries = Vec::with_capacity(chunk.iter().map(|c| c.2.len()).sum());
                 for (slot, h, fp) in chunk {
                     ix.result_hash[slot as usize] = h;
-                    dep_entries.extend(fp.into_iter().map(|k| KeyIndex::entry(k, slot)));
+                    entries.extend(fp.into_iter().map(|k| KeyIndex::entry(k, slot)));
                 }
+                dep_parts.push(entries);
                 start = end;
             }
             phase("match all");
-            ix.deps = KeyIndex::from_entries(dep_entries);
+            ix.deps = KeyIndex::from_parts(dep_parts);
             phase("dependency index");
         }
+        ix.make_room();
         ix
+    }
+
+    /// Room to grow in every map, so the first batch of changes neither rehashes a map of a
+    /// million entries (a hundred milliseconds) nor grows the insertion maps from nothing.
+    fn make_room(&mut self) {
+        let room = |n: usize| n / 8 + 1024;
+        self.tokens.reserve(room(self.tokens.len()));
+        self.shared.reserve(room(self.shared.len()));
+        self.crm_slots.reserve(room(self.crm_slots.len()));
+        self.li_slots.reserve(room(self.li_slots.len()));
+        let links = |n: usize| (n / 256).clamp(1024, 1 << 16);
+        self.crm_keys.reserve(links(self.crm_keys.len()));
+        self.li_sites.reserve(links(self.li_sites.len()));
+        self.deps.reserve(links(self.deps.len()));
     }
 
     /// The current result for a LinkedIn company (computed now).
@@ -713,6 +730,14 @@ impl MatchIndex {
     /// Applies a batch of changes, re-matches the affected LinkedIn companies (on all cores when
     /// there are many) and returns the results that changed.
     pub fn apply(&mut self, changes: Vec<Change>) -> ChangeSet {
+        let t0 = std::time::Instant::now();
+        let phase = |what: &str| {
+            tracing::debug!(
+                phase = what,
+                elapsed_s = t0.elapsed().as_secs_f64(),
+                "match index apply"
+            );
+        };
         let mut touched: HashSet<u64> = HashSet::new();
         let mut retrust: HashSet<u64> = HashSet::new();
         let mut direct: HashSet<u32> = HashSet::new();
@@ -728,6 +753,7 @@ impl MatchIndex {
                 other => Prepped::Other(other),
             })
             .collect();
+        phase("prepare");
 
         for change in prepared {
             match change {
@@ -822,6 +848,7 @@ impl MatchIndex {
             }
         }
 
+        phase("records");
         // Word rarity: only a crossing of the threshold changes what the typo rule says.
         let rare = i64::from(self.cfg.rare_word_max);
         for (t, d) in token_delta {
@@ -854,6 +881,7 @@ impl MatchIndex {
             }
         }
 
+        phase("rarity, trust");
         // Who is affected.
         let mut affected: HashSet<u32> = direct;
         if self.cfg.track_dependencies {
@@ -871,7 +899,9 @@ impl MatchIndex {
             .collect();
         affected.sort_unstable();
 
+        phase("affected");
         let computed = self.compute_many(&affected);
+        phase("compute");
         let mut updated = Vec::new();
         for (slot, result, fp) in computed {
             if self.cfg.track_dependencies {
@@ -888,6 +918,7 @@ impl MatchIndex {
         updated.sort_by(|a, b| a.linkedin_id.cmp(&b.linkedin_id));
         removed.sort();
 
+        phase("footprints");
         if self.crm_keys.wants_merge() {
             let crm = &self.crm;
             self.crm_keys
@@ -998,42 +1029,46 @@ impl MatchIndex {
         let crm_holders = crm_holders.iter().filter_map(|&s| {
             let e = self.crm.get(s as usize)?.as_ref()?;
             let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
-            Some((0u8, e.id.as_str(), &e.rec, a))
+            Some((e.id.as_str(), &e.rec, a))
         });
         let li_holders = li_holders.iter().filter_map(|&s| {
             let e = self.li.get(s as usize)?.as_ref()?;
             let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
-            Some((1u8, e.id.as_str(), &e.rec, a))
+            Some((e.id.as_str(), &e.rec, a))
         });
-        let mut holders: Vec<(u8, &str, &Prepared, &Addr)> =
-            crm_holders.chain(li_holders).collect();
-        let (_, _, rec, first) = holders.first()?;
+        let mut crm_holders = crm_holders.peekable();
+        let mut li_holders = li_holders.peekable();
+        let (_, rec, first) = crm_holders.peek().or(li_holders.peek()).copied()?;
         if first.site_key == k
             && let Some(kind) = known_shared_host_str(rec.site(first), rec.label(first))
         {
             return Some(kind);
         }
-        if holders.len() == 1 {
-            return None;
-        }
-        holders.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        // Cluster each side's holders by related names: two clusters on one side mean the site
-        // is shared; one cluster a side that disagree mean the sides name different companies.
-        let mut reps: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
-        for (side, _, rec, _) in &holders {
-            let core = rec.core();
-            if core.is_empty() {
+        // Cluster each side's holders by related names, taking them in order of id: the first
+        // name (the lowest id's) is the side's representative, and a holder unrelated to it
+        // starts a second cluster: two clusters on one side mean the site is shared. One
+        // cluster a side that disagree mean the sides name different companies. (A name is
+        // compared with the representative only, so the lowest id decides, not the order of
+        // arrival.)
+        let crm_holders: Vec<(&str, &str)> = crm_holders
+            .map(|(id, rec, _)| (id, rec.core()))
+            .filter(|(_, core)| !core.is_empty())
+            .collect();
+        let li_holders: Vec<(&str, &str)> = li_holders
+            .map(|(id, rec, _)| (id, rec.core()))
+            .filter(|(_, core)| !core.is_empty())
+            .collect();
+        let mut reps: [Option<&str>; 2] = [None, None];
+        for (side, holders) in [crm_holders, li_holders].iter().enumerate() {
+            let Some(&(_, rep)) = holders.iter().min_by(|a, b| a.0.cmp(b.0)) else {
                 continue;
+            };
+            if holders.iter().any(|&(_, core)| !names_related(rep, core)) {
+                return Some(SharedHostKind::HeldByUnrelatedNames);
             }
-            let side_reps = &mut reps[usize::from(*side)];
-            if !side_reps.iter().any(|r| names_related(r, core)) {
-                side_reps.push(core);
-                if side_reps.len() >= 2 {
-                    return Some(SharedHostKind::HeldByUnrelatedNames);
-                }
-            }
+            reps[side] = Some(rep);
         }
-        if let ([c], [l]) = (&reps[0][..], &reps[1][..])
+        if let [Some(c), Some(l)] = reps
             && !names_related(c, l)
         {
             return Some(SharedHostKind::NamesDisagree);
@@ -1253,15 +1288,14 @@ fn result_hash(r: &LinkedInResult) -> u64 {
     h.finish() | 1
 }
 
-/// The packed (key, slot) entries of all records, computed on all cores, gathered into one
-/// vector allocated once (growing a vector of tens of millions of entries costs more than
-/// computing them).
+/// The packed (key, slot) entries of all records, computed on all cores, one vector per chunk
+/// of records (the key index sorts them together; gathering them first would copy them).
 fn packed_entries<E: Sync>(
     records: &[Option<E>],
     keys_of: impl Fn(&E, &mut Vec<u64>) + Sync,
-) -> Vec<u64> {
+) -> Vec<Vec<u64>> {
     const CHUNK: usize = 8192;
-    let parts: Vec<Vec<u64>> = records
+    records
         .par_chunks(CHUNK)
         .enumerate()
         .map(|(c, chunk)| {
@@ -1277,13 +1311,7 @@ fn packed_entries<E: Sync>(
             }
             out
         })
-        .collect();
-    let total = parts.iter().map(Vec::len).sum();
-    let mut all = Vec::with_capacity(total);
-    for p in parts {
-        all.extend_from_slice(&p);
-    }
-    all
+        .collect()
 }
 
 /// Keeps the last version of each id, at the position of its first arrival; returns the
