@@ -24,6 +24,8 @@ bench: infra
 	$(CARGO) run --release -p matcher --bin matcher-bench
 	$(CARGO) run --release -p connector --bin connector-bench
 	$(CARGO) test --release -p attribution --test scale -- --ignored --nocapture
+	$(CARGO) build --release --workspace --bins
+	bash infra/cycle-bench.sh
 
 infra:
 	@bash infra/dev-up.sh

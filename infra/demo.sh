@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug}
-RUN=.run
+RUN=${RUN:-.run}
 rp() { "$BIN/rp" "$@"; }
 
 wait_grpc() { # waits until the connector answers (it may still be starting)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/debug}
-RUN=.run
+RUN=${RUN:-.run}
 LOGS=$RUN/logs
 mkdir -p "$LOGS"
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/rp}
