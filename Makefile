@@ -5,8 +5,11 @@ SHELL := /bin/bash
 .PHONY: run test lint bench infra build fmt clean-test-dbs
 
 ## Bring up PostgreSQL and NATS when missing, build, start every service, show it working.
-run: infra build
-	@bash infra/run.sh
+## A release build: the first full cycle of the typical workspace takes ~16 s there and over a
+## minute in a debug build (docs/benchmarks.md, "First full cycle").
+run: infra
+	$(CARGO) build --release --workspace --bins
+	@BIN=target/release bash infra/run.sh
 
 ## The whole test suite against real PostgreSQL and NATS (brought up when missing).
 test: infra

@@ -4,7 +4,7 @@
 # a first sync cycle of each, then the connections' health and the dashboard numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/debug}
+BIN=${BIN:-target/release}
 RUN=${RUN:-.run}
 rp() { "$BIN/rp" "$@"; }
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${BIN:-target/debug}
+BIN=${BIN:-target/release}
 RUN=${RUN:-.run}
 LOGS=$RUN/logs
 mkdir -p "$LOGS"
