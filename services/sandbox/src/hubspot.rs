@@ -161,6 +161,12 @@ fn render(w: &World, k: Kind, idx: u32, props: &[String], assoc: bool) -> Value 
         "updatedAt": fmt_iso(modified),
         "archived": w.archived(k, idx),
     });
+    // An archived record says when it was archived (archiving is its last modification).
+    if w.archived(k, idx)
+        && let Some(obj) = o.as_object_mut()
+    {
+        obj.insert("archivedAt".into(), json!(fmt_iso(modified)));
+    }
     if assoc {
         let company = match k {
             Kind::Deal => w.deals.get(idx as usize).and_then(|d| d.company),

@@ -194,6 +194,10 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
             Router::new()
                 .route("/services/data/{version}/query", get(salesforce::query))
                 .route(
+                    "/services/data/{version}/sobjects/{sobject}/deleted/",
+                    get(salesforce::deleted),
+                )
+                .route(
                     "/services/data/{version}/query/{locator}",
                     get(salesforce::query_more),
                 ),

@@ -393,3 +393,100 @@ pub async fn versions(State((s, _)): S) -> Response {
     Json(json!([{"label": "Spring '24", "url": "/services/data/v60.0", "version": "60.0"}]))
         .into_response()
 }
+
+/// Salesforce keeps deleted records this long (the recycle bin); `start` may not be earlier.
+const DELETED_RETENTION_MS: i64 = 30 * 86_400_000;
+
+fn parse_replication_date(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+fn sf_time(ms: i64) -> String {
+    crate::util::to_datetime(ms)
+        .format(crate::util::SF_TIME_FORMAT)
+        .to_string()
+}
+
+/// `GET /services/data/{version}/sobjects/{SObject}/deleted/?start=ISO&end=ISO`: the records
+/// of the type deleted in `[start, end]`, as `{deletedRecords: [{id, deletedDate}],
+/// earliestDateAvailable, latestDateCovered}`.
+pub async fn deleted(
+    State((s, _)): S,
+    Path((version, sobject)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !valid_version(&version) {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    }
+    let kind = match sobject.as_str() {
+        "Account" => Kind::Company,
+        "Contact" => Kind::Contact,
+        "Opportunity" => Kind::Deal,
+        _ => {
+            return sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                &format!(
+                    "The requested resource does not exist: sObject type '{sobject}' is not supported."
+                ),
+            );
+        }
+    };
+    let params = parse_form(raw.as_deref().unwrap_or(""));
+    let bad = |m: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", m);
+    let Some(start) = form_get(&params, "start").and_then(parse_replication_date) else {
+        return bad("start: a date-time in ISO 8601 form is required");
+    };
+    let Some(end) = form_get(&params, "end").and_then(parse_replication_date) else {
+        return bad("end: a date-time in ISO 8601 form is required");
+    };
+    if end <= start {
+        return bad("end must be after start");
+    }
+    let now = s.clock.now_ms();
+    let earliest = now - DELETED_RETENTION_MS;
+    if start < earliest {
+        return bad(&format!(
+            "start must not be earlier than {} (deleted records are kept 30 days)",
+            sf_time(earliest)
+        ));
+    }
+    let covered = end.min(now);
+    let w = s.world();
+    let mut rows: Vec<(i64, u32)> = (0..w.len(kind) as u32)
+        .filter(|&i| w.archived(kind, i))
+        .filter_map(|i| {
+            let ms = match kind {
+                Kind::Company => w.companies.get(i as usize).map(|c| c.modified_ms),
+                Kind::Contact => w.contacts.get(i as usize).map(|c| c.modified_ms),
+                Kind::Deal => w.deals.get(i as usize).map(|d| d.modified_ms),
+            }?;
+            (start <= ms && ms <= covered).then_some((ms, i))
+        })
+        .collect();
+    rows.sort_unstable();
+    let records: Vec<_> = rows
+        .into_iter()
+        .filter_map(|(ms, i)| {
+            let id = match kind {
+                Kind::Company => w.companies.get(i as usize).map(|c| c.sf_id.clone()),
+                Kind::Contact => w.contacts.get(i as usize).map(|c| c.sf_id.clone()),
+                Kind::Deal => w.deals.get(i as usize).map(|d| d.sf_id.clone()),
+            }?;
+            Some(json!({"id": id, "deletedDate": sf_time(ms)}))
+        })
+        .collect();
+    Json(json!({
+        "deletedRecords": records,
+        "earliestDateAvailable": sf_time(earliest),
+        "latestDateCovered": sf_time(covered),
+    }))
+    .into_response()
+}

@@ -963,3 +963,102 @@ async fn bad_input_gets_the_providers_error_shape_never_a_5xx() {
         .unwrap();
     assert!(clock["now"].as_str().unwrap().starts_with("9999-"));
 }
+
+#[tokio::test]
+async fn deleted_records_are_listed_in_each_crms_shape() {
+    let t = T::new(SandboxConfig::for_tests()).await;
+    let gone = t
+        .admin("DELETE", "/crm/companies/7000000003", json!(null))
+        .await;
+    assert_eq!(gone["archived"], true);
+    let sf_id = gone["salesforce_id"].as_str().unwrap().to_string();
+
+    // HubSpot: the archived list has it, with archivedAt; the normal list does not.
+    let hs = t.access(Provider::Hubspot).await;
+    let r: Value = t
+        .api(
+            Provider::Hubspot,
+            &hs,
+            "/crm/v3/objects/companies?archived=true&limit=100",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{r}");
+    assert_eq!(results[0]["id"], "7000000003");
+    assert_eq!(results[0]["archived"], true);
+    assert_eq!(results[0]["archivedAt"], gone["modified"]);
+    let live: Value = t
+        .api(
+            Provider::Hubspot,
+            &hs,
+            "/crm/v3/objects/companies?limit=100",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        live["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != "7000000003" && c.get("archivedAt").is_none())
+    );
+
+    // Salesforce: getDeleted over a range that holds the deletion.
+    let sf = t.access(Provider::Salesforce).await;
+    let now = chrono::DateTime::parse_from_rfc3339(gone["modified"].as_str().unwrap()).unwrap();
+    let iso = |d: chrono::Duration| (now + d).to_rfc3339();
+    let url = |start: &str, end: &str| {
+        format!(
+            "/services/data/v60.0/sobjects/Account/deleted/?start={}&end={}",
+            start.replace('+', "%2B"),
+            end.replace('+', "%2B")
+        )
+    };
+    let minute = chrono::Duration::minutes(1);
+    let r = t
+        .api(Provider::Salesforce, &sf, &url(&iso(-minute), &iso(minute)))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b: Value = r.json().await.unwrap();
+    let recs = b["deletedRecords"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{b}");
+    assert_eq!(recs[0]["id"], sf_id.as_str());
+    assert!(recs[0]["deletedDate"].as_str().unwrap().ends_with("+0000"));
+    assert!(b["earliestDateAvailable"].is_string() && b["latestDateCovered"].is_string());
+    // A range before the deletion has none.
+    let b: Value = t
+        .api(
+            Provider::Salesforce,
+            &sf,
+            &url(&iso(-minute * 10), &iso(-minute)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b["deletedRecords"], json!([]));
+    // Out of range or backwards: INVALID_REPLICATION_DATE, never a 5xx.
+    for (s, e) in [
+        (iso(-chrono::Duration::days(31)), iso(minute)),
+        (iso(minute), iso(-minute)),
+        ("yesterday".to_string(), iso(minute)),
+    ] {
+        let r = t.api(Provider::Salesforce, &sf, &url(&s, &e)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b[0]["errorCode"], "INVALID_REPLICATION_DATE", "{b}");
+    }
+    let r = t
+        .api(
+            Provider::Salesforce,
+            &sf,
+            "/services/data/v60.0/sobjects/Lead/deleted/?start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
