@@ -54,6 +54,11 @@ impl IntegrationId {
     pub fn checkpoint_stream(&self, object: ObjectKind) -> String {
         format!("checkpoint-{}-{}", self.0, object.slug())
     }
+
+    /// `checkpoint-<id>-<object>_deletions`: CheckpointAdvanced of one object type's deletions.
+    pub fn deletions_checkpoint_stream(&self, object: ObjectKind) -> String {
+        format!("checkpoint-{}-{}_deletions", self.0, object.slug())
+    }
 }
 
 impl fmt::Display for IntegrationId {

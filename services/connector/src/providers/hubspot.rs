@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{Http, Reply, RetryPolicy, excerpt, join};
-use super::{Page, Provider, ProviderError, Secret, TokenRejection};
+use super::{DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection};
 
 /// Search results past this many cannot be paged (HubSpot's limit).
 pub const SEARCH_CAP: usize = 10_000;
@@ -60,6 +60,10 @@ pub struct RawObject {
     pub updated_at: Option<String>,
     #[serde(default)]
     pub associations: Option<HashMap<String, AssociationList>>,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub archived_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +112,24 @@ impl RawObject {
             .map(|l| l.results.iter().map(|r| r.id.clone()).collect())
             .unwrap_or_default()
     }
+}
+
+/// An entry of the archived list: it must say it is archived, and when.
+fn archived_record(o: RawObject) -> Result<DeletedRecord, String> {
+    if !o.archived {
+        return Err(format!(
+            "object {} in an archived=true list is not marked archived",
+            o.id
+        ));
+    }
+    let at = o
+        .archived_at
+        .as_deref()
+        .ok_or_else(|| format!("archived object {} has no archivedAt", o.id))?;
+    Ok(DeletedRecord {
+        deleted_at: parse_time(at)?,
+        id: o.id,
+    })
 }
 
 /// HubSpot datetimes: RFC 3339, or epoch milliseconds.
@@ -651,6 +673,37 @@ impl HubspotClient {
         })
     }
 
+    /// One page of `GET /crm/v3/objects/{type}?archived=true`: the archived (deleted) records
+    /// with their `archivedAt`. HubSpot cannot filter this list by date; the caller does.
+    pub async fn archived_page<T: HubspotObject>(
+        &self,
+        token: &Secret,
+        after: Option<&str>,
+    ) -> Result<Page<DeletedRecord>, ProviderError> {
+        let endpoint = format!("GET /crm/v3/objects/{}?archived=true", T::PATH);
+        let url = join(&self.cfg.api_base, &format!("/crm/v3/objects/{}", T::PATH));
+        let limit = self.cfg.page_size.clamp(1, 100).to_string();
+        let mut query: Vec<(&str, &str)> = vec![("limit", &limit), ("archived", "true")];
+        if let Some(a) = after {
+            query.push(("after", a));
+        }
+        let reply = self
+            .send(token, &endpoint, || {
+                self.http.client.get(&url).query(&query)
+            })
+            .await?;
+        let r: ListResp = self.http.parse(&endpoint, &reply.body)?;
+        let records = r
+            .results
+            .into_iter()
+            .map(|o| archived_record(o).map_err(|e| self.http.bad_payload(&endpoint, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            records,
+            next: r.paging.and_then(|p| p.next).map(|n| n.after),
+        })
+    }
+
     /// One page of records modified in `[from, to)`, oldest first, at offset `after`.
     /// Deals get their company associations filled in (search does not return them).
     pub async fn search_page<T: HubspotObject>(
@@ -854,5 +907,38 @@ impl<T: HubspotObject> SearchWalker<T> {
             return Ok(Some(page.records));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(v: Value) -> RawObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn an_archived_entry_gives_its_id_and_archived_at() {
+        let d = archived_record(raw(json!({"id": "7", "properties": {}, "archived": true,
+            "archivedAt": "2025-06-10T08:00:00.000Z"})))
+        .unwrap();
+        assert_eq!(d.id, "7");
+        assert_eq!(d.deleted_at.to_rfc3339(), "2025-06-10T08:00:00+00:00");
+    }
+
+    #[test]
+    fn an_archived_entry_without_archived_at_or_flag_is_a_clear_error() {
+        let e = archived_record(raw(json!({"id": "7", "archived": true}))).unwrap_err();
+        assert!(e.contains("no archivedAt"), "{e}");
+        let e = archived_record(raw(json!({"id": "7", "archived": false,
+            "archivedAt": "2025-06-10T08:00:00.000Z"})))
+        .unwrap_err();
+        assert!(e.contains("not marked archived"), "{e}");
+        let e = archived_record(raw(
+            json!({"id": "7", "archived": true, "archivedAt": "yesterday"}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("bad datetime"), "{e}");
     }
 }

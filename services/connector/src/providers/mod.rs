@@ -182,6 +182,13 @@ impl ProviderError {
     }
 }
 
+/// A record the CRM deleted (HubSpot: archived), and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedRecord {
+    pub id: String,
+    pub deleted_at: chrono::DateTime<chrono::Utc>,
+}
+
 static CRYPTO: Once = Once::new();
 
 /// Install rustls' ring crypto provider as the process default (reqwest is built with

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::http::{Http, Reply, RetryPolicy, excerpt, join};
-use super::{Page, Provider, ProviderError, Secret, TokenRejection};
+use super::{DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection};
 
 #[derive(Clone, Debug)]
 pub struct SalesforceConfig {
@@ -252,6 +252,33 @@ impl<T> From<QueryPage<T>> for Page<T> {
     }
 }
 
+/// The answer of `sobjects/{SObject}/deleted/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedPage {
+    pub records: Vec<DeletedRecord>,
+    /// Deletions before this are no longer kept.
+    pub earliest_available: Option<DateTime<Utc>>,
+    /// The answer is complete up to here.
+    pub latest_covered: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedResp {
+    deleted_records: Vec<DeletedJ>,
+    #[serde(default)]
+    earliest_date_available: Option<String>,
+    #[serde(default)]
+    latest_date_covered: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedJ {
+    id: String,
+    deleted_date: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct SalesforceClient {
     http: Http,
@@ -292,13 +319,25 @@ impl SalesforceClient {
         url: &str,
         query: Option<&str>,
     ) -> Result<Reply, ProviderError> {
+        let params: Vec<(&str, &str)> = query.map(|q| ("q", q)).into_iter().collect();
+        self.get_with(token, endpoint, url, &params).await
+    }
+
+    async fn get_with(
+        &self,
+        token: &Secret,
+        endpoint: &str,
+        url: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Reply, ProviderError> {
         let reply = self
             .http
             .execute(endpoint, || {
                 let rb = self.http.client.get(url).bearer_auth(token.expose());
-                match query {
-                    Some(q) => rb.query(&[("q", q)]),
-                    None => rb,
+                if params.is_empty() {
+                    rb
+                } else {
+                    rb.query(params)
                 }
             })
             .await?;
@@ -400,6 +439,43 @@ impl SalesforceClient {
         let url = join(&self.cfg.instance_url, next_records_url);
         let reply = self.get(token, &endpoint, &url, None).await?;
         self.parse_page(&endpoint, &reply)
+    }
+
+    /// `GET sobjects/{T}/deleted/?start&end`: the records of `T` deleted in `[start, end]`.
+    pub async fn deleted_between<T: SalesforceObject>(
+        &self,
+        token: &Secret,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<DeletedPage, ProviderError> {
+        let path = format!(
+            "/services/data/{}/sobjects/{}/deleted/",
+            self.cfg.api_version,
+            T::NAME
+        );
+        let endpoint = format!("GET {path}");
+        let url = join(&self.cfg.instance_url, &path);
+        let (s, e) = (soql_datetime(start), soql_datetime(end));
+        let reply = self
+            .get_with(token, &endpoint, &url, &[("start", &s), ("end", &e)])
+            .await?;
+        let r: DeletedResp = self.http.parse(&endpoint, &reply.body)?;
+        let time = |v: &str| sf_time::parse(v).map_err(|e| self.http.bad_payload(&endpoint, e));
+        let records = r
+            .deleted_records
+            .into_iter()
+            .map(|d| {
+                Ok(DeletedRecord {
+                    deleted_at: time(&d.deleted_date)?,
+                    id: d.id,
+                })
+            })
+            .collect::<Result<Vec<_>, ProviderError>>()?;
+        Ok(DeletedPage {
+            records,
+            earliest_available: r.earliest_date_available.as_deref().map(time).transpose()?,
+            latest_covered: r.latest_date_covered.as_deref().map(time).transpose()?,
+        })
     }
 
     /// All opportunity stages (a small table: every batch is read).

@@ -6,6 +6,14 @@
 //! the boundary records the previous pull already took are skipped. The new signpost (the
 //! provider's clock when this pull started, minus the margin) is written once the object's last
 //! batch is in the log. Pipelines are a small reference table: read whole every time.
+//!
+//! Deletions: after an object's records, the records the CRM deleted since the object's
+//! deletion checkpoint (its own signpost and boundary, `<id>@<deleted epoch ms>`) are appended
+//! as tombstones (`deleted: true`, only `id` and `modified_at` = when deleted) in the same
+//! RecordsPulled sequence, then the deletion checkpoint moves. HubSpot lists archived records
+//! whole (`archived=true`, filtered here by `archivedAt`); Salesforce answers a time range
+//! (`sobjects/{T}/deleted/`, kept 30 days). The very first sync of an object reports none: its
+//! full list holds no deleted record.
 
 use chrono::{DateTime, NaiveTime, Utc};
 use rp_platform::contracts::events::v1::{
@@ -18,6 +26,7 @@ use super::{Run, RunError, with_token};
 use crate::domain::ObjectKind;
 use crate::domain::batch::{Batcher, Record};
 use crate::domain::checkpoint::{BoundaryCollector, CrmCheckpoint, format_signpost, signpost};
+use crate::providers::DeletedRecord;
 use crate::providers::hubspot::{self, HubspotClient, HubspotObject, StageOutcome};
 use crate::providers::salesforce::{self, SalesforceClient, SalesforceObject};
 
@@ -73,6 +82,8 @@ impl ObjectPull {
         if let (Some(prev), Some(m)) = (&self.previous, modified)
             && prev.already_taken(id, m)
         {
+            // Still at or after this pull's signpost: the next pull must skip it too.
+            self.boundary.observe(id, m);
             self.skipped += 1;
             return Ok(());
         }
@@ -80,6 +91,14 @@ impl ObjectPull {
             self.boundary.observe(id, m);
         }
         self.taken += 1;
+        if let Some(batch) = self.batcher.push(record) {
+            run.emit_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a tombstone (a record deleted in the CRM) to the object's batches.
+    async fn push_deleted(&mut self, run: &Run, record: Record) -> Result<(), RunError> {
         if let Some(batch) = self.batcher.push(record) {
             run.emit_batch(batch).await?;
         }
@@ -113,6 +132,108 @@ impl ObjectPull {
         );
         run.count(self.kind, self.taken);
         Ok(self.taken)
+    }
+}
+
+/// A deleted record as RecordsPulled carries it: the id, when it was deleted, `deleted: true`.
+fn tombstone(kind: ObjectKind, d: &DeletedRecord) -> Option<Record> {
+    let (id, modified_at) = (d.id.clone(), Some(timestamp(d.deleted_at)));
+    match kind {
+        ObjectKind::CrmCompany => Some(Record::Company(ev::CrmCompany {
+            id,
+            modified_at,
+            deleted: true,
+            ..Default::default()
+        })),
+        ObjectKind::CrmDeal => Some(Record::Deal(ev::CrmDeal {
+            id,
+            modified_at,
+            deleted: true,
+            ..Default::default()
+        })),
+        ObjectKind::CrmContact => Some(Record::Contact(ev::CrmContact {
+            id,
+            modified_at,
+            deleted: true,
+            ..Default::default()
+        })),
+        _ => None,
+    }
+}
+
+/// One object type's deletions: what was reported before, what this pull reports, checkpoint.
+pub(crate) struct DeletionPull {
+    kind: ObjectKind,
+    previous: Option<CrmCheckpoint>,
+    expected: ExpectedVersion,
+    boundary: BoundaryCollector,
+    signpost: DateTime<Utc>,
+    reported: u64,
+}
+
+impl DeletionPull {
+    async fn start(run: &Run, kind: ObjectKind, signpost: DateTime<Utc>) -> Result<Self, RunError> {
+        let (last, expected) = run.deletions_checkpoint(kind).await?;
+        let previous = match last {
+            None => None,
+            Some(c) => match CrmCheckpoint::parse(&c.cursor, &c.boundary_ids) {
+                Ok(cp) => Some(cp),
+                Err(e) => {
+                    tracing::error!(object = kind.slug(), error = %e, "unreadable deletion checkpoint: reporting every deletion the CRM still has");
+                    None
+                }
+            },
+        };
+        Ok(Self {
+            kind,
+            previous,
+            expected,
+            boundary: BoundaryCollector::new(signpost),
+            signpost,
+            reported: 0,
+        })
+    }
+
+    /// Reports one deletion, unless an earlier pull reported it already.
+    async fn report(
+        &mut self,
+        run: &Run,
+        pull: &mut ObjectPull,
+        d: &DeletedRecord,
+    ) -> Result<(), RunError> {
+        if let Some(prev) = &self.previous {
+            if d.deleted_at < prev.signpost {
+                return Ok(());
+            }
+            if prev.already_taken(&d.id, d.deleted_at) {
+                // Still at or after this pull's signpost: the next pull must skip it too.
+                self.boundary.observe(&d.id, d.deleted_at);
+                return Ok(());
+            }
+        }
+        let Some(record) = tombstone(self.kind, d) else {
+            return Ok(());
+        };
+        self.boundary.observe(&d.id, d.deleted_at);
+        self.reported += 1;
+        pull.push_deleted(run, record).await
+    }
+
+    /// Moves the deletion checkpoint; call once the tombstones are appended.
+    async fn finish(self, run: &Run) -> Result<u64, RunError> {
+        run.advance_deletions(
+            self.kind,
+            format_signpost(self.signpost),
+            self.boundary.into_entries(),
+            self.expected,
+        )
+        .await?;
+        tracing::info!(
+            object = self.kind.slug(),
+            deleted = self.reported,
+            "deletions pulled"
+        );
+        Ok(self.reported)
     }
 }
 
@@ -247,7 +368,26 @@ async fn hubspot_object<T: HubspotObject>(
             }
         }
     }
-    pull.finish(run).await
+    let mut deletions = DeletionPull::start(run, kind, signpost).await?;
+    if deletions.previous.is_some() || pull.previous.is_some() {
+        let mut after: Option<String> = None;
+        let mut page_no = 0u64;
+        loop {
+            page_no += 1;
+            run.position = format!("{} archived page {page_no}", T::PATH);
+            let page = with_token!(run, t => client.archived_page::<T>(&t, after.as_deref()));
+            for d in &page.records {
+                deletions.report(run, &mut pull, d).await?;
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    }
+    let taken = pull.finish(run).await?;
+    deletions.finish(run).await?;
+    Ok(taken)
 }
 
 async fn emit_pipelines(run: &mut Run, pipelines: Vec<ev::CrmPipeline>) -> Result<(), RunError> {
@@ -289,9 +429,10 @@ pub(crate) async fn salesforce(run: &mut Run) -> Result<Event, RunError> {
         });
     };
     let client = run.ctx().clients.salesforce(&instance);
-    let (_, sp) = signpost_now(run).await?;
+    let (now, sp) = signpost_now(run).await?;
     run.step(SyncStep::CrmPull).await?;
-    salesforce_object::<salesforce::Account>(run, &client, ObjectKind::CrmCompany, sp, |a| {
+    let window = (now, sp);
+    salesforce_object::<salesforce::Account>(run, &client, ObjectKind::CrmCompany, window, |a| {
         let (id, modified) = (a.id.clone(), a.system_modstamp);
         let r = Record::Company(ev::CrmCompany {
             id: a.id,
@@ -305,7 +446,7 @@ pub(crate) async fn salesforce(run: &mut Run) -> Result<Event, RunError> {
         (id, modified, r)
     })
     .await?;
-    salesforce_object::<salesforce::Opportunity>(run, &client, ObjectKind::CrmDeal, sp, |o| {
+    salesforce_object::<salesforce::Opportunity>(run, &client, ObjectKind::CrmDeal, window, |o| {
         let (id, modified) = (o.id.clone(), o.system_modstamp);
         let r = Record::Deal(ev::CrmDeal {
             id: o.id,
@@ -325,7 +466,7 @@ pub(crate) async fn salesforce(run: &mut Run) -> Result<Event, RunError> {
         (id, modified, r)
     })
     .await?;
-    salesforce_object::<salesforce::Contact>(run, &client, ObjectKind::CrmContact, sp, |c| {
+    salesforce_object::<salesforce::Contact>(run, &client, ObjectKind::CrmContact, window, |c| {
         let (id, modified) = (c.id.clone(), c.system_modstamp);
         let r = Record::Contact(ev::CrmContact {
             id: c.id,
@@ -373,7 +514,7 @@ async fn salesforce_object<T: SalesforceObject>(
     run: &mut Run,
     client: &SalesforceClient,
     kind: ObjectKind,
-    signpost: DateTime<Utc>,
+    (now, signpost): (DateTime<Utc>, DateTime<Utc>),
     convert: impl Fn(T) -> (String, Option<DateTime<Utc>>, Record),
 ) -> Result<u64, RunError> {
     let mut pull = ObjectPull::start(run, kind, signpost).await?;
@@ -391,5 +532,25 @@ async fn salesforce_object<T: SalesforceObject>(
         run.position = format!("{} batch {batch_no}", T::NAME);
         page = with_token!(run, t => client.query_more::<T>(&t, &next));
     }
-    pull.finish(run).await
+    let mut deletions = DeletionPull::start(run, kind, signpost).await?;
+    if deletions.previous.is_some() || pull.previous.is_some() {
+        // Salesforce keeps deletions 30 days and refuses an older start: past that (a long
+        // disconnection) the oldest deletions are gone from the API.
+        let earliest = now - chrono::Duration::days(29);
+        let from = deletions
+            .previous
+            .as_ref()
+            .map_or(earliest, |p| p.signpost)
+            .max(earliest);
+        if from < now {
+            run.position = format!("{} deleted records", T::NAME);
+            let page = with_token!(run, t => client.deleted_between::<T>(&t, from, now));
+            for d in &page.records {
+                deletions.report(run, &mut pull, d).await?;
+            }
+        }
+    }
+    let taken = pull.finish(run).await?;
+    deletions.finish(run).await?;
+    Ok(taken)
 }

@@ -448,8 +448,24 @@ impl Run {
         &self,
         kind: ObjectKind,
     ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
-        let stream = self.job.integration_id.checkpoint_stream(kind);
-        let last = store::read_last_event(&self.ctx.store, &stream).await?;
+        self.checkpoint_in(&self.job.integration_id.checkpoint_stream(kind))
+            .await
+    }
+
+    /// The last CheckpointAdvanced of `kind`'s deletions, and the version to append the next at.
+    pub async fn deletions_checkpoint(
+        &self,
+        kind: ObjectKind,
+    ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
+        self.checkpoint_in(&self.job.integration_id.deletions_checkpoint_stream(kind))
+            .await
+    }
+
+    async fn checkpoint_in(
+        &self,
+        stream: &str,
+    ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
+        let last = store::read_last_event(&self.ctx.store, stream).await?;
         Ok(match last {
             None => (None, ExpectedVersion::NoStream),
             Some(e) => {
@@ -478,6 +494,25 @@ impl Run {
             sync_run_id: self.run_id.to_string(),
         }));
         let stream = self.job.integration_id.checkpoint_stream(kind);
+        self.append(&stream, expected, vec![e]).await?;
+        Ok(())
+    }
+
+    /// Moves the deletion checkpoint of `kind`; only once its deletions are appended.
+    pub async fn advance_deletions(
+        &self,
+        kind: ObjectKind,
+        cursor: String,
+        boundary_ids: Vec<String>,
+        expected: ExpectedVersion,
+    ) -> Result<(), RunError> {
+        let e = self.event(Event::CheckpointAdvanced(CheckpointAdvanced {
+            object_type: kind.to_event() as i32,
+            cursor,
+            boundary_ids,
+            sync_run_id: self.run_id.to_string(),
+        }));
+        let stream = self.job.integration_id.deletions_checkpoint_stream(kind);
         self.append(&stream, expected, vec![e]).await?;
         Ok(())
     }
