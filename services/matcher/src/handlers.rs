@@ -1,6 +1,9 @@
 //! Events in, events out: the matching step of a sync cycle, and manual decisions.
 //!
 //! * RecordsPulled (LinkedIn organizations, CRM companies) only stores the records, marked dirty.
+//!   A CRM company deleted in the CRM comes as a tombstone (`deleted: true`): it is stored as
+//!   deleted, leaves the index at the next matching step (`Change::RemoveCrm`), and its matches
+//!   come out of that step's AccountsMatched as REMOVED; a rebuilt index leaves it out.
 //! * The matching step starts when the pull before it completes: CompaniesResolved (a LinkedIn
 //!   sync) or PullCompleted of the CRM pull (a CRM sync). It re-matches only the LinkedIn
 //!   companies the dirty records affect, stores the new results, and emits AccountsMatched with

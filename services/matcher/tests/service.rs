@@ -470,3 +470,98 @@ async fn bad_requests_get_clear_errors() {
     assert!(e.message().contains("decision"));
     w.stop().await;
 }
+
+/// A CRM company deleted in the CRM comes as a tombstone (`deleted: true`, only its id): its
+/// matches are removed at the next matching step, and a matcher rebuilt from the projection does
+/// not bring them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_deleted_in_the_crm_loses_its_matches() {
+    let mut w = World::new().await;
+    w.pull(
+        "run-1",
+        vec![
+            org("li-1", "Acme Robotics", "https://www.acmerobotics.com"),
+            org("li-2", "Nordlicht Analytics GmbH", ""),
+        ],
+        vec![
+            company("crm-1", "ACME Robotics, Inc.", "acmerobotics.com"),
+            company("crm-2", "Nordlicht Analytics", ""),
+        ],
+    )
+    .await;
+    w.append(
+        "syncrun-run-1",
+        "run-1",
+        Event::CompaniesResolved(CompaniesResolved {
+            sync_run_id: "run-1".into(),
+            organizations: 2,
+        }),
+    )
+    .await;
+    let m = w.matched("syncrun-run-1", 0).await;
+    assert_eq!(
+        pairs(&m, MatchChangeKind::New),
+        vec![
+            ("li-1".into(), "crm-1".into(), MatchMethod::Domain as i32),
+            ("li-2".into(), "crm-2".into(), MatchMethod::Name as i32),
+        ]
+    );
+
+    // The CRM sync reports crm-2 deleted.
+    w.pull(
+        "run-2",
+        vec![],
+        vec![CrmCompany {
+            id: "crm-2".into(),
+            deleted: true,
+            ..Default::default()
+        }],
+    )
+    .await;
+    w.append(
+        "syncrun-run-2",
+        "run-2",
+        Event::PullCompleted(PullCompleted {
+            sync_run_id: "run-2".into(),
+            step: SyncStep::CrmPull as i32,
+            counts: vec![],
+        }),
+    )
+    .await;
+    let m2 = w.matched("syncrun-run-2", 0).await;
+    assert_eq!(
+        pairs(&m2, MatchChangeKind::Removed),
+        vec![("li-2".into(), "crm-2".into(), MatchMethod::Name as i32)]
+    );
+    assert!(pairs(&m2, MatchChangeKind::New).is_empty());
+    assert_eq!(m2.matched, 1);
+
+    // A restarted matcher rebuilds its index from the projection: crm-2 stays gone.
+    w.start_matcher();
+    w.append(
+        "syncrun-run-3",
+        "run-3",
+        Event::PullCompleted(PullCompleted {
+            sync_run_id: "run-3".into(),
+            step: SyncStep::CrmPull as i32,
+            counts: vec![],
+        }),
+    )
+    .await;
+    let m3 = w.matched("syncrun-run-3", 0).await;
+    assert!(m3.changes.is_empty(), "{:?}", m3.changes);
+    assert_eq!(m3.matched, 1);
+    let listed = w
+        .client
+        .clone()
+        .list_matches(w.req(ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let crm: Vec<&str> = listed.matches.iter().map(|m| m.crm_id.as_str()).collect();
+    assert_eq!(crm, vec!["crm-1"]);
+    w.stop().await;
+}
