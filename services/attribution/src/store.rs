@@ -244,16 +244,35 @@ pub async fn upsert_organizations(
     Ok(())
 }
 
+/// Upserts companies' names by id; a company marked deleted (a tombstone) is removed. Its
+/// matches go with the matcher's REMOVED changes of the same sync.
 pub async fn upsert_companies(
     conn: &mut PgConnection,
     ws: &str,
     companies: &[ev::CrmCompany],
 ) -> Result<(), sqlx::Error> {
-    let named: Vec<(CompanyId, String)> = companies
+    let parsed: Vec<(CompanyId, String, bool)> = companies
         .iter()
-        .filter_map(|c| Some((CompanyId::parse(&c.id).ok()?, c.name.trim().to_string())))
+        .filter_map(|c| {
+            Some((
+                CompanyId::parse(&c.id).ok()?,
+                c.name.trim().to_string(),
+                c.deleted,
+            ))
+        })
         .collect();
-    let named = last_by_key(named, |(id, _)| id.clone());
+    let parsed = last_by_key(parsed, |(id, _, _)| id.clone());
+    let (gone, kept): (Vec<_>, Vec<_>) = parsed.into_iter().partition(|c| c.2);
+    if !gone.is_empty() {
+        sqlx::query(
+            "DELETE FROM attribution_companies WHERE workspace_id = $1 AND company_id = ANY($2)",
+        )
+        .bind(ws)
+        .bind(gone.iter().map(|g| g.0.to_string()).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let named: Vec<(CompanyId, String)> = kept.into_iter().map(|(id, n, _)| (id, n)).collect();
     if named.is_empty() {
         return Ok(());
     }
