@@ -7,7 +7,9 @@
 //! API serves, for every lookback window of the plan and every model, is compared with a second,
 //! independent implementation of docs/attribution.md written here, fed with the sandbox's ground
 //! truth (`GET /admin/truth`): its deals, pipelines, engagement and its **true** matches (not the
-//! matcher's). Nothing here calls the attribution crate.
+//! matcher's). Nothing here calls the attribution crate. Then three influenced deals are deleted
+//! in the CRM, HubSpot syncs again, and every number is compared again: the deleted deals must
+//! have left them.
 //!
 //! The generated data is small (a debug run takes seconds) but every rule has a case in it, and
 //! the test asserts that it has: open, won and lost deals; several currencies; deals created
@@ -1271,22 +1273,16 @@ async fn add_edge_cases(s: &System, truth: &Truth) {
 
 // ---- the test -------------------------------------------------------------------------------------
 
-/// `make run`'s flow on `scenario`'s data, then every number of every window and model against
-/// the oracle. Returns the oracle's windows, for the scenario's own coverage checks.
-async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
-    let started = Instant::now();
-    let s = System::start(PLAN, scenario).await;
-    add_edge_cases(&s, &truth(&s).await).await;
-
-    // The first sync cycle of each integration, as `make run` does.
-    let linkedin = s.connect(api::Provider::Linkedin).await;
-    let hubspot = s.connect(api::Provider::Hubspot).await;
-    s.sync_to_completion(&linkedin).await;
-    let last = s.sync_to_completion(&hubspot).await;
-    let synced = started.elapsed();
-
+/// Every number of every window and model of the dashboard that `last` produced, against the
+/// oracle fed with the sandbox's truth as it is now. Returns the oracle's windows.
+async fn check(
+    s: &System,
+    last: &api::SyncRun,
+    scenario: &SandboxData,
+    synced: std::time::Duration,
+) -> Vec<WindowTruth> {
     // The oracle's input: the truth as the sandbox serves it now (nothing changes after the sync).
-    let truth = truth(&s).await;
+    let truth = truth(s).await;
     for d in &truth.deals {
         let kind = truth.stage_kind(d.pipeline.as_deref(), d.stage.as_deref());
         let said = match kind {
@@ -1299,7 +1295,7 @@ async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
 
     // The numbers are as of the event that completed the matching step, for the last sync.
     let base = eventually(WAIT, "the dashboard of the last sync", || async {
-        let d = dashboard(&s, PLAN_WINDOWS[0], Model::Linear).await;
+        let d = dashboard(s, PLAN_WINDOWS[0], Model::Linear).await;
         (d.sync_run_id == last.sync_run_id).then_some(d)
     })
     .await;
@@ -1358,7 +1354,7 @@ async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
     // The oracle's matches are the truth's. The matcher must have found exactly those; if not,
     // the numbers below cannot agree, and this says which organizations and accounts differ.
     let true_pairs = truth.true_pairs();
-    let found = matcher_matches(&s).await;
+    let found = matcher_matches(s).await;
     if found != true_pairs {
         let name = |org: &str| {
             truth
@@ -1398,7 +1394,7 @@ async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
     for &window in &PLAN_WINDOWS {
         let w = oracle.window(window);
         for model in Model::ALL {
-            let d = dashboard(&s, window, model).await;
+            let d = dashboard(s, window, model).await;
             let at = format!("window {window} model {model:?}");
             diffs.eq(format!("{at}: window"), &d.window_days, &window);
             diffs.eq(format!("{at}: model"), &d.model, &(model.api() as i32));
@@ -1410,7 +1406,7 @@ async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
             compare_dashboard(&mut diffs, &d, &w, model);
         }
         for metric in Metric::ALL {
-            let (pages, deals) = dashboard_deals(&s, window, metric).await;
+            let (pages, deals) = dashboard_deals(s, window, metric).await;
             for p in &pages {
                 diffs.eq(
                     format!("window {window} {metric:?} drill-down page: (as_of, sync run)"),
@@ -1484,6 +1480,25 @@ async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
         );
     }
 
+    windows
+}
+
+/// `make run`'s flow on `scenario`'s data, then every number of every window and model against
+/// the oracle. Returns the oracle's windows, for the scenario's own coverage checks.
+async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
+    let started = Instant::now();
+    let s = System::start(PLAN, scenario).await;
+    add_edge_cases(&s, &truth(&s).await).await;
+
+    // The first sync cycle of each integration, as `make run` does.
+    let linkedin = s.connect(api::Provider::Linkedin).await;
+    let hubspot = s.connect(api::Provider::Hubspot).await;
+    s.sync_to_completion(&linkedin).await;
+    let last = s.sync_to_completion(&hubspot).await;
+    let synced = started.elapsed();
+
+    let windows = check(&s, &last, scenario, synced).await;
+
     // The data exercised the rules every scenario has (so agreeing means something).
     let (short, long) = (&windows[0], &windows[windows.len() - 1]);
     for m in Metric::ALL {
@@ -1549,6 +1564,40 @@ async fn run(scenario: &SandboxData) -> Vec<WindowTruth> {
         long.coverage.not_yet_created > 0,
     );
 
+    // Deletions: deals deleted in the CRM leave every number at the next sync cycle. Delete two
+    // influenced open deals and one influenced won deal, sync HubSpot again, and compare every
+    // number again with the oracle, which reads the truth without them.
+    let gone: Vec<String> = [Metric::InfluencedPipeline, Metric::InfluencedRevenue]
+        .iter()
+        .zip([2, 1])
+        .flat_map(|(m, n)| long.deals[m].keys().take(n).cloned().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(gone.len(), 3, "three influenced deals to delete");
+    for id in &gone {
+        s.sandbox_admin(
+            reqwest::Method::DELETE,
+            &format!("/crm/deals/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+    let started_again = Instant::now();
+    let again = s.sync_to_completion(&hubspot).await;
+    let after = check(&s, &again, scenario, started_again.elapsed()).await;
+    let after_long = &after[after.len() - 1];
+    for id in &gone {
+        for (m, deals) in &after_long.deals {
+            assert!(
+                !deals.contains_key(id),
+                "deleted deal {id} still counts in {m:?}"
+            );
+        }
+    }
+    assert_eq!(
+        after_long.deal_counts.total + gone.len() as u32,
+        long.deal_counts.total,
+        "the deleted deals left the deal counts"
+    );
     s.stop().await;
     eprintln!("dashboard_truth: {:.1?} in all", started.elapsed());
     windows
