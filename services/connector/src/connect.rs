@@ -392,7 +392,7 @@ impl ConnectFlow {
                 });
             }
         };
-        let scopes: Vec<String> = tokens
+        let mut scopes: Vec<String> = tokens
             .scope
             .as_deref()
             .unwrap_or_default()
@@ -400,7 +400,27 @@ impl ConnectFlow {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        let external = tokens.instance_url.clone().unwrap_or_default();
+        let mut external = tokens.instance_url.clone().unwrap_or_default();
+        // HubSpot's token answer says neither which account it is for nor its scopes; its token
+        // metadata does. Not knowing them does not stop the connection.
+        if provider == Provider::Hubspot {
+            match self
+                .clients
+                .hubspot()
+                .token_info(&tokens.access_token)
+                .await
+            {
+                Ok(info) => {
+                    external = info.hub_id;
+                    if scopes.is_empty() {
+                        scopes = info.scopes;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(integration_id = %id, error = %e, "could not read HubSpot's token metadata");
+                }
+            }
+        }
 
         let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
         store::lock_tokens(&mut tx, id)

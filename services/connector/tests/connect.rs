@@ -114,19 +114,17 @@ async fn connecting_each_provider_end_to_end_stores_tokens_encrypted_and_shows_n
         assert_eq!(got.status, api::ConnectionStatus::Connected as i32);
         assert_eq!(got.provider, provider as i32);
         assert!(got.connected_at.is_some() && got.authorized_at.is_some());
-        // HubSpot's token answer names no scopes; the others do.
-        assert_eq!(
-            got.scopes.is_empty(),
-            provider == api::Provider::Hubspot,
-            "{:?}",
-            got.scopes
-        );
-        if provider == api::Provider::Salesforce {
-            assert!(
+        // Every connection knows its scopes and its account: HubSpot's come from its token
+        // metadata (the token answer names neither), Salesforce's account is its instance.
+        assert!(!got.scopes.is_empty(), "{provider:?} scopes");
+        match provider {
+            api::Provider::Salesforce => assert!(
                 got.external_account_id.ends_with("/salesforce"),
                 "{}",
                 got.external_account_id
-            );
+            ),
+            api::Provider::Hubspot => assert_eq!(got.external_account_id, "4242424"),
+            _ => {}
         }
     }
     let list = grpc

@@ -449,6 +449,20 @@ impl RateLimiter {
 
 // ---- client --------------------------------------------------------------------------------
 
+/// HubSpot's token metadata, the part we keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub hub_id: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenInfoResp {
+    hub_id: u64,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
 #[derive(Deserialize)]
 struct ListResp {
     results: Vec<RawObject>,
@@ -808,6 +822,25 @@ impl HubspotClient {
             after: 0,
             _t: PhantomData,
         }
+    }
+
+    /// What HubSpot's token metadata says of `token`: the account (portal, "hub") it belongs to,
+    /// which identifies the connection, and its scopes, which the token answer does not name.
+    pub async fn token_info(&self, token: &Secret) -> Result<TokenInfo, ProviderError> {
+        // The token is part of the path: keep it out of the endpoint name used in errors.
+        let endpoint = "GET /oauth/v1/access-tokens/{token}";
+        let url = join(
+            &self.cfg.api_base,
+            &format!("/oauth/v1/access-tokens/{}", token.expose()),
+        );
+        let reply = self
+            .send(token, endpoint, || self.http.client.get(&url))
+            .await?;
+        let r: TokenInfoResp = self.http.parse(endpoint, &reply.body)?;
+        Ok(TokenInfo {
+            hub_id: r.hub_id.to_string(),
+            scopes: r.scopes,
+        })
     }
 
     /// Deal pipelines with each stage's outcome (won = closed at probability 1.0, lost = closed
