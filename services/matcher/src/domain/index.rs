@@ -56,10 +56,10 @@ use super::model::{
     LinkedInResult, Match, Method, Review, Score,
 };
 use super::names::{
-    FuzzyHit, compact_key, exact_key, fuzzy_compare, fuzzy_index_keys, fuzzy_query_keys,
-    names_related, normalize_into,
+    FuzzyHit, NameScratch, compact_key, exact_key, fuzzy_compare, fuzzy_index_keys,
+    fuzzy_query_keys, names_related, normalize_with,
 };
-use super::site::WebAddress;
+use super::site::AddressParts;
 
 /// Tunables. The defaults are what the quality test runs with.
 #[derive(Clone, Debug)]
@@ -142,6 +142,7 @@ impl AddrField {
 }
 
 /// One website/domain value of a record, parsed; its text lives in the record's arena.
+#[derive(Clone, Copy)]
 struct Addr {
     field: AddrField,
     /// As typed.
@@ -176,25 +177,42 @@ struct Prepared {
     country: Option<[u8; 2]>,
 }
 
+/// Buffers reused from one record to the next while preparing records: with them, preparing a
+/// record allocates its own two boxes and nothing else in the common case.
+#[derive(Default)]
+struct PrepScratch {
+    name: NameScratch,
+    core: String,
+    fallback: String,
+    host: String,
+    path: String,
+    text: String,
+    addrs: Vec<Addr>,
+}
+
 impl Prepared {
     fn new(
         name: &str,
         fallback_name: Option<&str>,
         fields: &[(AddrField, Option<&str>)],
         country: Option<&str>,
+        sc: &mut PrepScratch,
     ) -> Prepared {
         let name_raw = name.trim();
-        let mut core = String::new();
-        normalize_into(name_raw, &mut core);
-        if core.is_empty()
+        normalize_with(name_raw, &mut sc.core, &mut sc.name);
+        if sc.core.is_empty()
             && let Some(f) = fallback_name
         {
-            normalize_into(&f.replace('-', " "), &mut core);
+            sc.fallback.clear();
+            sc.fallback
+                .extend(f.chars().map(|c| if c == '-' { ' ' } else { c }));
+            normalize_with(&sc.fallback, &mut sc.core, &mut sc.name);
         }
-        let holder_names: [&str; 2] = [&core, fallback_name.unwrap_or("")];
+        let core: &str = &sc.core;
+        let holder_names: [&str; 2] = [core, fallback_name.unwrap_or("")];
 
-        let raw_len: usize = fields.iter().filter_map(|(_, v)| v.map(str::len)).sum();
-        let mut text = String::with_capacity(name_raw.len() + core.len() + 2 * raw_len + 8);
+        let text = &mut sc.text;
+        text.clear();
         let push = |text: &mut String, s: &str| -> Span {
             let start = text.len() as u32;
             text.push_str(s);
@@ -203,25 +221,23 @@ impl Prepared {
                 len: s.len() as u32,
             }
         };
-        let name_span = push(&mut text, name_raw);
-        let core_span = push(&mut text, &core);
-        let mut addrs: Vec<Addr> = Vec::new();
+        let name_span = push(text, name_raw);
+        let core_span = push(text, core);
+        let addrs = &mut sc.addrs;
+        addrs.clear();
         for (field, value) in fields {
             let Some(raw) = value.map(str::trim) else {
                 continue;
             };
-            let Ok(web) = WebAddress::parse(raw) else {
+            let Ok(web) = AddressParts::parse(raw, &mut sc.host) else {
                 continue;
             };
-            let site_key = key(KeyKind::Site, web.site.as_str());
-            let sub = web
-                .sub_label
-                .as_deref()
-                .filter(|l| !is_generic_sub_label(l));
+            let site_key = key(KeyKind::Site, web.site);
+            let sub = web.sub_label.filter(|l| !is_generic_sub_label(l));
             let tenant_key = sub.map(|l| {
                 KeyHasher::new(KeyKind::Tenant)
                     .part(l.as_bytes())
-                    .part(web.site.as_str().as_bytes())
+                    .part(web.site.as_bytes())
                     .finish()
             });
             if addrs
@@ -230,15 +246,25 @@ impl Prepared {
             {
                 continue;
             }
-            let profile = !web.path.is_empty() && is_profile_page(&web, &holder_names);
-            let raw_span = push(&mut text, raw);
-            let site_span = push(&mut text, web.site.as_str());
-            let sub_span = sub.map(|l| push(&mut text, l));
+            let profile = !web.path.is_empty() && {
+                let path = &mut sc.path;
+                path.clear();
+                if web.path.is_ascii() {
+                    path.push_str(web.path);
+                    path.make_ascii_lowercase();
+                } else {
+                    path.push_str(&web.path.to_lowercase());
+                }
+                is_profile_page(web.label(), path, &holder_names)
+            };
+            let raw_span = push(text, raw);
+            let site_span = push(text, web.site);
+            let sub_span = sub.map(|l| push(text, l));
             addrs.push(Addr {
                 field: *field,
                 raw: raw_span,
                 site: site_span,
-                label_len: web.site.label().len() as u32,
+                label_len: u32::from(web.label_len),
                 sub: sub_span,
                 site_key,
                 tenant_key,
@@ -246,12 +272,12 @@ impl Prepared {
             });
         }
         Prepared {
-            exact: exact_key(&core),
-            compact: compact_key(&core),
-            text: text.into_boxed_str(),
+            exact: exact_key(core),
+            compact: compact_key(core),
+            text: Box::from(text.as_str()),
             name_raw: name_span,
             core: core_span,
-            addrs: addrs.into_boxed_slice(),
+            addrs: Box::from(addrs.as_slice()),
             country: parse_country(country),
         }
     }
@@ -295,37 +321,45 @@ impl Prepared {
         }
     }
 
-    fn token_keys(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .core()
-            .split(' ')
-            .filter(|t| !t.is_empty())
-            .map(|t| key(KeyKind::TokenCount, t))
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+    /// Calls `f` with the rarity key of each distinct word of the name.
+    fn for_each_token_key(&self, mut f: impl FnMut(u64)) {
+        let mut seen = [0u64; 16];
+        let mut n = 0;
+        let mut more: Vec<u64> = Vec::new();
+        for t in self.core().split(' ').filter(|t| !t.is_empty()) {
+            let k = key(KeyKind::TokenCount, t);
+            if seen[..n].contains(&k) || more.contains(&k) {
+                continue;
+            }
+            if n < seen.len() {
+                seen[n] = k;
+                n += 1;
+            } else {
+                more.push(k);
+            }
+            f(k);
+        }
     }
 }
 
 /// Whether a URL is a page named after its holder on a host whose name is not the holder's:
 /// a path segment spells one of the holder's names (spaces, dashes and dots aside) while the
-/// site's label does not.
-fn is_profile_page(web: &WebAddress, names: &[&str]) -> bool {
-    let label = label_core(web.site.label());
+/// site's label does not. `path` is in lowercase.
+fn is_profile_page(site_label: &str, path: &str, names: &[&str]) -> bool {
+    let label = label_core(site_label);
     names.iter().any(|name| {
         let squashed = || {
             name.chars()
                 .filter(|c| c.is_alphanumeric())
                 .flat_map(char::to_lowercase)
         };
-        let len = squashed().count();
-        if len < 3 {
+        if squashed().nth(2).is_none() {
             return false;
         }
-        let head: String = squashed().take(6).collect();
-        !label.starts_with(head.as_str())
-            && web.path_segments().any(|seg| {
+        let mut label_chars = label.chars();
+        let label_has_head = squashed().take(6).all(|c| label_chars.next() == Some(c));
+        !label_has_head
+            && path.split('/').filter(|s| !s.is_empty()).any(|seg| {
                 seg.chars()
                     .filter(|c| c.is_alphanumeric())
                     .flat_map(char::to_lowercase)
@@ -400,7 +434,7 @@ struct CrmEntry {
 }
 
 impl CrmEntry {
-    fn new(a: CrmAccount) -> CrmEntry {
+    fn new(a: CrmAccount, sc: &mut PrepScratch) -> CrmEntry {
         let rec = Prepared::new(
             &a.name,
             None,
@@ -409,6 +443,7 @@ impl CrmEntry {
                 (AddrField::Website, a.website.as_deref()),
             ],
             a.country.as_deref(),
+            sc,
         );
         CrmEntry { id: a.id, rec }
     }
@@ -440,12 +475,13 @@ struct LiEntry {
 }
 
 impl LiEntry {
-    fn new(c: LinkedInCompany) -> LiEntry {
+    fn new(c: LinkedInCompany, sc: &mut PrepScratch) -> LiEntry {
         let rec = Prepared::new(
             &c.name,
             c.vanity_name.as_deref(),
             &[(AddrField::Website, c.website.as_deref())],
             c.country.as_deref(),
+            sc,
         );
         LiEntry { id: c.id, rec }
     }
@@ -548,19 +584,19 @@ impl MatchIndex {
             );
         };
         let ((crm, crm_slots), (linkedin, li_slots)) = rayon::join(
-            || dedup_by_id(crm, |a| a.id.clone()),
-            || dedup_by_id(linkedin, |c| c.id.clone()),
+            || dedup_by_id(crm, |a| &a.id),
+            || dedup_by_id(linkedin, |c| &c.id),
         );
         phase("dedup");
         let crm: Vec<Option<CrmEntry>> = crm
             .into_par_iter()
             .with_min_len(1024)
-            .map(|a| Some(CrmEntry::new(a)))
+            .map_init(PrepScratch::default, |sc, a| Some(CrmEntry::new(a, sc)))
             .collect();
         let li: Vec<Option<LiEntry>> = linkedin
             .into_par_iter()
             .with_min_len(1024)
-            .map(|c| Some(LiEntry::new(c)))
+            .map_init(PrepScratch::default, |sc, c| Some(LiEntry::new(c, sc)))
             .collect();
         phase("prepare");
         let crm_entries =
@@ -747,9 +783,9 @@ impl MatchIndex {
         // Prepare new records on all cores first: that is most of the work.
         let prepared: Vec<Prepped> = changes
             .into_par_iter()
-            .map(|c| match c {
-                Change::UpsertCrm(a) => Prepped::Crm(Box::new(CrmEntry::new(a))),
-                Change::UpsertLinkedIn(c) => Prepped::Li(Box::new(LiEntry::new(c))),
+            .map_init(PrepScratch::default, |sc, c| match c {
+                Change::UpsertCrm(a) => Prepped::Crm(Box::new(CrmEntry::new(a, sc))),
+                Change::UpsertLinkedIn(c) => Prepped::Li(Box::new(LiEntry::new(c, sc))),
                 other => Prepped::Other(other),
             })
             .collect();
@@ -780,9 +816,9 @@ impl MatchIndex {
                     let mut sk = Vec::new();
                     entry.rec.site_keys(&mut sk);
                     retrust.extend(sk);
-                    for t in entry.rec.token_keys() {
-                        *token_delta.entry(t).or_insert(0) += 1;
-                    }
+                    entry
+                        .rec
+                        .for_each_token_key(|t| *token_delta.entry(t).or_insert(0) += 1);
                     self.crm[slot as usize] = Some(entry);
                 }
                 Prepped::Li(entry) => {
@@ -806,9 +842,9 @@ impl MatchIndex {
                         self.li_sites.insert(k, slot);
                     }
                     retrust.extend(sk);
-                    for t in entry.rec.token_keys() {
-                        *token_delta.entry(t).or_insert(0) += 1;
-                    }
+                    entry
+                        .rec
+                        .for_each_token_key(|t| *token_delta.entry(t).or_insert(0) += 1);
                     self.li[slot as usize] = Some(entry);
                     direct.insert(slot);
                 }
@@ -1218,18 +1254,16 @@ fn forget_crm(
     let mut sk = Vec::new();
     old.rec.site_keys(&mut sk);
     retrust.extend(sk);
-    for t in old.rec.token_keys() {
-        *token_delta.entry(t).or_insert(0) -= 1;
-    }
+    old.rec
+        .for_each_token_key(|t| *token_delta.entry(t).or_insert(0) -= 1);
 }
 
 fn forget_li(old: &LiEntry, retrust: &mut HashSet<u64>, token_delta: &mut PremixedMap<i64>) {
     let mut sk = Vec::new();
     old.rec.site_keys(&mut sk);
     retrust.extend(sk);
-    for t in old.rec.token_keys() {
-        *token_delta.entry(t).or_insert(0) -= 1;
-    }
+    old.rec
+        .for_each_token_key(|t| *token_delta.entry(t).or_insert(0) -= 1);
 }
 
 fn count_tokens(crm: &[Option<CrmEntry>], li: &[Option<LiEntry>]) -> PremixedMap<u32> {
@@ -1243,9 +1277,7 @@ fn count_tokens(crm: &[Option<CrmEntry>], li: &[Option<LiEntry>]) -> PremixedMap
         .map(|chunk| {
             let mut m: PremixedMap<u32> = PremixedMap::default();
             for rec in chunk {
-                for t in rec.token_keys() {
-                    *m.entry(t).or_insert(0) += 1;
-                }
+                rec.for_each_token_key(|t| *m.entry(t).or_insert(0) += 1);
             }
             m
         })
@@ -1318,21 +1350,38 @@ fn packed_entries<E: Sync>(
 /// records and where each id ended up.
 fn dedup_by_id<T, K: Eq + std::hash::Hash + Clone>(
     v: Vec<T>,
-    id: impl Fn(&T) -> K,
+    id: impl Fn(&T) -> &K,
 ) -> (Vec<T>, FastMap<K, u32>) {
     let mut pos: FastMap<K, u32> = FastMap::default();
     pos.reserve(v.len());
-    let mut out: Vec<Option<T>> = Vec::with_capacity(v.len());
-    for r in v {
-        match pos.entry(id(&r)) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                out[*e.get() as usize] = Some(r);
-            }
+    let mut dups = false;
+    for (i, r) in v.iter().enumerate() {
+        match pos.entry(id(r).clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => dups = true,
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(out.len() as u32);
+                e.insert(i as u32);
+            }
+        }
+    }
+    if !dups {
+        // The usual case: nothing to move.
+        return (v, pos);
+    }
+    // Slot of each id in order of first arrival; the last version of a record wins.
+    let mut first: Vec<Option<u32>> = vec![None; v.len()];
+    let mut out: Vec<Option<T>> = Vec::with_capacity(pos.len());
+    for (i, r) in v.into_iter().enumerate() {
+        let at = pos.get(id(&r)).copied().unwrap_or(i as u32) as usize;
+        match first[at] {
+            Some(slot) => out[slot as usize] = Some(r),
+            None => {
+                first[at] = Some(out.len() as u32);
                 out.push(Some(r));
             }
         }
+    }
+    for p in pos.values_mut() {
+        *p = first[*p as usize].unwrap_or(0);
     }
     (out.into_iter().flatten().collect(), pos)
 }
@@ -1836,6 +1885,17 @@ impl<'a> Ctx<'a, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_repeated_ids_then_the_last_version_takes_the_first_place() {
+        let records = vec![("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)];
+        let (v, pos) = dedup_by_id(records, |r| &r.0);
+        assert_eq!(v, vec![("a", 6), ("b", 5), ("c", 4)]);
+        assert_eq!((pos["a"], pos["b"], pos["c"]), (0, 1, 2));
+        let (v, pos) = dedup_by_id(vec![("x", 1), ("y", 2)], |r| &r.0);
+        assert_eq!(v, vec![("x", 1), ("y", 2)]);
+        assert_eq!((pos["x"], pos["y"]), (0, 1));
+    }
 
     #[test]
     fn label_cores_set_common_affixes_aside() {

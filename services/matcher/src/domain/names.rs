@@ -68,24 +68,76 @@ impl NormalizedName {
     }
 }
 
+/// Buffers for [`normalize_with`], reused from one name to the next (preparing a million
+/// records would otherwise allocate and free them a million times).
+#[derive(Default)]
+pub(crate) struct NameScratch {
+    folded: String,
+    tokens: Tokens,
+}
+
+/// Tokens stored back to back in one string, with their bounds.
+#[derive(Default)]
+struct Tokens {
+    text: String,
+    bounds: Vec<(u32, u32)>,
+}
+
+impl Tokens {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.bounds.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let (a, b) = self.bounds[i];
+        &self.text[a as usize..b as usize]
+    }
+
+    /// Appends a token, spelling out an abbreviation.
+    fn push(&mut self, t: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(expand_abbreviation(t));
+        self.bounds.push((start, self.text.len() as u32));
+    }
+
+    /// Key of tokens `from..to` as a sequence (see [`seq_key`]).
+    fn seq_key(&self, from: usize, to: usize) -> u64 {
+        let mut h = KeyHasher::new(KeyKind::Exact);
+        for i in from..to {
+            h.part(self.get(i).as_bytes());
+        }
+        h.finish()
+    }
+}
+
 /// Normalises a raw company name into `out` (cleared first): distinctive tokens separated by
 /// single spaces (see the module documentation for the steps).
 pub(crate) fn normalize_into(raw: &str, out: &mut String) {
+    normalize_with(raw, out, &mut NameScratch::default());
+}
+
+/// [`normalize_into`] with buffers kept between calls.
+pub(crate) fn normalize_with(raw: &str, out: &mut String, scratch: &mut NameScratch) {
     out.clear();
-    let mut folded = String::with_capacity(raw.len() + 8);
-    fold_into(raw, &mut folded);
-    let mut tokens: Vec<&str> = Vec::with_capacity(8);
-    let mut merged: Vec<String> = Vec::new();
-    tokenize(&folded, &mut tokens, &mut merged);
-    if tokens.len() > 1 && tokens[0] == "the" {
-        tokens.remove(0);
+    let NameScratch { folded, tokens } = scratch;
+    folded.clear();
+    fold_into(raw, folded);
+    tokenize(folded, tokens);
+    let mut first = 0;
+    if tokens.len() > 1 && tokens.get(0) == "the" {
+        first = 1;
     }
-    strip_legal_forms(&mut tokens, legal_forms());
-    for (i, t) in tokens.iter().enumerate() {
-        if i > 0 {
+    let end = strip_legal_forms(tokens, first, legal_forms());
+    for i in first..end {
+        if i > first {
             out.push(' ');
         }
-        out.push_str(t);
+        out.push_str(tokens.get(i));
     }
 }
 
@@ -193,8 +245,28 @@ fn deletion_keys(core: &str, out: &mut Vec<u64>) {
 /// Unicode folding into `out`: lowercase, marks stripped, punctuation turned into spaces,
 /// `&`/`+` into " and ", dots and apostrophes removed, parenthesised parts skipped.
 fn fold_into(raw: &str, out: &mut String) {
+    let bytes = raw.as_bytes();
     let mut depth = 0usize;
-    for c in raw.chars() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if depth == 0 && b.is_ascii_alphanumeric() {
+            // A run of ASCII letters and digits: copied at once, then lowercased.
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let at = out.len();
+            out.push_str(&raw[start..i]);
+            if let Some(run) = out.get_mut(at..) {
+                run.make_ascii_lowercase();
+            }
+            continue;
+        }
+        let Some(c) = raw[i..].chars().next() else {
+            break;
+        };
+        i += c.len_utf8();
         match c {
             '(' | '[' | '{' | '（' => {
                 depth += 1;
@@ -249,72 +321,42 @@ fn push_ascii(c: char, out: &mut String) {
     }
 }
 
-/// Splits folded text into tokens, joins runs of single letters and spells out abbreviations.
-/// Tokens that change are stored in `scratch` (so `tokens` may borrow from it).
-fn tokenize<'a>(folded: &'a str, tokens: &mut Vec<&'a str>, scratch: &'a mut Vec<String>) {
+/// Splits folded text into tokens, joins runs of single letters ("s a" → "sa") and spells out
+/// abbreviations (also of a joined run).
+fn tokenize(folded: &str, out: &mut Tokens) {
+    out.clear();
     let single = |t: &str| {
         let mut cs = t.chars();
         matches!((cs.next(), cs.next()), (Some(c), None) if c.is_alphabetic())
     };
-    let mut prev_single = false;
-    let mut has_run = false;
-    for t in folded.split_ascii_whitespace() {
-        let s = single(t);
-        if s && prev_single {
-            has_run = true;
-            break;
-        }
-        prev_single = s;
-    }
-    if has_run {
-        tokenize_with_runs(folded, tokens, scratch);
-    } else {
-        tokens.extend(folded.split_ascii_whitespace().map(expand_abbreviation));
-    }
-}
-
-fn tokenize_with_runs<'a>(
-    folded: &'a str,
-    tokens: &mut Vec<&'a str>,
-    scratch: &'a mut Vec<String>,
-) {
-    // First pass: find runs of single-letter tokens to join; collect their joined forms.
-    let raw: Vec<&str> = folded.split_ascii_whitespace().collect();
-    let mut plan: Vec<Result<&'a str, usize>> = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let single = |t: &str| t.chars().count() == 1 && t.chars().all(char::is_alphabetic);
-        if single(raw[i]) {
-            let mut j = i;
-            let mut joined = String::new();
-            while j < raw.len() && single(raw[j]) {
-                joined.push_str(raw[j]);
-                j += 1;
+    let mut words = folded.split_ascii_whitespace().peekable();
+    while let Some(w) = words.next() {
+        if single(w) && words.peek().is_some_and(|n| single(n)) {
+            let start = out.text.len();
+            out.text.push_str(w);
+            while let Some(n) = words.next_if(|n| single(n)) {
+                out.text.push_str(n);
             }
-            if j - i >= 2 {
-                scratch.push(joined);
-                plan.push(Err(scratch.len() - 1));
-                i = j;
-                continue;
+            if let Some(expanded) = abbreviation(&out.text[start..]) {
+                out.text.truncate(start);
+                out.text.push_str(expanded);
             }
+            out.bounds.push((start as u32, out.text.len() as u32));
+        } else {
+            out.push(w);
         }
-        plan.push(Ok(raw[i]));
-        i += 1;
-    }
-    let scratch: &'a Vec<String> = scratch;
-    for p in plan {
-        let t: &'a str = match p {
-            Ok(t) => t,
-            Err(k) => scratch[k].as_str(),
-        };
-        tokens.push(expand_abbreviation(t));
     }
 }
 
 /// Common business abbreviations and spelling variants, spelled out. Rules about the language
 /// of company names, not about any data set.
 fn expand_abbreviation(t: &str) -> &str {
-    match t {
+    abbreviation(t).unwrap_or(t)
+}
+
+/// The spelled-out form of an abbreviation, if `t` is one.
+fn abbreviation(t: &str) -> Option<&'static str> {
+    Some(match t {
         "intl" | "internatl" | "internat" => "international",
         "corp" | "corpn" => "corporation",
         "co" | "cie" | "comp" => "company",
@@ -338,33 +380,36 @@ fn expand_abbreviation(t: &str) -> &str {
         "mktg" => "marketing",
         "lab" | "laboratory" | "laboratories" => "labs",
         "und" => "and",
-        _ => t,
-    }
+        _ => return None,
+    })
 }
 
-fn strip_legal_forms(tokens: &mut Vec<&str>, forms: &LegalForms) {
+/// Strips legal forms (and a dangling "and") from the end of tokens `first..`; returns where the
+/// name ends.
+fn strip_legal_forms(tokens: &Tokens, first: usize, forms: &LegalForms) -> usize {
+    let mut end = tokens.len();
     loop {
-        let n = tokens.len();
+        let n = end - first;
         if n <= 1 {
-            return;
+            return end;
         }
-        if tokens[n - 1] == "and" {
-            tokens.pop();
+        if tokens.get(end - 1) == "and" {
+            end -= 1;
             continue;
         }
-        if !forms.last_words.contains(&seq_key(&tokens[n - 1..])) {
-            return;
+        if !forms.last_words.contains(&tokens.seq_key(end - 1, end)) {
+            return end;
         }
         let mut stripped = false;
         for k in (1..=forms.max_tokens.min(n - 1)).rev() {
-            if forms.contains(&tokens[n - k..]) {
-                tokens.truncate(n - k);
+            if forms.forms.contains(&tokens.seq_key(end - k, end)) {
+                end -= k;
                 stripped = true;
                 break;
             }
         }
         if !stripped {
-            return;
+            return end;
         }
     }
 }
@@ -394,21 +439,20 @@ impl LegalForms {
             }
             let mut folded = String::new();
             fold_into(line, &mut folded);
-            let mut tokens = Vec::new();
-            let mut scratch = Vec::new();
-            tokenize(&folded, &mut tokens, &mut scratch);
-            if tokens.is_empty() || tokens.len() > MAX_FORM_TOKENS {
+            let mut tokens = Tokens::default();
+            tokenize(&folded, &mut tokens);
+            let n = tokens.len();
+            if n == 0 || n > MAX_FORM_TOKENS {
                 continue;
             }
             count += 1;
-            max_tokens = max_tokens.max(tokens.len());
-            forms.insert(seq_key(&tokens));
-            if let Some(last) = tokens.last() {
-                last_words.insert(seq_key(&[last]));
-            }
-            if tokens.len() == 1 && tokens[0].len() >= 3 && tokens[0].is_ascii() {
-                for i in 0..tokens[0].len() {
-                    near.insert(wildcard_key(tokens[0], i));
+            max_tokens = max_tokens.max(n);
+            forms.insert(tokens.seq_key(0, n));
+            last_words.insert(tokens.seq_key(n - 1, n));
+            let t = tokens.get(0);
+            if n == 1 && t.len() >= 3 && t.is_ascii() {
+                for i in 0..t.len() {
+                    near.insert(wildcard_key(t, i));
                 }
             }
         }

@@ -96,8 +96,49 @@ impl WebAddress {
     /// suffix in the list) is taken as typed. Whether such a site identifies anybody is then
     /// decided by the data (see site trust in the index).
     pub fn parse(raw: &str) -> Result<WebAddress, WebAddressError> {
+        let mut buf = String::new();
+        let parts = AddressParts::parse(raw, &mut buf)?;
+        let path: Box<str> = if parts.path.is_empty() {
+            Box::from("")
+        } else {
+            parts.path.to_lowercase().into_boxed_str()
+        };
+        Ok(WebAddress {
+            host: parts.host.into(),
+            site: Site {
+                name: parts.site.into(),
+                label_len: parts.label_len,
+            },
+            sub_label: parts.sub_label.map(Box::from),
+            path,
+        })
+    }
+}
+
+/// What [`WebAddress::parse`] finds, borrowed instead of allocated: the host from a buffer the
+/// caller keeps from one address to the next, the path from the input.
+pub(crate) struct AddressParts<'a> {
+    /// The host, lowercase ASCII, without trailing dot (nor a leading `www` when dropped).
+    pub host: &'a str,
+    /// The registrable domain: the end of `host`.
+    pub site: &'a str,
+    /// Length of the site's first label.
+    pub label_len: u8,
+    /// The label directly left of the site, when there is one.
+    pub sub_label: Option<&'a str>,
+    /// The path as typed (any case), without query and fragment; empty when it is only "/".
+    pub path: &'a str,
+}
+
+impl<'a> AddressParts<'a> {
+    /// See [`WebAddress::parse`]; `buf` receives the host.
+    pub(crate) fn parse(
+        raw: &'a str,
+        buf: &'a mut String,
+    ) -> Result<AddressParts<'a>, WebAddressError> {
         let (host, path) = extract_host(raw)?;
-        let full = host_to_ascii(host)?;
+        host_to_ascii_into(host, buf)?;
+        let full: &'a str = buf;
         // Where the host starts once a leading "www" label is dropped.
         let mut from = 0;
         if let Some((first, rest)) = full.split_once('.')
@@ -107,36 +148,43 @@ impl WebAddress {
         {
             from = first.len() + 1;
         }
-        let (site, from) = match registrable_domain_ascii(&full[from..])
-            .or_else(|| suffix_as_typed(&full[from..]))
+        let (site_start, label_len, from) = match registrable_range(&full[from..])
+            .or_else(|| suffix_as_typed_range(&full[from..]))
         {
-            Some(site) => (site, from),
-            None => (
-                registrable_domain_ascii(&full)
-                    .ok_or_else(|| WebAddressError::PublicSuffix(full.clone()))?,
-                0,
-            ),
+            Some((start, label_len)) => (from + start, label_len, from),
+            None => {
+                let (start, label_len) = registrable_range(full)
+                    .ok_or_else(|| WebAddressError::PublicSuffix(full.to_string()))?;
+                (start, label_len, 0)
+            }
         };
         let ascii = &full[from..];
+        let site = &full[site_start..];
         let sub_label = ascii
             .len()
-            .checked_sub(site.as_str().len() + 1)
+            .checked_sub(site.len() + 1)
             .and_then(|end| ascii.get(..end))
             .and_then(|rest| rest.rsplit('.').next())
-            .filter(|label| !label.is_empty())
-            .map(Box::from);
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let path: Box<str> = if path.len() > 1 {
-            path.to_lowercase().into_boxed_str()
-        } else {
-            Box::from("")
-        };
-        Ok(WebAddress {
-            host: ascii.into(),
+            .filter(|label| !label.is_empty());
+        let path_end = path
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .unwrap_or(path.len());
+        let path = if path_end > 1 { &path[..path_end] } else { "" };
+        Ok(AddressParts {
+            host: ascii,
             site,
+            label_len,
             sub_label,
             path,
         })
+    }
+
+    /// The site's first label: `acme` in `acme.co.uk`.
+    pub(crate) fn label(&self) -> &'a str {
+        self.site
+            .get(..usize::from(self.label_len))
+            .unwrap_or(self.site)
     }
 }
 
@@ -155,7 +203,9 @@ fn extract_host(raw: &str) -> Result<(&str, &str), WebAddressError> {
     if s.is_empty() {
         return Err(WebAddressError::Empty);
     }
-    let rest = match s.find("://") {
+    // Byte searches: a URL is short, and a substring searcher costs more to set up than the
+    // scan (this runs for every record).
+    let rest = match s.as_bytes().windows(3).position(|w| w == b"://") {
         Some(i) => &s[i + 3..],
         None => s.strip_prefix("//").unwrap_or(s),
     };
@@ -164,7 +214,10 @@ fn extract_host(raw: &str) -> Result<(&str, &str), WebAddressError> {
         Some(p) if p.eq_ignore_ascii_case("mailto:") => &rest[7..],
         _ => rest,
     };
-    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let host_port = match authority.rsplit_once('@') {
         Some((_user, hp)) => hp,
@@ -187,44 +240,64 @@ fn extract_host(raw: &str) -> Result<(&str, &str), WebAddressError> {
 
 /// Lowercase ASCII form of a host; IDNs go through UTS #46 to punycode.
 fn host_to_ascii(host: &str) -> Result<String, WebAddressError> {
+    let mut buf = String::new();
+    host_to_ascii_into(host, &mut buf)?;
+    Ok(buf)
+}
+
+/// [`host_to_ascii`] into a buffer (cleared first).
+fn host_to_ascii_into(host: &str, buf: &mut String) -> Result<(), WebAddressError> {
     let invalid = || WebAddressError::InvalidHost(host.to_string());
+    buf.clear();
     if host.is_empty() {
         return Err(WebAddressError::NoHost);
     }
-    let ascii = if host.is_ascii() {
-        let lower = host.to_ascii_lowercase();
-        if lower.contains("xn-") {
+    if host.is_ascii() {
+        buf.push_str(host);
+        buf.make_ascii_lowercase();
+        if buf.as_bytes().windows(3).any(|w| w == b"xn-") {
             // Validate and canonicalise punycode labels.
-            idna::domain_to_ascii(&lower).map_err(|_| invalid())?
-        } else {
-            lower
+            let ascii = idna::domain_to_ascii(buf).map_err(|_| invalid())?;
+            buf.clear();
+            buf.push_str(&ascii);
         }
     } else {
-        idna::domain_to_ascii(host).map_err(|_| invalid())?
-    };
+        buf.push_str(&idna::domain_to_ascii(host).map_err(|_| invalid())?);
+    }
+    // Labels of letters, digits, '-' and '_', 1 to 63 bytes, 253 bytes in all (one pass over
+    // the bytes: this runs for every record).
+    let ascii = buf.as_bytes();
     if ascii.len() > 253 {
         return Err(invalid());
     }
-    for label in ascii.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok {
+    let mut label_len = 0usize;
+    let mut label_digits = true;
+    for &b in ascii {
+        if b == b'.' {
+            if label_len == 0 || label_len > 63 {
+                return Err(invalid());
+            }
+            label_len = 0;
+            label_digits = true;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            label_len += 1;
+            label_digits &= b.is_ascii_digit();
+        } else {
             return Err(invalid());
         }
     }
-    let last = ascii.rsplit('.').next().unwrap_or("");
-    if last.bytes().all(|b| b.is_ascii_digit()) {
+    if label_len == 0 || label_len > 63 {
+        return Err(invalid());
+    }
+    if label_digits {
         return Err(WebAddressError::IpAddress);
     }
-    Ok(ascii)
+    Ok(())
 }
 
 /// A host that is itself a listed public suffix of two labels or more, taken as a site — unless
 /// its first label is a generic category (`co.uk`, `com.au`, `org.br`), never a name.
-fn suffix_as_typed(ascii: &str) -> Option<Site> {
+fn suffix_as_typed_range(ascii: &str) -> Option<(usize, u8)> {
     const GENERIC: &[&str] = &[
         "com", "co", "net", "org", "gov", "gob", "edu", "ac", "mil", "int", "nom", "sch", "ltd",
         "plc", "info", "biz", "or", "ne", "go", "gv", "web", "firm", "gen", "ind", "store",
@@ -237,25 +310,29 @@ fn suffix_as_typed(ascii: &str) -> Option<Site> {
     if GENERIC.contains(&label) {
         return None;
     }
-    Some(Site {
-        name: ascii.into(),
-        label_len: u8::try_from(label.len()).ok()?,
-    })
+    Some((0, u8::try_from(label.len()).ok()?))
 }
 
 fn registrable_domain_ascii(ascii: &str) -> Option<Site> {
-    if ascii.is_empty() || ascii.split('.').any(str::is_empty) {
+    let (start, label_len) = registrable_range(ascii)?;
+    Some(Site {
+        name: ascii.get(start..)?.into(),
+        label_len,
+    })
+}
+
+/// Where the registrable domain of a lowercase ASCII host starts, and its first label's length.
+fn registrable_range(ascii: &str) -> Option<(usize, u8)> {
+    let b = ascii.as_bytes();
+    if b.is_empty() || b[0] == b'.' || b[b.len() - 1] == b'.' || b.windows(2).any(|w| w == b"..") {
         return None;
     }
     let domain = psl::domain(ascii.as_bytes())?;
-    let name = std::str::from_utf8(domain.as_bytes()).ok()?;
+    let len = domain.as_bytes().len();
     let suffix_len = domain.suffix().as_bytes().len();
-    let label_len = name.len().checked_sub(suffix_len + 1)?;
+    let label_len = len.checked_sub(suffix_len + 1)?;
     let label_len = u8::try_from(label_len).ok()?;
-    Some(Site {
-        name: name.into(),
-        label_len,
-    })
+    Some((ascii.len().checked_sub(len)?, label_len))
 }
 
 #[cfg(test)]
