@@ -448,24 +448,14 @@ impl CrmEntry {
         CrmEntry { id: a.id, rec }
     }
 
-    /// Every key the account is indexed under, each once.
+    /// Every key the account is indexed under (a key may come twice: the key index keeps an
+    /// entry once).
     fn index_keys(&self, out: &mut Vec<u64>) {
-        let start = out.len();
         self.rec.site_keys(out);
         out.push(self.rec.exact);
         out.push(self.rec.compact);
         fuzzy_index_keys(self.rec.core(), out);
         out.push(key(KeyKind::CrmId, self.id.as_str()));
-        let tail = &mut out[start..];
-        tail.sort_unstable();
-        let mut w = start;
-        for r in start..out.len() {
-            if r == start || out[r] != out[w - 1] {
-                out[w] = out[r];
-                w += 1;
-            }
-        }
-        out.truncate(w);
     }
 }
 
@@ -510,15 +500,56 @@ impl<'a> Effective<'a> {
         self.rec.raw(self.addr)
     }
 
-    fn shown(&self) -> String {
+    /// Appends the site as reasons show it.
+    fn write_shown(&self, out: &mut String) {
         let site = self.rec.site(self.addr);
         if self.tenant {
-            format!(
-                "{}.{site} (tenant of shared host {site})",
-                self.rec.sub(self.addr).unwrap_or("")
-            )
+            let sub = self.rec.sub(self.addr).unwrap_or("");
+            push_all(
+                out,
+                &[sub, ".", site, " (tenant of shared host ", site, ")"],
+            );
         } else {
-            site.to_string()
+            out.push_str(site);
+        }
+    }
+}
+
+/// Appends the pieces of a reason, in order (one allocation for the whole reason; `format!`
+/// would make one per piece that is itself formatted).
+fn push_all(out: &mut String, parts: &[&str]) {
+    for p in parts {
+        out.push_str(p);
+    }
+}
+
+/// Evidence against a candidate pair, written out only when a reason shows it.
+#[derive(Clone, Copy)]
+enum Conflict<'a> {
+    /// Both sides have countries, and they differ: LinkedIn's, the CRM's.
+    Countries([u8; 2], [u8; 2]),
+    /// Both sides have trusted sites, and they differ: LinkedIn's, the CRM's.
+    Websites(Effective<'a>, Effective<'a>),
+}
+
+impl Conflict<'_> {
+    fn write_to(&self, out: &mut String) {
+        match self {
+            Conflict::Countries(a, b) => push_all(
+                out,
+                &[
+                    "countries differ: LinkedIn ",
+                    country_str(a),
+                    ", CRM ",
+                    country_str(b),
+                ],
+            ),
+            Conflict::Websites(xe, ce) => {
+                push_all(out, &["websites differ: LinkedIn ", xe.raw(), " → "]);
+                xe.write_shown(out);
+                push_all(out, &[", CRM ", ce.raw(), " → "]);
+                ce.write_shown(out);
+            }
         }
     }
 }
@@ -983,24 +1014,43 @@ impl MatchIndex {
     fn compute_all_trust(&mut self) {
         // Every (site key, holder) pair, grouped by key: a key with a single holder is shared
         // only if it is a listed host, and needs no look-up; the others are clustered.
-        let holder = |li: bool, slot: usize| ((li as u32) << 31) | slot as u32;
-        let mut pairs: Vec<(u64, u32)> = self
-            .crm
-            .par_iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (holder(false, i), &e.rec)))
-            .chain(
-                self.li
-                    .par_iter()
-                    .enumerate()
-                    .filter_map(|(i, e)| e.as_ref().map(|e| (holder(true, i), &e.rec))),
-            )
-            .flat_map_iter(|(h, rec)| {
-                let mut v = Vec::new();
-                rec.site_keys(&mut v);
-                v.into_iter().map(move |k| (k, h))
-            })
-            .collect();
+        // Holders are numbered CRM slots first, then LinkedIn slots with the top bit set, so
+        // a group sorted by holder lists CRM holders before LinkedIn ones, each by slot: the
+        // order the key indexes give.
+        const LI: u32 = 1 << 31;
+        fn site_pairs<E: Sync>(
+            records: &[Option<E>],
+            side: u32,
+            rec: impl Fn(&E) -> &Prepared + Sync,
+        ) -> Vec<Vec<(u64, u32)>> {
+            const CHUNK: usize = 16_384;
+            records
+                .par_chunks(CHUNK)
+                .enumerate()
+                .map(|(c, chunk)| {
+                    let mut out = Vec::with_capacity(chunk.len() * 2);
+                    let mut keys = Vec::with_capacity(8);
+                    for (i, e) in chunk.iter().enumerate() {
+                        if let Some(e) = e {
+                            keys.clear();
+                            rec(e).site_keys(&mut keys);
+                            let h = side | (c * CHUNK + i) as u32;
+                            out.extend(keys.iter().map(|&k| (k, h)));
+                        }
+                    }
+                    out
+                })
+                .collect()
+        }
+        let (crm_parts, li_parts) = rayon::join(
+            || site_pairs(&self.crm, 0, |e: &CrmEntry| &e.rec),
+            || site_pairs(&self.li, LI, |e: &LiEntry| &e.rec),
+        );
+        let mut pairs: Vec<(u64, u32)> =
+            Vec::with_capacity(crm_parts.iter().chain(&li_parts).map(Vec::len).sum());
+        for p in crm_parts.into_iter().chain(li_parts) {
+            pairs.extend_from_slice(&p);
+        }
         pairs.par_sort_unstable();
         pairs.dedup();
         let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -1016,12 +1066,16 @@ impl MatchIndex {
             .with_min_len(4096)
             .filter_map(|&(lo, hi)| {
                 let k = pairs[lo].0;
-                if hi - lo > 1 {
-                    return self.compute_trust(k).map(|t| (k, t));
+                let group = &pairs[lo..hi];
+                if group.len() > 1 {
+                    // The holders are at hand: no need to look them up in the key indexes.
+                    let crm = group.iter().filter(|p| p.1 & LI == 0).map(|p| p.1);
+                    let li = group.iter().filter(|p| p.1 & LI != 0).map(|p| p.1 & !LI);
+                    return self.trust_of_holders(k, crm, li).map(|t| (k, t));
                 }
                 let h = pairs[lo].1;
-                let slot = (h & 0x7FFF_FFFF) as usize;
-                let rec = if h >> 31 == 1 {
+                let slot = (h & !LI) as usize;
+                let rec = if h & LI != 0 {
                     &self.li.get(slot)?.as_ref()?.rec
                 } else {
                     &self.crm.get(slot)?.as_ref()?.rec
@@ -1062,12 +1116,23 @@ impl MatchIndex {
         }
         let crm_holders = self.crm_keys.slots(&[k]);
         let li_holders = self.li_sites.slots(&[k]);
-        let crm_holders = crm_holders.iter().filter_map(|&s| {
+        self.trust_of_holders(k, crm_holders, li_holders)
+    }
+
+    /// Whether a site key is shared, from the slots of its CRM and LinkedIn holders (each
+    /// side in slot order; slots of records that do not hold the key are skipped).
+    fn trust_of_holders(
+        &self,
+        k: u64,
+        crm_holders: impl IntoIterator<Item = u32>,
+        li_holders: impl IntoIterator<Item = u32>,
+    ) -> Option<SharedHostKind> {
+        let crm_holders = crm_holders.into_iter().filter_map(|s| {
             let e = self.crm.get(s as usize)?.as_ref()?;
             let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
             Some((e.id.as_str(), &e.rec, a))
         });
-        let li_holders = li_holders.iter().filter_map(|&s| {
+        let li_holders = li_holders.into_iter().filter_map(|s| {
             let e = self.li.get(s as usize)?.as_ref()?;
             let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
             Some((e.id.as_str(), &e.rec, a))
@@ -1154,14 +1219,18 @@ impl MatchIndex {
         }
     }
 
-    /// Why an address is not used, for reasons.
-    fn ignored_note(&self, rec: &Prepared, a: &Addr) -> String {
+    /// Appends why an address is not used, for reasons.
+    fn write_ignored_note(&self, out: &mut String, rec: &Prepared, a: &Addr) {
         if a.profile {
-            return format!("{} ignored (a profile page on {})", rec.raw(a), rec.site(a));
+            push_all(
+                out,
+                &[rec.raw(a), " ignored (a profile page on ", rec.site(a), ")"],
+            );
+            return;
         }
         match self.shared_kind(a.site_key) {
-            Some(kind) => format!("{} ignored ({})", rec.site(a), kind.describe()),
-            None => format!("{} ignored", rec.site(a)),
+            Some(kind) => push_all(out, &[rec.site(a), " ignored (", kind.describe(), ")"]),
+            None => push_all(out, &[rec.site(a), " ignored"]),
         }
     }
 
@@ -1412,9 +1481,9 @@ fn different_hosts(pa: &Prepared, a: &Addr, pb: &Prepared, b: &Addr) -> bool {
 /// A candidate during matching.
 struct Cand<'a> {
     c: &'a CrmEntry,
-    conflict: Option<String>,
+    conflict: Option<Conflict<'a>>,
     /// Set for fuzzy candidates.
-    hit: Option<FuzzyHit>,
+    hit: Option<FuzzyHit<'a>>,
 }
 
 struct Ctx<'a, 'f> {
@@ -1582,15 +1651,11 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// Conflicting evidence between the LinkedIn company and a CRM account, if any.
-    fn conflict(&mut self, c: &'a CrmEntry) -> Option<String> {
+    fn conflict(&mut self, c: &'a CrmEntry) -> Option<Conflict<'a>> {
         if let (Some(a), Some(b)) = (self.x.rec.country, c.rec.country)
             && a != b
         {
-            return Some(format!(
-                "countries differ: LinkedIn {}, CRM {}",
-                country_str(&a),
-                country_str(&b)
-            ));
+            return Some(Conflict::Countries(a, b));
         }
         let xe = self.xeff?;
         let mut first_trusted: Option<Effective<'a>> = None;
@@ -1602,15 +1667,7 @@ impl<'a> Ctx<'a, '_> {
                 first_trusted.get_or_insert(ce);
             }
         }
-        first_trusted.map(|ce| {
-            format!(
-                "websites differ: LinkedIn {} → {}, CRM {} → {}",
-                xe.raw(),
-                xe.shown(),
-                ce.raw(),
-                ce.shown()
-            )
-        })
+        first_trusted.map(|ce| Conflict::Websites(xe, ce))
     }
 
     /// The trusted sites of a CRM account.
@@ -1639,19 +1696,21 @@ impl<'a> Ctx<'a, '_> {
                 .map(|ad| (ad.field, a.rec.raw(ad)))
                 .unwrap_or((AddrField::Domain, ""));
             let related = names_related(x.rec.core(), a.rec.core());
-            let mut reason = format!(
-                "website {} → {} equals CRM {} {}",
-                xe.raw(),
-                xe.shown(),
-                field.as_str(),
-                addr
-            );
+            let mut reason = String::with_capacity(96);
+            push_all(&mut reason, &["website ", xe.raw(), " → "]);
+            xe.write_shown(&mut reason);
+            push_all(&mut reason, &[" equals CRM ", field.as_str(), " ", addr]);
             if !related {
-                reason.push_str(&format!(
-                    "; names differ (\"{}\" / \"{}\")",
-                    x.rec.name_raw(),
-                    a.rec.name_raw()
-                ));
+                push_all(
+                    &mut reason,
+                    &[
+                        "; names differ (\"",
+                        x.rec.name_raw(),
+                        "\" / \"",
+                        a.rec.name_raw(),
+                        "\")",
+                    ],
+                );
             }
             out.push(Match {
                 linkedin_id: x.id.clone(),
@@ -1690,26 +1749,36 @@ impl<'a> Ctx<'a, '_> {
                     continue;
                 }
                 let sites = self.effective_sites(c);
-                let domain_note = if sites.is_empty() {
+                let mut reason = String::with_capacity(128);
+                push_all(
+                    &mut reason,
+                    &[
+                        "duplicate CRM account: name \"",
+                        c.rec.name_raw(),
+                        "\" equals that of ",
+                        twin.id.as_str(),
+                        " (matched by domain ",
+                    ],
+                );
+                xe.write_shown(&mut reason);
+                reason.push_str("); ");
+                if sites.is_empty() {
                     match c.rec.addrs.first() {
-                        Some(ad) => format!("its domain {}", self.ix.ignored_note(&c.rec, ad)),
-                        None => "it has no domain".to_string(),
+                        Some(ad) => {
+                            reason.push_str("its domain ");
+                            self.ix.write_ignored_note(&mut reason, &c.rec, ad);
+                        }
+                        None => reason.push_str("it has no domain"),
                     }
                 } else {
-                    "its website differs only in suffix".to_string()
-                };
+                    reason.push_str("its website differs only in suffix");
+                }
                 dups.push(Match {
                     linkedin_id: x.id.clone(),
                     crm_id: c.id.clone(),
                     method: Method::Name,
                     score: Score::new(0.9),
-                    reason: format!(
-                        "duplicate CRM account: name \"{}\" equals that of {} (matched by domain {}); {}",
-                        c.rec.name_raw(),
-                        twin.id,
-                        xe.shown(),
-                        domain_note
-                    ),
+                    reason,
                 });
             }
         }
@@ -1779,92 +1848,122 @@ impl<'a> Ctx<'a, '_> {
         reference.is_some()
     }
 
-    fn evidence_notes(&mut self, c: &'a CrmEntry) -> String {
-        let mut notes: Vec<String> = Vec::new();
+    /// Appends what else is known about the pair (notes separated by "; ").
+    fn write_evidence_notes(&mut self, out: &mut String, c: &'a CrmEntry) {
+        let mut first = true;
+        let mut sep = |out: &mut String| {
+            if !std::mem::take(&mut first) {
+                out.push_str("; ");
+            }
+        };
         match (self.xeff, self.x.rec.addrs.first()) {
             (Some(_), _) => {}
-            (None, Some(a)) => notes.push(format!(
-                "LinkedIn website {}",
-                self.ix.ignored_note(&self.x.rec, a)
-            )),
-            (None, None) => notes.push("LinkedIn has no website".to_string()),
+            (None, Some(a)) => {
+                sep(out);
+                out.push_str("LinkedIn website ");
+                self.ix.write_ignored_note(out, &self.x.rec, a);
+            }
+            (None, None) => {
+                sep(out);
+                out.push_str("LinkedIn has no website");
+            }
         }
         let sites = self.effective_sites(c);
         if let Some(ce) = sites.first() {
             if let Some(xe) = self.xeff {
-                notes.push(format!(
-                    "websites differ only in suffix: {} / {}",
-                    xe.shown(),
-                    ce.shown()
-                ));
+                sep(out);
+                out.push_str("websites differ only in suffix: ");
+                xe.write_shown(out);
+                out.push_str(" / ");
+                ce.write_shown(out);
             }
         } else {
             match c.rec.addrs.first() {
-                Some(a) => notes.push(format!(
-                    "CRM {} {}",
-                    a.field.as_str(),
-                    self.ix.ignored_note(&c.rec, a)
-                )),
-                None => notes.push("CRM has no domain".to_string()),
+                Some(a) => {
+                    sep(out);
+                    push_all(out, &["CRM ", a.field.as_str(), " "]);
+                    self.ix.write_ignored_note(out, &c.rec, a);
+                }
+                None => {
+                    sep(out);
+                    out.push_str("CRM has no domain");
+                }
             }
         }
-        notes.join("; ")
     }
 
     fn pair(&mut self, cand: &Cand<'a>, method: Method, n: usize) -> Match {
         let c = cand.c;
-        let notes = self.evidence_notes(c);
-        let (score, what) = match &cand.hit {
-            Some(h) => (
-                h.score,
-                format!(
-                    "name \"{}\" ≈ CRM name \"{}\" ({})",
-                    self.x.rec.name_raw(),
-                    c.rec.name_raw(),
-                    h.detail
-                ),
-            ),
-            None => (
+        let mut reason = String::with_capacity(160);
+        let score = match &cand.hit {
+            Some(h) => {
+                push_all(
+                    &mut reason,
+                    &[
+                        "name \"",
+                        self.x.rec.name_raw(),
+                        "\" ≈ CRM name \"",
+                        c.rec.name_raw(),
+                        "\" (",
+                    ],
+                );
+                h.detail.write_to(&mut reason);
+                reason.push(')');
+                h.score
+            }
+            None => {
+                push_all(
+                    &mut reason,
+                    &[
+                        "name \"",
+                        self.x.rec.name_raw(),
+                        "\" → \"",
+                        self.x.rec.core(),
+                        "\" equals CRM name \"",
+                        c.rec.name_raw(),
+                        "\"",
+                    ],
+                );
                 if self.xeff.is_some() && !self.effective_sites(c).is_empty() {
                     0.93
                 } else {
                     0.9
-                },
-                format!(
-                    "name \"{}\" → \"{}\" equals CRM name \"{}\"",
-                    self.x.rec.name_raw(),
-                    self.x.rec.core(),
-                    c.rec.name_raw()
-                ),
-            ),
+                }
+            }
         };
-        let dup = if n > 1 {
-            format!("; one of {n} accounts of the same company")
-        } else {
-            String::new()
-        };
+        reason.push_str("; ");
+        self.write_evidence_notes(&mut reason, c);
+        if n > 1 {
+            use std::fmt::Write as _;
+            let _ = write!(reason, "; one of {n} accounts of the same company");
+        }
         Match {
             linkedin_id: self.x.id.clone(),
             crm_id: c.id.clone(),
             method,
             score: Score::new(score),
-            reason: format!("{what}; {notes}{dup}"),
+            reason,
         }
     }
 
     fn review(&mut self, reason: String, cands: &[Cand<'a>], method: Method) -> Review {
-        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(cands.len());
         for cand in cands {
             let c = cand.c;
             let score = cand.hit.as_ref().map_or(0.8, |h| h.score * 0.9);
-            let mut why = match &cand.hit {
-                Some(h) => format!("name ≈ \"{}\" ({})", c.rec.name_raw(), h.detail),
-                None => format!("name = \"{}\"", c.rec.name_raw()),
-            };
+            let mut why = String::with_capacity(128);
+            match &cand.hit {
+                Some(h) => {
+                    push_all(&mut why, &["name ≈ \"", c.rec.name_raw(), "\" ("]);
+                    h.detail.write_to(&mut why);
+                    why.push(')');
+                }
+                None => push_all(&mut why, &["name = \"", c.rec.name_raw(), "\""]),
+            }
             why.push_str("; ");
             match &cand.conflict {
-                Some(conf) => why.push_str(conf),
-                None => why.push_str(&self.evidence_notes(c)),
+                Some(conf) => conf.write_to(&mut why),
+                None => self.write_evidence_notes(&mut why, c),
             }
             candidates.push(Candidate {
                 crm_id: c.id.clone(),

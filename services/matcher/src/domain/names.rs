@@ -517,13 +517,16 @@ pub(crate) fn within_one_edit(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
+    if a.is_ascii() && b.is_ascii() {
+        return one_edit(a.as_bytes(), b.as_bytes());
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let (short, long) = if a.len() <= b.len() {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    one_edit(&a, &b)
+}
+
+fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     if long.len() - short.len() > 1 {
         return false;
     }
@@ -546,10 +549,41 @@ pub(crate) fn within_one_edit(a: &str, b: &str) -> bool {
 }
 
 /// How two names are near each other, when they are.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct FuzzyHit {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct FuzzyHit<'a> {
     pub score: f64,
-    pub detail: String,
+    pub detail: FuzzyDetail<'a>,
+}
+
+/// What differs between two names that are near each other (written out only for reasons).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum FuzzyDetail<'a> {
+    /// One word mistyped: the first name's spelling, the second's.
+    Typo(&'a str, &'a str),
+    /// One name has an extra trailing word that reads as a mistyped legal form.
+    TrailingForm(&'a str),
+}
+
+impl FuzzyDetail<'_> {
+    /// Appends the human-readable detail.
+    pub(crate) fn write_to(&self, out: &mut String) {
+        match *self {
+            FuzzyDetail::Typo(x, y) => {
+                for part in ["one typo: \"", x, "\" / \"", y, "\""] {
+                    out.push_str(part);
+                }
+            }
+            FuzzyDetail::TrailingForm(extra) => {
+                for part in [
+                    "extra trailing \"",
+                    extra,
+                    "\" reads as a mistyped legal form",
+                ] {
+                    out.push_str(part);
+                }
+            }
+        }
+    }
 }
 
 /// Fuzzy comparison of two normalised names that are not equal: accepts a single typo in one
@@ -557,23 +591,31 @@ pub(crate) struct FuzzyHit {
 /// different distinctive word, hence a different company. `is_rare` tells whether a token is
 /// rare in the data (a typo makes a word nobody else uses; a real word recurs): a differing
 /// word is accepted as a typo only when one of the two spellings is rare.
-pub(crate) fn fuzzy_compare(
-    a: &str,
-    b: &str,
+pub(crate) fn fuzzy_compare<'a>(
+    a: &'a str,
+    b: &'a str,
     is_rare: &mut dyn FnMut(&str) -> bool,
-) -> Option<FuzzyHit> {
+) -> Option<FuzzyHit<'a>> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    let ta: Vec<&str> = a.split(' ').collect();
-    let tb: Vec<&str> = b.split(' ').collect();
+    let na = a.split(' ').count();
+    let nb = b.split(' ').count();
     let total = a.len().max(b.len()) as f64;
-    if ta.len() == tb.len() {
-        let diffs: Vec<usize> = (0..ta.len()).filter(|&i| ta[i] != tb[i]).collect();
-        let [i] = diffs[..] else { return None };
-        let (x, y) = (ta[i], tb[i]);
+    if na == nb {
+        // Exactly one word differs.
+        let mut diff = None;
+        for (x, y) in a.split(' ').zip(b.split(' ')) {
+            if x != y {
+                if diff.is_some() {
+                    return None;
+                }
+                diff = Some((x, y));
+            }
+        }
+        let (x, y) = diff?;
         let min_len = x.chars().count().min(y.chars().count());
-        let long_enough = if ta.len() == 1 {
+        let long_enough = if na == 1 {
             min_len >= 6
         } else {
             min_len >= 4 || (min_len == 3 && total >= 8.0)
@@ -583,26 +625,27 @@ pub(crate) fn fuzzy_compare(
         }
         // In a one-word name the word is usually a compound nobody else uses: rarity says
         // nothing there, length does.
-        if ta.len() > 1 && !(is_rare(x) || is_rare(y)) {
+        if na > 1 && !(is_rare(x) || is_rare(y)) {
             return None;
         }
         let score = 0.72 + 0.13 * (1.0 - 1.0 / total.max(1.0));
         return Some(FuzzyHit {
             score,
-            detail: format!("one typo: \"{x}\" / \"{y}\""),
+            detail: FuzzyDetail::Typo(x, y),
         });
     }
-    let (short, long) = if ta.len() < tb.len() {
-        (&ta, &tb)
+    let (short, long, ns, nl) = if na < nb {
+        (a, b, na, nb)
     } else {
-        (&tb, &ta)
+        (b, a, nb, na)
     };
-    if long.len() == short.len() + 1 && long[..short.len()] == short[..] {
-        let extra = long[long.len() - 1];
+    // The longer name is the shorter one and one more word.
+    if nl == ns + 1 && long.starts_with(short) && long.as_bytes().get(short.len()) == Some(&b' ') {
+        let extra = &long[short.len() + 1..];
         if legal_forms().is_near_form(extra) {
             return Some(FuzzyHit {
                 score: 0.8,
-                detail: format!("extra trailing \"{extra}\" reads as a mistyped legal form"),
+                detail: FuzzyDetail::TrailingForm(extra),
             });
         }
     }
@@ -617,23 +660,21 @@ pub(crate) fn names_related(a: &str, b: &str) -> bool {
     if a.is_empty() || b.is_empty() {
         return false;
     }
-    if a == b || compact_key(a) == compact_key(b) {
+    fn compact(s: &str) -> impl Iterator<Item = u8> + '_ {
+        s.bytes().filter(|&c| c != b' ')
+    }
+    if a == b || compact(a).eq(compact(b)) {
         return true;
     }
-    let ta: Vec<&str> = a.split(' ').collect();
-    let tb: Vec<&str> = b.split(' ').collect();
-    let (short, long) = if ta.len() <= tb.len() {
-        (&ta, &tb)
-    } else {
-        (&tb, &ta)
-    };
-    if short.iter().all(|t| long.contains(t)) {
+    let na = a.split(' ').count();
+    let nb = b.split(' ').count();
+    let (short, long) = if na <= nb { (a, b) } else { (b, a) };
+    if short.split(' ').all(|t| long.split(' ').any(|u| u == t)) {
         return true;
     }
-    let initials = |ts: &[&str]| -> String { ts.iter().filter_map(|t| t.chars().next()).collect() };
-    if ta.len() >= 2 && tb.len() == 1 && initials(&ta) == b
-        || tb.len() >= 2 && ta.len() == 1 && initials(&tb) == a
-    {
+    let initials_are =
+        |s: &'_ str, of: &'_ str| of.split(' ').filter_map(|t| t.chars().next()).eq(s.chars());
+    if na >= 2 && nb == 1 && initials_are(b, a) || nb >= 2 && na == 1 && initials_are(a, b) {
         return true;
     }
     fuzzy_compare(a, b, &mut |_| true).is_some()
