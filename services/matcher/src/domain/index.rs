@@ -811,15 +811,22 @@ impl MatchIndex {
         let mut removed: Vec<LinkedInId> = Vec::new();
         let mut token_delta: PremixedMap<i64> = PremixedMap::default();
 
-        // Prepare new records on all cores first: that is most of the work.
-        let prepared: Vec<Prepped> = changes
-            .into_par_iter()
-            .map_init(PrepScratch::default, |sc, c| match c {
-                Change::UpsertCrm(a) => Prepped::Crm(Box::new(CrmEntry::new(a, sc))),
-                Change::UpsertLinkedIn(c) => Prepped::Li(Box::new(LiEntry::new(c, sc))),
-                other => Prepped::Other(other),
-            })
-            .collect();
+        // Prepare new records first, on all cores when there are many (handing a few records
+        // to the thread pool costs more than preparing them).
+        let prep = |sc: &mut PrepScratch, c: Change| match c {
+            Change::UpsertCrm(a) => Prepped::Crm(Box::new(CrmEntry::new(a, sc))),
+            Change::UpsertLinkedIn(c) => Prepped::Li(Box::new(LiEntry::new(c, sc))),
+            other => Prepped::Other(other),
+        };
+        let prepared: Vec<Prepped> = if changes.len() >= 64 {
+            changes
+                .into_par_iter()
+                .map_init(PrepScratch::default, prep)
+                .collect()
+        } else {
+            let mut sc = PrepScratch::default();
+            changes.into_iter().map(|c| prep(&mut sc, c)).collect()
+        };
         phase("prepare");
 
         for change in prepared {
@@ -935,15 +942,28 @@ impl MatchIndex {
         }
 
         // Trust of every site whose holders changed.
+        // Computed from the holders alone (not from other sites' trust): on all cores when
+        // there are many, then recorded.
         let mut retrust: Vec<u64> = retrust.into_iter().collect();
         retrust.sort_unstable();
-        for k in retrust {
-            let before = self.shared.get(&k).copied();
-            match self.compute_trust(k) {
+        let trust: Vec<(u64, Option<SharedHostKind>)> = if retrust.len() >= 64 {
+            retrust
+                .par_iter()
+                .with_min_len(16)
+                .map(|&k| (k, self.compute_trust(k)))
+                .collect()
+        } else {
+            retrust
+                .iter()
+                .map(|&k| (k, self.compute_trust(k)))
+                .collect()
+        };
+        for (k, kind) in trust {
+            let before = match kind {
                 Some(kind) => self.shared.insert(k, kind),
                 None => self.shared.remove(&k),
             };
-            if self.shared.get(&k).copied() != before {
+            if before != kind {
                 touched.insert(trust_dep(k));
             }
         }

@@ -99,7 +99,7 @@ impl KeyIndex {
     /// on all cores. Equal entries are kept once.
     pub(crate) fn from_parts(parts: Vec<Vec<u64>>) -> KeyIndex {
         let total: usize = parts.iter().map(Vec::len).sum();
-        let bits = ((total / 2).max(256).next_power_of_two().trailing_zeros()).min(28);
+        let bits = ((total / 16).max(256).next_power_of_two().trailing_zeros()).min(28);
         let dir_shift = 64 - bits;
         let pbits = PART_BITS.min(bits);
         let pshift = 64 - pbits;
