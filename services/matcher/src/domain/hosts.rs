@@ -6,8 +6,9 @@
 //! trusted as identity (see `index.rs`, "site trust"), which also catches the free-mail provider,
 //! link shortener or site builder that is not in this list.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use super::hash::FastMap;
 
 use super::site::Site;
 
@@ -211,9 +212,10 @@ pub fn known_shared_host(site: &Site) -> Option<SharedHostKind> {
 
 /// [`known_shared_host`] on a registrable domain given as text, with its label.
 pub(crate) fn known_shared_host_str(s: &str, label: &str) -> Option<SharedHostKind> {
-    static KNOWN: OnceLock<HashMap<&'static str, SharedHostKind>> = OnceLock::new();
+    // A fixed fast hash: this runs for every address of every record.
+    static KNOWN: OnceLock<FastMap<&'static str, SharedHostKind>> = OnceLock::new();
     let known = KNOWN.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m = FastMap::default();
         for (list, kind) in [
             (PLATFORMS, SharedHostKind::Platform),
             (FREE_MAIL, SharedHostKind::FreeMail),

@@ -158,6 +158,8 @@ struct Addr {
     /// A page named after the holder on somebody else's host (`linktr.ee/acme`): never the
     /// holder's own site.
     profile: bool,
+    /// The site is a listed shared host (see [`super::hosts`]).
+    listed: Option<SharedHostKind>,
 }
 
 impl Addr {
@@ -269,6 +271,7 @@ impl Prepared {
                 site_key,
                 tenant_key,
                 profile,
+                listed: known_shared_host_str(web.site, web.label()),
             });
         }
         Prepared {
@@ -638,9 +641,9 @@ impl MatchIndex {
         let li_entries =
             packed_entries(&li, |e: &LiEntry, out: &mut Vec<u64>| e.rec.site_keys(out));
         let li_sites = KeyIndex::from_parts(li_entries);
-
+        phase("li site index");
         let tokens = count_tokens(&crm, &li);
-        phase("li sites, tokens");
+        phase("word rarity");
 
         let mut by_li: FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>> = FastMap::default();
         for d in decisions {
@@ -695,6 +698,7 @@ impl MatchIndex {
             phase("dependency index");
         }
         ix.make_room();
+        phase("room to grow");
         ix
     }
 
@@ -726,21 +730,33 @@ impl MatchIndex {
     }
 
     /// All current results in order of first arrival, handed over in chunks that are matched in
-    /// parallel: the way to stream a million results without holding them all.
+    /// parallel: the way to stream a million results without holding them all. While `f` reads
+    /// one chunk (on the calling thread), the thread pool matches the next.
     pub fn for_each_result_chunk(&self, chunk: usize, mut f: impl FnMut(&[LinkedInResult])) {
         let n = self.li.len() as u32;
         let chunk = chunk.max(1) as u32;
-        let mut start = 0u32;
-        while start < n {
+        let compute = |start: u32| -> Vec<LinkedInResult> {
             let end = start.saturating_add(chunk).min(n);
-            let slots: Vec<u32> = (start..end).collect();
-            let results: Vec<LinkedInResult> = slots
-                .par_iter()
+            (start..end)
+                .into_par_iter()
                 .with_min_len(256)
-                .filter_map(|&s| self.compute(s).map(|(r, _)| r))
-                .collect();
-            f(&results);
-            start = end;
+                .filter_map(|s| self.compute(s).map(|(r, _)| r))
+                .collect()
+        };
+        let mut start = 0u32;
+        let mut current = compute(start);
+        while start < n {
+            let next_start = start.saturating_add(chunk);
+            let mut next = Vec::new();
+            rayon::in_place_scope(|s| {
+                if next_start < n {
+                    s.spawn(|_| next = compute(next_start));
+                }
+                f(&current);
+                drop(std::mem::take(&mut current));
+            });
+            current = next;
+            start = next_start;
         }
     }
 
@@ -1038,24 +1054,29 @@ impl MatchIndex {
         // a group sorted by holder lists CRM holders before LinkedIn ones, each by slot: the
         // order the key indexes give.
         const LI: u32 = 1 << 31;
+        /// (site key, holder, listed kind of the site): the kind travels with the pair, so a
+        /// site with one holder (most of them) is decided without reading the record again.
+        type Pair = (u64, u32, Option<SharedHostKind>);
         fn site_pairs<E: Sync>(
             records: &[Option<E>],
             side: u32,
             rec: impl Fn(&E) -> &Prepared + Sync,
-        ) -> Vec<Vec<(u64, u32)>> {
+        ) -> Vec<Vec<Pair>> {
             const CHUNK: usize = 16_384;
             records
                 .par_chunks(CHUNK)
                 .enumerate()
                 .map(|(c, chunk)| {
                     let mut out = Vec::with_capacity(chunk.len() * 2);
-                    let mut keys = Vec::with_capacity(8);
                     for (i, e) in chunk.iter().enumerate() {
                         if let Some(e) = e {
-                            keys.clear();
-                            rec(e).site_keys(&mut keys);
                             let h = side | (c * CHUNK + i) as u32;
-                            out.extend(keys.iter().map(|&k| (k, h)));
+                            for a in rec(e).addrs.iter() {
+                                out.push((a.site_key, h, a.listed));
+                                if let Some(t) = a.tenant_key {
+                                    out.push((t, h, None));
+                                }
+                            }
                         }
                     }
                     out
@@ -1066,13 +1087,13 @@ impl MatchIndex {
             || site_pairs(&self.crm, 0, |e: &CrmEntry| &e.rec),
             || site_pairs(&self.li, LI, |e: &LiEntry| &e.rec),
         );
-        let mut pairs: Vec<(u64, u32)> =
+        let mut pairs: Vec<Pair> =
             Vec::with_capacity(crm_parts.iter().chain(&li_parts).map(Vec::len).sum());
         for p in crm_parts.into_iter().chain(li_parts) {
             pairs.extend_from_slice(&p);
         }
-        pairs.par_sort_unstable();
-        pairs.dedup();
+        pairs.par_sort_unstable_by_key(|p| (p.0, p.1));
+        pairs.dedup_by_key(|p| (p.0, p.1));
         let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
         for i in 1..=pairs.len() {
@@ -1093,15 +1114,7 @@ impl MatchIndex {
                     let li = group.iter().filter(|p| p.1 & LI != 0).map(|p| p.1 & !LI);
                     return self.trust_of_holders(k, crm, li).map(|t| (k, t));
                 }
-                let h = pairs[lo].1;
-                let slot = (h & !LI) as usize;
-                let rec = if h & LI != 0 {
-                    &self.li.get(slot)?.as_ref()?.rec
-                } else {
-                    &self.crm.get(slot)?.as_ref()?.rec
-                };
-                let a = rec.addrs.iter().find(|a| a.site_key == k)?;
-                known_shared_host_str(rec.site(a), rec.label(a)).map(|t| (k, t))
+                pairs[lo].2.map(|t| (k, t))
             })
             .collect();
         self.shared = shared.into_iter().collect();
@@ -1128,11 +1141,7 @@ impl MatchIndex {
                 &self.crm.get(s as usize)?.as_ref()?.rec
             };
             let a = rec.addrs.iter().find(|a| a.holds(k))?;
-            return if a.site_key == k {
-                known_shared_host_str(rec.site(a), rec.label(a))
-            } else {
-                None
-            };
+            return if a.site_key == k { a.listed } else { None };
         }
         let crm_holders = self.crm_keys.slots(&[k]);
         let li_holders = self.li_sites.slots(&[k]);
@@ -1141,12 +1150,18 @@ impl MatchIndex {
 
     /// Whether a site key is shared, from the slots of its CRM and LinkedIn holders (each
     /// side in slot order; slots of records that do not hold the key are skipped).
-    fn trust_of_holders(
+    fn trust_of_holders<C, L>(
         &self,
         k: u64,
-        crm_holders: impl IntoIterator<Item = u32>,
-        li_holders: impl IntoIterator<Item = u32>,
-    ) -> Option<SharedHostKind> {
+        crm_holders: C,
+        li_holders: L,
+    ) -> Option<SharedHostKind>
+    where
+        C: IntoIterator<Item = u32>,
+        C::IntoIter: Clone,
+        L: IntoIterator<Item = u32>,
+        L::IntoIter: Clone,
+    {
         let crm_holders = crm_holders.into_iter().filter_map(|s| {
             let e = self.crm.get(s as usize)?.as_ref()?;
             let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
@@ -1157,11 +1172,9 @@ impl MatchIndex {
             let a = e.rec.addrs.iter().find(|a| a.holds(k))?;
             Some((e.id.as_str(), &e.rec, a))
         });
-        let mut crm_holders = crm_holders.peekable();
-        let mut li_holders = li_holders.peekable();
-        let (_, rec, first) = crm_holders.peek().or(li_holders.peek()).copied()?;
+        let (_, _, first) = crm_holders.clone().chain(li_holders.clone()).next()?;
         if first.site_key == k
-            && let Some(kind) = known_shared_host_str(rec.site(first), rec.label(first))
+            && let Some(kind) = first.listed
         {
             return Some(kind);
         }
@@ -1171,30 +1184,32 @@ impl MatchIndex {
         // cluster a side that disagree mean the sides name different companies. (A name is
         // compared with the representative only, so the lowest id decides, not the order of
         // arrival.)
-        let crm_holders: Vec<(&str, &str)> = crm_holders
-            .map(|(id, rec, _)| (id, rec.core()))
-            .filter(|(_, core)| !core.is_empty())
-            .collect();
-        let li_holders: Vec<(&str, &str)> = li_holders
-            .map(|(id, rec, _)| (id, rec.core()))
-            .filter(|(_, core)| !core.is_empty())
-            .collect();
-        let mut reps: [Option<&str>; 2] = [None, None];
-        for (side, holders) in [crm_holders, li_holders].iter().enumerate() {
-            let Some(&(_, rep)) = holders.iter().min_by(|a, b| a.0.cmp(b.0)) else {
-                continue;
+        fn representative<'r>(
+            holders: impl Iterator<Item = (&'r str, &'r Prepared, &'r Addr)> + Clone,
+        ) -> Result<Option<&'r str>, SharedHostKind> {
+            let named = holders
+                .map(|(id, rec, _)| (id, rec.core()))
+                .filter(|(_, core)| !core.is_empty());
+            let Some((_, rep)) = named.clone().min_by(|a, b| a.0.cmp(b.0)) else {
+                return Ok(None);
             };
-            if holders.iter().any(|&(_, core)| !names_related(rep, core)) {
-                return Some(SharedHostKind::HeldByUnrelatedNames);
+            if named.clone().any(|(_, core)| !names_related(rep, core)) {
+                return Err(SharedHostKind::HeldByUnrelatedNames);
             }
-            reps[side] = Some(rep);
+            Ok(Some(rep))
         }
-        if let [Some(c), Some(l)] = reps
-            && !names_related(c, l)
-        {
-            return Some(SharedHostKind::NamesDisagree);
+        let c = match representative(crm_holders) {
+            Ok(c) => c,
+            Err(kind) => return Some(kind),
+        };
+        let l = match representative(li_holders) {
+            Ok(l) => l,
+            Err(kind) => return Some(kind),
+        };
+        match (c, l) {
+            (Some(c), Some(l)) if !names_related(c, l) => Some(SharedHostKind::NamesDisagree),
+            _ => None,
         }
-        None
     }
 
     fn shared_kind(&self, k: u64) -> Option<SharedHostKind> {
