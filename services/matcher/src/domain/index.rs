@@ -579,7 +579,7 @@ pub struct MatchIndex {
     li_slots: FastMap<LinkedInId, u32>,
     crm_keys: KeyIndex,
     li_sites: KeyIndex,
-    tokens: PremixedMap<u32>,
+    tokens: WordCounts,
     /// Sites (and tenant hosts) that are not trusted; all others are.
     shared: PremixedMap<SharedHostKind>,
     deps: KeyIndex,
@@ -642,7 +642,7 @@ impl MatchIndex {
             packed_entries(&li, |e: &LiEntry, out: &mut Vec<u64>| e.rec.site_keys(out));
         let li_sites = KeyIndex::from_parts(li_entries);
         phase("li site index");
-        let tokens = count_tokens(&crm, &li);
+        let tokens = WordCounts::count(&crm, &li);
         phase("word rarity");
 
         let mut by_li: FastMap<LinkedInId, Vec<(CrmId, DecisionKind)>> = FastMap::default();
@@ -706,7 +706,7 @@ impl MatchIndex {
     /// million entries (a hundred milliseconds) nor grows the insertion maps from nothing.
     fn make_room(&mut self) {
         let room = |n: usize| n / 8 + 1024;
-        self.tokens.reserve(room(self.tokens.len()));
+        self.tokens.make_room();
         self.shared.reserve(room(self.shared.len()));
         self.crm_slots.reserve(room(self.crm_slots.len()));
         self.li_slots.reserve(room(self.li_slots.len()));
@@ -945,13 +945,9 @@ impl MatchIndex {
             if d == 0 {
                 continue;
             }
-            let before = i64::from(self.tokens.get(&t).copied().unwrap_or(0));
+            let before = i64::from(self.tokens.get(t));
             let after = (before + d).max(0);
-            if after == 0 {
-                self.tokens.remove(&t);
-            } else {
-                self.tokens.insert(t, after as u32);
-            }
+            self.tokens.set(t, after as u32);
             if (before <= rare) != (after <= rare) {
                 touched.insert(t);
             }
@@ -1370,37 +1366,87 @@ fn forget_li(old: &LiEntry, retrust: &mut HashSet<u64>, token_delta: &mut Premix
         .for_each_token_key(|t| *token_delta.entry(t).or_insert(0) -= 1);
 }
 
-fn count_tokens(crm: &[Option<CrmEntry>], li: &[Option<LiEntry>]) -> PremixedMap<u32> {
-    let recs: Vec<&Prepared> = crm
-        .iter()
-        .flatten()
-        .map(|e| &e.rec)
-        .chain(li.iter().flatten().map(|e| &e.rec))
-        .collect();
-    recs.par_chunks(1 << 16)
-        .map(|chunk| {
-            let mut m: PremixedMap<u32> = PremixedMap::default();
-            for rec in chunk {
-                rec.for_each_token_key(|t| *m.entry(t).or_insert(0) += 1);
-            }
-            m
-        })
-        .reduce(PremixedMap::default, |mut a, b| {
-            if a.len() < b.len() {
-                return merge_counts(b, a);
-            }
-            for (k, v) in b {
-                *a.entry(k).or_insert(0) += v;
-            }
-            a
-        })
+/// How many records use each word (by its rarity key), in shards chosen by bits of the key
+/// that the maps' own hashing does not use, so that counting two million names can be done on
+/// all cores: each shard is counted by one thread, with no merging of big maps at the end.
+struct WordCounts {
+    shards: Vec<PremixedMap<u32>>,
 }
 
-fn merge_counts(mut a: PremixedMap<u32>, b: PremixedMap<u32>) -> PremixedMap<u32> {
-    for (k, v) in b {
-        *a.entry(k).or_insert(0) += v;
+impl WordCounts {
+    const SHARD_BITS: u32 = 6;
+
+    #[inline]
+    fn shard(k: u64) -> usize {
+        ((k >> 40) & ((1 << Self::SHARD_BITS) - 1)) as usize
     }
-    a
+
+    fn count(crm: &[Option<CrmEntry>], li: &[Option<LiEntry>]) -> WordCounts {
+        const CHUNK: usize = 1 << 15;
+        let nshards = 1usize << Self::SHARD_BITS;
+        fn keys_by_shard<E: Sync>(
+            records: &[Option<E>],
+            rec: impl Fn(&E) -> &Prepared + Sync,
+        ) -> Vec<Vec<Vec<u64>>> {
+            let nshards = 1usize << WordCounts::SHARD_BITS;
+            records
+                .par_chunks(CHUNK)
+                .map(|chunk| {
+                    let mut out: Vec<Vec<u64>> = vec![Vec::new(); nshards];
+                    for e in chunk.iter().flatten() {
+                        rec(e).for_each_token_key(|t| out[WordCounts::shard(t)].push(t));
+                    }
+                    out
+                })
+                .collect()
+        }
+        let (c, l) = rayon::join(
+            || keys_by_shard(crm, |e: &CrmEntry| &e.rec),
+            || keys_by_shard(li, |e: &LiEntry| &e.rec),
+        );
+        let parts: Vec<&Vec<Vec<u64>>> = c.iter().chain(&l).collect();
+        let shards = (0..nshards)
+            .into_par_iter()
+            .map(|s| {
+                let n: usize = parts.iter().map(|p| p[s].len()).sum();
+                let mut m: PremixedMap<u32> = PremixedMap::default();
+                m.reserve(n / 2);
+                for p in &parts {
+                    for &t in &p[s] {
+                        *m.entry(t).or_insert(0) += 1;
+                    }
+                }
+                m
+            })
+            .collect();
+        WordCounts { shards }
+    }
+
+    #[inline]
+    fn get(&self, k: u64) -> u32 {
+        self.shards
+            .get(Self::shard(k))
+            .and_then(|m| m.get(&k))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn set(&mut self, k: u64, n: u32) {
+        if let Some(m) = self.shards.get_mut(Self::shard(k)) {
+            if n == 0 {
+                m.remove(&k);
+            } else {
+                m.insert(k, n);
+            }
+        }
+    }
+
+    /// Room to grow by an eighth without rehashing.
+    fn make_room(&mut self) {
+        for m in &mut self.shards {
+            m.reserve(m.len() / 8 + 64);
+        }
+    }
 }
 
 /// A hash of everything a result says, to tell whether a change altered it.
@@ -1667,7 +1713,7 @@ impl<'a> Ctx<'a, '_> {
             let mut is_rare = |t: &str| {
                 let k = key(KeyKind::TokenCount, t);
                 read.push(k);
-                tokens.get(&k).copied().unwrap_or(0) <= rare_max
+                tokens.get(k) <= rare_max
             };
             if let Some(hit) = fuzzy_compare(core, other, &mut is_rare) {
                 out.push(Cand {
