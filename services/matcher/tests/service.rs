@@ -28,6 +28,7 @@ struct World {
     client: MatchesClient<Channel>,
     cancel: CancellationToken,
     consumer_cancel: CancellationToken,
+    consumer: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -84,15 +85,21 @@ impl World {
             client,
             cancel,
             consumer_cancel: CancellationToken::new(),
+            consumer: None,
             tasks,
         };
-        w.start_matcher();
+        w.start_matcher().await;
         w
     }
 
-    /// (Re)starts the matcher consumer with a fresh, empty in-memory cache.
-    fn start_matcher(&mut self) {
+    /// (Re)starts the matcher consumer with a fresh, empty in-memory cache. The old one stops
+    /// first (as a replaced process would: SIGTERM, then the new one starts), so no event can
+    /// reach a consumer that is going away.
+    async fn start_matcher(&mut self) {
         self.consumer_cancel.cancel();
+        if let Some(old) = self.consumer.take() {
+            let _ = old.await;
+        }
         self.consumer_cancel = CancellationToken::new();
         let (js, bus, pool, c) = (
             self.env.js.clone(),
@@ -100,7 +107,7 @@ impl World {
             self.env.pool.clone(),
             self.consumer_cancel.clone(),
         );
-        self.tasks.push(tokio::spawn(async move {
+        self.consumer = Some(tokio::spawn(async move {
             let cfg = ConsumerConfig::new("matcher", Ordering::PerWorkspace)
                 .event_types(matcher::handlers::EVENT_TYPES);
             let _ = consumer::run(js, bus, pool, cfg, Arc::new(Matcher::default()), c).await;
@@ -166,7 +173,7 @@ impl World {
     async fn stop(self) {
         self.consumer_cancel.cancel();
         self.cancel.cancel();
-        for t in self.tasks {
+        for t in self.consumer.into_iter().chain(self.tasks) {
             let _ = t.await;
         }
         self.env.cleanup().await;
@@ -324,7 +331,7 @@ async fn a_sync_matches_domain_first_then_name_and_later_changes_rematch_only_wh
 
     // A restarted matcher (empty memory) rebuilds from its projection: the next step finds
     // nothing new to say, and the decisions still hold.
-    w.start_matcher();
+    w.start_matcher().await;
     w.pull(
         "run-3",
         vec![org("li-2", "Nordlicht Analytics GmbH", "")],
@@ -537,7 +544,7 @@ async fn a_company_deleted_in_the_crm_loses_its_matches() {
     assert_eq!(m2.matched, 1);
 
     // A restarted matcher rebuilds its index from the projection: crm-2 stays gone.
-    w.start_matcher();
+    w.start_matcher().await;
     w.append(
         "syncrun-run-3",
         "run-3",

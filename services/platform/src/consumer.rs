@@ -19,7 +19,7 @@
 use crate::bus::{self, BusConfig, headers};
 use crate::eventlog::{self, AppendError, ExpectedVersion, NewEvent, RecordedEvent};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::{PgPool, Postgres, Transaction};
 use std::future::Future;
 use std::sync::Arc;
@@ -322,7 +322,15 @@ impl<H: Handler> Worker<H> {
                 }
             }
         }
-        // Stop pulling (drop the subscription), then let in-flight messages finish and ack.
+        // Messages already delivered to this process but not started: give them back at once
+        // (NAK without delay) so another replica, or our successor, gets them now rather than
+        // after `ack_wait`. Then stop pulling (drop the subscription), and let in-flight
+        // messages finish and ack.
+        while let Some(Some(next)) = messages.next().now_or_never() {
+            if let Ok(msg) = next {
+                ack(&msg, AckKind::Nak(None)).await;
+            }
+        }
         drop(messages);
         while in_flight.join_next().await.is_some() {}
         Ok(())
