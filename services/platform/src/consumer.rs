@@ -294,8 +294,11 @@ impl<H: Handler> Worker<H> {
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(concurrency)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
+            // Short pull requests: when a request goes quiet (a missed idle heartbeat, seen while
+            // other consumers move large batches), the client waits for it to expire before
+            // asking again, so the expiry bounds how long a partition can stall.
+            .heartbeat(Duration::from_secs(1))
+            .expires(Duration::from_secs(5))
             .messages()
             .await
             .map_err(|e| pull_err(&e))?;
