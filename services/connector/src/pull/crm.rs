@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, NaiveTime, Utc};
 use rp_platform::contracts::events::v1::{
-    self as ev, PullCompleted, StageKind, SyncStep, envelope::Event,
+    self as ev, CheckpointAdvanced, PullCompleted, StageKind, SyncStep, envelope::Event,
 };
 use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::ExpectedVersion;
@@ -49,16 +49,11 @@ impl ObjectPull {
         signpost: DateTime<Utc>,
     ) -> Result<Self, RunError> {
         let (last, expected) = run.checkpoint(kind).await?;
-        let previous = match last {
-            None => None,
-            Some(c) => match CrmCheckpoint::parse(&c.cursor, &c.boundary_ids) {
-                Ok(cp) => Some(cp),
-                Err(e) => {
-                    tracing::error!(object = kind.slug(), error = %e, "unreadable checkpoint: pulling everything again");
-                    None
-                }
-            },
-        };
+        let previous = readable(
+            last,
+            kind,
+            "unreadable checkpoint: pulling everything again",
+        );
         Ok(Self {
             kind,
             batcher: Batcher::new(run.run_id.as_str(), kind.to_event()),
@@ -161,6 +156,22 @@ fn tombstone(kind: ObjectKind, d: &DeletedRecord) -> Option<Record> {
     }
 }
 
+/// The checkpoint `last` records, or `None` (logged with `what_then`) when it cannot be read.
+fn readable(
+    last: Option<CheckpointAdvanced>,
+    kind: ObjectKind,
+    what_then: &str,
+) -> Option<CrmCheckpoint> {
+    let c = last?;
+    match CrmCheckpoint::parse(&c.cursor, &c.boundary_ids) {
+        Ok(cp) => Some(cp),
+        Err(e) => {
+            tracing::error!(object = kind.slug(), error = %e, "{what_then}");
+            None
+        }
+    }
+}
+
 /// One object type's deletions: what was reported before, what this pull reports, checkpoint.
 pub(crate) struct DeletionPull {
     kind: ObjectKind,
@@ -174,16 +185,11 @@ pub(crate) struct DeletionPull {
 impl DeletionPull {
     async fn start(run: &Run, kind: ObjectKind, signpost: DateTime<Utc>) -> Result<Self, RunError> {
         let (last, expected) = run.deletions_checkpoint(kind).await?;
-        let previous = match last {
-            None => None,
-            Some(c) => match CrmCheckpoint::parse(&c.cursor, &c.boundary_ids) {
-                Ok(cp) => Some(cp),
-                Err(e) => {
-                    tracing::error!(object = kind.slug(), error = %e, "unreadable deletion checkpoint: reporting every deletion the CRM still has");
-                    None
-                }
-            },
-        };
+        let previous = readable(
+            last,
+            kind,
+            "unreadable deletion checkpoint: reporting every deletion the CRM still has",
+        );
         Ok(Self {
             kind,
             previous,

@@ -487,20 +487,27 @@ impl Run {
         boundary_ids: Vec<String>,
         expected: ExpectedVersion,
     ) -> Result<(), RunError> {
-        let e = self.event(Event::CheckpointAdvanced(CheckpointAdvanced {
-            object_type: kind.to_event() as i32,
-            cursor,
-            boundary_ids,
-            sync_run_id: self.run_id.to_string(),
-        }));
         let stream = self.job.integration_id.checkpoint_stream(kind);
-        self.append(&stream, expected, vec![e]).await?;
-        Ok(())
+        self.advance_in(&stream, kind, cursor, boundary_ids, expected)
+            .await
     }
 
     /// Moves the deletion checkpoint of `kind`; only once its deletions are appended.
     pub async fn advance_deletions(
         &self,
+        kind: ObjectKind,
+        cursor: String,
+        boundary_ids: Vec<String>,
+        expected: ExpectedVersion,
+    ) -> Result<(), RunError> {
+        let stream = self.job.integration_id.deletions_checkpoint_stream(kind);
+        self.advance_in(&stream, kind, cursor, boundary_ids, expected)
+            .await
+    }
+
+    async fn advance_in(
+        &self,
+        stream: &str,
         kind: ObjectKind,
         cursor: String,
         boundary_ids: Vec<String>,
@@ -512,8 +519,7 @@ impl Run {
             boundary_ids,
             sync_run_id: self.run_id.to_string(),
         }));
-        let stream = self.job.integration_id.deletions_checkpoint_stream(kind);
-        self.append(&stream, expected, vec![e]).await?;
+        self.append(stream, expected, vec![e]).await?;
         Ok(())
     }
 
