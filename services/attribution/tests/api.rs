@@ -4,11 +4,12 @@
 
 mod support;
 
-use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::apikeys;
 use rp_platform::contracts::api::v1::{
     AttributionModel as Model, DashboardMetric as Metric, GetDashboardRequest,
     GetDealAttributionRequest, ListDashboardDealsRequest,
 };
+use rp_platform::ids::WorkspaceId;
 use support::*;
 use tonic::Code;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::apikeys;
 use rp_platform::contracts::api::v1::connections_server::Connections;
 use rp_platform::contracts::api::v1::{
     Connection, DisconnectRequest, GetConnectionRequest, ListConnectionsRequest,
@@ -11,6 +11,7 @@ use rp_platform::contracts::api::v1::{
 };
 use rp_platform::contracts::timestamp;
 use rp_platform::grpc;
+use rp_platform::ids::WorkspaceId;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 

@@ -12,13 +12,14 @@ use std::time::Duration;
 use connector::domain::IntegrationId;
 use connector::vault::{Cause, Vault};
 use connector_support::{WAIT, key_b64, test_config};
-use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::apikeys;
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::api::v1::connections_client::ConnectionsClient;
 use rp_platform::contracts::events::v1::{
     SyncRequested, SyncTrigger, WorkspaceCreated, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
+use rp_platform::ids::WorkspaceId;
 use rp_platform::testing::{TestEnv, eventually};
 use sandbox::{Provider as SbProvider, Sandbox, SandboxConfig};
 use tokio::io::AsyncReadExt;

@@ -12,7 +12,7 @@ use crate::store::{self, Cursor, MarkRead, NotificationRow};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt};
-use rp_platform::apikeys::{self, Caller, WorkspaceId};
+use rp_platform::apikeys::{self, Caller};
 use rp_platform::bus::{BusConfig, headers};
 use rp_platform::contracts::api::v1::notifications_server::Notifications;
 use rp_platform::contracts::api::v1::{
@@ -23,6 +23,7 @@ use rp_platform::contracts::api::v1::{
 use rp_platform::contracts::events::v1::envelope::Event;
 use rp_platform::contracts::timestamp;
 use rp_platform::grpc;
+use rp_platform::ids::WorkspaceId;
 use sqlx::PgPool;
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;

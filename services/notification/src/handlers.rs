@@ -10,12 +10,12 @@ use crate::domain::{
     self, ConnectionsLink, Decision, DisconnectReason, Fact, FailureKind, Provider,
 };
 use crate::store;
-use rp_platform::apikeys::WorkspaceId;
 use rp_platform::consumer::{ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering};
 use rp_platform::contracts::events::v1::{
     self as ev, NotificationRaised, NotificationResolved, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
+use rp_platform::ids::WorkspaceId;
 use uuid::Uuid;
 
 /// Durable consumer name (and key of its processed marks).

@@ -12,9 +12,9 @@
 use crate::domain::{IncidentKind, NotificationKind, OpenIncidents, Provider};
 use chrono::{DateTime, Utc};
 use prost::Message;
-use rp_platform::apikeys::WorkspaceId;
 use rp_platform::contracts::events::v1::{Envelope, NotificationsRead, envelope::Event};
 use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent};
+use rp_platform::ids::WorkspaceId;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 

@@ -15,6 +15,7 @@
 use crate::contracts::events::v1::{ApiKeyIssued, ApiKeyRevoked, envelope::Event};
 use crate::eventlog::{self, AppendError, ExpectedVersion, NewEvent};
 use crate::grpc;
+use crate::ids::WorkspaceId;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -27,42 +28,6 @@ use uuid::Uuid;
 pub const KEY_PREFIX: &str = "rpk_";
 /// Longest label accepted, in characters.
 pub const MAX_LABEL_CHARS: usize = 100;
-
-/// A workspace id: a UUID, parsed once at the edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WorkspaceId(Uuid);
-
-impl WorkspaceId {
-    pub fn new(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    /// Parses a workspace id (a UUID); the error says what is wrong, for a user.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("is required (the workspace's UUID)".into());
-        }
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|_| format!("must be a workspace UUID (got {s:?})"))
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-
-    /// The workspace's event stream: `workspace-<id>`.
-    pub fn stream(&self) -> String {
-        format!("workspace-{}", self.0)
-    }
-}
-
-impl std::fmt::Display for WorkspaceId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// The public half of a key: 32 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

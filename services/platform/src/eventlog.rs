@@ -229,16 +229,8 @@ impl EventStore {
         from_version: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
-        let rows = sqlx::query(
-            "SELECT position, stream_id, version, recorded_at, payload FROM events \
-             WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
-        )
-        .bind(stream)
-        .bind(from_version)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_row).collect()
+        let mut conn = self.pool.acquire().await?;
+        read_stream_in(&mut conn, stream, from_version, limit).await
     }
 
     /// Events after global position `after` (exclusive), in position order, at most `limit`.
@@ -259,39 +251,8 @@ impl EventStore {
         limit: i64,
         filter: &ReadFilter,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
-        // One statement per filter shape, so each gets a plan that uses the right index; a
-        // single statement with optional filters gets a generic plan that suits none of them.
-        macro_rules! select {
-            ($rest:literal) => {
-                concat!(
-                    "SELECT position, stream_id, version, recorded_at, payload FROM events \
-                     WHERE position > $1 AND position <= $2",
-                    $rest
-                )
-            };
-        }
-        let sql: &'static str = match (filter.event_types.is_empty(), filter.workspace_id.is_some())
-        {
-            (true, false) => select!(" ORDER BY position LIMIT $3"),
-            (false, false) => {
-                select!(" AND event_type = ANY($4) ORDER BY position LIMIT $3")
-            }
-            (true, true) => {
-                select!(" AND workspace_id = $4 ORDER BY position LIMIT $3")
-            }
-            (false, true) => select!(
-                " AND event_type = ANY($4) AND workspace_id = $5 ORDER BY position LIMIT $3"
-            ),
-        };
-        let mut query = sqlx::query(sql).bind(after).bind(up_to).bind(limit);
-        if !filter.event_types.is_empty() {
-            query = query.bind(&filter.event_types);
-        }
-        if let Some(ws) = filter.workspace_id.as_deref() {
-            query = query.bind(ws);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(decode_row).collect()
+        let mut conn = self.pool.acquire().await?;
+        read_range_in(&mut conn, after, up_to, limit, filter).await
     }
 
     /// The highest position in the log (0 when empty).
@@ -308,6 +269,93 @@ impl EventStore {
             .fetch_optional(&self.pool)
             .await
     }
+}
+
+/// [`EventStore::read_range`] inside the caller's transaction (a rebuild reads the log and
+/// writes its projection in one).
+pub async fn read_range_in(
+    conn: &mut PgConnection,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+    filter: &ReadFilter,
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    // One statement per filter shape, so each gets a plan that uses the right index; a
+    // single statement with optional filters gets a generic plan that suits none of them.
+    macro_rules! select {
+        ($rest:literal) => {
+            concat!(
+                "SELECT position, stream_id, version, recorded_at, payload FROM events \
+                 WHERE position > $1 AND position <= $2",
+                $rest
+            )
+        };
+    }
+    let sql: &'static str = match (filter.event_types.is_empty(), filter.workspace_id.is_some()) {
+        (true, false) => select!(" ORDER BY position LIMIT $3"),
+        (false, false) => {
+            select!(" AND event_type = ANY($4) ORDER BY position LIMIT $3")
+        }
+        (true, true) => {
+            select!(" AND workspace_id = $4 ORDER BY position LIMIT $3")
+        }
+        (false, true) => {
+            select!(" AND event_type = ANY($4) AND workspace_id = $5 ORDER BY position LIMIT $3")
+        }
+    };
+    let mut query = sqlx::query(sql).bind(after).bind(up_to).bind(limit);
+    if !filter.event_types.is_empty() {
+        query = query.bind(&filter.event_types);
+    }
+    if let Some(ws) = filter.workspace_id.as_deref() {
+        query = query.bind(ws);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// [`EventStore::read_stream`] inside the caller's transaction: a command handler loads its
+/// aggregate and appends in one, so what it decided on is what the lock protects.
+pub async fn read_stream_in(
+    conn: &mut PgConnection,
+    stream: &str,
+    from_version: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    let rows = sqlx::query(
+        "SELECT position, stream_id, version, recorded_at, payload FROM events \
+         WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
+    )
+    .bind(stream)
+    .bind(from_version)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// The whole of one stream, in version order, inside the caller's transaction.
+pub async fn read_whole_stream_in(
+    conn: &mut PgConnection,
+    stream: &str,
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    read_stream_in(conn, stream, 1, i64::MAX).await
+}
+
+/// The events at the given global positions (those that exist), in position order, inside the
+/// caller's transaction: a consumer that staged positions reads them back with its writes.
+pub async fn read_positions_in(
+    conn: &mut PgConnection,
+    positions: &[i64],
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    let rows = sqlx::query(
+        "SELECT position, stream_id, version, recorded_at, payload FROM events \
+         WHERE position = ANY($1) ORDER BY position",
+    )
+    .bind(positions)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(decode_row).collect()
 }
 
 /// Appends inside the caller's transaction, so a handler's projection writes, its "processed" mark

@@ -10,6 +10,8 @@ pub mod contracts;
 pub mod db;
 pub mod eventlog;
 pub mod grpc;
+pub mod ids;
+pub mod paging;
 pub mod plans;
 pub mod relay;
 pub mod runtime;

@@ -317,7 +317,7 @@ pub async fn workspace_with_key(env: &TestEnv, plan: &str) -> (String, String) {
         )
         .await
         .unwrap_or_else(|e| panic!("workspace: {e}"));
-    let key = crate::apikeys::issue(&env.pool, crate::apikeys::WorkspaceId::new(ws), "test")
+    let key = crate::apikeys::issue(&env.pool, crate::ids::WorkspaceId::new(ws), "test")
         .await
         .unwrap_or_else(|e| panic!("api key: {e}"))
         .plaintext;

@@ -1,9 +1,10 @@
 //! API keys against a real PostgreSQL: issued and revoked as events with the projection in the
 //! same transaction, only a hash stored, and every way a call can fail to authenticate.
 
-use rp_platform::apikeys::{self, ApiKeyError, Caller, KeyId, Revocation, WorkspaceId};
+use rp_platform::apikeys::{self, ApiKeyError, Caller, KeyId, Revocation};
 use rp_platform::contracts::events::v1::{WorkspaceCreated, envelope::Event};
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
+use rp_platform::ids::WorkspaceId;
 use rp_platform::testing::TestEnv;
 use sha2::{Digest, Sha256};
 use tonic::Code;

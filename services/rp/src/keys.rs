@@ -6,8 +6,9 @@
 use crate::Failure;
 use crate::output::Output;
 use clap::Subcommand;
-use rp_platform::apikeys::{self, ApiKeyError, KeyId, Revocation, WorkspaceId};
+use rp_platform::apikeys::{self, ApiKeyError, KeyId, Revocation};
 use rp_platform::config::PlatformConfig;
+use rp_platform::ids::WorkspaceId;
 
 #[derive(Subcommand)]
 pub enum KeysCmd {

@@ -3,10 +3,10 @@
 use crate::Failure;
 use crate::output::Output;
 use clap::Subcommand;
-use rp_platform::apikeys::WorkspaceId;
 use rp_platform::config::PlatformConfig;
 use rp_platform::contracts::events::v1::{WorkspaceCreated, envelope::Event};
 use rp_platform::eventlog::{EventStore, ExpectedVersion, NewEvent};
+use rp_platform::ids::WorkspaceId;
 
 #[derive(Subcommand)]
 pub enum WorkspacesCmd {

@@ -9,7 +9,7 @@ use attribution::config::Settings;
 use attribution::domain::HalfLife;
 use attribution::handlers::{Attribution, CONSUMER, EVENT_TYPES};
 use chrono::{DateTime, Utc};
-use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::apikeys;
 use rp_platform::consumer::{self, ConsumerConfig, Ordering};
 use rp_platform::contracts::api::v1::{
     AttributionModel, Dashboard, DashboardMetric, DealAttribution, GetDashboardRequest,
@@ -23,6 +23,7 @@ use rp_platform::contracts::events::v1::{
 };
 use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
+use rp_platform::ids::WorkspaceId;
 use rp_platform::plans::{DEFAULT_PLANS, Plans};
 use rp_platform::relay::Relay;
 use rp_platform::testing::{TestEnv, eventually};

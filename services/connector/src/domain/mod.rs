@@ -8,104 +8,13 @@ pub mod failure;
 pub mod oauth_state;
 pub mod plans;
 
-use std::fmt;
 use std::str::FromStr;
 
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1 as ev;
-use uuid::Uuid;
 
 pub use crate::providers::Provider;
-
-/// An integration (connection) id: one per workspace and provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IntegrationId(Uuid);
-
-impl IntegrationId {
-    pub fn new(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// Parses an integration id; the error says what is wrong, for a user.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("is required (the integration's UUID)".into());
-        }
-        Uuid::parse_str(s)
-            .map(Self)
-            .map_err(|_| format!("must be an integration UUID (got {s:?})"))
-    }
-
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-
-    /// `connection-<id>`: ConnectionConnected / Disconnected / Reconnected.
-    pub fn connection_stream(&self) -> String {
-        format!("connection-{}", self.0)
-    }
-
-    /// `checkpoint-<id>-<object>`: CheckpointAdvanced of one object type.
-    pub fn checkpoint_stream(&self, object: ObjectKind) -> String {
-        format!("checkpoint-{}-{}", self.0, object.slug())
-    }
-
-    /// `checkpoint-<id>-<object>_deletions`: CheckpointAdvanced of one object type's deletions.
-    pub fn deletions_checkpoint_stream(&self, object: ObjectKind) -> String {
-        format!("checkpoint-{}-{}_deletions", self.0, object.slug())
-    }
-}
-
-impl fmt::Display for IntegrationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A sync run id, as SyncRequested names it (the correlation id of the whole run).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SyncRunId(String);
-
-impl SyncRunId {
-    /// Any non-empty, printable id of at most 100 characters (the scheduler uses UUIDs).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("sync_run_id is empty".into());
-        }
-        if s.chars().count() > 100 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!(
-                "sync_run_id {s:?} is not a printable id of at most 100 characters"
-            ));
-        }
-        Ok(Self(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// `syncrun-<id>`: the life of the run.
-    pub fn run_stream(&self) -> String {
-        format!("syncrun-{}", self.0)
-    }
-
-    /// `records-<id>`: the run's RecordsPulled batches.
-    pub fn records_stream(&self) -> String {
-        format!("records-{}", self.0)
-    }
-}
-
-impl fmt::Display for SyncRunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use rp_platform::ids::{IntegrationId, SyncRunId};
 
 /// How a provider is written in the database and in URLs: `linkedin`, `hubspot`, `salesforce`.
 pub fn provider_slug(p: Provider) -> &'static str {
@@ -271,36 +180,6 @@ impl ObjectKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_parsed_once_with_messages_for_people() {
-        let id = Uuid::new_v4();
-        assert_eq!(
-            IntegrationId::parse(&format!(" {id} ")).unwrap().as_uuid(),
-            id
-        );
-        assert!(IntegrationId::parse("").unwrap_err().contains("required"));
-        assert!(IntegrationId::parse("nope").unwrap_err().contains("UUID"));
-        assert!(SyncRunId::parse("").is_err());
-        assert!(SyncRunId::parse("a b").is_err());
-        assert_eq!(
-            SyncRunId::parse("run-1").unwrap().run_stream(),
-            "syncrun-run-1"
-        );
-    }
-
-    #[test]
-    fn streams_follow_the_documented_names() {
-        let id = IntegrationId::new(Uuid::nil());
-        assert_eq!(
-            id.connection_stream(),
-            "connection-00000000-0000-0000-0000-000000000000"
-        );
-        assert_eq!(
-            id.checkpoint_stream(ObjectKind::CrmDeal),
-            "checkpoint-00000000-0000-0000-0000-000000000000-crm_deal"
-        );
-    }
 
     #[test]
     fn providers_round_trip_through_every_representation() {

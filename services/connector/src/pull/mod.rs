@@ -448,7 +448,7 @@ impl Run {
         &self,
         kind: ObjectKind,
     ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
-        self.checkpoint_in(&self.job.integration_id.checkpoint_stream(kind))
+        self.checkpoint_in(&self.job.integration_id.checkpoint_stream(kind.slug()))
             .await
     }
 
@@ -457,8 +457,13 @@ impl Run {
         &self,
         kind: ObjectKind,
     ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
-        self.checkpoint_in(&self.job.integration_id.deletions_checkpoint_stream(kind))
-            .await
+        self.checkpoint_in(
+            &self
+                .job
+                .integration_id
+                .deletions_checkpoint_stream(kind.slug()),
+        )
+        .await
     }
 
     async fn checkpoint_in(
@@ -487,7 +492,7 @@ impl Run {
         boundary_ids: Vec<String>,
         expected: ExpectedVersion,
     ) -> Result<(), RunError> {
-        let stream = self.job.integration_id.checkpoint_stream(kind);
+        let stream = self.job.integration_id.checkpoint_stream(kind.slug());
         self.advance_in(&stream, kind, cursor, boundary_ids, expected)
             .await
     }
@@ -500,7 +505,10 @@ impl Run {
         boundary_ids: Vec<String>,
         expected: ExpectedVersion,
     ) -> Result<(), RunError> {
-        let stream = self.job.integration_id.deletions_checkpoint_stream(kind);
+        let stream = self
+            .job
+            .integration_id
+            .deletions_checkpoint_stream(kind.slug());
         self.advance_in(&stream, kind, cursor, boundary_ids, expected)
             .await
     }

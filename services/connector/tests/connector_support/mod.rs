@@ -15,7 +15,7 @@ use connector::domain::IntegrationId;
 use connector::providers::{Secret, http_client};
 use connector::pull::{NextScheduledSync, NoSchedule};
 use connector::{callback, handlers, store};
-use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::apikeys;
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::api::v1::connections_client::ConnectionsClient;
 use rp_platform::contracts::events::v1::{
@@ -23,6 +23,7 @@ use rp_platform::contracts::events::v1::{
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
 use rp_platform::grpc::{self, Services};
+use rp_platform::ids::WorkspaceId;
 use rp_platform::plans::{DEFAULT_PLANS, Plans};
 use rp_platform::runtime::Service;
 use rp_platform::testing::{TestEnv, eventually};

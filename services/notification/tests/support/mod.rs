@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use notification::domain::ConnectionsLink;
-use rp_platform::apikeys::{self, WorkspaceId};
+use rp_platform::apikeys;
 use rp_platform::contracts::api::v1::notifications_client::NotificationsClient;
 use rp_platform::contracts::api::v1::{ListNotificationsRequest, Notification};
 use rp_platform::contracts::events::v1::{
@@ -12,6 +12,7 @@ use rp_platform::contracts::events::v1::{
     FailureKind, Provider, SyncCompleted, SyncFailed, SyncStep, WorkspaceCreated, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
+use rp_platform::ids::WorkspaceId;
 use rp_platform::relay::Relay;
 use rp_platform::runtime::Service;
 use rp_platform::testing::{TestEnv, eventually};
