@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod ids;
 pub mod paging;
 pub mod plans;
+pub mod provider;
 pub mod relay;
 pub mod runtime;
 pub mod telemetry;

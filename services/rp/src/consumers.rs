@@ -18,8 +18,8 @@ pub async fn show(config: &PlatformConfig, out: &Output, list_dead: bool) -> Res
         .get_stream(&config.bus.stream)
         .await
         .map_err(|e| Failure::not_found(format!("stream {}: {e}", config.bus.stream)))?;
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-        .fetch_one(&pool)
+    let head = rp_platform::eventlog::EventStore::new(pool.clone())
+        .head_position()
         .await
         .map_err(Failure::infra)?;
     let handled: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
