@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use crate::config::ConnectorConfig;
+use crate::domain::provider::{Provider, ProviderError};
+use crate::providers::RetryPolicy;
 use crate::providers::hubspot::{HubspotClient, HubspotConfig};
 use crate::providers::linkedin::{LinkedinClient, LinkedinConfig};
 use crate::providers::oauth::{OAuthClient, OAuthConfig};
 use crate::providers::salesforce::{SalesforceClient, SalesforceConfig};
-use crate::providers::{Provider, ProviderError, RetryPolicy};
 
 #[derive(Debug, Clone)]
 pub struct Clients {

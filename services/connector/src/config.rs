@@ -9,7 +9,7 @@ use rp_platform::config::{ConfigError, duration_or, parse_or, var_or};
 
 use crate::crypto::KeyRing;
 use crate::domain::plans::{DEFAULT_PLANS, Plans};
-use crate::providers::Secret;
+use crate::domain::provider::{Provider, Secret};
 
 /// The sandbox's address, which every provider URL defaults to (`make run`, demos).
 pub const SANDBOX_BASE: &str = "http://127.0.0.1:7700";
@@ -225,11 +225,11 @@ impl ConnectorConfig {
         })
     }
 
-    pub fn provider(&self, p: crate::providers::Provider) -> &ProviderSettings {
+    pub fn provider(&self, p: Provider) -> &ProviderSettings {
         match p {
-            crate::providers::Provider::Linkedin => &self.providers.linkedin,
-            crate::providers::Provider::Hubspot => &self.providers.hubspot,
-            crate::providers::Provider::Salesforce => &self.providers.salesforce,
+            Provider::Linkedin => &self.providers.linkedin,
+            Provider::Hubspot => &self.providers.hubspot,
+            Provider::Salesforce => &self.providers.salesforce,
         }
     }
 }

@@ -14,11 +14,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clients::Clients;
-use crate::domain::{
-    ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state, provider_slug,
-    provider_to_event,
-};
-use crate::providers::{ProviderError, Secret};
+use crate::domain::provider::{ProviderError, Secret};
+use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state};
 use crate::store::{self, ConnectionRow, StateLookup};
 use crate::vault::{self, Cause, Vault, VaultError};
 
@@ -90,14 +87,14 @@ impl CallbackOutcome {
                 } else {
                     "connected"
                 },
-                provider_slug(*provider)
+                provider.slug()
             ),
             CallbackOutcome::Denied {
                 provider,
                 integration_id,
             } => format!(
                 "status=denied&provider={}&integration_id={integration_id}",
-                provider_slug(*provider)
+                provider.slug()
             ),
             CallbackOutcome::Refused { reason } => format!("status=error&reason={reason}"),
             CallbackOutcome::Failed {
@@ -106,7 +103,7 @@ impl CallbackOutcome {
                 reason,
             } => format!(
                 "status=error&reason={reason}&provider={}&integration_id={integration_id}",
-                provider_slug(*provider)
+                provider.slug()
             ),
         }
     }
@@ -437,7 +434,7 @@ impl ConnectFlow {
         store::mark_connected(&mut tx, id, &external, &scopes)
             .await
             .map_err(|e| infra(op)(&e))?;
-        let p = provider_to_event(provider) as i32;
+        let p = provider.to_event() as i32;
         let event = match row.status {
             ConnectionStatus::Pending => Some(Event::ConnectionConnected(ConnectionConnected {
                 provider: p,

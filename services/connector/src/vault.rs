@@ -23,9 +23,9 @@ use sqlx::{PgConnection, PgPool};
 use crate::clients::Clients;
 use crate::crypto::{CryptoError, KeyRing, Sealed};
 use crate::domain::failure::disconnect_reason;
-use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, provider_to_event};
+use crate::domain::provider::{ProviderError, Secret};
+use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId};
 use crate::providers::oauth::TokenSet;
-use crate::providers::{ProviderError, Secret};
 use crate::store;
 
 /// What is sealed in a vault row.
@@ -307,7 +307,7 @@ pub async fn disconnect_in(
     let mut event = NewEvent::new(
         row.workspace_id.to_string(),
         Event::ConnectionDisconnected(ConnectionDisconnected {
-            provider: provider_to_event(row.provider) as i32,
+            provider: row.provider.to_event() as i32,
             reason: reason.to_event() as i32,
             provider_message: provider_message.to_string(),
         }),

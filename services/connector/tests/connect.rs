@@ -79,9 +79,9 @@ async fn connecting_each_provider_end_to_end_stores_tokens_encrypted_and_shows_n
         };
         assert_eq!(
             c.provider,
-            connector::domain::provider_to_event(
-                connector::domain::parse_provider_slug(slug).unwrap()
-            ) as i32
+            connector::domain::Provider::from_slug(slug)
+                .unwrap()
+                .to_event() as i32
         );
         assert_eq!(e.meta().workspace_id, h.ws());
 

@@ -7,11 +7,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use connector::domain::provider::{OutageCause, Provider, ProviderError, Secret, TokenRejection};
+use connector::providers::http_client;
 use connector::providers::hubspot::{
     Company, Contact, Deal, HubspotClient, HubspotConfig, HubspotObject, StageOutcome,
-};
-use connector::providers::{
-    OutageCause, Provider, ProviderError, Secret, TokenRejection, http_client,
 };
 use providers_support::{Env, fast_retry, start};
 use sandbox::{RateLimit, SandboxConfig, Sizes};

@@ -6,8 +6,8 @@ mod providers_support;
 use std::collections::BTreeSet;
 
 use chrono::{Days, NaiveDate};
+use connector::domain::provider::{Provider, ProviderError, Secret, TokenRejection};
 use connector::providers::linkedin::{LinkedinClient, LinkedinConfig};
-use connector::providers::{Provider, ProviderError, Secret, TokenRejection};
 use providers_support::{Env, fast_retry, start};
 use sandbox::{SandboxConfig, Sizes};
 use serde_json::{Value, json};

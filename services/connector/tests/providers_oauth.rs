@@ -4,10 +4,9 @@ mod providers_support;
 
 use std::time::Duration;
 
+use connector::domain::provider::{GrantRefusal, OutageCause, Provider, ProviderError, Secret};
+use connector::providers::http_client;
 use connector::providers::oauth::OAuthClient;
-use connector::providers::{
-    GrantRefusal, OutageCause, Provider, ProviderError, Secret, http_client,
-};
 use providers_support::start;
 use sandbox::SandboxConfig;
 use serde_json::json;

@@ -5,10 +5,10 @@ mod providers_support;
 
 use std::collections::HashSet;
 
+use connector::domain::provider::{OutageCause, Provider, ProviderError, Secret, TokenRejection};
 use connector::providers::salesforce::{
     Account, Opportunity, SalesforceClient, SalesforceConfig, SalesforceObject,
 };
-use connector::providers::{OutageCause, Provider, ProviderError, Secret, TokenRejection};
 use providers_support::{Env, fast_retry, start};
 use sandbox::{SandboxConfig, Sizes};
 use serde_json::{Value, json};

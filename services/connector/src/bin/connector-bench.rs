@@ -24,7 +24,7 @@ use connector::Connector;
 use connector::config::{ConnectorConfig, ProviderSettings, ProvidersConfig, PullConfig};
 use connector::crypto::KeyRing;
 use connector::domain::IntegrationId;
-use connector::providers::{Provider, Secret};
+use connector::domain::provider::{Provider, Secret};
 use connector::pull::{NoSchedule, execute_job};
 use connector::store::{self, NewJob};
 use rp_platform::contracts::events::v1::envelope::Event;

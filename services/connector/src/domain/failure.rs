@@ -4,7 +4,7 @@
 use rp_platform::contracts::events::v1::FailureKind;
 
 use super::DisconnectReason;
-use crate::providers::{GrantRefusal, ProviderError};
+use super::provider::{GrantRefusal, Provider, ProviderError};
 
 /// The decision for one provider error.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ pub fn classify(err: &ProviderError, refreshed: bool) -> Verdict {
 
 /// The SyncFailed message after a disconnection.
 pub fn disconnected_message(
-    p: crate::providers::Provider,
+    p: Provider,
     reason: DisconnectReason,
     provider_message: &str,
 ) -> String {
@@ -116,7 +116,7 @@ pub fn disconnected_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{OutageCause, Provider, TokenRejection};
+    use crate::domain::provider::{OutageCause, TokenRejection};
 
     #[test]
     fn an_expired_token_is_refreshed_once_then_fails_as_authorization() {

@@ -7,57 +7,33 @@ pub mod checkpoint;
 pub mod failure;
 pub mod oauth_state;
 pub mod plans;
+pub mod provider;
 
 use std::str::FromStr;
 
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1 as ev;
 
-pub use crate::providers::Provider;
 pub use rp_platform::ids::{IntegrationId, SyncRunId};
+pub use rp_platform::provider::Provider;
 
-/// How a provider is written in the database and in URLs: `linkedin`, `hubspot`, `salesforce`.
+// Compatibility for callers not yet switched to `Provider`'s own methods (store.rs, api.rs);
+// remove once they call `slug`, `from_slug`, `to_api` and `from_api` directly.
+#[doc(hidden)]
 pub fn provider_slug(p: Provider) -> &'static str {
-    match p {
-        Provider::Linkedin => "linkedin",
-        Provider::Hubspot => "hubspot",
-        Provider::Salesforce => "salesforce",
-    }
+    p.slug()
 }
-
+#[doc(hidden)]
 pub fn parse_provider_slug(s: &str) -> Option<Provider> {
-    match s {
-        "linkedin" => Some(Provider::Linkedin),
-        "hubspot" => Some(Provider::Hubspot),
-        "salesforce" => Some(Provider::Salesforce),
-        _ => None,
-    }
+    Provider::from_slug(s)
 }
-
-pub fn provider_to_event(p: Provider) -> ev::Provider {
-    match p {
-        Provider::Linkedin => ev::Provider::Linkedin,
-        Provider::Hubspot => ev::Provider::Hubspot,
-        Provider::Salesforce => ev::Provider::Salesforce,
-    }
-}
-
+#[doc(hidden)]
 pub fn provider_to_api(p: Provider) -> api::Provider {
-    match p {
-        Provider::Linkedin => api::Provider::Linkedin,
-        Provider::Hubspot => api::Provider::Hubspot,
-        Provider::Salesforce => api::Provider::Salesforce,
-    }
+    p.to_api()
 }
-
-/// The provider an API request names; `None` for UNSPECIFIED or an unknown number.
+#[doc(hidden)]
 pub fn provider_from_api(value: i32) -> Option<Provider> {
-    match api::Provider::try_from(value).ok()? {
-        api::Provider::Linkedin => Some(Provider::Linkedin),
-        api::Provider::Hubspot => Some(Provider::Hubspot),
-        api::Provider::Salesforce => Some(Provider::Salesforce),
-        api::Provider::Unspecified => None,
-    }
+    Provider::from_api(value)
 }
 
 /// Where a connection stands.
@@ -174,20 +150,5 @@ impl ObjectKind {
             ObjectKind::CrmDeal => ev::ObjectType::CrmDeal,
             ObjectKind::CrmPipeline => ev::ObjectType::CrmPipeline,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn providers_round_trip_through_every_representation() {
-        for p in [Provider::Linkedin, Provider::Hubspot, Provider::Salesforce] {
-            assert_eq!(parse_provider_slug(provider_slug(p)), Some(p));
-            assert_eq!(provider_from_api(provider_to_api(p) as i32), Some(p));
-        }
-        assert_eq!(provider_from_api(0), None);
-        assert_eq!(provider_from_api(42), None);
     }
 }

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
-use super::{OutageCause, Provider, ProviderError};
+use crate::domain::provider::{OutageCause, Provider, ProviderError};
 
 /// How often and how patiently a client retries an unavailable provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{Http, Reply, RetryPolicy, excerpt, join};
-use super::{DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection};
+use crate::domain::provider::{
+    DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection,
+};
 
 /// Search results past this many cannot be paged (HubSpot's limit).
 pub const SEARCH_CAP: usize = 10_000;

@@ -8,7 +8,7 @@ use chrono::{Datelike, Days, NaiveDate};
 use serde::Deserialize;
 
 use super::http::{Http, Reply, RetryPolicy, excerpt, join};
-use super::{Page, Provider, ProviderError, Secret, TokenRejection};
+use crate::domain::provider::{Page, Provider, ProviderError, Secret, TokenRejection};
 
 /// The real API truncates adAnalytics responses at this many elements.
 pub const ANALYTICS_CAP: usize = 15_000;

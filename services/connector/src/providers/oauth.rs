@@ -23,7 +23,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 
 use super::http::{RetryPolicy, join};
-use super::{GrantRefusal, OutageCause, Provider, ProviderError, Secret};
+use crate::domain::provider::{GrantRefusal, OutageCause, Provider, ProviderError, Secret};
 
 /// Where a provider's OAuth server lives and who we are to it.
 #[derive(Clone, Debug)]

@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::http::{Http, Reply, RetryPolicy, excerpt, join};
-use super::{DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection};
+use crate::domain::provider::{
+    DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection,
+};
 
 #[derive(Clone, Debug)]
 pub struct SalesforceConfig {

@@ -26,7 +26,7 @@ use super::{Run, RunError, with_token};
 use crate::domain::ObjectKind;
 use crate::domain::batch::{Batcher, Record};
 use crate::domain::checkpoint::{BoundaryCollector, CrmCheckpoint, format_signpost, signpost};
-use crate::providers::DeletedRecord;
+use crate::domain::provider::DeletedRecord;
 use crate::providers::hubspot::{self, HubspotClient, HubspotObject, StageOutcome};
 use crate::providers::salesforce::{self, SalesforceClient, SalesforceObject};
 

@@ -41,10 +41,10 @@ use crate::clients::Clients;
 use crate::clock::ProviderClock;
 use crate::domain::failure::{Verdict, classify, disconnected_message};
 use crate::domain::plans::Plans;
+use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{
     ConnectionStatus, DisconnectReason, IntegrationId, ObjectKind, Provider, SyncRunId,
 };
-use crate::providers::{ProviderError, Secret};
 use crate::store::{self, JOBS_CHANNEL, JobRow};
 use crate::vault::{Access, Cause, Vault, VaultError};
 
@@ -67,7 +67,7 @@ impl NextScheduledSync for NoSchedule {
     }
 }
 
-/// The scheduler's answer (runs.rs), from the orchestration projection.
+/// The scheduler's answer (sync/store.rs), from the orchestration projection.
 pub struct FromSchedules {
     pub pool: PgPool,
 }
@@ -78,7 +78,7 @@ impl NextScheduledSync for FromSchedules {
         integration: IntegrationId,
     ) -> BoxFuture<'_, Option<DateTime<Utc>>> {
         Box::pin(async move {
-            match crate::runs::next_scheduled_sync(&self.pool, &integration.to_string(), Utc::now())
+            match crate::sync::store::next_scheduled_sync(&self.pool, integration, Utc::now())
                 .await
             {
                 Ok(next) => next,
@@ -574,7 +574,7 @@ impl Run {
         if self.job.attempts == 1 {
             let e = self.event(Event::SyncStarted(SyncStarted {
                 sync_run_id: self.run_id.to_string(),
-                provider: crate::domain::provider_to_event(self.provider) as i32,
+                provider: self.provider.to_event() as i32,
             }));
             self.append(&self.run_id.run_stream(), ExpectedVersion::Any, vec![e])
                 .await?;

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use connector::domain::provider::{Provider, Secret};
 use connector::providers::oauth::{OAuthClient, OAuthConfig, TokenSet};
-use connector::providers::{Provider, RetryPolicy, Secret, http_client};
+use connector::providers::{RetryPolicy, http_client};
 use sandbox::{Provider as SbProvider, Sandbox, SandboxConfig};
 use serde_json::Value;
 
