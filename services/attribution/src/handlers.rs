@@ -26,7 +26,7 @@ use rp_platform::contracts::events::v1::{
     AttributionUpdated, RecordsPulled, SyncStep, SyncStepStarted, envelope::Event,
 };
 use rp_platform::contracts::{from_timestamp, timestamp};
-use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
+use rp_platform::eventlog::{self, ExpectedVersion, ReadError, RecordedEvent};
 use sqlx::PgConnection;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -48,15 +48,15 @@ pub enum ApplyError {
     #[error("attribution projection: {0}")]
     Database(#[from] sqlx::Error),
     /// A staged batch in the log cannot be decoded: retrying will not help.
-    #[error(transparent)]
-    Corrupt(store::ReadBackError),
+    #[error("reading staged records: {0}")]
+    Corrupt(ReadError),
 }
 
-impl From<store::ReadBackError> for ApplyError {
-    fn from(e: store::ReadBackError) -> Self {
+impl From<ReadError> for ApplyError {
+    fn from(e: ReadError) -> Self {
         match e {
-            store::ReadBackError::Database(e) => ApplyError::Database(e),
-            corrupt => ApplyError::Corrupt(corrupt),
+            ReadError::Database(e) => ApplyError::Database(e),
+            corrupt @ ReadError::Corrupt { .. } => ApplyError::Corrupt(corrupt),
         }
     }
 }
@@ -175,7 +175,7 @@ async fn switch(
     let (plan, last_version) = store::lock_workspace(conn, ws).await?;
     let staged = store::take_staged(conn, ws, run).await?;
     for positions in staged.chunks(READ_BACK) {
-        for e in store::read_events(conn, positions).await? {
+        for e in eventlog::read_positions_in(conn, positions).await? {
             if let (Some(Event::RecordsPulled(r)), true) = (e.event(), e.workspace_id() == ws) {
                 apply_records(conn, ws, r).await?;
             }

@@ -11,9 +11,8 @@
 
 use crate::domain::{IncidentKind, NotificationKind, OpenIncidents, Provider};
 use chrono::{DateTime, Utc};
-use prost::Message;
-use rp_platform::contracts::events::v1::{Envelope, NotificationsRead, envelope::Event};
-use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent};
+use rp_platform::contracts::events::v1::{NotificationsRead, envelope::Event};
+use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent, ReadError, ReadFilter};
 use rp_platform::ids::WorkspaceId;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -31,6 +30,15 @@ pub enum StoreError {
         position: i64,
         source: prost::DecodeError,
     },
+}
+
+impl From<ReadError> for StoreError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Database(e) => StoreError::Database(e),
+            ReadError::Corrupt { position, source } => StoreError::Corrupt { position, source },
+        }
+    }
 }
 
 /// Applies the service's migrations (beside the platform's; each ignores the other's).
@@ -395,7 +403,6 @@ const REBUILD_TYPES: &[&str] = &[
 /// transaction holding the tables in EXCLUSIVE mode, so the live handler and API wait for it
 /// (and then carry on from the rebuilt state) instead of interleaving with it.
 pub async fn rebuild(pool: &PgPool) -> Result<RebuildReport, StoreError> {
-    let types: Vec<String> = REBUILD_TYPES.iter().map(|s| s.to_string()).collect();
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE notifications, notification_integrations IN EXCLUSIVE MODE")
         .execute(&mut *tx)
@@ -407,24 +414,22 @@ pub async fn rebuild(pool: &PgPool) -> Result<RebuildReport, StoreError> {
         .execute(&mut *tx)
         .await?;
     let mut report = RebuildReport::default();
+    let filter = ReadFilter {
+        event_types: REBUILD_TYPES.iter().map(|s| s.to_string()).collect(),
+        workspace_id: None,
+    };
     loop {
-        let page: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT position, payload FROM events \
-             WHERE event_type = ANY($1) AND position > $2 ORDER BY position LIMIT 1000",
-        )
-        .bind(&types)
-        .bind(report.last_position)
-        .fetch_all(&mut *tx)
-        .await?;
+        let page =
+            eventlog::read_range_in(&mut tx, report.last_position, i64::MAX, 1000, &filter).await?;
         if page.is_empty() {
             break;
         }
-        for (position, payload) in page {
+        for recorded in page {
+            let position = recorded.position;
             report.last_position = position;
             report.events += 1;
-            let envelope = Envelope::decode(payload.as_slice())
-                .map_err(|source| StoreError::Corrupt { position, source })?;
-            let (Some(meta), Some(event)) = (envelope.meta, envelope.event) else {
+            let (Some(meta), Some(event)) = (recorded.envelope.meta, recorded.envelope.event)
+            else {
                 continue;
             };
             let Ok(ws) = WorkspaceId::parse(&meta.workspace_id) else {

@@ -1,10 +1,7 @@
 //! Records waiting for their sync: a sync's RecordsPulled batches are staged by log position and
-//! applied when that sync completes.
+//! applied when that sync completes, then read back from the log with
+//! [`rp_platform::eventlog::read_positions_in`].
 
-use chrono::{DateTime, Utc};
-use prost::Message;
-use rp_platform::contracts::events::v1 as ev;
-use rp_platform::eventlog::RecordedEvent;
 use sqlx::PgConnection;
 
 /// Stages a RecordsPulled batch (by its log position) until its sync completes. A batch without
@@ -65,44 +62,4 @@ pub async fn take_staged(
     .bind(run)
     .fetch_all(conn)
     .await
-}
-
-/// Why staged records could not be read back from the log.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadBackError {
-    #[error("reading staged records: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("the event at position {position} cannot be decoded: {source}")]
-    Corrupt {
-        position: i64,
-        source: prost::DecodeError,
-    },
-}
-
-/// The events at `positions`, from the log, in position order.
-pub async fn read_events(
-    conn: &mut PgConnection,
-    positions: &[i64],
-) -> Result<Vec<RecordedEvent>, ReadBackError> {
-    type Row = (i64, String, i64, DateTime<Utc>, Vec<u8>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT position, stream_id, version, recorded_at, payload FROM events \
-         WHERE position = ANY($1) ORDER BY position",
-    )
-    .bind(positions)
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(position, stream_id, version, recorded_at, payload)| {
-            let envelope = ev::Envelope::decode(payload.as_slice())
-                .map_err(|source| ReadBackError::Corrupt { position, source })?;
-            Ok(RecordedEvent {
-                position,
-                stream_id,
-                version,
-                recorded_at,
-                envelope,
-            })
-        })
-        .collect()
 }
