@@ -1,9 +1,14 @@
 //! The event log against a real PostgreSQL: versions, conflicts, append-only, and the race test
 //! for "a reader following by position never skips an event".
 
-use rp_platform::contracts::events::v1::{SyncRequested, envelope::Event};
-use rp_platform::eventlog::{AppendError, ExpectedVersion, NewEvent, ReadFilter, append_in};
+use chrono::{DateTime, Utc};
+use prost::Message;
+use rp_platform::contracts::events::v1::{Envelope, SyncRequested, envelope::Event};
+use rp_platform::eventlog::{
+    self, AppendError, ExpectedVersion, NewEvent, ReadFilter, RecordedEvent, append_in,
+};
 use rp_platform::testing::TestEnv;
+use sqlx::PgConnection;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -305,5 +310,291 @@ async fn a_following_reader_sees_every_committed_event_exactly_once() {
         let prev = last_version.insert(stream.clone(), *version).unwrap_or(0);
         assert_eq!(*version, prev + 1, "stream {stream} out of order");
     }
+    env.cleanup().await;
+}
+
+/// The raw reads the services used to write themselves, decoded the way they decoded them:
+/// `SELECT position, stream_id, version, recorded_at, payload FROM events ...` with `$1..` bound
+/// to `args` in order.
+async fn raw_read(conn: &mut PgConnection, sql: &str, args: RawArgs) -> Vec<RecordedEvent> {
+    type Row = (i64, String, i64, DateTime<Utc>, Vec<u8>);
+    let full =
+        format!("SELECT position, stream_id, version, recorded_at, payload FROM events {sql}");
+    let mut q = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(full));
+    for a in args.0 {
+        q = match a {
+            Arg::Int(i) => q.bind(i),
+            Arg::Ints(v) => q.bind(v),
+            Arg::Text(t) => q.bind(t),
+            Arg::Texts(v) => q.bind(v),
+        };
+    }
+    q.fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(
+            |(position, stream_id, version, recorded_at, payload)| RecordedEvent {
+                position,
+                stream_id,
+                version,
+                recorded_at,
+                envelope: Envelope::decode(payload.as_slice()).unwrap(),
+            },
+        )
+        .collect()
+}
+
+enum Arg {
+    Int(i64),
+    Ints(Vec<i64>),
+    Text(String),
+    Texts(Vec<String>),
+}
+
+struct RawArgs(Vec<Arg>);
+
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { RawArgs(vec![$($a),*]) };
+}
+
+/// What a test compares: everything a reader returns, field by field, so a failure says which.
+fn summary(events: &[RecordedEvent]) -> Vec<(i64, String, i64, &'static str, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.position,
+                e.stream_id.clone(),
+                e.version,
+                e.event_type(),
+                e.workspace_id().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn assert_same(what: &str, readers: Vec<RecordedEvent>, raw: Vec<RecordedEvent>) {
+    assert_eq!(
+        summary(&readers),
+        summary(&raw),
+        "{what}: positions, streams, versions"
+    );
+    // Envelopes and recorded_at too: the whole RecordedEvent.
+    assert_eq!(readers, raw, "{what}: envelopes");
+}
+
+/// Each in-transaction reader returns exactly what the raw SQL read it replaced returned: the
+/// attribution consumer's read of staged positions (missing ones included), the notification
+/// rebuild's read by event types in pages, and stream reads; inside a transaction that has
+/// appended events of its own, which both must see.
+#[tokio::test]
+async fn in_transaction_readers_return_what_the_raw_reads_they_replaced_did() {
+    let env = TestEnv::new().await;
+    let started = |ws: &str, run: &str| {
+        NewEvent::new(
+            ws,
+            Event::SyncStarted(rp_platform::contracts::events::v1::SyncStarted {
+                sync_run_id: run.into(),
+                ..Default::default()
+            }),
+        )
+    };
+    // Committed: three streams, two types, two workspaces, interleaved.
+    for i in 0..12 {
+        let ws = if i % 3 == 0 { "w1" } else { "w2" };
+        let run = format!("r{}", i % 3);
+        let e = if i % 2 == 0 {
+            sync_requested(ws, &run)
+        } else {
+            started(ws, &run)
+        };
+        env.store
+            .append(&format!("syncrun-{run}"), ExpectedVersion::Any, vec![e])
+            .await
+            .unwrap();
+    }
+    let mut tx = env.pool.begin().await.unwrap();
+    // Uncommitted, in the reading transaction: the readers must see them as the raw SQL does.
+    append_in(
+        &mut tx,
+        "syncrun-r0",
+        ExpectedVersion::Any,
+        vec![sync_requested("w1", "r0"), started("w2", "r0")],
+    )
+    .await
+    .unwrap();
+    let head: i64 = 14;
+
+    // read_stream_in: from a version, limited; a missing stream; a version past the end.
+    for (stream, from, limit) in [
+        ("syncrun-r0", 1, i64::MAX),
+        ("syncrun-r0", 2, 3),
+        ("syncrun-r1", 3, 100),
+        ("syncrun-r2", 99, 10),
+        ("syncrun-nope", 1, 10),
+    ] {
+        let got = eventlog::read_stream_in(&mut tx, stream, from, limit)
+            .await
+            .unwrap();
+        let raw = raw_read(
+            &mut tx,
+            "WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
+            args![Arg::Text(stream.into()), Arg::Int(from), Arg::Int(limit)],
+        )
+        .await;
+        assert_same(
+            &format!("read_stream_in({stream}, {from}, {limit})"),
+            got,
+            raw,
+        );
+    }
+    assert_eq!(
+        eventlog::read_stream_in(&mut tx, "syncrun-r0", 2, 3)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.version)
+            .collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
+
+    // read_whole_stream_in: every version of the stream, the uncommitted ones included.
+    for stream in ["syncrun-r0", "syncrun-r1", "syncrun-nope"] {
+        let got = eventlog::read_whole_stream_in(&mut tx, stream)
+            .await
+            .unwrap();
+        let raw = raw_read(
+            &mut tx,
+            "WHERE stream_id = $1 ORDER BY version",
+            args![Arg::Text(stream.into())],
+        )
+        .await;
+        assert_same(&format!("read_whole_stream_in({stream})"), got, raw);
+    }
+    assert_eq!(
+        eventlog::read_whole_stream_in(&mut tx, "syncrun-r0")
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+
+    // read_positions_in: the attribution consumer's read of staged positions. Missing positions
+    // (0, negative, past the head) are left out, duplicates and disorder do not matter.
+    for positions in [
+        vec![3, 1, 2],
+        vec![5, 5, 9999, 0, -1, 13, 14],
+        vec![head + 1, head + 2],
+        vec![],
+        (1..=head).rev().collect(),
+    ] {
+        let got = eventlog::read_positions_in(&mut tx, &positions)
+            .await
+            .unwrap();
+        let raw = raw_read(
+            &mut tx,
+            "WHERE position = ANY($1) ORDER BY position",
+            args![Arg::Ints(positions.clone())],
+        )
+        .await;
+        assert_same(&format!("read_positions_in({positions:?})"), got, raw);
+    }
+    assert_eq!(
+        eventlog::read_positions_in(&mut tx, &[5, 5, 9999, 0, -1, 13, 14])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect::<Vec<_>>(),
+        vec![5, 13, 14]
+    );
+
+    // read_range_in, each filter shape, paged from the start as the rebuilds page, and bounded
+    // above: the notification rebuild's read by types (a type that is not in the log included).
+    let types = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let shapes: Vec<(ReadFilter, &str)> = vec![
+        (ReadFilter::default(), ""),
+        (
+            ReadFilter {
+                event_types: types(&["SyncRequested", "NoSuchEvent"]),
+                workspace_id: None,
+            },
+            " AND event_type = ANY($4)",
+        ),
+        (
+            ReadFilter {
+                event_types: types(&["NoSuchEvent"]),
+                workspace_id: None,
+            },
+            " AND event_type = ANY($4)",
+        ),
+        (
+            ReadFilter {
+                event_types: vec![],
+                workspace_id: Some("w1".into()),
+            },
+            " AND workspace_id = $4",
+        ),
+        (
+            ReadFilter {
+                event_types: types(&["SyncStarted"]),
+                workspace_id: Some("w2".into()),
+            },
+            " AND event_type = ANY($4) AND workspace_id = $5",
+        ),
+    ];
+    for (filter, sql) in &shapes {
+        for (up_to, limit) in [(i64::MAX, 1000), (i64::MAX, 2), (9, 3)] {
+            let mut after = 0;
+            let mut pages = 0;
+            loop {
+                let got = eventlog::read_range_in(&mut tx, after, up_to, limit, filter)
+                    .await
+                    .unwrap();
+                let mut a = args![Arg::Int(after), Arg::Int(up_to), Arg::Int(limit)];
+                if !filter.event_types.is_empty() {
+                    a.0.push(Arg::Texts(filter.event_types.clone()));
+                }
+                if let Some(ws) = &filter.workspace_id {
+                    a.0.push(Arg::Text(ws.clone()));
+                }
+                let raw = raw_read(
+                    &mut tx,
+                    &format!(
+                        "WHERE position > $1 AND position <= $2{sql} ORDER BY position LIMIT $3"
+                    ),
+                    a,
+                )
+                .await;
+                let last = got.last().map(|e| e.position);
+                assert_same(
+                    &format!("read_range_in({after}, {up_to}, {limit}, {filter:?})"),
+                    got,
+                    raw,
+                );
+                let Some(last) = last else { break };
+                after = last;
+                pages += 1;
+                assert!(pages <= head, "paging does not end");
+            }
+        }
+    }
+    // And the filters do filter (so the comparisons above are not all empty).
+    let got = eventlog::read_range_in(&mut tx, 0, i64::MAX, 1000, &shapes[1].0)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 7);
+    assert!(got.iter().all(|e| e.event_type() == "SyncRequested"));
+    let got = eventlog::read_range_in(&mut tx, 0, i64::MAX, 1000, &shapes[4].0)
+        .await
+        .unwrap();
+    assert!(!got.is_empty());
+    assert!(
+        got.iter()
+            .all(|e| e.event_type() == "SyncStarted" && e.workspace_id() == "w2")
+    );
+
+    tx.rollback().await.unwrap();
     env.cleanup().await;
 }
