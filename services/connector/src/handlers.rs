@@ -5,14 +5,16 @@
 //! A sync of an integration that is not connected is not pulled: the run ends at once with
 //! SyncFailed (authorization), in this handler's transaction.
 
+use chrono::Utc;
 use rp_platform::consumer::{ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering};
-use rp_platform::contracts::events::v1::{FailureKind, SyncFailed, SyncStep, envelope::Event};
+use rp_platform::contracts::events::v1::{FailureKind, SyncStep, envelope::Event};
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
 use uuid::Uuid;
 
 use crate::domain::failure::disconnected_message;
 use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, SyncRunId};
 use crate::store::{self, NewJob};
+use crate::sync::domain::{Command, Failure, decide};
 
 /// The connector's consumer: per-workspace order, only the events it handles.
 pub fn consumer_config() -> ConsumerConfig {
@@ -23,24 +25,34 @@ pub fn consumer_config() -> ConsumerConfig {
 #[derive(Debug, Default)]
 pub struct SyncRequests;
 
-fn fail_run(
+/// Ends the run as failed, through the run's own rules (a run that already ended stays so).
+async fn fail_run(
     ctx: &mut HandlerContext,
     run: &SyncRunId,
     kind: FailureKind,
     message: String,
     integration_id: &str,
-) {
-    let event = ctx
-        .new_event(Event::SyncFailed(SyncFailed {
-            sync_run_id: run.to_string(),
-            kind: kind as i32,
-            step: SyncStep::Unspecified as i32,
-            message,
-            location: String::new(),
-            next_attempt_at: None,
-        }))
-        .integration(integration_id.to_string());
-    ctx.emit(run.run_stream(), ExpectedVersion::Any, vec![event]);
+) -> Result<(), HandlerError> {
+    let current = crate::sync::store::load_run(&mut ctx.tx, run, i64::MAX)
+        .await
+        .map_err(|e| HandlerError::Retry(e.to_string()))?
+        .after;
+    let failure = Failure {
+        kind,
+        step: SyncStep::Unspecified,
+        message,
+        location: String::new(),
+        next_attempt_at: None,
+    };
+    let Ok(events) = decide(&current, Command::Fail(failure), Utc::now()) else {
+        return Ok(());
+    };
+    let events = events
+        .into_iter()
+        .map(|e| ctx.new_event(e).integration(integration_id.to_string()))
+        .collect();
+    ctx.emit(run.run_stream(), ExpectedVersion::Any, events);
+    Ok(())
 }
 
 impl Handler for SyncRequests {
@@ -76,7 +88,8 @@ impl Handler for SyncRequests {
                             meta.workspace_id, meta.integration_id
                         ),
                         &meta.integration_id,
-                    );
+                    )
+                    .await?;
                     return Ok(());
                 };
                 let conn = store::connection(&mut ctx.tx, id).await?;
@@ -120,7 +133,8 @@ impl Handler for SyncRequests {
                             FailureKind::Authorization,
                             message,
                             &meta.integration_id,
-                        );
+                        )
+                        .await?;
                     }
                     _ => {
                         fail_run(
@@ -131,7 +145,8 @@ impl Handler for SyncRequests {
                                 "workspace {ws} has no integration {id}: connect it on the Connections page."
                             ),
                             &meta.integration_id,
-                        );
+                        )
+                    .await?;
                     }
                 }
                 Ok(())

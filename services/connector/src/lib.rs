@@ -10,7 +10,7 @@
 //! | [`vault`], [`crypto`] | the token vault and its AES-256-GCM key ring |
 //! | [`handlers`], [`pull`] | SyncRequested becomes a pull job; the worker runs pulls |
 //! | [`store`] | the connector's tables |
-//! | [`runs`], [`schedule`], [`health`] | sync orchestration: run state machine, daily schedules, health API |
+//! | [`sync`] | the sync run's home: run aggregate, Sync Now, orchestrator, scheduler, health API |
 
 pub mod api;
 pub mod callback;
@@ -21,12 +21,10 @@ pub mod connect;
 pub mod crypto;
 pub mod domain;
 pub mod handlers;
-pub mod health;
 pub mod providers;
 pub mod pull;
-pub mod runs;
-pub mod schedule;
 pub mod store;
+pub mod sync;
 pub mod vault;
 
 use std::sync::Arc;

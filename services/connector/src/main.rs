@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use connector::config::ConnectorConfig;
-use connector::health::SyncApi;
 use connector::pull::FromSchedules;
-use connector::schedule::SystemClock;
-use connector::{Connector, callback, handlers, runs, store};
+use connector::sync::api::SyncApi;
+use connector::sync::schedule::SystemClock;
+use connector::sync::{handlers as sync_handlers, scheduler};
+use connector::{Connector, callback, handlers, store};
 use rp_platform::grpc::{self, Services};
 use rp_platform::runtime::Service;
 
@@ -18,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     store::migrate(&svc.pool).await?;
     let (grpc_addr, http_addr) = (config.grpc_addr, config.http_addr);
 
-    // SyncFailed says when the next attempt is: the scheduler's next slot (runs.rs).
+    // SyncFailed says when the next attempt is: the scheduler's next slot (sync/).
     let next_sync = Arc::new(FromSchedules {
         pool: svc.pool.clone(),
     });
@@ -35,14 +36,14 @@ async fn main() -> anyhow::Result<()> {
             "sync-orchestrator",
             rp_platform::consumer::Ordering::PerWorkspace,
         )
-        .event_types(runs::EVENT_TYPES),
-        Arc::new(runs::Orchestrator),
+        .event_types(sync_handlers::EVENT_TYPES),
+        Arc::new(sync_handlers::Orchestrator),
     );
     let clock = Arc::new(SystemClock);
-    let scheduler = runs::Scheduler {
+    let scheduler = scheduler::Scheduler {
         pool: svc.pool.clone(),
         clock: clock.clone(),
-        config: runs::SchedulerConfig::default(),
+        config: scheduler::SchedulerConfig::default(),
     };
     let cancel = svc.cancel.clone();
     svc.spawn(async move { scheduler.run(cancel).await });

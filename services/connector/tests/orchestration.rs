@@ -3,9 +3,10 @@
 //! run state machine and its history, connection health over gRPC, Watch, and auth.
 
 use chrono::{DateTime, Utc};
-use connector::health::SyncApi;
-use connector::runs::{Orchestrator, Scheduler, SchedulerConfig};
-use connector::schedule::ManualClock;
+use connector::sync::api::SyncApi;
+use connector::sync::handlers::Orchestrator;
+use connector::sync::schedule::ManualClock;
+use connector::sync::scheduler::{Scheduler, SchedulerConfig};
 use rp_platform::consumer::{self, ConsumerConfig, Ordering};
 use rp_platform::contracts::api::v1::{
     ConnectionStatus, GetConnectionHealthRequest, GetSyncRunRequest, ListSyncRunsRequest,
@@ -67,7 +68,7 @@ impl World {
         let orchestrator = Arc::new(Orchestrator);
         tasks.push(tokio::spawn(async move {
             let cfg = ConsumerConfig::new("sync-orchestrator", Ordering::PerWorkspace)
-                .event_types(connector::runs::EVENT_TYPES);
+                .event_types(connector::sync::handlers::EVENT_TYPES);
             let _ = consumer::run(js, bus, pool, cfg, orchestrator, c).await;
         }));
         let api = SyncApi::new(env.pool.clone(), Arc::new(clock.clone()));
@@ -129,7 +130,7 @@ impl World {
         };
         let mut ev = NewEvent::new(self.workspace.clone(), e).integration(integration);
         ev.occurred_at = rp_platform::contracts::from_timestamp(
-            &rp_platform::contracts::timestamp(connector::schedule::Clock::now(&self.clock)),
+            &rp_platform::contracts::timestamp(connector::sync::schedule::Clock::now(&self.clock)),
         )
         .unwrap_or(ev.occurred_at);
         if !corr.is_empty() {

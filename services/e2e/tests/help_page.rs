@@ -5,8 +5,8 @@
 //! instead of waiting.
 
 use chrono::{DateTime, Utc};
-use connector::runs::{Scheduler, SchedulerConfig};
-use connector::schedule::ManualClock;
+use connector::sync::schedule::ManualClock;
+use connector::sync::scheduler::{Scheduler, SchedulerConfig};
 use e2e::{APP, SandboxData, Sizes, System, WAIT};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::from_timestamp;
@@ -204,7 +204,7 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
     clock.set(slot + chrono::Duration::seconds(5));
     let fired = scheduler.tick().await.expect("tick");
     assert_eq!(fired.started.len(), 1, "{fired:?}");
-    let run = s.finished_run(&fired.started[0]).await;
+    let run = s.finished_run(fired.started[0].as_str()).await;
     assert_eq!(run.state, "completed");
     assert_eq!(
         run.trigger,
@@ -411,7 +411,7 @@ async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and
     let clock = ManualClock::new(retry_at + chrono::Duration::seconds(5));
     let fired = scheduler(&s, &clock).tick().await.expect("tick");
     assert_eq!(fired.started.len(), 1, "{fired:?}");
-    let run = s.finished_run(&fired.started[0]).await;
+    let run = s.finished_run(fired.started[0].as_str()).await;
     assert_eq!(run.state, "completed", "{run:?}");
     let resolved = eventually(WAIT, "the resolving notification", || async {
         notifications(&s)

@@ -19,7 +19,7 @@ fn parse_uuid(s: &str, what: &str) -> Result<Uuid, String> {
     if s.is_empty() {
         return Err(format!("is required (the {what}'s UUID)"));
     }
-    Uuid::parse_str(s).map_err(|_| format!("must be a {what} UUID (got {:?})", shorten(s)))
+    Uuid::parse_str(s).map_err(|_| format!("must be the {what}'s UUID (got {:?})", shorten(s)))
 }
 
 /// At most 64 characters of `s`, for echoing bad input in an error without echoing a megabyte.

@@ -1,28 +1,40 @@
 //! gRPC `rp.api.v1.Sync`: connection health for the Connections page, Sync Now, schedules and
 //! sync run history. Every call is authenticated with the workspace's API key.
 
-use crate::runs::{self, RequestError, SyncRequest};
-use crate::schedule::{Clock, DailySchedule};
+use super::handlers::{self, RequestError, SyncRequest};
+use super::schedule::{Clock, DailySchedule, ScheduleError};
+use super::store;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use rp_platform::apikeys::{self, Caller};
 use rp_platform::contracts::api::v1::{
-    ConnectionHealth, ConnectionStatus, GetConnectionHealthRequest, GetSyncRunRequest,
-    IntegrationHealth, ListSyncRunsRequest, ListSyncRunsResponse, SetSyncScheduleRequest,
-    SyncNowRequest, SyncNowResponse, SyncRun, SyncRunStep, sync_server,
+    ConnectionHealth, GetConnectionHealthRequest, GetSyncRunRequest, IntegrationHealth,
+    ListSyncRunsRequest, ListSyncRunsResponse, SetSyncScheduleRequest, SyncNowRequest,
+    SyncNowResponse, SyncRun, sync_server,
 };
 use rp_platform::contracts::events::v1::{SyncScheduleSet, SyncTrigger, envelope::Event};
-use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
 use rp_platform::grpc;
+use rp_platform::ids::{IntegrationId, SyncRunId, WorkspaceId};
+use rp_platform::paging::{self, PageSize};
 use sqlx::PgPool;
 use std::pin::Pin;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
+const RUNS_PAGE: PageSize = PageSize::new(20, 100);
+const RUNS_TOKEN: &str = "runs1";
+
 pub struct SyncApi<C: Clock> {
     pool: PgPool,
     clock: Arc<C>,
+}
+
+/// An integration of the caller's workspace, as the log says it is now.
+struct Owned {
+    id: IntegrationId,
+    workspace: WorkspaceId,
+    facts: super::domain::ConnectionFacts,
 }
 
 impl<C: Clock> SyncApi<C> {
@@ -38,173 +50,32 @@ impl<C: Clock> SyncApi<C> {
         apikeys::authenticate(&self.pool, req.metadata()).await
     }
 
-    /// The workspace of an integration, checked against the caller's.
-    async fn owned_integration(
-        &self,
-        caller: &Caller,
-        integration_id: &str,
-    ) -> Result<String, Status> {
-        if uuid::Uuid::parse_str(integration_id).is_err() {
-            return Err(grpc::invalid_argument(
-                "integration_id",
-                "must be the integration's UUID",
-            ));
-        }
+    /// The integration the request names, checked against the caller's workspace.
+    async fn owned_integration(&self, caller: &Caller, raw_id: &str) -> Result<Owned, Status> {
+        let id = IntegrationId::parse(raw_id)
+            .map_err(|e| grpc::invalid_argument("integration_id", e))?;
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(|e| grpc::unavailable("reading the integration", &e))?;
-        let facts = runs::connection_facts(&mut conn, integration_id)
+        let (workspace, facts) = store::connection_facts(&mut conn, id)
             .await
             .map_err(|e| grpc::unavailable("reading the integration", &e))?
-            .ok_or_else(|| grpc::not_found(format!("no integration {integration_id}")))?;
-        caller.authorize(&facts.workspace_id)?;
-        Ok(facts.workspace_id)
+            .ok_or_else(|| grpc::not_found(format!("no integration {id}")))?;
+        caller.authorize(&workspace.to_string())?;
+        Ok(Owned {
+            id,
+            workspace,
+            facts,
+        })
     }
-}
 
-type Row = (
-    String,
-    i32,
-    bool,
-    i32,
-    String,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    String,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<i32>,
-);
-
-/// The health of one workspace's integrations at `now`.
-pub async fn workspace_health(
-    pool: &PgPool,
-    workspace_id: &str,
-    now: DateTime<Utc>,
-) -> Result<ConnectionHealth, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT i.integration_id, i.provider, i.connected, i.disconnect_reason, i.provider_message, \
-                i.schedule_local_time, i.schedule_time_zone, i.last_success_at, i.last_attempt_at, \
-                i.last_outcome, i.active_run_id, i.catch_up_at, r.current_step \
-         FROM sync_integrations i LEFT JOIN sync_runs r ON r.sync_run_id = i.active_run_id \
-         WHERE i.workspace_id = $1 ORDER BY i.provider, i.integration_id",
-    )
-    .bind(workspace_id)
-    .fetch_all(pool)
-    .await?;
-    let integrations = rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                provider,
-                connected,
-                reason,
-                message,
-                t,
-                z,
-                success,
-                attempt,
-                outcome,
-                active,
-                catch_up,
-                step,
-            )| {
-                let schedule = DailySchedule::parse(&t, &z).ok();
-                let next = if connected {
-                    catch_up.or_else(|| schedule.map(|s| s.next_slot_after(now)))
-                } else {
-                    None
-                };
-                IntegrationHealth {
-                    integration_id: id,
-                    provider,
-                    status: if connected {
-                        ConnectionStatus::Connected
-                    } else {
-                        ConnectionStatus::Disconnected
-                    } as i32,
-                    disconnect_reason: if connected {
-                        String::new()
-                    } else {
-                        runs::disconnect_reason_words(reason, provider)
-                    },
-                    provider_message: if connected { String::new() } else { message },
-                    last_successful_sync_at: success.map(timestamp),
-                    last_attempt_at: attempt.map(timestamp),
-                    last_attempt_outcome: outcome,
-                    next_scheduled_sync_at: next.map(timestamp),
-                    schedule_local_time: t,
-                    schedule_time_zone: z,
-                    running_sync_run_id: active.unwrap_or_default(),
-                    current_step: step.unwrap_or(0),
-                }
-            },
-        )
-        .collect();
-    Ok(ConnectionHealth {
-        workspace_id: workspace_id.to_string(),
-        integrations,
-    })
-}
-
-type RunRow = (
-    String,
-    String,
-    i32,
-    i32,
-    String,
-    i32,
-    i32,
-    String,
-    String,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    String,
-);
-
-const RUN_COLUMNS: &str = "sync_run_id, integration_id, provider, trigger, state, current_step, failure_kind, \
-     failure_message, failure_location, requested_at, started_at, finished_at, next_attempt_at, workspace_id";
-
-async fn load_run(pool: &PgPool, r: RunRow) -> Result<SyncRun, sqlx::Error> {
-    type StepRow = (i32, DateTime<Utc>, Option<DateTime<Utc>>, i64);
-    let steps: Vec<StepRow> = sqlx::query_as(
-        "SELECT step, started_at, completed_at, records FROM sync_run_steps WHERE sync_run_id = $1 ORDER BY started_at, step",
-    )
-    .bind(&r.0)
-    .fetch_all(pool)
-    .await?;
-    Ok(SyncRun {
-        sync_run_id: r.0,
-        integration_id: r.1,
-        provider: r.2,
-        trigger: r.3,
-        state: r.4,
-        current_step: r.5,
-        failure_kind: r.6,
-        failure_message: r.7,
-        failure_location: r.8,
-        requested_at: Some(timestamp(r.9)),
-        started_at: r.10.map(timestamp),
-        finished_at: r.11.map(timestamp),
-        next_attempt_at: r.12.map(timestamp),
-        workspace_id: r.13,
-        steps: steps
-            .into_iter()
-            .map(|(step, s, c, n)| SyncRunStep {
-                step,
-                started_at: Some(timestamp(s)),
-                completed_at: c.map(timestamp),
-                records: n.max(0) as u64,
-            })
-            .collect(),
-    })
+    async fn health(&self, workspace: WorkspaceId) -> Result<ConnectionHealth, Status> {
+        store::workspace_health(&self.pool, workspace, self.clock.now())
+            .await
+            .map_err(db("reading connection health"))
+    }
 }
 
 fn db(op: &'static str) -> impl Fn(sqlx::Error) -> Status {
@@ -221,10 +92,7 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
     ) -> Result<Response<ConnectionHealth>, Status> {
         let caller = self.caller(&request).await?;
         let ws = caller.authorize(&request.get_ref().workspace_id)?;
-        let health = workspace_health(&self.pool, &ws.to_string(), self.clock.now())
-            .await
-            .map_err(db("reading connection health"))?;
-        Ok(Response::new(health))
+        Ok(Response::new(self.health(ws).await?))
     }
 
     type WatchConnectionHealthStream = HealthStream;
@@ -234,22 +102,21 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
         request: Request<GetConnectionHealthRequest>,
     ) -> Result<Response<Self::WatchConnectionHealthStream>, Status> {
         let caller = self.caller(&request).await?;
-        let ws = caller
-            .authorize(&request.get_ref().workspace_id)?
-            .to_string();
+        let ws = caller.authorize(&request.get_ref().workspace_id)?;
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
             .await
             .map_err(db("watching connection health"))?;
         listener
-            .listen(runs::HEALTH_CHANNEL)
+            .listen(store::HEALTH_CHANNEL)
             .await
             .map_err(db("watching connection health"))?;
         let (pool, clock) = (self.pool.clone(), self.clock.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let channel_payload = ws.to_string();
         tokio::spawn(async move {
             let mut last: Option<ConnectionHealth> = None;
             loop {
-                let health = match workspace_health(&pool, &ws, clock.now()).await {
+                let health = match store::workspace_health(&pool, ws, clock.now()).await {
                     Ok(h) => h,
                     Err(e) => {
                         let _ = tx
@@ -269,7 +136,7 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
                     tokio::select! {
                         _ = tx.closed() => return,
                         n = listener.recv() => match n {
-                            Ok(n) if n.payload() == ws => break,
+                            Ok(n) if n.payload() == channel_payload => break,
                             Ok(_) => continue,
                             Err(e) => {
                                 let _ = tx.send(Err(grpc::unavailable("watching connection health", &e))).await;
@@ -289,36 +156,36 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
         request: Request<SyncNowRequest>,
     ) -> Result<Response<SyncNowResponse>, Status> {
         let caller = self.caller(&request).await?;
-        let integration_id = request.get_ref().integration_id.trim().to_string();
-        self.owned_integration(&caller, &integration_id).await?;
-        let span = tracing::info_span!("sync_now", integration_id = %integration_id, workspace_id = %caller.workspace_id);
-        let _entered = span.enter();
+        let owned = self
+            .owned_integration(&caller, &request.get_ref().integration_id)
+            .await?;
+        // The log was read once, just now: a disconnected integration is refused without
+        // another read (the request re-checks under the integration's lock).
+        if !owned.facts.connected {
+            return Err(disconnected(owned.facts.provider_name()));
+        }
+        let span = tracing::info_span!("sync_now", integration_id = %owned.id, workspace_id = %owned.workspace);
         let req = SyncRequest {
-            integration_id,
-            caller_workspace: Some(caller.workspace_id.to_string()),
+            integration: owned.id,
+            caller_workspace: Some(caller.workspace_id),
             trigger: SyncTrigger::Manual,
             requested_by: format!("api-key:{}", caller.key_id),
             scheduled_for: None,
         };
-        drop(_entered);
         let r = {
             use tracing::Instrument;
-            runs::request_sync(&self.pool, &req, self.clock.now())
+            handlers::request_sync(&self.pool, &req, self.clock.now())
                 .instrument(span)
                 .await
         };
         match r {
             Ok(r) => Ok(Response::new(SyncNowResponse {
-                sync_run_id: r.sync_run_id,
+                sync_run_id: r.sync_run_id.to_string(),
                 joined_running: r.joined_running,
             })),
-            Err(RequestError::Disconnected { provider }) => {
-                Err(grpc::failed_precondition(format!(
-                    "{provider} is disconnected, so it cannot sync: reconnect it on the Connections page (click Reconnect and complete the sign-in), then sync again"
-                )))
-            }
+            Err(RequestError::Disconnected { provider }) => Err(disconnected(provider)),
             Err(RequestError::NotFound(id)) => Err(grpc::not_found(format!("no integration {id}"))),
-            Err(RequestError::OtherWorkspace { .. }) => Err(grpc::permission_denied(
+            Err(RequestError::OtherWorkspace(_)) => Err(grpc::permission_denied(
                 "this integration belongs to another workspace",
             )),
             Err(e) => Err(grpc::unavailable("requesting the sync", &e)),
@@ -332,54 +199,44 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
         let caller = self.caller(&request).await?;
         let r = request.get_ref();
         let schedule = DailySchedule::parse(&r.local_time, &r.time_zone).map_err(|e| match e {
-            crate::schedule::ScheduleError::BadTime => grpc::invalid_argument("local_time", e),
-            crate::schedule::ScheduleError::BadZone => grpc::invalid_argument("time_zone", e),
+            ScheduleError::BadTime => grpc::invalid_argument("local_time", e),
+            ScheduleError::BadZone => grpc::invalid_argument("time_zone", e),
         })?;
-        let integration_id = r.integration_id.trim().to_string();
-        let ws = self.owned_integration(&caller, &integration_id).await?;
-        let set = NewEvent::new(
-            ws.clone(),
+        let owned = self.owned_integration(&caller, &r.integration_id).await?;
+        let now = self.clock.now();
+        let mut set = NewEvent::new(
+            owned.workspace.to_string(),
             Event::SyncScheduleSet(SyncScheduleSet {
                 local_time: schedule.local_time_string(),
                 time_zone: schedule.zone_name().to_string(),
             }),
         )
-        .integration(integration_id.clone());
-        let mut set = set;
-        set.occurred_at = self.clock.now();
+        .integration(owned.id.to_string());
+        set.occurred_at = now;
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(db("setting the schedule"))?;
         // Apply to the projection in the same transaction, so the answer shows the new time.
-        sqlx::query(
-            "UPDATE sync_integrations SET schedule_local_time = $2, schedule_time_zone = $3, \
-             handled_slot = GREATEST(handled_slot, $4), catch_up_at = NULL, updated_at = now() WHERE integration_id = $1",
-        )
-        .bind(&integration_id)
-        .bind(schedule.local_time_string())
-        .bind(schedule.zone_name())
-        .bind(schedule.last_slot_at_or_before(self.clock.now()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db("setting the schedule"))?;
+        store::set_schedule(&mut tx, owned.id, &schedule, now)
+            .await
+            .map_err(db("setting the schedule"))?;
         rp_platform::eventlog::append_in(
             &mut tx,
-            &format!("connection-{integration_id}"),
+            &owned.id.connection_stream(),
             ExpectedVersion::Any,
             vec![set],
         )
         .await
         .map_err(|e| grpc::unavailable("setting the schedule", &e))?;
         tx.commit().await.map_err(db("setting the schedule"))?;
-        let health = workspace_health(&self.pool, &ws, self.clock.now())
-            .await
-            .map_err(db("reading connection health"))?;
-        health
+        let id = owned.id.to_string();
+        self.health(owned.workspace)
+            .await?
             .integrations
             .into_iter()
-            .find(|i| i.integration_id == integration_id)
+            .find(|i| i.integration_id == id)
             .map(Response::new)
             .ok_or_else(|| {
                 grpc::failed_precondition(
@@ -394,67 +251,41 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
     ) -> Result<Response<ListSyncRunsResponse>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.get_ref();
-        let page_size = match r.page_size {
-            0 => 20,
-            n @ 1..=100 => n,
-            _ => {
-                return Err(grpc::invalid_argument(
-                    "page_size",
-                    "must be between 1 and 100 (0 means 20)",
-                ));
+        let limit = RUNS_PAGE.parse(r.page_size)?;
+        let owned = self.owned_integration(&caller, &r.integration_id).await?;
+        // Page token: the integration, then the last run of the previous page (newest first).
+        let after = match paging::decode_token(RUNS_TOKEN, &r.page_token, 3)? {
+            None => None,
+            Some(f) => {
+                if f[0] != owned.id.to_string() {
+                    return Err(paging::foreign_token());
+                }
+                let micros: i64 = f[1].parse().map_err(|_| paging::bad_token())?;
+                let t =
+                    DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(paging::bad_token)?;
+                Some((t, f[2].clone()))
             }
         };
-        let integration_id = r.integration_id.trim().to_string();
-        self.owned_integration(&caller, &integration_id).await?;
-        // Page token: "<requested_at rfc3339>|<run id>" of the last run of the previous page.
-        let after: Option<(DateTime<Utc>, String)> = if r.page_token.is_empty() {
-            None
-        } else {
-            let bad = || grpc::invalid_argument("page_token", "is not a token this API returned");
-            let (t, id) = r.page_token.split_once('|').ok_or_else(bad)?;
-            let t = DateTime::parse_from_rfc3339(t)
-                .map_err(|_| bad())?
-                .with_timezone(&Utc);
-            Some((t, id.to_string()))
-        };
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE integration_id = $1 \
-             AND ($2::timestamptz IS NULL OR (requested_at, sync_run_id) < ($2, $3)) \
-             ORDER BY requested_at DESC, sync_run_id DESC LIMIT $4"
-        );
-        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&integration_id)
-            .bind(after.as_ref().map(|a| a.0))
-            .bind(after.as_ref().map(|a| a.1.clone()).unwrap_or_default())
-            .bind(i64::from(page_size) + 1)
-            .fetch_all(&self.pool)
+        let (runs, more) = store::list_runs(&self.pool, owned.id, after, limit)
             .await
             .map_err(db("listing sync runs"))?;
-        let more = rows.len() > page_size as usize;
-        let mut runs = Vec::new();
-        for row in rows.into_iter().take(page_size as usize) {
-            runs.push(
-                load_run(&self.pool, row)
-                    .await
-                    .map_err(db("listing sync runs"))?,
-            );
-        }
-        let next_page_token = if more {
-            runs.last()
-                .and_then(|r| {
-                    let t = r
-                        .requested_at
-                        .as_ref()
-                        .and_then(rp_platform::contracts::from_timestamp)?;
-                    Some(format!(
-                        "{}|{}",
-                        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                        r.sync_run_id
-                    ))
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let next_page_token = match runs.last() {
+            Some(last) if more => {
+                let micros = last
+                    .requested_at
+                    .as_ref()
+                    .and_then(rp_platform::contracts::from_timestamp)
+                    .map_or(0, |t| t.timestamp_micros());
+                paging::encode_token(
+                    RUNS_TOKEN,
+                    &[
+                        &owned.id.to_string(),
+                        &micros.to_string(),
+                        &last.sync_run_id,
+                    ],
+                )
+            }
+            _ => String::new(),
         };
         Ok(Response::new(ListSyncRunsResponse {
             runs,
@@ -467,27 +298,22 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
         request: Request<GetSyncRunRequest>,
     ) -> Result<Response<SyncRun>, Status> {
         let caller = self.caller(&request).await?;
-        let id = request.get_ref().sync_run_id.trim().to_string();
-        if uuid::Uuid::parse_str(&id).is_err() {
-            return Err(grpc::invalid_argument(
-                "sync_run_id",
-                "must be the run's UUID",
-            ));
-        }
-        let sql = format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE sync_run_id = $1");
-        let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&id)
-            .fetch_optional(&self.pool)
+        let raw = request.get_ref().sync_run_id.trim();
+        let id = uuid::Uuid::parse_str(raw)
+            .ok()
+            .and_then(|u| SyncRunId::parse(&u.to_string()).ok())
+            .ok_or_else(|| grpc::invalid_argument("sync_run_id", "must be the run's UUID"))?;
+        let (workspace, run) = store::get_run(&self.pool, &id)
             .await
-            .map_err(db("reading the sync run"))?;
-        let Some(run) = row else {
-            return Err(grpc::not_found(format!("no sync run {id}")));
-        };
-        caller.authorize(&run.13)?;
-        Ok(Response::new(
-            load_run(&self.pool, run)
-                .await
-                .map_err(db("reading the sync run"))?,
-        ))
+            .map_err(db("reading the sync run"))?
+            .ok_or_else(|| grpc::not_found(format!("no sync run {id}")))?;
+        caller.authorize(&workspace.to_string())?;
+        Ok(Response::new(run))
     }
+}
+
+fn disconnected(provider: &str) -> Status {
+    grpc::failed_precondition(format!(
+        "{provider} is disconnected, so it cannot sync: reconnect it on the Connections page (click Reconnect and complete the sign-in), then sync again"
+    ))
 }

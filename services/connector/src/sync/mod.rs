@@ -1,0 +1,18 @@
+//! The sync run's home: the run as a pure aggregate, its commands and the orchestrator, the
+//! daily scheduler and its schedule maths, the projection it keeps, and the `rp.api.v1.Sync`
+//! gRPC service (docs/sync.md).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`domain`] | `SyncRun`, `RunState`, `decide`, `apply`: every rule of a run's life, no I/O |
+//! | [`handlers`] | Sync Now and the scheduler's request (load, decide, append), the orchestrator consumer |
+//! | [`scheduler`], [`schedule`] | the daily scheduler; slots, DST, catch-up and the clock |
+//! | [`store`] | the only writer of `sync_integrations`, `sync_runs`, `sync_run_steps` |
+//! | [`api`] | gRPC `rp.api.v1.Sync`: health, Watch, Sync Now, schedules, run history |
+
+pub mod api;
+pub mod domain;
+pub mod handlers;
+pub mod schedule;
+pub mod scheduler;
+pub mod store;

@@ -1,0 +1,128 @@
+//! The daily scheduler: a task in every connector replica that requests each connected
+//! integration's sync when its slot comes (or once after downtime), exactly once per slot.
+
+use super::handlers::{RequestError, SyncRequest, request_sync_in};
+use super::schedule::{self, Clock, Due};
+use super::store;
+use chrono::Duration as ChronoDuration;
+use rp_platform::contracts::events::v1::SyncTrigger;
+use rp_platform::ids::SyncRunId;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often the scheduler looks (default 30 s).
+    pub tick: Duration,
+    /// How late a slot may be noticed and still run as scheduled (default 15 min).
+    pub on_time_grace: ChronoDuration,
+    /// Catch-up syncs after downtime are spread over this (default 15 min).
+    pub catch_up_spread: ChronoDuration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(30),
+            on_time_grace: ChronoDuration::minutes(15),
+            catch_up_spread: ChronoDuration::minutes(15),
+        }
+    }
+}
+
+/// The daily scheduler.
+pub struct Scheduler<C: Clock> {
+    pub pool: PgPool,
+    pub clock: Arc<C>,
+    pub config: SchedulerConfig,
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub started: Vec<SyncRunId>,
+    pub joined: Vec<SyncRunId>,
+    pub deferred: usize,
+}
+
+impl<C: Clock> Scheduler<C> {
+    /// Runs until cancelled, ticking every `config.tick`.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let mut every = tokio::time::interval(self.config.tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = every.tick() => {}
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "scheduler tick failed; will retry at the next tick");
+            }
+        }
+    }
+
+    /// Looks at every connected integration once, at the clock's now.
+    pub async fn tick(&self) -> Result<TickReport, RequestError> {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        for i in store::connected_integrations(&self.pool).await? {
+            let jitter = schedule::jitter_for(&i.workspace, self.config.catch_up_spread);
+            let (slot, trigger) = match schedule::due(
+                &i.schedule,
+                i.handled_slot,
+                now,
+                self.config.on_time_grace,
+                jitter,
+            ) {
+                Due::No => continue,
+                Due::OnTime { slot } => (slot, SyncTrigger::Scheduled),
+                Due::CatchUp { slot, at } => {
+                    let at = match i.catch_up_at {
+                        Some(a) => a,
+                        None => {
+                            store::set_catch_up_at(&self.pool, i.integration, at).await?;
+                            at
+                        }
+                    };
+                    if now < at {
+                        report.deferred += 1;
+                        continue;
+                    }
+                    (slot, SyncTrigger::CatchUp)
+                }
+            };
+            let mut tx = self.pool.begin().await?;
+            // Exactly once per slot, whatever the number of replicas: lock, re-check, mark.
+            if !store::claim_slot(&mut tx, i.integration, slot).await? {
+                continue;
+            }
+            let req = SyncRequest {
+                integration: i.integration,
+                caller_workspace: None,
+                trigger,
+                requested_by: "scheduler".into(),
+                scheduled_for: Some(slot),
+            };
+            match request_sync_in(&mut tx, &req, now).await {
+                Ok(r) => {
+                    tx.commit().await?;
+                    if r.joined_running {
+                        report.joined.push(r.sync_run_id);
+                    } else {
+                        tracing::info!(integration_id = %i.integration, sync_run_id = %r.sync_run_id, trigger = ?trigger, "scheduled sync requested");
+                        report.started.push(r.sync_run_id);
+                    }
+                }
+                Err(RequestError::Disconnected { .. }) | Err(RequestError::NotFound(_)) => {
+                    // The log says it is not connected (the projection is behind): skip the slot.
+                    tx.commit().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+}
