@@ -18,13 +18,14 @@ use rp_platform::contracts::api::v1::{
 };
 use rp_platform::contracts::timestamp;
 use rp_platform::grpc;
+use rp_platform::paging::{self, PageSize};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-pub const DEFAULT_PAGE_SIZE: i32 = 50;
-pub const MAX_PAGE_SIZE: i32 = 500;
+/// ListDashboardDeals: 50 deals by default, at most 500.
+pub const PAGE_SIZE: PageSize = PageSize::new(50, 500);
 
 pub struct AttributionApi {
     pool: PgPool,
@@ -127,17 +128,6 @@ fn describe_enum(code: i32) -> String {
     }
 }
 
-fn page_size(n: i32) -> Result<i64, Status> {
-    match n {
-        0 => Ok(i64::from(DEFAULT_PAGE_SIZE)),
-        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(i64::from(n)),
-        _ => Err(grpc::invalid_argument(
-            "page_size",
-            format!("must be between 1 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE}; got {n})"),
-        )),
-    }
-}
-
 /// Where the next page starts, and which list it belongs to: the version it was read from (so
 /// paging across a switch carries on in the same numbers while that version is kept), the
 /// window, the metric, and the last deal returned.
@@ -150,47 +140,42 @@ struct PageToken {
     deal_id: String,
 }
 
-const TOKEN_TAG: &str = "p1";
+/// The listing's tag in its page tokens ([`rp_platform::paging`]).
+const TOKEN_TAG: &str = "attribution-deals-1";
 
 impl PageToken {
     fn encode(&self) -> String {
-        hex::encode(format!(
-            "{TOKEN_TAG}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            self.version,
-            self.window,
-            self.metric,
-            self.created_at.timestamp_micros(),
-            self.deal_id
-        ))
+        paging::encode_token(
+            TOKEN_TAG,
+            &[
+                &self.version.to_string(),
+                &self.window.to_string(),
+                &self.metric.to_string(),
+                &self.created_at.timestamp_micros().to_string(),
+                // Last: read to the end, so a deal id may contain anything.
+                &self.deal_id,
+            ],
+        )
     }
 
     fn decode(token: &str) -> Result<Option<Self>, Status> {
-        let token = token.trim();
-        if token.is_empty() {
+        let Some(fields) = paging::decode_token(TOKEN_TAG, token, 5)? else {
             return Ok(None);
-        }
-        let bad = || {
-            grpc::invalid_argument(
-                "page_token",
-                "is not a token this API returned: pass next_page_token from the previous page unchanged, or none for the first page",
-            )
         };
-        let bytes = hex::decode(token).map_err(|_| bad())?;
-        let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        let parts: Vec<&str> = text.splitn(6, '\u{1f}').collect();
-        let [tag, version, window, metric, micros, deal_id] = parts[..] else {
-            return Err(bad());
+        let [version, window, metric, micros, deal_id] = &fields[..] else {
+            return Err(paging::bad_token());
         };
-        if tag != TOKEN_TAG || deal_id.is_empty() {
-            return Err(bad());
+        if deal_id.is_empty() {
+            return Err(paging::bad_token());
         }
-        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        let bad = |_| paging::bad_token();
+        let micros: i64 = micros.parse().map_err(bad)?;
         Ok(Some(Self {
-            version: version.parse().map_err(|_| bad())?,
-            window: window.parse().map_err(|_| bad())?,
-            metric: metric.parse().map_err(|_| bad())?,
-            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
-            deal_id: deal_id.to_string(),
+            version: version.parse().map_err(bad)?,
+            window: window.parse().map_err(bad)?,
+            metric: metric.parse().map_err(bad)?,
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(paging::bad_token)?,
+            deal_id: deal_id.clone(),
         }))
     }
 }
@@ -378,7 +363,7 @@ impl attribution_server::Attribution for AttributionApi {
         async move {
             let metric = metric_of(r.metric)?;
             let model = optional_model(r.model)?;
-            let limit = page_size(r.page_size)?;
+            let limit = PAGE_SIZE.parse(r.page_size)?;
             let token = PageToken::decode(&r.page_token)?;
             let mut tx = store::read_snapshot(&self.pool)
                 .await
@@ -578,10 +563,12 @@ mod tests {
         assert_eq!(PageToken::decode(&t.encode()).unwrap(), Some(t));
         assert_eq!(PageToken::decode("").unwrap(), None);
         for bad in [
-            "zz",
+            "zz!",
             "00",
-            &hex::encode("p1\u{1f}x"),
-            &hex::encode("p2\u{1f}1\u{1f}2\u{1f}3\u{1f}4\u{1f}d"),
+            &paging::encode_token(TOKEN_TAG, &["x"]),
+            &paging::encode_token("p2", &["1", "2", "3", "4", "d"]),
+            &paging::encode_token(TOKEN_TAG, &["1", "2", "3", "4", ""]),
+            &paging::encode_token(TOKEN_TAG, &["v", "2", "3", "4", "d"]),
         ] {
             let e = PageToken::decode(bad).unwrap_err();
             assert_eq!(e.code(), tonic::Code::InvalidArgument);
@@ -599,13 +586,15 @@ mod tests {
         assert!(optional_model(9).unwrap_err().message().contains("got 9"));
         assert!(metric_of(0).unwrap_err().message().starts_with("metric: "));
         assert_eq!(metric_of(3).unwrap(), Metric::SourcedPipeline);
-        assert_eq!(page_size(0).unwrap(), 50);
+        assert_eq!(PAGE_SIZE.parse(0).unwrap(), 50);
+        assert_eq!(PAGE_SIZE.parse(500).unwrap(), 500);
         assert!(
-            page_size(501)
+            PAGE_SIZE
+                .parse(501)
                 .unwrap_err()
                 .message()
                 .starts_with("page_size: ")
         );
-        assert!(page_size(-1).is_err());
+        assert!(PAGE_SIZE.parse(-1).is_err());
     }
 }

@@ -9,8 +9,6 @@
 
 use crate::domain::{NotificationKind as Kind, Provider};
 use crate::store::{self, Cursor, MarkRead, NotificationRow};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{Stream, StreamExt};
 use rp_platform::apikeys::{self, Caller};
 use rp_platform::bus::{BusConfig, headers};
@@ -24,6 +22,7 @@ use rp_platform::contracts::events::v1::envelope::Event;
 use rp_platform::contracts::timestamp;
 use rp_platform::grpc;
 use rp_platform::ids::WorkspaceId;
+use rp_platform::paging::{self, PageSize};
 use sqlx::PgPool;
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -32,8 +31,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-pub const MAX_PAGE_SIZE: i32 = 100;
+/// List: 20 notifications by default, at most 100.
+pub const PAGE_SIZE: PageSize = PageSize::new(20, 100);
+
+/// The listing's tag in its page tokens ([`rp_platform::paging`]).
+const TOKEN_TAG: &str = "notifications-1";
 
 #[derive(Clone)]
 pub struct NotificationsApi {
@@ -84,61 +86,36 @@ fn span(method: &'static str) -> tracing::Span {
     )
 }
 
-fn page_size(n: i32) -> Result<i64, Status> {
-    match n {
-        0 => Ok(i64::from(DEFAULT_PAGE_SIZE)),
-        1..=MAX_PAGE_SIZE => Ok(i64::from(n)),
-        _ => Err(grpc::invalid_argument(
-            "page_size",
-            format!(
-                "must be between 1 and {MAX_PAGE_SIZE}, or 0 for the default of {DEFAULT_PAGE_SIZE} (got {n})"
-            ),
-        )),
-    }
-}
-
-/// Page tokens are opaque to clients: `v1|<workspace>|<unread only>|<raised_at µs>|<id>`,
-/// base64url. Bound to the listing they came from, so a token is not replayed elsewhere.
+/// The next page's token: the last row's sort key, bound to the listing it came from (workspace
+/// and unread_only), so a token is not replayed elsewhere.
 fn encode_token(ws: WorkspaceId, unread_only: bool, c: Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!(
-        "v1|{ws}|{}|{}|{}",
-        u8::from(unread_only),
-        c.raised_at.timestamp_micros(),
-        c.notification_id
-    ))
+    paging::encode_token(
+        TOKEN_TAG,
+        &[
+            &ws.to_string(),
+            &u8::from(unread_only).to_string(),
+            &c.raised_at.timestamp_micros().to_string(),
+            &c.notification_id.to_string(),
+        ],
+    )
 }
 
 fn decode_token(token: &str, ws: WorkspaceId, unread_only: bool) -> Result<Option<Cursor>, Status> {
-    if token.is_empty() {
+    let Some(fields) = paging::decode_token(TOKEN_TAG, token, 4)? else {
         return Ok(None);
-    }
-    let bad = || {
-        grpc::invalid_argument(
-            "page_token",
-            "is not a next_page_token this API returned; start again with an empty page_token",
-        )
     };
-    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let parts: Vec<&str> = text.split('|').collect();
-    let [v, token_ws, token_unread, micros, id] = parts.as_slice() else {
-        return Err(bad());
+    let [token_ws, token_unread, micros, id] = &fields[..] else {
+        return Err(paging::bad_token());
     };
-    if *v != "v1" {
-        return Err(bad());
-    }
     if *token_ws != ws.to_string() || *token_unread != u8::from(unread_only).to_string() {
-        return Err(grpc::invalid_argument(
-            "page_token",
-            "belongs to another listing (other workspace or unread_only); start again with an empty page_token",
-        ));
+        return Err(paging::foreign_token());
     }
     let raised_at = micros
         .parse::<i64>()
         .ok()
         .and_then(chrono::DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    let notification_id = Uuid::parse_str(id).map_err(|_| bad())?;
+        .ok_or_else(paging::bad_token)?;
+    let notification_id = Uuid::parse_str(id).map_err(|_| paging::bad_token())?;
     Ok(Some(Cursor {
         raised_at,
         notification_id,
@@ -265,7 +242,7 @@ impl Notifications for NotificationsApi {
                 .authorize(&request, &request.get_ref().workspace_id)
                 .await?;
             let req = request.get_ref();
-            let limit = page_size(req.page_size)?;
+            let limit = PAGE_SIZE.parse(req.page_size)?;
             let after = decode_token(&req.page_token, ws, req.unread_only)?;
             let (rows, next) = store::list(&self.pool, ws, req.unread_only, after, limit)
                 .await
@@ -403,10 +380,10 @@ mod tests {
 
     #[test]
     fn page_sizes_default_and_are_bounded() {
-        assert_eq!(page_size(0).unwrap(), 20);
-        assert_eq!(page_size(100).unwrap(), 100);
+        assert_eq!(PAGE_SIZE.parse(0).unwrap(), 20);
+        assert_eq!(PAGE_SIZE.parse(100).unwrap(), 100);
         for bad in [-1, 101, i32::MAX] {
-            let e = page_size(bad).unwrap_err();
+            let e = PAGE_SIZE.parse(bad).unwrap_err();
             assert_eq!(e.code(), tonic::Code::InvalidArgument);
             assert!(e.message().starts_with("page_size: "), "{}", e.message());
         }
@@ -426,11 +403,21 @@ mod tests {
             (t.clone(), ws(), true),
             (t.clone(), w, false),
             ("garbage!".to_string(), w, true),
-            (URL_SAFE_NO_PAD.encode("v2|x|1|2|3"), w, true),
+            (paging::encode_token("v2", &["x", "1", "2", "3"]), w, true),
+            (
+                paging::encode_token(TOKEN_TAG, &[&w.to_string(), "1", "x", "y"]),
+                w,
+                true,
+            ),
         ] {
             let e = decode_token(&token, w2, unread).unwrap_err();
             assert_eq!(e.code(), tonic::Code::InvalidArgument);
             assert!(e.message().starts_with("page_token: "), "{}", e.message());
+        }
+        // Another workspace's or filter's token says so.
+        for (w2, unread) in [(ws(), true), (w, false)] {
+            let e = decode_token(&t, w2, unread).unwrap_err();
+            assert_eq!(e.message(), paging::foreign_token().message());
         }
     }
 
