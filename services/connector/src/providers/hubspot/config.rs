@@ -1,0 +1,37 @@
+//! How the HubSpot client is set up: where HubSpot is, page sizes, the search cap and the
+//! rate-limit budget assumed until HubSpot's headers say otherwise.
+
+use std::time::Duration;
+
+use crate::providers::RetryPolicy;
+
+/// Search results past this many cannot be paged (HubSpot's limit).
+pub const SEARCH_CAP: usize = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct HubspotConfig {
+    /// `https://api.hubapi.com` or `<sandbox>/hubspot`.
+    pub api_base: String,
+    pub retry: RetryPolicy,
+    /// Records per list / search page (HubSpot allows up to 100 for both here).
+    pub page_size: usize,
+    /// Split a search window whose total exceeds this.
+    pub search_cap: usize,
+    /// Budget assumed until HubSpot's headers say otherwise.
+    pub default_limit: (u32, Duration),
+    /// 429s tolerated (each waited out) before giving up with `RateLimited`.
+    pub max_throttled_retries: u32,
+}
+
+impl HubspotConfig {
+    pub fn new(api_base: &str) -> Self {
+        HubspotConfig {
+            api_base: api_base.to_string(),
+            retry: RetryPolicy::default(),
+            page_size: 100,
+            search_cap: SEARCH_CAP,
+            default_limit: (100, Duration::from_secs(10)),
+            max_throttled_retries: 5,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! HubSpot CRM client: paged lists, incremental search on the last-modified date (splitting the
+//! time window when a search would pass HubSpot's 10,000-result paging limit), deal pipelines,
+//! deal-to-company associations, and a rate limiter driven by HubSpot's rate-limit headers so a
+//! sync uses the budget without ever being answered 429.
+//!
+//! | file | what |
+//! |---|---|
+//! | `config` | [`HubspotConfig`]: base URL, page size, search cap, default rate budget |
+//! | `records` | [`Company`], [`Contact`], [`Deal`], [`Pipeline`]: what HubSpot sends, typed |
+//! | `wire` | HubSpot's response bodies, read only by the client |
+//! | `rate_limit` | the limiter that follows HubSpot's rate-limit headers |
+//! | `client` | [`HubspotClient`]: one call per method |
+//! | `search` | [`SearchWalker`]: the resumable, cap-splitting incremental search |
+
+mod client;
+mod config;
+mod rate_limit;
+mod records;
+mod search;
+mod wire;
+
+pub use client::{HubspotClient, SearchPage, TokenInfo};
+pub use config::{HubspotConfig, SEARCH_CAP};
+pub use records::{
+    AssociationList, AssociationRef, Company, Contact, Deal, HubspotObject, Pipeline,
+    PipelineStage, RawObject, StageOutcome,
+};
+pub use search::SearchWalker;

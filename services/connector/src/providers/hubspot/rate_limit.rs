@@ -1,0 +1,123 @@
+//! The client-side rate limiter: HubSpot's rolling window mirrored locally, so a sync uses its
+//! budget without ever being answered 429.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+use crate::domain::provider::{Provider, ProviderError};
+
+#[derive(Debug)]
+struct LimiterState {
+    enabled: bool,
+    max: u32,
+    interval: Duration,
+    /// When each request of the current window was answered.
+    log: VecDeque<Instant>,
+    in_flight: u32,
+    daily_remaining: Option<u64>,
+}
+
+/// A sliding-window limiter that mirrors HubSpot's rolling window. A slot is held from sending
+/// until `interval` after the response arrived, which is never earlier than HubSpot counted
+/// the request, so the window HubSpot sees is never over the limit. Headers update the limit
+/// and shrink our budget when other clients of the same account use theirs.
+#[derive(Debug)]
+pub(super) struct RateLimiter {
+    state: Mutex<LimiterState>,
+}
+
+pub(super) fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+    h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+impl RateLimiter {
+    pub(super) fn new(max: u32, interval: Duration) -> Self {
+        RateLimiter {
+            state: Mutex::new(LimiterState {
+                enabled: true,
+                max,
+                interval,
+                log: VecDeque::new(),
+                in_flight: 0,
+                daily_remaining: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) async fn acquire(&self) -> Result<(), ProviderError> {
+        loop {
+            let wait = {
+                let mut s = self.lock();
+                if s.daily_remaining == Some(0) {
+                    return Err(ProviderError::RateLimited {
+                        provider: Provider::Hubspot,
+                        retry_after: None,
+                        message: "the daily API request limit is used up".into(),
+                    });
+                }
+                let now = Instant::now();
+                let interval = s.interval;
+                while s.log.front().is_some_and(|t| *t + interval <= now) {
+                    s.log.pop_front();
+                }
+                if !s.enabled || (s.log.len() as u32 + s.in_flight) < s.max {
+                    s.in_flight += 1;
+                    return Ok(());
+                }
+                match s.log.front() {
+                    Some(t) => (*t + interval).saturating_duration_since(now),
+                    // Every slot is in flight: wait for a response.
+                    None => Duration::from_millis(5),
+                }
+            };
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    pub(super) fn release(&self, headers: Option<&HeaderMap>) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        let now = Instant::now();
+        s.log.push_back(now);
+        let Some(h) = headers else { return };
+        let max = header_u64(h, "x-hubspot-ratelimit-max");
+        let interval = header_u64(h, "x-hubspot-ratelimit-interval-milliseconds");
+        let remaining = header_u64(h, "x-hubspot-ratelimit-remaining");
+        s.daily_remaining = header_u64(h, "x-hubspot-ratelimit-daily-remaining");
+        match (max, interval) {
+            (Some(m), Some(i)) if m > 0 && i > 0 => {
+                s.enabled = true;
+                s.max = m as u32;
+                s.interval = Duration::from_millis(i);
+            }
+            // No rate-limit headers: HubSpot is not limiting this client.
+            _ if remaining.is_none() => s.enabled = false,
+            _ => {}
+        }
+        if let Some(rem) = remaining {
+            let used = s.log.len() as u64 + u64::from(s.in_flight);
+            let local = u64::from(s.max).saturating_sub(used);
+            // Someone else shares the account's budget: count their requests as ours.
+            for _ in rem..local {
+                s.log.push_back(now);
+            }
+        }
+    }
+
+    /// After a 429: treat the window as full for a whole interval.
+    pub(super) fn saturate(&self) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let (max, used) = (s.max as usize, s.log.len());
+        for _ in used..max {
+            s.log.push_back(now);
+        }
+    }
+}
