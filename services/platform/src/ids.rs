@@ -4,7 +4,7 @@
 //! | stream | what it holds |
 //! |---|---|
 //! | `workspace-<workspace>` | WorkspaceCreated, PlanChanged, ApiKeyIssued / Revoked |
-//! | `connection-<integration>` | ConnectionConnected / Reconnected / Disconnected, SyncScheduleSet, TokenRefreshed |
+//! | `connection-<integration>` | ConnectionConnected / Reconnected / Disconnected, SyncScheduleSet |
 //! | `checkpoint-<integration>-<object>` | CheckpointAdvanced of one object type (`..._deletions` for its deletions) |
 //! | `syncrun-<run>` | the life of one sync run: SyncRequested .. SyncCompleted / SyncFailed |
 //! | `records-<run>` | the run's RecordsPulled batches |
