@@ -7,7 +7,7 @@
 //! notifications whichever replica raised them (a per-process broadcast channel would see only
 //! its own).
 
-use crate::domain::{NotificationKind as Kind, Provider};
+use crate::domain::NotificationKind as Kind;
 use crate::store::{self, Cursor, MarkRead, NotificationRow};
 use futures::{Stream, StreamExt};
 use rp_platform::apikeys::{self, Caller};
@@ -23,6 +23,7 @@ use rp_platform::contracts::timestamp;
 use rp_platform::grpc;
 use rp_platform::ids::WorkspaceId;
 use rp_platform::paging::{self, PageSize};
+use rp_platform::provider::Provider;
 use sqlx::PgPool;
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -136,7 +137,7 @@ fn from_row(r: NotificationRow) -> Notification {
         notification_id: r.notification_id.to_string(),
         workspace_id: r.workspace_id.to_string(),
         integration_id: r.integration_id,
-        provider: Provider::from_code(&r.provider)
+        provider: Provider::from_slug(&r.provider)
             .map(|p| p.display_name().to_string())
             .unwrap_or_default(),
         kind: kind(&r.kind) as i32,
@@ -180,7 +181,7 @@ fn from_message(msg: &async_nats::Message) -> Option<Notification> {
         notification_id: n.notification_id.clone(),
         workspace_id: meta.workspace_id.clone(),
         integration_id: meta.integration_id.clone(),
-        provider: Provider::from_proto(n.provider)
+        provider: Provider::from_event(n.provider)
             .map(|p| p.display_name().to_string())
             .unwrap_or_default(),
         kind: kind(&n.kind) as i32,

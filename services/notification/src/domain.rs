@@ -20,6 +20,7 @@
 //! does not end an interruption (only a sync that works does).
 
 use chrono::{DateTime, Utc};
+use rp_platform::provider::Provider;
 use uuid::Uuid;
 
 /// Where the notifications point: the Connections page of the web app.
@@ -57,63 +58,6 @@ impl ConnectionsLink {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    LinkedIn,
-    HubSpot,
-    Salesforce,
-}
-
-impl Provider {
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Provider::LinkedIn => "LinkedIn",
-            Provider::HubSpot => "HubSpot",
-            Provider::Salesforce => "Salesforce",
-        }
-    }
-
-    /// Stored form (`notification_integrations.provider`).
-    pub fn code(self) -> &'static str {
-        match self {
-            Provider::LinkedIn => "linkedin",
-            Provider::HubSpot => "hubspot",
-            Provider::Salesforce => "salesforce",
-        }
-    }
-
-    /// From the events' `rp.events.v1.Provider` value; `None` for unspecified or unknown.
-    pub fn from_proto(value: i32) -> Option<Self> {
-        use rp_platform::contracts::events::v1::Provider as P;
-        match P::try_from(value).ok()? {
-            P::Linkedin => Some(Provider::LinkedIn),
-            P::Hubspot => Some(Provider::HubSpot),
-            P::Salesforce => Some(Provider::Salesforce),
-            P::Unspecified => None,
-        }
-    }
-
-    pub fn to_proto(provider: Option<Self>) -> i32 {
-        use rp_platform::contracts::events::v1::Provider as P;
-        let p = match provider {
-            Some(Provider::LinkedIn) => P::Linkedin,
-            Some(Provider::HubSpot) => P::Hubspot,
-            Some(Provider::Salesforce) => P::Salesforce,
-            None => P::Unspecified,
-        };
-        p as i32
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        match code {
-            "linkedin" => Some(Provider::LinkedIn),
-            "hubspot" => Some(Provider::HubSpot),
-            "salesforce" => Some(Provider::Salesforce),
-            _ => None,
-        }
     }
 }
 
@@ -570,7 +514,7 @@ mod tests {
 
     #[test]
     fn a_provider_outage_raises_one_interruption_in_plain_words() {
-        let then = given(Some(Provider::HubSpot)).when(outage_until(6, 30));
+        let then = given(Some(Provider::Hubspot)).when(outage_until(6, 30));
         let [Decision::Raise(d)] = then.as_slice() else {
             panic!("{then:?}")
         };
@@ -588,7 +532,7 @@ mod tests {
 
     #[test]
     fn a_retry_later_the_same_day_says_only_the_time() {
-        let then = given(Some(Provider::HubSpot)).when(outage_until(18, 29));
+        let then = given(Some(Provider::Hubspot)).when(outage_until(18, 29));
         assert!(
             raised(&then)[0]
                 .body
@@ -599,7 +543,7 @@ mod tests {
 
     #[test]
     fn retries_of_an_open_interruption_raise_nothing() {
-        let g = given(Some(Provider::HubSpot)).interruption_open(Uuid::now_v7());
+        let g = given(Some(Provider::Hubspot)).interruption_open(Uuid::now_v7());
         assert_eq!(g.when(outage_until(6, 30)), []);
         assert_eq!(
             g.when(Fact::SyncFailed {
@@ -613,7 +557,7 @@ mod tests {
 
     #[test]
     fn a_revoked_authorization_raises_a_disconnection_that_says_to_reconnect() {
-        let then = given(Some(Provider::LinkedIn)).when(Fact::Disconnected {
+        let then = given(Some(Provider::Linkedin)).when(Fact::Disconnected {
             reason: DisconnectReason::AuthorizationRevoked,
             provider_message: String::new(),
         });
@@ -647,7 +591,7 @@ mod tests {
 
     #[test]
     fn a_user_requested_disconnect_is_recorded_calmly_with_no_action_needed() {
-        let then = given(Some(Provider::HubSpot)).when(Fact::Disconnected {
+        let then = given(Some(Provider::Hubspot)).when(Fact::Disconnected {
             reason: DisconnectReason::UserRequested,
             provider_message: "ignored".into(),
         });
@@ -666,7 +610,7 @@ mod tests {
     #[test]
     fn a_disconnection_supersedes_an_open_interruption_without_claiming_it_is_fixed() {
         let interruption = Uuid::now_v7();
-        let then = given(Some(Provider::LinkedIn))
+        let then = given(Some(Provider::Linkedin))
             .interruption_open(interruption)
             .when(Fact::Disconnected {
                 reason: DisconnectReason::AuthorizationRevoked,
@@ -692,7 +636,7 @@ mod tests {
 
     #[test]
     fn while_disconnected_failures_and_repeated_disconnects_raise_nothing() {
-        let g = given(Some(Provider::LinkedIn)).disconnection_open(Uuid::now_v7());
+        let g = given(Some(Provider::Linkedin)).disconnection_open(Uuid::now_v7());
         assert_eq!(g.when(outage_until(6, 30)), []);
         assert_eq!(
             g.when(Fact::Disconnected {
@@ -711,7 +655,7 @@ mod tests {
     #[test]
     fn reconnecting_resolves_the_disconnection_with_a_resolving_notification() {
         let d = Uuid::now_v7();
-        let then = given(Some(Provider::LinkedIn))
+        let then = given(Some(Provider::Linkedin))
             .disconnection_open(d)
             .when(Fact::Reconnected);
         let [
@@ -738,7 +682,7 @@ mod tests {
     #[test]
     fn a_completed_sync_resolves_the_interruption_and_nothing_else() {
         let i = Uuid::now_v7();
-        let then = given(Some(Provider::HubSpot))
+        let then = given(Some(Provider::Hubspot))
             .interruption_open(i)
             .when(Fact::SyncCompleted);
         let d = raised(&then)[0];
@@ -746,12 +690,12 @@ mod tests {
         assert_eq!(d.resolves, Some(i));
         assert_eq!(d.title, "HubSpot sync resumed");
         assert_eq!(
-            given(Some(Provider::HubSpot)).when(Fact::SyncCompleted),
+            given(Some(Provider::Hubspot)).when(Fact::SyncCompleted),
             [],
             "a normal sync raises nothing"
         );
         assert_eq!(
-            given(Some(Provider::HubSpot))
+            given(Some(Provider::Hubspot))
                 .interruption_open(i)
                 .when(Fact::Reconnected),
             [],

@@ -6,9 +6,7 @@
 //! writes, the processed mark and the emitted events commit in one transaction (consumer
 //! runtime), so a redelivered event raises nothing twice.
 
-use crate::domain::{
-    self, ConnectionsLink, Decision, DisconnectReason, Fact, FailureKind, Provider,
-};
+use crate::domain::{self, ConnectionsLink, Decision, DisconnectReason, Fact, FailureKind};
 use crate::store;
 use rp_platform::consumer::{ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering};
 use rp_platform::contracts::events::v1::{
@@ -16,6 +14,7 @@ use rp_platform::contracts::events::v1::{
 };
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
 use rp_platform::ids::WorkspaceId;
+use rp_platform::provider::Provider;
 use uuid::Uuid;
 
 /// Durable consumer name (and key of its processed marks).
@@ -159,7 +158,8 @@ impl Handler for NotificationHandler {
                     (
                         Event::NotificationRaised(NotificationRaised {
                             notification_id: id.to_string(),
-                            provider: Provider::to_proto(provider),
+                            provider: provider.map_or(ev::Provider::Unspecified, Provider::to_event)
+                                as i32,
                             incident_key: d.incident.to_string(),
                             title: d.title,
                             body: d.body,
@@ -201,7 +201,11 @@ impl Handler for NotificationHandler {
             tracing::debug!(what, changed, "applied to the projection");
             emitted.push(new);
         }
-        ctx.emit(store::stream(workspace_id), ExpectedVersion::Any, emitted);
+        ctx.emit(
+            workspace_id.notifications_stream(),
+            ExpectedVersion::Any,
+            emitted,
+        );
         Ok(())
     }
 }

@@ -9,11 +9,12 @@
 //!   append: the append takes the log's append lock, so "mark all read" covers exactly the
 //!   notifications before it in the log, as a replay would.
 
-use crate::domain::{IncidentKind, NotificationKind, OpenIncidents, Provider};
+use crate::domain::{IncidentKind, NotificationKind, OpenIncidents};
 use chrono::{DateTime, Utc};
 use rp_platform::contracts::events::v1::{NotificationsRead, envelope::Event};
 use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent, ReadError, ReadFilter};
 use rp_platform::ids::WorkspaceId;
+use rp_platform::provider::Provider;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -49,20 +50,15 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The notifications stream of a workspace.
-pub fn stream(workspace_id: WorkspaceId) -> String {
-    format!("notifications-{workspace_id}")
-}
-
 // ---- Integrations --------------------------------------------------------------------------
 
 /// The provider an event names, for the events that name one.
 pub fn provider_in(event: &Event) -> Option<Provider> {
     match event {
-        Event::ConnectionConnected(e) => Provider::from_proto(e.provider),
-        Event::ConnectionReconnected(e) => Provider::from_proto(e.provider),
-        Event::ConnectionDisconnected(e) => Provider::from_proto(e.provider),
-        Event::SyncStarted(e) => Provider::from_proto(e.provider),
+        Event::ConnectionConnected(e) => Provider::from_event(e.provider),
+        Event::ConnectionReconnected(e) => Provider::from_event(e.provider),
+        Event::ConnectionDisconnected(e) => Provider::from_event(e.provider),
+        Event::SyncStarted(e) => Provider::from_event(e.provider),
         _ => None,
     }
 }
@@ -88,7 +84,7 @@ pub async fn learn_provider(
     )
     .bind(integration_id)
     .bind(workspace_id.as_uuid())
-    .bind(provider.code())
+    .bind(provider.slug())
     .execute(conn)
     .await?;
     Ok(())
@@ -104,7 +100,7 @@ pub async fn provider_of(
     .bind(integration_id)
     .fetch_optional(conn)
     .await?;
-    Ok(code.as_deref().and_then(Provider::from_code))
+    Ok(code.as_deref().and_then(Provider::from_slug))
 }
 
 // ---- Incidents -----------------------------------------------------------------------------
@@ -155,7 +151,7 @@ pub async fn apply(
                 return Ok(0);
             };
             let resolves = Uuid::parse_str(&n.resolves_notification_id).ok();
-            let provider = Provider::from_proto(n.provider).map_or("", Provider::code);
+            let provider = Provider::from_event(n.provider).map_or("", Provider::slug);
             sqlx::query(
                 "INSERT INTO notifications (notification_id, workspace_id, integration_id, \
                      provider, incident_key, kind, title, body, action, link, \
@@ -362,7 +358,7 @@ async fn append_read(
     let mut tx = pool.begin().await?;
     eventlog::append_in(
         &mut tx,
-        &stream(workspace_id),
+        &workspace_id.notifications_stream(),
         ExpectedVersion::Any,
         vec![event],
     )
