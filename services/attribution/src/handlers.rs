@@ -27,6 +27,7 @@ use rp_platform::contracts::events::v1::{
 };
 use rp_platform::contracts::{from_timestamp, timestamp};
 use rp_platform::eventlog::{self, ExpectedVersion, ReadError, RecordedEvent};
+use rp_platform::ids::SyncRunId;
 use sqlx::PgConnection;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -73,7 +74,7 @@ impl From<ApplyError> for HandlerError {
 /// A sync's numbers were switched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Switched {
-    pub sync_run_id: String,
+    pub sync_run_id: SyncRunId,
     pub as_of: DateTime<Utc>,
     pub version: i64,
 }
@@ -98,6 +99,7 @@ pub async fn apply(
     event: &RecordedEvent,
     settings: &Settings,
 ) -> Result<Option<Switched>, ApplyError> {
+    // The projection is keyed by the workspace as the event names it (any non-empty id).
     let ws = event.workspace_id().trim();
     if ws.is_empty() {
         return Ok(None);
@@ -110,10 +112,13 @@ pub async fn apply(
             }
         }
         Some(Event::RecordsPulled(r)) => {
-            store::stage_records(conn, ws, event.position, r.sync_run_id.trim()).await?;
+            let run = run_of(event, &r.sync_run_id);
+            store::stage_records(conn, ws, event.position, run.as_ref()).await?;
         }
-        Some(Event::SyncFailed(f)) if !f.sync_run_id.trim().is_empty() => {
-            store::end_run(conn, ws, f.sync_run_id.trim()).await?;
+        Some(Event::SyncFailed(f)) => {
+            if let Some(run) = run_of(event, &f.sync_run_id) {
+                store::end_run(conn, ws, &run).await?;
+            }
         }
         Some(Event::AccountsMatched(m)) => {
             store::ensure_workspace(conn, ws).await?;
@@ -121,11 +126,9 @@ pub async fn apply(
             if skipped > 0 {
                 tracing::warn!(workspace_id = ws, sync_run_id = %m.sync_run_id, skipped, "match changes without a kind or ids skipped");
             }
-            let run = m.sync_run_id.trim();
-            if m.remaining_parts == 0 && !run.is_empty() {
+            if let (0, Some(run)) = (m.remaining_parts, run_of(event, &m.sync_run_id)) {
                 let as_of = event_time(event);
-                let span =
-                    tracing::info_span!("attribution.switch", workspace_id = ws, sync_run_id = run);
+                let span = tracing::info_span!("attribution.switch", workspace_id = ws, sync_run_id = %run);
                 return switch(conn, ws, run, as_of, settings)
                     .instrument(span)
                     .await
@@ -135,6 +138,19 @@ pub async fn apply(
         _ => {}
     }
     Ok(None)
+}
+
+/// The sync run an event names: `None` when it names none (empty), or when the id is not one
+/// (see [`SyncRunId::parse`]; logged), which is handled as naming none.
+fn run_of(event: &RecordedEvent, raw: &str) -> Option<SyncRunId> {
+    if raw.trim().is_empty() {
+        return None;
+    }
+    SyncRunId::parse(raw)
+        .inspect_err(|why| {
+            tracing::warn!(position = event.position, event_type = event.event_type(), problem = %why, "sync run id refused: handled as naming no run");
+        })
+        .ok()
 }
 
 /// Applies one batch of records to the "now" tables.
@@ -168,12 +184,12 @@ const READ_BACK: usize = 20;
 async fn switch(
     conn: &mut PgConnection,
     ws: &str,
-    run: &str,
+    run: SyncRunId,
     as_of: DateTime<Utc>,
     settings: &Settings,
 ) -> Result<Switched, ApplyError> {
     let (plan, last_version) = store::lock_workspace(conn, ws).await?;
-    let staged = store::take_staged(conn, ws, run).await?;
+    let staged = store::take_staged(conn, ws, &run).await?;
     for positions in staged.chunks(READ_BACK) {
         for e in eventlog::read_positions_in(conn, positions).await? {
             if let (Some(Event::RecordsPulled(r)), true) = (e.event(), e.workspace_id() == ws) {
@@ -181,7 +197,7 @@ async fn switch(
             }
         }
     }
-    store::end_run(conn, ws, run).await?;
+    store::end_run(conn, ws, &run).await?;
     let windows = settings.plans.windows(plan.as_deref()).to_vec();
     let longest = windows.iter().copied().max().unwrap_or(1);
     let loaded = store::load(
@@ -205,7 +221,7 @@ async fn switch(
         &store::NewVersion {
             workspace_id: ws,
             version,
-            sync_run_id: run,
+            sync_run_id: &run,
             as_of,
             half_life_days: settings.half_life.as_days(),
             windows: &windows,
@@ -224,7 +240,7 @@ async fn switch(
         "dashboard numbers switched"
     );
     Ok(Switched {
-        sync_run_id: run.to_string(),
+        sync_run_id: run,
         as_of,
         version,
     })
@@ -252,15 +268,15 @@ impl Handler for Attribution {
         };
         let run = done.sync_run_id;
         let started = ctx.new_event(Event::SyncStepStarted(SyncStepStarted {
-            sync_run_id: run.clone(),
+            sync_run_id: run.to_string(),
             step: SyncStep::Attribution as i32,
         }));
         let updated = ctx.new_event(Event::AttributionUpdated(AttributionUpdated {
-            sync_run_id: run.clone(),
+            sync_run_id: run.to_string(),
             as_of: Some(timestamp(done.as_of)),
         }));
         ctx.emit(
-            format!("syncrun-{run}"),
+            run.run_stream(),
             ExpectedVersion::Any,
             vec![started, updated],
         );

@@ -2,6 +2,7 @@
 //! applied when that sync completes, then read back from the log with
 //! [`rp_platform::eventlog::read_positions_in`].
 
+use rp_platform::ids::SyncRunId;
 use sqlx::PgConnection;
 
 /// Stages a RecordsPulled batch (by its log position) until its sync completes. A batch without
@@ -10,7 +11,7 @@ pub async fn stage_records(
     conn: &mut PgConnection,
     ws: &str,
     position: i64,
-    run: &str,
+    run: Option<&SyncRunId>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO attribution_staged_records (workspace_id, position, sync_run_id, ready) \
@@ -20,7 +21,7 @@ pub async fn stage_records(
     )
     .bind(ws)
     .bind(position)
-    .bind(run)
+    .bind(run.map_or("", SyncRunId::as_str))
     .execute(conn)
     .await?;
     Ok(())
@@ -28,20 +29,24 @@ pub async fn stage_records(
 
 /// Records that `run` ended (completed its attribution step, or failed): its staged batches are
 /// applied with the next completed sync.
-pub async fn end_run(conn: &mut PgConnection, ws: &str, run: &str) -> Result<(), sqlx::Error> {
+pub async fn end_run(
+    conn: &mut PgConnection,
+    ws: &str,
+    run: &SyncRunId,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO attribution_ended_runs (workspace_id, sync_run_id) VALUES ($1, $2) \
          ON CONFLICT DO NOTHING",
     )
     .bind(ws)
-    .bind(run)
+    .bind(run.as_str())
     .execute(&mut *conn)
     .await?;
     sqlx::query(
         "UPDATE attribution_staged_records SET ready = true WHERE workspace_id = $1 AND sync_run_id = $2",
     )
     .bind(ws)
-    .bind(run)
+    .bind(run.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -51,7 +56,7 @@ pub async fn end_run(conn: &mut PgConnection, ws: &str, run: &str) -> Result<(),
 pub async fn take_staged(
     conn: &mut PgConnection,
     ws: &str,
-    run: &str,
+    run: &SyncRunId,
 ) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(
         "WITH taken AS (DELETE FROM attribution_staged_records \
@@ -59,7 +64,7 @@ pub async fn take_staged(
          SELECT position FROM taken ORDER BY position",
     )
     .bind(ws)
-    .bind(run)
+    .bind(run.as_str())
     .fetch_all(conn)
     .await
 }

@@ -5,6 +5,7 @@ use super::Loaded;
 use super::now::ensure_workspace;
 use crate::domain::metrics::WindowNumbers;
 use chrono::{DateTime, Utc};
+use rp_platform::ids::SyncRunId;
 use sqlx::PgConnection;
 
 /// The tables that hold dashboard versions.
@@ -39,7 +40,7 @@ pub async fn lock_workspace(
 pub struct NewVersion<'a> {
     pub workspace_id: &'a str,
     pub version: i64,
-    pub sync_run_id: &'a str,
+    pub sync_run_id: &'a SyncRunId,
     pub as_of: DateTime<Utc>,
     pub half_life_days: u32,
     pub windows: &'a [u32],
@@ -64,7 +65,7 @@ pub async fn write_version(
     )
     .bind(ws)
     .bind(v.version)
-    .bind(v.sync_run_id)
+    .bind(v.sync_run_id.as_str())
     .bind(v.as_of)
     .bind(i32_of(v.half_life_days))
     .bind(v.windows.iter().map(|w| i32_of(*w)).collect::<Vec<_>>())
