@@ -1,9 +1,10 @@
 //! `connector-bench`: the connector's pull benchmark (docs/benchmarks.md, "Connector").
+//! Run it with `cargo bench -p connector --bench connector-bench [-- --scale N --skip-limited]`.
 //!
 //! Runs against the local PostgreSQL (`RP_BENCH_DATABASE_URL`, a server URL; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; a fresh database is created and dropped) and a
 //! provider sandbox it starts in this process. Each pull runs in a child process
-//! (`connector-bench pull`), so its peak RSS (VmHWM) is the pull's alone.
+//! (this executable with the argument `pull`), so its peak RSS (VmHWM) is the pull's alone.
 //!
 //! 1. The typical workspace (50,000 companies, 200,000 contacts, 20,000 deals, 5,000 engaged
 //!    organizations over 365 days), limits off: first-sync throughput per provider, and the
@@ -34,6 +35,11 @@ use sandbox::{Provider as SbProvider, RateLimit, Sandbox, SandboxConfig, Sizes};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+const USAGE: &str =
+    "usage: cargo bench -p connector --bench connector-bench -- [--scale N] [--skip-limited]
+  --scale N        size of the large run, in typical workspaces (default 10; 0 skips it)
+  --skip-limited   skip the run with HubSpot-like rate limits on";
 
 const KEY: &str = "k1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
@@ -711,7 +717,11 @@ fn machine() -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench` to every bench target; it means nothing here.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("pull") {
         return child().await;
     }
@@ -727,7 +737,11 @@ async fn main() -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow!("--scale N"))?
             }
             "--skip-limited" => skip_limited = true,
-            other => bail!("unknown argument {other:?} (use --scale N, --skip-limited)"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
     let mut report = vec![format!(
