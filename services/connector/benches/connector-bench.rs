@@ -24,8 +24,8 @@ use anyhow::{Context, anyhow, bail};
 use connector::Connector;
 use connector::config::{ConnectorConfig, ProviderSettings, ProvidersConfig, PullConfig};
 use connector::crypto::KeyRing;
-use connector::domain::IntegrationId;
 use connector::domain::provider::{Provider, Secret};
+use connector::domain::{IntegrationId, SyncRunId};
 use connector::pull::{NoSchedule, execute_job};
 use connector::store::{self, NewJob};
 use rp_platform::contracts::events::v1::envelope::Event;
@@ -202,15 +202,15 @@ impl Bench {
 
     /// Queues a pull and runs it in a child process; returns what the child measured.
     async fn pull(&self, sb: &Sandbox, id: IntegrationId) -> anyhow::Result<PullResult> {
-        let run = Uuid::now_v7().to_string();
+        let run = SyncRunId::generate();
         let mut conn = self.pool.acquire().await?;
         store::enqueue_job(
             &mut conn,
             &NewJob {
-                sync_run_id: run.clone(),
+                sync_run_id: run.to_string(),
                 integration_id: id,
                 workspace_id: self.workspace,
-                correlation_id: run.clone(),
+                correlation_id: run.to_string(),
                 causation_id: Uuid::now_v7().to_string(),
                 traceparent: String::new(),
                 tracestate: String::new(),
@@ -239,9 +239,7 @@ impl Bench {
         }
         let v: Value = serde_json::from_str(result).context("child output")?;
         let store = EventStore::new(self.pool.clone());
-        let events = store
-            .read_stream(&format!("syncrun-{run}"), 1, 1000)
-            .await?;
+        let events = store.read_stream(&run.run_stream(), 1, 1000).await?;
         let mut records = 0u64;
         let mut outcome = "unfinished".to_string();
         for e in &events {

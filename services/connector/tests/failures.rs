@@ -191,7 +191,7 @@ async fn a_malformed_payload_fails_as_bad_payload_where_it_happened_and_the_chec
     let h = Harness::start().await;
     let id = h.connect(api::Provider::Hubspot).await;
     h.sync(id).await;
-    let before = h.stream(&format!("checkpoint-{id}-crm_company")).await;
+    let before = h.stream(&id.checkpoint_stream("crm_company")).await;
     h.admin(
         "PATCH",
         "/crm/companies/7000000004",
@@ -211,7 +211,7 @@ async fn a_malformed_payload_fails_as_bad_payload_where_it_happened_and_the_chec
     );
     assert!(f.location.contains("page 1"), "{}", f.location);
     assert!(h.batches(&run).await.is_empty(), "nothing half-written");
-    let after = h.stream(&format!("checkpoint-{id}-crm_company")).await;
+    let after = h.stream(&id.checkpoint_stream("crm_company")).await;
     assert_eq!(after.len(), before.len(), "the checkpoint did not move");
     // The next sync retries from the same checkpoint and finds the change.
     let (retry, events) = h.sync(id).await;

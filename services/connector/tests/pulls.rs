@@ -6,7 +6,7 @@ mod connector_support;
 
 use std::collections::HashSet;
 
-use connector_support::{Harness, counts, failed, last};
+use connector_support::{Harness, counts, failed, last, run_id};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1::{self as ev, envelope::Event};
 use sandbox::{Provider as SbProvider, Sizes};
@@ -78,8 +78,8 @@ async fn a_first_hubspot_sync_pulls_every_record_once_with_checkpoints_and_one_c
     let trace = rp_platform::telemetry::trace_id_of_traceparent(&requested.meta().traceparent)
         .expect("the request carries a trace")
         .to_string();
-    let records = h.stream(&format!("records-{run}")).await;
-    let cps = h.stream(&format!("checkpoint-{id}-crm_deal")).await;
+    let records = h.stream(&run_id(&run).records_stream()).await;
+    let cps = h.stream(&id.checkpoint_stream("crm_deal")).await;
     for e in events[1..].iter().chain(&records).chain(&cps) {
         let m = e.meta();
         assert_eq!(m.correlation_id, run, "{}", e.event_type());

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use connector::Connector;
 use connector::config::{ConnectorConfig, ProviderSettings, ProvidersConfig, PullConfig};
 use connector::crypto::KeyRing;
-use connector::domain::IntegrationId;
 use connector::domain::provider::Secret;
+use connector::domain::{IntegrationId, SyncRunId};
 use connector::providers::http_client;
 use connector::pull::{NextScheduledSync, NoSchedule};
 use connector::{callback, handlers, store};
@@ -35,6 +35,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub const WAIT: Duration = Duration::from_secs(60);
+
+/// The run a test holds by its id string (as events carry it).
+pub fn run_id(run: &str) -> SyncRunId {
+    SyncRunId::parse(run).expect("a sync run id")
+}
 
 pub fn key_b64(b: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode([b; 32])
@@ -288,7 +293,7 @@ impl Harness {
     /// Appends a SyncRequested for the integration (as Sync Now would), inside a span so it
     /// carries a trace; returns the run id.
     pub async fn request_sync(&self, id: IntegrationId) -> String {
-        let run = Uuid::now_v7().to_string();
+        let run = SyncRunId::generate().to_string();
         let event = NewEvent::new(
             self.ws(),
             Event::SyncRequested(SyncRequested {
@@ -303,7 +308,11 @@ impl Harness {
         let span = tracing::info_span!("sync_now", sync_run_id = %run);
         self.env
             .store
-            .append(&format!("syncrun-{run}"), ExpectedVersion::Any, vec![event])
+            .append(
+                &run_id(&run).run_stream(),
+                ExpectedVersion::Any,
+                vec![event],
+            )
             .instrument(span)
             .await
             .unwrap();
@@ -313,7 +322,7 @@ impl Harness {
     /// Waits until the run's pull ended; returns the run's events.
     pub async fn wait_run(&self, run: &str) -> Vec<RecordedEvent> {
         eventually(WAIT, &format!("run {run} to end"), || async {
-            let events = self.stream(&format!("syncrun-{run}")).await;
+            let events = self.stream(&run_id(run).run_stream()).await;
             let ended = events.iter().any(|e| match e.event() {
                 Some(Event::SyncFailed(_)) | Some(Event::CompaniesResolved(_)) => true,
                 Some(Event::PullCompleted(p)) => p.step == ev::SyncStep::CrmPull as i32,
@@ -335,7 +344,7 @@ impl Harness {
 
     /// Every RecordsPulled batch of a run.
     pub async fn batches(&self, run: &str) -> Vec<ev::RecordsPulled> {
-        self.stream(&format!("records-{run}"))
+        self.stream(&run_id(run).records_stream())
             .await
             .into_iter()
             .filter_map(|e| match e.envelope.event {
@@ -383,7 +392,7 @@ impl Harness {
         id: IntegrationId,
         object: &str,
     ) -> Option<ev::CheckpointAdvanced> {
-        self.stream(&format!("checkpoint-{id}-{object}"))
+        self.stream(&id.checkpoint_stream(object))
             .await
             .into_iter()
             .next_back()
