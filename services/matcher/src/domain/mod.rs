@@ -4,7 +4,10 @@
 //! - [`hosts`]: well-known hosts that never identify a company (first line only).
 //! - [`names`]: company-name folding, legal forms (ISO 20275), abbreviations, typo rules.
 //! - [`model`]: records, matches, review cases, manual decisions.
-//! - [`index`]: the incremental match index that applies the rules.
+//! - [`index`]: the incremental match index: builds, applies changes, re-matches what they affect.
+//! - [`rules`]: how one LinkedIn company is matched (domain, name, fuzzy name, manual decisions).
+//! - `prepared`, `trust`, `words` (private to the index): records prepared for matching, the
+//!   trust of sites, word rarity.
 
 pub(crate) mod hash;
 pub mod hosts;
@@ -12,7 +15,11 @@ pub mod index;
 pub(crate) mod keyindex;
 pub mod model;
 pub mod names;
+mod prepared;
+pub mod rules;
 pub mod site;
+mod trust;
+mod words;
 
 pub use index::{Change, ChangeSet, IndexStats, MatchConfig, MatchIndex};
 pub use model::{
