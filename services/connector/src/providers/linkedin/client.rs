@@ -1,233 +1,21 @@
-//! LinkedIn Marketing API client: ad accounts, ad analytics by member company and campaign
-//! (split by date range so no response reaches the 15,000-element truncation), and batched
-//! organization lookup (at most 100 ids a call).
+//! The LinkedIn Marketing API client: ad accounts, campaigns, ad analytics and organization
+//! lookup, one call per method.
 
-use std::collections::HashMap;
+use chrono::NaiveDate;
 
-use chrono::{Datelike, Days, NaiveDate};
-use serde::Deserialize;
-
-use super::http::{Http, Reply, RetryPolicy, excerpt, join};
+use super::config::{LinkedinConfig, ORG_BATCH};
+use super::engagement::EngagementWalker;
+use super::records::{AdAccount, Campaign, EngagementRow, Organization, OrganizationLookup};
+use super::wire::{
+    AccountsResp, AnalyticsResp, ApiError, CampaignsResp, OrgsResp, restli_date, urn_id,
+};
 use crate::domain::provider::{Page, Provider, ProviderError, Secret, TokenRejection};
-
-/// The real API truncates adAnalytics responses at this many elements.
-pub const ANALYTICS_CAP: usize = 15_000;
-/// At most this many ids per organizations batch call.
-pub const ORG_BATCH: usize = 100;
-
-#[derive(Clone, Debug)]
-pub struct LinkedinConfig {
-    /// `https://api.linkedin.com` or `<sandbox>/linkedin`.
-    pub api_base: String,
-    /// `LinkedIn-Version` header, YYYYMM.
-    pub version: String,
-    /// Split a date range when a response has this many elements.
-    pub analytics_cap: usize,
-    /// Walks start with ranges of at most this many days (fewer wasted truncated calls).
-    pub initial_chunk_days: u32,
-    pub retry: RetryPolicy,
-}
-
-impl LinkedinConfig {
-    pub fn new(api_base: &str) -> Self {
-        LinkedinConfig {
-            api_base: api_base.to_string(),
-            version: "202501".into(),
-            analytics_cap: ANALYTICS_CAP,
-            initial_chunk_days: 31,
-            retry: RetryPolicy::default(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdAccount {
-    pub id: u64,
-    pub name: String,
-    pub currency: String,
-    pub status: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Campaign {
-    pub id: u64,
-    pub account_id: u64,
-    pub name: String,
-    pub status: String,
-}
-
-/// One day of one campaign's engagement with one member company.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EngagementRow {
-    pub org_id: u64,
-    pub campaign_id: u64,
-    pub date: NaiveDate,
-    pub impressions: u64,
-    pub clicks: u64,
-    pub engagements: u64,
-}
-
-/// The rows of one date range.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EngagementChunk {
-    pub start: NaiveDate,
-    pub end: NaiveDate,
-    pub rows: Vec<EngagementRow>,
-    /// The provider truncated a single day (cannot split further): rows are incomplete.
-    pub truncated: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Organization {
-    pub id: u64,
-    pub localized_name: String,
-    pub vanity_name: Option<String>,
-    pub website: Option<String>,
-    pub country: Option<String>,
-    pub industries: Vec<String>,
-    pub staff_count_range: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OrganizationLookup {
-    pub found: Vec<Organization>,
-    /// Ids LinkedIn did not return (404 or another per-id error).
-    pub missing: Vec<u64>,
-}
+use crate::providers::http::{Http, Reply, excerpt, join};
 
 #[derive(Clone, Debug)]
 pub struct LinkedinClient {
     http: Http,
     cfg: LinkedinConfig,
-}
-
-#[derive(Deserialize)]
-struct ApiError {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AccountsResp {
-    elements: Vec<AccountJ>,
-    #[serde(default)]
-    paging: Option<PagingJ>,
-}
-
-#[derive(Deserialize)]
-struct AccountJ {
-    id: u64,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    currency: String,
-    #[serde(default)]
-    status: String,
-}
-
-#[derive(Deserialize)]
-struct CampaignsResp {
-    elements: Vec<CampaignJ>,
-    #[serde(default)]
-    paging: Option<PagingJ>,
-}
-
-#[derive(Deserialize)]
-struct CampaignJ {
-    id: u64,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    status: String,
-}
-
-#[derive(Deserialize)]
-struct PagingJ {
-    #[serde(default)]
-    total: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct AnalyticsResp {
-    elements: Vec<AnalyticsJ>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AnalyticsJ {
-    pivot_values: Vec<String>,
-    date_range: DateRangeJ,
-    #[serde(default)]
-    impressions: u64,
-    #[serde(default)]
-    clicks: u64,
-    #[serde(default)]
-    total_engagements: u64,
-}
-
-#[derive(Deserialize)]
-struct DateRangeJ {
-    start: DateJ,
-}
-
-#[derive(Deserialize)]
-struct DateJ {
-    year: i32,
-    month: u32,
-    day: u32,
-}
-
-#[derive(Deserialize)]
-struct OrgsResp {
-    #[serde(default)]
-    results: HashMap<String, OrgJ>,
-    #[serde(default)]
-    statuses: HashMap<String, u16>,
-    #[serde(default)]
-    errors: HashMap<String, serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OrgJ {
-    id: u64,
-    #[serde(default)]
-    localized_name: String,
-    #[serde(default)]
-    vanity_name: Option<String>,
-    #[serde(default)]
-    localized_website: Option<String>,
-    #[serde(default)]
-    industries: Vec<String>,
-    #[serde(default)]
-    staff_count_range: Option<String>,
-    #[serde(default)]
-    locations: Vec<LocationJ>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LocationJ {
-    #[serde(default)]
-    location_type: Option<String>,
-    #[serde(default)]
-    address: Option<AddressJ>,
-}
-
-#[derive(Deserialize)]
-struct AddressJ {
-    #[serde(default)]
-    country: Option<String>,
-}
-
-fn restli_date(d: NaiveDate) -> String {
-    format!("(year:{},month:{},day:{})", d.year(), d.month(), d.day())
-}
-
-fn urn_id(urn: &str, prefix: &str) -> Option<u64> {
-    urn.strip_prefix(prefix)?.parse().ok()
 }
 
 impl LinkedinClient {
@@ -439,24 +227,7 @@ impl LinkedinClient {
         start: NaiveDate,
         end: NaiveDate,
     ) -> EngagementWalker {
-        let step = u64::from(self.cfg.initial_chunk_days.max(1));
-        let mut ranges = Vec::new();
-        let mut from = start;
-        while from <= end {
-            let to = from
-                .checked_add_days(Days::new(step - 1))
-                .map_or(end, |t| t.min(end));
-            ranges.push((from, to));
-            match to.succ_opt() {
-                Some(next) => from = next,
-                None => break,
-            }
-        }
-        ranges.reverse();
-        EngagementWalker {
-            accounts: account_ids,
-            pending: ranges,
-        }
+        EngagementWalker::new(account_ids, start, end, self.cfg.initial_chunk_days)
     }
 
     /// Look organizations up, 100 ids per call.
@@ -531,46 +302,5 @@ impl LinkedinClient {
             }
         }
         Ok(out)
-    }
-}
-
-/// Resumable walk over a date range: a failed call (e.g. an expired token) leaves the range
-/// pending, so the caller can refresh and call `next_chunk` again.
-#[derive(Clone, Debug)]
-pub struct EngagementWalker {
-    accounts: Vec<u64>,
-    /// Stack of ranges still to fetch; the top is the earliest.
-    pending: Vec<(NaiveDate, NaiveDate)>,
-}
-
-impl EngagementWalker {
-    /// The next chunk of rows in date order, or `None` when done.
-    pub async fn next_chunk(
-        &mut self,
-        client: &LinkedinClient,
-        token: &Secret,
-    ) -> Result<Option<EngagementChunk>, ProviderError> {
-        while let Some(&(start, end)) = self.pending.last() {
-            let (rows, capped) = client.analytics(token, &self.accounts, start, end).await?;
-            self.pending.pop();
-            if capped && start < end {
-                let days = (end - start).num_days().max(1) as u64;
-                let mid = start + Days::new(days / 2);
-                tracing::debug!(%start, %end, %mid, "adAnalytics hit the cap, splitting the range");
-                self.pending.push((mid + Days::new(1), end));
-                self.pending.push((start, mid));
-                continue;
-            }
-            if capped {
-                tracing::warn!(%start, "adAnalytics truncated a single day; rows are incomplete");
-            }
-            return Ok(Some(EngagementChunk {
-                start,
-                end,
-                rows,
-                truncated: capped,
-            }));
-        }
-        Ok(None)
     }
 }
