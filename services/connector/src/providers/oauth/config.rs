@@ -1,0 +1,100 @@
+//! Where each provider's OAuth server lives, the scopes we ask for, and who we are to it.
+
+use crate::domain::provider::{Provider, Secret};
+use crate::providers::http::{RetryPolicy, join};
+
+/// Where a provider's OAuth server lives and who we are to it.
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    pub provider: Provider,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+impl OAuthConfig {
+    /// `auth_base`: `https://www.linkedin.com` or `<sandbox>/linkedin`.
+    pub fn linkedin(
+        auth_base: &str,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+    ) -> Self {
+        Self::build(
+            Provider::Linkedin,
+            join(auth_base, "/oauth/v2/authorization"),
+            join(auth_base, "/oauth/v2/accessToken"),
+            client_id,
+            client_secret,
+            redirect_uri,
+            &["r_ads", "r_ads_reporting", "r_organization_social"],
+        )
+    }
+
+    /// `auth_base`: `https://app.hubspot.com` for authorize; the token endpoint is on the API
+    /// host (`https://api.hubapi.com`). Against the sandbox both are `<sandbox>/hubspot`.
+    pub fn hubspot(
+        auth_base: &str,
+        api_base: &str,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+    ) -> Self {
+        Self::build(
+            Provider::Hubspot,
+            join(auth_base, "/oauth/authorize"),
+            join(api_base, "/oauth/v1/token"),
+            client_id,
+            client_secret,
+            redirect_uri,
+            &[
+                "crm.objects.companies.read",
+                "crm.objects.contacts.read",
+                "crm.objects.deals.read",
+            ],
+        )
+    }
+
+    /// `auth_base`: `https://login.salesforce.com` or `<sandbox>/salesforce`.
+    pub fn salesforce(
+        auth_base: &str,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+    ) -> Self {
+        Self::build(
+            Provider::Salesforce,
+            join(auth_base, "/services/oauth2/authorize"),
+            join(auth_base, "/services/oauth2/token"),
+            client_id,
+            client_secret,
+            redirect_uri,
+            &["api", "refresh_token"],
+        )
+    }
+
+    fn build(
+        provider: Provider,
+        authorize_url: String,
+        token_url: String,
+        client_id: &str,
+        client_secret: Secret,
+        redirect_uri: &str,
+        scopes: &[&str],
+    ) -> Self {
+        OAuthConfig {
+            provider,
+            authorize_url,
+            token_url,
+            client_id: client_id.to_string(),
+            client_secret,
+            redirect_uri: redirect_uri.to_string(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
