@@ -1,0 +1,646 @@
+//! One pull job's life: the run's appends (each renewing the lease and checking the connection),
+//! its token, its checkpoints, and how it ends (completed, failed, given back, or taken over).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+
+use chrono::{DateTime, Utc};
+use rp_platform::contracts::events::v1::{
+    self as ev, CheckpointAdvanced, FailureKind, ObjectCount, SyncFailed, SyncStarted, SyncStep,
+    SyncStepStarted, envelope::Event,
+};
+use rp_platform::eventlog::{self, AppendError, Appended, ExpectedVersion, NewEvent};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{PullContext, crm, linkedin};
+use crate::domain::failure::{Verdict, classify, disconnected_message};
+use crate::domain::provider::{ProviderError, Secret};
+use crate::domain::{
+    ConnectionStatus, DisconnectReason, IntegrationId, ObjectKind, Provider, SyncRunId,
+};
+use crate::store::{self, JobRow};
+use crate::vault::{Access, Cause, VaultError};
+
+/// Why a run stopped early.
+#[derive(Debug)]
+pub enum RunError {
+    /// End the run with SyncFailed.
+    Failed {
+        kind: FailureKind,
+        message: String,
+        location: String,
+    },
+    /// The provider refused our authorization; the connection was disconnected.
+    Disconnected {
+        reason: DisconnectReason,
+        provider_message: String,
+    },
+    /// The connection is not connected (the user disconnected it meanwhile).
+    NotConnected,
+    /// Shutdown: give the job back.
+    Shutdown,
+    /// Another worker holds the job now: write nothing more.
+    LeaseLost,
+    /// The database or the log failed.
+    Infra(String),
+}
+
+impl From<sqlx::Error> for RunError {
+    fn from(e: sqlx::Error) -> Self {
+        RunError::Infra(e.to_string())
+    }
+}
+
+impl From<AppendError> for RunError {
+    fn from(e: AppendError) -> Self {
+        RunError::Infra(e.to_string())
+    }
+}
+
+impl From<rp_platform::eventlog::ReadError> for RunError {
+    fn from(e: rp_platform::eventlog::ReadError) -> Self {
+        RunError::Infra(e.to_string())
+    }
+}
+
+/// Calls a provider with the run's access token; on a 401 refreshes once and calls again; any
+/// other failure ends the run classified. `$token` is bound to the token for `$call`.
+macro_rules! with_token {
+    ($run:expr, $token:ident => $call:expr) => {{
+        let mut refreshed = false;
+        loop {
+            let $token = $run.token().await?;
+            match $call.await {
+                Ok(v) => break v,
+                Err(e) => $run.recover(e, &mut refreshed).await?,
+            }
+        }
+    }};
+}
+pub(crate) use with_token;
+
+/// One pull job being run.
+pub struct Run {
+    ctx: Arc<PullContext>,
+    owner: String,
+    job: JobRow,
+    pub run_id: SyncRunId,
+    pub provider: Provider,
+    cause: Cause,
+    access: Option<Access>,
+    /// When to ask the vault again (it refreshes ahead of expiry).
+    refresh_at: Option<DateTime<Utc>>,
+    /// Where the run is, for SyncFailed.location ("companies page 3").
+    pub position: String,
+    counts: Vec<(ObjectKind, u64)>,
+    /// Time spent appending (the rest is the provider and our own work), for the logs.
+    append_micros: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+}
+
+impl Run {
+    pub fn ctx(&self) -> &PullContext {
+        &self.ctx
+    }
+
+    pub fn integration_id(&self) -> IntegrationId {
+        self.job.integration_id
+    }
+
+    pub fn workspace_id(&self) -> uuid::Uuid {
+        self.job.workspace_id
+    }
+
+    /// A new event of this run: its workspace, integration and causal chain.
+    pub fn event(&self, event: Event) -> NewEvent {
+        NewEvent::new(self.job.workspace_id.to_string(), event)
+            .integration(self.job.integration_id.to_string())
+            .correlation(self.job.correlation_id.clone())
+            .causation(self.job.causation_id.clone())
+    }
+
+    /// The access token, refreshed ahead of its expiry.
+    pub async fn token(&mut self) -> Result<Secret, RunError> {
+        let due = match (&self.access, self.refresh_at) {
+            (None, _) => true,
+            (Some(_), Some(at)) => at <= Utc::now(),
+            (Some(_), None) => false,
+        };
+        if due {
+            let access = self
+                .ctx
+                .vault
+                .access(self.job.integration_id, &self.cause)
+                .await
+                .map_err(|e| self.vault_error(e))?;
+            self.refresh_at = self.ctx.vault.refresh_at(&access);
+            self.access = Some(access);
+        }
+        match &self.access {
+            Some(a) => Ok(a.token.clone()),
+            None => Err(RunError::NotConnected),
+        }
+    }
+
+    /// The Salesforce instance URL of the connection.
+    pub async fn api_base(&mut self) -> Result<Option<String>, RunError> {
+        self.token().await?;
+        Ok(self.access.as_ref().and_then(|a| a.api_base.clone()))
+    }
+
+    fn vault_error(&self, e: VaultError) -> RunError {
+        match e {
+            VaultError::NotConnected => RunError::NotConnected,
+            VaultError::Disconnected {
+                reason,
+                provider_message,
+            } => RunError::Disconnected {
+                reason,
+                provider_message,
+            },
+            VaultError::Provider(p) => self.failure(&p, true),
+            other => RunError::Infra(other.to_string()),
+        }
+    }
+
+    fn failure(&self, e: &ProviderError, refreshed: bool) -> RunError {
+        match classify(e, refreshed) {
+            Verdict::Fail { kind, message } => {
+                let location = match e {
+                    ProviderError::BadPayload { endpoint, .. }
+                    | ProviderError::Request { endpoint, .. } => {
+                        format!("{endpoint}, {}", self.position)
+                    }
+                    _ => self.position.clone(),
+                };
+                RunError::Failed {
+                    kind,
+                    message,
+                    location,
+                }
+            }
+            Verdict::Disconnect {
+                reason,
+                provider_message,
+            } => RunError::Disconnected {
+                reason,
+                provider_message,
+            },
+            // A 401 on a token we just refreshed.
+            Verdict::Refresh => RunError::Failed {
+                kind: FailureKind::Authorization,
+                message: format!("{} rejected our access token", self.provider),
+                location: self.position.clone(),
+            },
+        }
+    }
+
+    /// After a failed provider call: refresh and let the caller retry (once), or end the run.
+    pub async fn recover(
+        &mut self,
+        e: ProviderError,
+        refreshed: &mut bool,
+    ) -> Result<(), RunError> {
+        match classify(&e, *refreshed) {
+            Verdict::Refresh => {
+                let stale = self.access.as_ref().map_or(0, |a| a.generation);
+                tracing::info!(position = %self.position, "access token rejected: refreshing once");
+                let access = self
+                    .ctx
+                    .vault
+                    .refresh(self.job.integration_id, stale, &self.cause)
+                    .await
+                    .map_err(|e| self.vault_error(e))?;
+                self.refresh_at = self.ctx.vault.refresh_at(&access);
+                self.access = Some(access);
+                *refreshed = true;
+                Ok(())
+            }
+            _ => Err(self.failure(&e, *refreshed)),
+        }
+    }
+
+    /// The provider's clock now.
+    pub async fn provider_now(&self) -> Result<DateTime<Utc>, RunError> {
+        self.ctx.clock.now().await.map_err(RunError::Infra)
+    }
+
+    /// In the transaction of an append: renew the lease (false: the job is not ours any more)
+    /// and check the connection is still connected.
+    async fn fence(&self, conn: &mut sqlx::PgConnection) -> Result<(), RunError> {
+        if !store::renew_lease(conn, &self.job.sync_run_id, &self.owner, self.ctx.lease).await? {
+            return Err(RunError::LeaseLost);
+        }
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM connector_connections WHERE integration_id = $1 FOR SHARE",
+        )
+        .bind(self.job.integration_id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if status.as_deref() != Some(ConnectionStatus::Connected.as_str()) {
+            return Err(RunError::NotConnected);
+        }
+        Ok(())
+    }
+
+    /// Appends in a fenced transaction of its own.
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, RunError> {
+        let t = std::time::Instant::now();
+        let mut tx = self.ctx.pool.begin().await?;
+        self.fence(&mut tx).await?;
+        let appended = eventlog::append_in(&mut tx, stream, expected, events)
+            .await
+            .map_err(|e| match e {
+                // Only checkpoints are appended at an exact version: someone else moved it, so
+                // another worker runs this job now.
+                AppendError::Conflict { .. } => RunError::LeaseLost,
+                other => other.into(),
+            })?;
+        tx.commit().await?;
+        self.append_micros.fetch_add(
+            u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX),
+            AtomicOrdering::Relaxed,
+        );
+        Ok(appended)
+    }
+
+    pub async fn step(&self, step: SyncStep) -> Result<(), RunError> {
+        let e = self.event(Event::SyncStepStarted(SyncStepStarted {
+            sync_run_id: self.run_id.to_string(),
+            step: step as i32,
+        }));
+        self.append(&self.run_id.run_stream(), ExpectedVersion::Any, vec![e])
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a full batch of records.
+    pub async fn emit_batch(&self, batch: ev::RecordsPulled) -> Result<(), RunError> {
+        let e = self.event(Event::RecordsPulled(batch));
+        self.append(&self.run_id.records_stream(), ExpectedVersion::Any, vec![e])
+            .await?;
+        Ok(())
+    }
+
+    /// The last CheckpointAdvanced of `kind`, and the version to append the next one at.
+    pub async fn checkpoint(
+        &self,
+        kind: ObjectKind,
+    ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
+        self.checkpoint_in(&self.job.integration_id.checkpoint_stream(kind.slug()))
+            .await
+    }
+
+    /// The last CheckpointAdvanced of `kind`'s deletions, and the version to append the next at.
+    pub async fn deletions_checkpoint(
+        &self,
+        kind: ObjectKind,
+    ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
+        self.checkpoint_in(
+            &self
+                .job
+                .integration_id
+                .deletions_checkpoint_stream(kind.slug()),
+        )
+        .await
+    }
+
+    async fn checkpoint_in(
+        &self,
+        stream: &str,
+    ) -> Result<(Option<CheckpointAdvanced>, ExpectedVersion), RunError> {
+        let last = store::read_last_event(&self.ctx.store, stream).await?;
+        Ok(match last {
+            None => (None, ExpectedVersion::NoStream),
+            Some(e) => {
+                let expected = ExpectedVersion::Exact(e.version);
+                match e.envelope.event {
+                    Some(Event::CheckpointAdvanced(c)) => (Some(c), expected),
+                    // A newer producer's event type: no checkpoint we can read; start over.
+                    _ => (None, expected),
+                }
+            }
+        })
+    }
+
+    /// Moves the checkpoint of `kind`; only call once the batches it covers are appended.
+    pub async fn advance(
+        &self,
+        kind: ObjectKind,
+        cursor: String,
+        boundary_ids: Vec<String>,
+        expected: ExpectedVersion,
+    ) -> Result<(), RunError> {
+        let stream = self.job.integration_id.checkpoint_stream(kind.slug());
+        self.advance_in(&stream, kind, cursor, boundary_ids, expected)
+            .await
+    }
+
+    /// Moves the deletion checkpoint of `kind`; only once its deletions are appended.
+    pub async fn advance_deletions(
+        &self,
+        kind: ObjectKind,
+        cursor: String,
+        boundary_ids: Vec<String>,
+        expected: ExpectedVersion,
+    ) -> Result<(), RunError> {
+        let stream = self
+            .job
+            .integration_id
+            .deletions_checkpoint_stream(kind.slug());
+        self.advance_in(&stream, kind, cursor, boundary_ids, expected)
+            .await
+    }
+
+    async fn advance_in(
+        &self,
+        stream: &str,
+        kind: ObjectKind,
+        cursor: String,
+        boundary_ids: Vec<String>,
+        expected: ExpectedVersion,
+    ) -> Result<(), RunError> {
+        let e = self.event(Event::CheckpointAdvanced(CheckpointAdvanced {
+            object_type: kind.to_event() as i32,
+            cursor,
+            boundary_ids,
+            sync_run_id: self.run_id.to_string(),
+        }));
+        self.append(stream, expected, vec![e]).await?;
+        Ok(())
+    }
+
+    pub fn count(&mut self, kind: ObjectKind, n: u64) {
+        match self.counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => *c += n,
+            None => self.counts.push((kind, n)),
+        }
+    }
+
+    /// The counts of the given kinds, for PullCompleted.
+    pub fn counts(&self, kinds: &[ObjectKind]) -> Vec<ObjectCount> {
+        kinds
+            .iter()
+            .map(|k| ObjectCount {
+                object_type: k.to_event() as i32,
+                records: self
+                    .counts
+                    .iter()
+                    .find(|(x, _)| x == k)
+                    .map_or(0, |(_, c)| *c),
+            })
+            .collect()
+    }
+
+    /// Ends the job with its last event, in one transaction.
+    async fn finish(&self, last: Event, failed: bool, outcome: &str) -> Result<(), RunError> {
+        let mut tx = self.ctx.pool.begin().await?;
+        if !store::finish_job(&mut tx, &self.job.sync_run_id, &self.owner, failed, outcome).await? {
+            return Err(RunError::LeaseLost);
+        }
+        eventlog::append_in(
+            &mut tx,
+            &self.run_id.run_stream(),
+            ExpectedVersion::Any,
+            vec![self.event(last)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn execute(&mut self) -> Result<Event, RunError> {
+        if self.job.attempts == 1 {
+            let e = self.event(Event::SyncStarted(SyncStarted {
+                sync_run_id: self.run_id.to_string(),
+                provider: self.provider.to_event() as i32,
+            }));
+            self.append(&self.run_id.run_stream(), ExpectedVersion::Any, vec![e])
+                .await?;
+        }
+        match self.provider {
+            Provider::Linkedin => linkedin::pull(self).await,
+            Provider::Hubspot => crm::hubspot(self).await,
+            Provider::Salesforce => crm::salesforce(self).await,
+        }
+    }
+}
+
+/// Runs one claimed job to its end (or gives it back on shutdown).
+pub async fn execute_job(
+    ctx: Arc<PullContext>,
+    owner: String,
+    job: JobRow,
+    cancel: CancellationToken,
+) {
+    let span = tracing::info_span!(
+        "pull",
+        sync_run_id = %job.sync_run_id,
+        integration_id = %job.integration_id,
+        workspace_id = %job.workspace_id,
+        attempt = job.attempts,
+        provider = tracing::field::Empty,
+    );
+    rp_platform::telemetry::set_remote_parent(&span, &job.traceparent, &job.tracestate);
+    run_claimed(ctx, owner, job, cancel).instrument(span).await
+}
+
+async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: CancellationToken) {
+    let sync_run_id = job.sync_run_id.clone();
+    let run_id = match SyncRunId::parse(&job.sync_run_id) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "pull job with an unusable run id");
+            return;
+        }
+    };
+    let conn = match ctx.pool.acquire().await {
+        Ok(mut c) => store::connection(&mut c, job.integration_id).await,
+        Err(e) => Err(e),
+    };
+    let provider = match conn {
+        Ok(Some(c)) => c.provider,
+        Ok(None) => {
+            tracing::error!("pull job for an integration that does not exist");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the connection; the job will be retried");
+            return;
+        }
+    };
+    tracing::Span::current().record("provider", tracing::field::display(provider));
+    let cause = Cause {
+        correlation_id: job.correlation_id.clone(),
+        causation_id: job.causation_id.clone(),
+    };
+    let mut run = Run {
+        ctx: ctx.clone(),
+        owner: owner.clone(),
+        job,
+        run_id,
+        provider,
+        cause,
+        access: None,
+        refresh_at: None,
+        position: "start".into(),
+        counts: Vec::new(),
+        append_micros: std::sync::atomic::AtomicU64::new(0),
+        started: std::time::Instant::now(),
+    };
+
+    // The lease is renewed in the background too (a page can take longer than a lease when a
+    // provider is slow); losing it stops the run.
+    let lost = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let renewer = {
+        let (pool, sync_run_id, owner, lease) = (
+            ctx.pool.clone(),
+            sync_run_id.clone(),
+            owner.clone(),
+            ctx.lease,
+        );
+        let (lost, stop) = (lost.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(lease / 3) => {}
+                }
+                let renewed = match pool.acquire().await {
+                    Ok(mut c) => store::renew_lease(&mut c, &sync_run_id, &owner, lease).await,
+                    Err(e) => Err(e),
+                };
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.store(true, AtomicOrdering::SeqCst);
+                        stop.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the pull lease"),
+                }
+            }
+        })
+    };
+
+    let result = if run.job.attempts > ctx.max_attempts {
+        Err(RunError::Failed {
+            kind: FailureKind::Internal,
+            message: format!(
+                "the pull was interrupted {} times; giving up until the next sync",
+                run.job.attempts - 1
+            ),
+            location: String::new(),
+        })
+    } else {
+        tokio::select! {
+            r = run.execute() => r,
+            _ = cancel.cancelled() => Err(RunError::Shutdown),
+            _ = stop.cancelled() => Err(RunError::LeaseLost),
+        }
+    };
+    stop.cancel();
+    let _ = renewer.await;
+    let result = match result {
+        Err(RunError::Shutdown) if lost.load(AtomicOrdering::SeqCst) => Err(RunError::LeaseLost),
+        other => other,
+    };
+    end_run(&run, result).await;
+}
+
+async fn end_run(run: &Run, result: Result<Event, RunError>) {
+    let (kind, message, location) = match result {
+        Ok(last) => {
+            match run.finish(last, false, "completed").await {
+                Ok(()) => tracing::info!(
+                    counts = ?run.counts,
+                    secs = run.started.elapsed().as_secs_f64(),
+                    appending_secs = run.append_micros.load(AtomicOrdering::Relaxed) as f64 / 1e6,
+                    "pull completed"
+                ),
+                Err(e) => tracing::warn!(error = ?e, "could not record the end of the pull"),
+            }
+            return;
+        }
+        Err(RunError::Shutdown) => {
+            tracing::info!("shutting down: giving the pull job back");
+            if let Err(e) = store::release_job(&run.ctx.pool, run.run_id.as_str(), &run.owner).await
+            {
+                tracing::warn!(error = %e, "could not give the job back; its lease will run out");
+            }
+            return;
+        }
+        Err(RunError::LeaseLost) => {
+            tracing::warn!("another worker took the pull job over: stopping without writing");
+            return;
+        }
+        Err(RunError::Failed {
+            kind,
+            message,
+            location,
+        }) => (kind, message, location),
+        Err(RunError::Disconnected {
+            reason,
+            provider_message,
+        }) => (
+            FailureKind::Authorization,
+            disconnected_message(run.provider, reason, &provider_message),
+            run.position.clone(),
+        ),
+        Err(RunError::NotConnected) => (
+            FailureKind::Authorization,
+            format!(
+                "{p} was disconnected: syncing has stopped. Reconnect {p} on the Connections page.",
+                p = run.provider
+            ),
+            run.position.clone(),
+        ),
+        Err(RunError::Infra(cause)) => {
+            tracing::error!(error = %cause, "the pull failed on our side");
+            (
+                FailureKind::Internal,
+                "An internal error interrupted the sync; the next sync continues from the last \
+                 checkpoint."
+                    .to_string(),
+                run.position.clone(),
+            )
+        }
+    };
+    let next_attempt_at = match kind {
+        FailureKind::ProviderOutage | FailureKind::RateLimited | FailureKind::Internal => run
+            .ctx
+            .schedule
+            .next_scheduled_sync(run.integration_id())
+            .await
+            .map(rp_platform::contracts::timestamp),
+        _ => None,
+    };
+    tracing::warn!(kind = kind.as_str_name(), %location, %message, "pull failed");
+    let failed = Event::SyncFailed(SyncFailed {
+        sync_run_id: run.run_id.to_string(),
+        kind: kind as i32,
+        step: current_step(run.provider, &run.position) as i32,
+        message,
+        location,
+        next_attempt_at,
+    });
+    if let Err(e) = run.finish(failed, true, kind.as_str_name()).await {
+        tracing::warn!(error = ?e, "could not record the failure; the job will be retried when its lease runs out");
+    }
+}
+
+/// The step a failure happened in, from where the run was.
+fn current_step(provider: Provider, position: &str) -> SyncStep {
+    match provider {
+        Provider::Linkedin if position.starts_with("organizations") => SyncStep::CompanyResolution,
+        Provider::Linkedin => SyncStep::LinkedinPull,
+        Provider::Hubspot | Provider::Salesforce => SyncStep::CrmPull,
+    }
+}
