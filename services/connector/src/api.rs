@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::connect::{Authorization, ConnectFlow, FlowError};
-use crate::domain::{IntegrationId, provider_from_api, provider_to_api};
+use crate::domain::{IntegrationId, Provider};
 use crate::store::ConnectionRow;
 
 #[derive(Clone)]
@@ -84,7 +84,7 @@ pub fn to_api(c: &ConnectionRow) -> Connection {
     Connection {
         integration_id: c.integration_id.to_string(),
         workspace_id: c.workspace_id.to_string(),
-        provider: provider_to_api(c.provider) as i32,
+        provider: c.provider.to_api() as i32,
         status: c.status.to_api() as i32,
         external_account_id: c.external_account_id.clone(),
         scopes: c.scopes.clone(),
@@ -104,7 +104,7 @@ impl Connections for ConnectionsApi {
     ) -> Result<Response<StartConnectResponse>, Status> {
         async {
             let ws = self.authorize(&request, &request.get_ref().workspace_id).await?;
-            let provider = provider_from_api(request.get_ref().provider).ok_or_else(|| {
+            let provider = Provider::from_api(request.get_ref().provider).ok_or_else(|| {
                 grpc::invalid_argument(
                     "provider",
                     format!(

@@ -10,9 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::crypto::Sealed;
-use crate::domain::{
-    ConnectionStatus, DisconnectReason, IntegrationId, Provider, parse_provider_slug, provider_slug,
-};
+use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider};
 
 /// Applies the connector's migrations (beside the platform's; each ignores the other's).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
@@ -50,7 +48,7 @@ fn connection_row(row: &sqlx::postgres::PgRow) -> Result<ConnectionRow, sqlx::Er
     Ok(ConnectionRow {
         integration_id: IntegrationId::new(row.try_get("integration_id")?),
         workspace_id: row.try_get("workspace_id")?,
-        provider: parse_provider_slug(&provider).ok_or_else(|| decode("provider", &provider))?,
+        provider: Provider::from_slug(&provider).ok_or_else(|| decode("provider", &provider))?,
         status: status.parse().map_err(|_| decode("status", &status))?,
         external_account_id: row.try_get("external_account_id")?,
         scopes: row.try_get("scopes")?,
@@ -123,7 +121,7 @@ pub async fn ensure_connection(
     )
     .bind(IntegrationId::generate().as_uuid())
     .bind(workspace_id)
-    .bind(provider_slug(provider))
+    .bind(provider.slug())
     .execute(&mut *conn)
     .await?;
     let sql = format!(
@@ -132,7 +130,7 @@ pub async fn ensure_connection(
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(workspace_id)
-        .bind(provider_slug(provider))
+        .bind(provider.slug())
         .fetch_one(conn)
         .await?;
     connection_row(&row)
@@ -295,7 +293,7 @@ pub async fn insert_state(conn: &mut PgConnection, s: NewState<'_>) -> Result<()
     .bind(s.state_sha256)
     .bind(s.workspace_id)
     .bind(s.integration_id.as_uuid())
-    .bind(provider_slug(s.provider))
+    .bind(s.provider.slug())
     .bind(&s.verifier.key_id)
     .bind(&s.verifier.nonce)
     .bind(&s.verifier.ciphertext)
@@ -359,7 +357,7 @@ pub async fn consume_state(
         return Ok(StateLookup::Expired);
     }
     let provider: String = row.try_get("provider")?;
-    let Some(provider) = parse_provider_slug(&provider) else {
+    let Some(provider) = Provider::from_slug(&provider) else {
         return Ok(StateLookup::Unknown);
     };
     Ok(StateLookup::Valid(StateRow {

@@ -193,11 +193,13 @@ async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {
         (run, e)
     };
     let (run, e) = sync("a");
+    let stream = rp_platform::ids::SyncRunId::parse(&run)
+        .unwrap()
+        .run_stream();
     env.store
-        .append(&format!("syncrun-{run}"), ExpectedVersion::Any, vec![e])
+        .append(&stream, ExpectedVersion::Any, vec![e])
         .await
         .unwrap();
-    let stream = format!("syncrun-{run}");
     eventually(WAIT, "the first sync to complete", || async {
         let events = env.store.read_stream(&stream, 1, 100).await.unwrap();
         events
@@ -223,11 +225,13 @@ async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {
         .await
         .unwrap();
     let (run, e) = sync("b");
+    let stream = rp_platform::ids::SyncRunId::parse(&run)
+        .unwrap()
+        .run_stream();
     env.store
-        .append(&format!("syncrun-{run}"), ExpectedVersion::Any, vec![e])
+        .append(&stream, ExpectedVersion::Any, vec![e])
         .await
         .unwrap();
-    let stream = format!("syncrun-{run}");
     eventually(WAIT, "the revoked sync to fail", || async {
         let events = env.store.read_stream(&stream, 1, 100).await.unwrap();
         events

@@ -17,25 +17,6 @@ use rp_platform::contracts::events::v1 as ev;
 pub use rp_platform::ids::{IntegrationId, SyncRunId};
 pub use rp_platform::provider::Provider;
 
-// Compatibility for callers not yet switched to `Provider`'s own methods (store.rs, api.rs);
-// remove once they call `slug`, `from_slug`, `to_api` and `from_api` directly.
-#[doc(hidden)]
-pub fn provider_slug(p: Provider) -> &'static str {
-    p.slug()
-}
-#[doc(hidden)]
-pub fn parse_provider_slug(s: &str) -> Option<Provider> {
-    Provider::from_slug(s)
-}
-#[doc(hidden)]
-pub fn provider_to_api(p: Provider) -> api::Provider {
-    p.to_api()
-}
-#[doc(hidden)]
-pub fn provider_from_api(value: i32) -> Option<Provider> {
-    Provider::from_api(value)
-}
-
 /// Where a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionStatus {

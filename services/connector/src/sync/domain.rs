@@ -429,9 +429,7 @@ mod tests {
             counts: vec![ObjectCount {
                 object_type: ObjectType::CrmCompany as i32,
                 records,
-                ..Default::default()
             }],
-            ..Default::default()
         })
     }
     fn attribution() -> Event {
@@ -519,7 +517,6 @@ mod tests {
             Event::CompaniesResolved(CompaniesResolved {
                 sync_run_id: RUN.into(),
                 organizations: 4,
-                ..Default::default()
             }),
             step(SyncStep::Matching),
             Event::AccountsMatched(AccountsMatched {
