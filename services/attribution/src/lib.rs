@@ -12,5 +12,4 @@ pub mod domain;
 pub mod drilldown;
 pub mod handlers;
 pub mod rebuild;
-pub mod service;
 pub mod store;
