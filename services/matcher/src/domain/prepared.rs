@@ -2,10 +2,11 @@
 //! arrival (its name normalised, its websites parsed into sites and tenants, its keys hashed),
 //! with all its text in one allocation.
 
+use super::fuzzy::fuzzy_index_keys;
 use super::hash::{KeyHasher, KeyKind, key};
 use super::hosts::{SharedHostKind, is_generic_sub_label, known_shared_host_str};
 use super::model::{CrmAccount, CrmId, LinkedInCompany, LinkedInId};
-use super::names::{NameScratch, compact_key, exact_key, fuzzy_index_keys, normalize_with};
+use super::names::{NameScratch, compact_key, exact_key, normalize_with};
 use super::site::AddressParts;
 
 /// A piece of a record's text.
@@ -22,6 +23,7 @@ pub(super) enum AddrField {
 }
 
 impl AddrField {
+    #[inline]
     pub(super) fn as_str(self) -> &'static str {
         match self {
             AddrField::Domain => "domain",
@@ -52,6 +54,7 @@ pub(super) struct Addr {
 }
 
 impl Addr {
+    #[inline]
     pub(super) fn holds(&self, k: u64) -> bool {
         self.site_key == k || self.tenant_key == Some(k)
     }
@@ -174,36 +177,44 @@ impl Prepared {
         }
     }
 
+    #[inline]
     pub(super) fn s(&self, sp: Span) -> &str {
         let start = sp.start as usize;
         self.text.get(start..start + sp.len as usize).unwrap_or("")
     }
 
+    #[inline]
     pub(super) fn name_raw(&self) -> &str {
         self.s(self.name_raw)
     }
 
+    #[inline]
     pub(super) fn core(&self) -> &str {
         self.s(self.core)
     }
 
+    #[inline]
     pub(super) fn raw(&self, a: &Addr) -> &str {
         self.s(a.raw)
     }
 
+    #[inline]
     pub(super) fn site(&self, a: &Addr) -> &str {
         self.s(a.site)
     }
 
+    #[inline]
     pub(super) fn label(&self, a: &Addr) -> &str {
         let site = self.site(a);
         site.get(..a.label_len as usize).unwrap_or(site)
     }
 
+    #[inline]
     pub(super) fn sub(&self, a: &Addr) -> Option<&str> {
         a.sub.map(|sp| self.s(sp))
     }
 
+    #[inline]
     pub(super) fn site_keys(&self, out: &mut Vec<u64>) {
         for a in self.addrs.iter() {
             out.push(a.site_key);
@@ -262,6 +273,7 @@ fn is_profile_page(site_label: &str, path: &str, names: &[&str]) -> bool {
 
 /// The brand in a site label: without trailing digits and the affixes people add to a name
 /// when it is taken ("acmeinc", "acmegroup", "acmehq", "getacme", "acme24" → "acme").
+#[inline]
 pub(crate) fn label_core(label: &str) -> &str {
     let mut l = label.trim_end_matches(|c: char| c.is_ascii_digit());
     for prefix in ["get", "try", "the", "my", "go"] {
@@ -299,6 +311,7 @@ pub(crate) fn label_core(label: &str) -> &str {
 /// Two site labels name the same brand: equal, or equal once affixes are set aside — the
 /// latter only for brands long enough to be a name: "cwp" + "hq" and "cwp" + "inc" are two
 /// companies' initials as often as one's.
+#[inline]
 pub(super) fn same_brand(a: &str, b: &str) -> bool {
     a == b || {
         let (ca, cb) = (label_core(a), label_core(b));
@@ -316,6 +329,7 @@ fn parse_country(c: Option<&str>) -> Option<[u8; 2]> {
     }
 }
 
+#[inline]
 pub(super) fn country_str(c: &[u8; 2]) -> &str {
     std::str::from_utf8(c).unwrap_or("??")
 }

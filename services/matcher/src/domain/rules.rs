@@ -29,11 +29,11 @@
 
 use rayon::prelude::*;
 
+use super::fuzzy::{FuzzyHit, fuzzy_compare, fuzzy_query_keys, names_related};
 use super::hash::{KeyKind, key};
 use super::hosts::SharedHostKind;
 use super::index::MatchIndex;
 use super::model::{Candidate, CrmId, DecisionKind, LinkedInResult, Match, Method, Review, Score};
-use super::names::{FuzzyHit, fuzzy_compare, fuzzy_query_keys, names_related};
 use super::prepared::{Addr, AddrField, CrmEntry, LiEntry, Prepared, country_str, same_brand};
 use super::trust::{Effective, trust_dep};
 
@@ -42,6 +42,7 @@ pub(super) type Footprint = Vec<u64>;
 
 /// Appends the pieces of a reason, in order (one allocation for the whole reason; `format!`
 /// would make one per piece that is itself formatted).
+#[inline]
 pub(super) fn push_all(out: &mut String, parts: &[&str]) {
     for p in parts {
         out.push_str(p);

@@ -3,9 +3,9 @@
 
 use rayon::prelude::*;
 
+use super::fuzzy::names_related;
 use super::hosts::SharedHostKind;
 use super::index::MatchIndex;
-use super::names::names_related;
 use super::prepared::{Addr, CrmEntry, LiEntry, Prepared};
 use super::rules::{Footprint, push_all};
 
@@ -27,6 +27,7 @@ pub(super) struct Effective<'a> {
 
 impl<'a> Effective<'a> {
     /// The label its owner chose: the tenant label on a shared host, else the site's label.
+    #[inline]
     pub(super) fn label(&self) -> &'a str {
         if self.tenant {
             self.rec.sub(self.addr).unwrap_or("")
@@ -35,6 +36,7 @@ impl<'a> Effective<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn raw(&self) -> &'a str {
         self.rec.raw(self.addr)
     }
@@ -220,6 +222,7 @@ impl MatchIndex {
         }
     }
 
+    #[inline]
     pub(super) fn shared_kind(&self, k: u64) -> Option<SharedHostKind> {
         if self.shared.is_empty() {
             None
@@ -229,6 +232,7 @@ impl MatchIndex {
     }
 
     /// The site of an address that identifies its holder, if any.
+    #[inline]
     pub(super) fn effective<'a>(
         &self,
         rec: &'a Prepared,
