@@ -10,6 +10,8 @@ use rp_platform::contracts::api::v1::{
 use rp_platform::contracts::events::v1::{MatchDecision, MatchDecisionRecorded, envelope::Event};
 use rp_platform::eventlog::{EventStore, ExpectedVersion, NewEvent};
 use rp_platform::grpc;
+use rp_platform::ids::WorkspaceId;
+use rp_platform::paging::{self, PageSize};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
@@ -35,35 +37,59 @@ impl MatchesApi {
     }
 }
 
-fn page_size(n: i32, default: i32, max: i32) -> Result<i64, Status> {
-    match n {
-        0 => Ok(i64::from(default)),
-        n if (1..=max).contains(&n) => Ok(i64::from(n)),
-        _ => Err(grpc::invalid_argument(
-            "page_size",
-            format!("must be between 1 and {max} (0 means {default})"),
-        )),
-    }
-}
+/// ListMatches: 100 matches by default, at most 1000.
+pub const MATCHES_PAGE: PageSize = PageSize::new(100, 1000);
+
+/// ListReviews: 50 review cases by default, at most 500.
+pub const REVIEWS_PAGE: PageSize = PageSize::new(50, 500);
+
+/// The listings' tags in their page tokens ([`rp_platform::paging`]).
+const MATCHES_TAG: &str = "matches-1";
+const REVIEWS_TAG: &str = "reviews-1";
 
 fn db(op: &'static str) -> impl Fn(sqlx::Error) -> Status {
     move |e| grpc::unavailable(op, &e)
 }
 
-/// Page tokens are "<linkedin id>\u{1f}<crm id>" of the last row returned, hex-encoded.
-fn decode_token(t: &str) -> Result<Option<(String, String)>, Status> {
-    if t.is_empty() {
-        return Ok(None);
-    }
-    let bad = || grpc::invalid_argument("page_token", "is not a token this API returned");
-    let bytes = hex::decode(t).map_err(|_| bad())?;
-    let s = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (a, b) = s.split_once('\u{1f}').ok_or_else(bad)?;
-    Ok(Some((a.to_string(), b.to_string())))
+/// ListMatches' next page token: the last row's (LinkedIn id, CRM id), bound to the listing it
+/// came from (workspace and `linkedin_id` filter).
+fn encode_matches_token(ws: WorkspaceId, only: &str, linkedin_id: &str, crm_id: &str) -> String {
+    paging::encode_token(MATCHES_TAG, &[&ws.to_string(), only, linkedin_id, crm_id])
 }
 
-fn encode_token(a: &str, b: &str) -> String {
-    hex::encode(format!("{a}\u{1f}{b}"))
+fn decode_matches_token(
+    token: &str,
+    ws: WorkspaceId,
+    only: &str,
+) -> Result<Option<(String, String)>, Status> {
+    let Some(fields) = paging::decode_token(MATCHES_TAG, token, 4)? else {
+        return Ok(None);
+    };
+    let [token_ws, token_only, linkedin_id, crm_id] = &fields[..] else {
+        return Err(paging::bad_token());
+    };
+    if *token_ws != ws.to_string() || token_only != only {
+        return Err(paging::foreign_token());
+    }
+    Ok(Some((linkedin_id.clone(), crm_id.clone())))
+}
+
+/// ListReviews' next page token: the last row's LinkedIn id, bound to the workspace.
+fn encode_reviews_token(ws: WorkspaceId, linkedin_id: &str) -> String {
+    paging::encode_token(REVIEWS_TAG, &[&ws.to_string(), linkedin_id])
+}
+
+fn decode_reviews_token(token: &str, ws: WorkspaceId) -> Result<Option<String>, Status> {
+    let Some(fields) = paging::decode_token(REVIEWS_TAG, token, 2)? else {
+        return Ok(None);
+    };
+    let [token_ws, linkedin_id] = &fields[..] else {
+        return Err(paging::bad_token());
+    };
+    if *token_ws != ws.to_string() {
+        return Err(paging::foreign_token());
+    }
+    Ok(Some(linkedin_id.clone()))
 }
 
 #[tonic::async_trait]
@@ -74,16 +100,16 @@ impl matches_server::Matches for MatchesApi {
     ) -> Result<Response<ListMatchesResponse>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.get_ref();
-        let ws = caller.authorize(&r.workspace_id)?.to_string();
-        let limit = page_size(r.page_size, 100, 1000)?;
-        let after = decode_token(&r.page_token)?;
+        let ws = caller.authorize(&r.workspace_id)?;
+        let limit = MATCHES_PAGE.parse(r.page_size)?;
         let only = r.linkedin_id.trim();
+        let after = decode_matches_token(&r.page_token, ws, only)?;
         let rows: Vec<(String, String, i32, f64, String)> = sqlx::query_as(
             "SELECT linkedin_id, crm_id, method, score, reason FROM matcher_matches WHERE workspace_id = $1 \
              AND ($2 = '' OR linkedin_id = $2) AND (linkedin_id, crm_id) > ($3, $4) \
              ORDER BY linkedin_id, crm_id LIMIT $5",
         )
-        .bind(&ws)
+        .bind(ws.to_string())
         .bind(only)
         .bind(after.as_ref().map_or("", |a| a.0.as_str()))
         .bind(after.as_ref().map_or("", |a| a.1.as_str()))
@@ -104,7 +130,7 @@ impl matches_server::Matches for MatchesApi {
             })
             .collect();
         let next_page_token = match matches.last() {
-            Some(m) if more => encode_token(&m.linkedin_id, &m.crm_id),
+            Some(m) if more => encode_matches_token(ws, only, &m.linkedin_id, &m.crm_id),
             _ => String::new(),
         };
         Ok(Response::new(ListMatchesResponse {
@@ -119,16 +145,16 @@ impl matches_server::Matches for MatchesApi {
     ) -> Result<Response<ListReviewsResponse>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.get_ref();
-        let ws = caller.authorize(&r.workspace_id)?.to_string();
-        let limit = page_size(r.page_size, 50, 500)?;
-        let after = decode_token(&r.page_token)?;
+        let ws = caller.authorize(&r.workspace_id)?;
+        let limit = REVIEWS_PAGE.parse(r.page_size)?;
+        let after = decode_reviews_token(&r.page_token, ws)?;
         let rows: Vec<(String, String, serde_json::Value, Option<String>)> = sqlx::query_as(
             "SELECT r.linkedin_id, r.reason, r.candidates, l.name FROM matcher_reviews r \
              LEFT JOIN matcher_linkedin l ON l.workspace_id = r.workspace_id AND l.linkedin_id = r.linkedin_id \
              WHERE r.workspace_id = $1 AND r.linkedin_id > $2 ORDER BY r.linkedin_id LIMIT $3",
         )
-        .bind(&ws)
-        .bind(after.as_ref().map_or("", |a| a.0.as_str()))
+        .bind(ws.to_string())
+        .bind(after.as_deref().unwrap_or(""))
         .bind(limit + 1)
         .fetch_all(&self.pool)
         .await
@@ -158,7 +184,7 @@ impl matches_server::Matches for MatchesApi {
             })
             .collect();
         let next_page_token = match reviews.last() {
-            Some(r) if more => encode_token(&r.linkedin_id, ""),
+            Some(r) if more => encode_reviews_token(ws, &r.linkedin_id),
             _ => String::new(),
         };
         Ok(Response::new(ListReviewsResponse {
@@ -173,7 +199,7 @@ impl matches_server::Matches for MatchesApi {
     ) -> Result<Response<RecordDecisionResponse>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.get_ref();
-        let ws = caller.authorize(&r.workspace_id)?.to_string();
+        let ws = caller.authorize(&r.workspace_id)?;
         let linkedin_id = LinkedInId::parse(&r.linkedin_id)
             .map_err(|e| grpc::invalid_argument("linkedin_id", e))?;
         let crm_id = CrmId::parse(&r.crm_id).map_err(|e| grpc::invalid_argument("crm_id", e))?;
@@ -187,7 +213,7 @@ impl matches_server::Matches for MatchesApi {
             ));
         }
         let event = NewEvent::new(
-            ws.clone(),
+            ws.to_string(),
             Event::MatchDecisionRecorded(MatchDecisionRecorded {
                 linkedin_id: linkedin_id.to_string(),
                 crm_id: crm_id.to_string(),
@@ -197,11 +223,72 @@ impl matches_server::Matches for MatchesApi {
         );
         let id = event.event_id;
         self.store
-            .append(&format!("matches-{ws}"), ExpectedVersion::Any, vec![event])
+            .append(&ws.matches_stream(), ExpectedVersion::Any, vec![event])
             .await
             .map_err(|e| grpc::unavailable("recording the decision", &e))?;
         Ok(Response::new(RecordDecisionResponse {
             event_id: id.to_string(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(n: u128) -> WorkspaceId {
+        WorkspaceId::new(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn tokens_round_trip_within_their_listing() {
+        let t = encode_matches_token(ws(1), "li-1", "li-1", "crm-9");
+        assert_eq!(
+            decode_matches_token(&t, ws(1), "li-1").unwrap(),
+            Some(("li-1".to_string(), "crm-9".to_string()))
+        );
+        assert_eq!(decode_matches_token("", ws(1), "").unwrap(), None);
+        let t = encode_reviews_token(ws(1), "li-2");
+        assert_eq!(
+            decode_reviews_token(&t, ws(1)).unwrap(),
+            Some("li-2".to_string())
+        );
+    }
+
+    #[test]
+    fn tokens_of_another_listing_or_garbage_are_refused_naming_the_field() {
+        let matches = encode_matches_token(ws(1), "", "a", "b");
+        let reviews = encode_reviews_token(ws(1), "a");
+        let foreign = [
+            decode_matches_token(&matches, ws(2), "").unwrap_err(),
+            decode_matches_token(&matches, ws(1), "a").unwrap_err(),
+            decode_reviews_token(&reviews, ws(2)).unwrap_err(),
+        ];
+        for e in foreign {
+            assert_eq!(e.message(), paging::foreign_token().message());
+        }
+        let bad = [
+            decode_matches_token(&reviews, ws(1), "").unwrap_err(),
+            decode_reviews_token(&matches, ws(1)).unwrap_err(),
+            decode_matches_token("zz", ws(1), "").unwrap_err(),
+        ];
+        for e in bad {
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().starts_with("page_token: "), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn page_sizes_keep_their_defaults_and_maxima() {
+        assert_eq!(MATCHES_PAGE.parse(0).unwrap(), 100);
+        assert_eq!(MATCHES_PAGE.parse(1000).unwrap(), 1000);
+        assert_eq!(REVIEWS_PAGE.parse(0).unwrap(), 50);
+        assert_eq!(REVIEWS_PAGE.parse(500).unwrap(), 500);
+        for e in [
+            MATCHES_PAGE.parse(1001).unwrap_err(),
+            REVIEWS_PAGE.parse(501).unwrap_err(),
+        ] {
+            assert!(e.message().starts_with("page_size: "), "{}", e.message());
+        }
     }
 }
