@@ -22,6 +22,7 @@ use rp_platform::contracts::events::v1::{
     envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
+use rp_platform::ids::{SyncRunId, WorkspaceId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -37,21 +38,21 @@ pub const CHANGES_PER_EVENT: usize = 2_000;
 
 #[derive(Default)]
 pub struct Matcher {
-    cache: Mutex<HashMap<String, (i64, MatchIndex)>>,
+    cache: Mutex<HashMap<WorkspaceId, (i64, MatchIndex)>>,
 }
 
 impl Matcher {
-    fn take_cached(&self, ws: &str, version: i64) -> Option<MatchIndex> {
+    fn take_cached(&self, ws: WorkspaceId, version: i64) -> Option<MatchIndex> {
         let mut cache = self.cache.lock().ok()?;
-        match cache.remove(ws) {
+        match cache.remove(&ws) {
             Some((v, idx)) if v == version => Some(idx),
             _ => None,
         }
     }
 
-    fn put_cached(&self, ws: &str, version: i64, idx: MatchIndex) {
+    fn put_cached(&self, ws: WorkspaceId, version: i64, idx: MatchIndex) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(ws.to_string(), (version, idx));
+            cache.insert(ws, (version, idx));
         }
     }
 
@@ -59,7 +60,7 @@ impl Matcher {
     async fn rematch(
         &self,
         ctx: &mut HandlerContext,
-        ws: &str,
+        ws: WorkspaceId,
         extra: Vec<Change>,
     ) -> Result<Vec<MatchChange>, HandlerError> {
         let tx = &mut *ctx.tx;
@@ -94,8 +95,8 @@ impl Matcher {
     async fn matching_step(
         &self,
         ctx: &mut HandlerContext,
-        ws: &str,
-        run: &str,
+        ws: WorkspaceId,
+        run: &SyncRunId,
     ) -> Result<(), HandlerError> {
         let started = ctx.new_event(Event::SyncStepStarted(SyncStepStarted {
             sync_run_id: run.to_string(),
@@ -104,15 +105,16 @@ impl Matcher {
         let changes = self.rematch(ctx, ws, Vec::new()).await?;
         let (matched, review) = store::totals(&mut ctx.tx, ws).await?;
         let mut events = vec![started];
-        events.extend(accounts_matched(ctx, run, changes, matched, review));
-        ctx.emit(format!("syncrun-{run}"), ExpectedVersion::Any, events);
+        events.extend(accounts_matched(ctx, Some(run), changes, matched, review));
+        ctx.emit(run.run_stream(), ExpectedVersion::Any, events);
         Ok(())
     }
 }
 
+/// AccountsMatched for `changes`, in parts; `run` is None for decisions made outside a run.
 fn accounts_matched(
     ctx: &HandlerContext,
-    run: &str,
+    run: Option<&SyncRunId>,
     changes: Vec<MatchChange>,
     matched: i64,
     review: i64,
@@ -131,7 +133,7 @@ fn accounts_matched(
         .enumerate()
         .map(|(i, changes)| {
             ctx.new_event(Event::AccountsMatched(AccountsMatched {
-                sync_run_id: run.to_string(),
+                sync_run_id: run.map_or_else(String::new, SyncRunId::to_string),
                 changes,
                 matched: matched.max(0) as u64,
                 needs_review: review.max(0) as u64,
@@ -145,7 +147,7 @@ fn accounts_matched(
 /// new ones, and returns the differences.
 async fn diff_and_store(
     tx: &mut sqlx::PgConnection,
-    ws: &str,
+    ws: WorkspaceId,
     index: &MatchIndex,
     affected: Option<&[String]>,
 ) -> Result<Vec<MatchChange>, HandlerError> {
@@ -221,22 +223,30 @@ impl Handler for Matcher {
         ctx: &mut HandlerContext,
         event: &RecordedEvent,
     ) -> Result<(), HandlerError> {
-        let ws = event.workspace_id().to_string();
-        match event.event() {
-            Some(Event::RecordsPulled(r)) => {
+        // An event type newer than this reader: nothing to do.
+        let Some(body) = event.event() else {
+            return Ok(());
+        };
+        let ws = WorkspaceId::parse(event.workspace_id()).map_err(|why| {
+            HandlerError::Reject(format!("{}: workspace_id {why}", event.event_type()))
+        })?;
+        match body {
+            Event::RecordsPulled(r) => {
                 if r.object_type == ObjectType::LinkedinOrganization as i32 {
-                    store::upsert_organizations(&mut ctx.tx, &ws, &r.organizations).await?;
+                    store::upsert_organizations(&mut ctx.tx, ws, &r.organizations).await?;
                 } else if r.object_type == ObjectType::CrmCompany as i32 {
-                    store::upsert_companies(&mut ctx.tx, &ws, &r.companies).await?;
+                    store::upsert_companies(&mut ctx.tx, ws, &r.companies).await?;
                 }
             }
-            Some(Event::CompaniesResolved(c)) => {
-                self.matching_step(ctx, &ws, &c.sync_run_id).await?
+            Event::CompaniesResolved(c) => {
+                let run = sync_run_id(event, &c.sync_run_id)?;
+                self.matching_step(ctx, ws, &run).await?
             }
-            Some(Event::PullCompleted(p)) if p.step == SyncStep::CrmPull as i32 => {
-                self.matching_step(ctx, &ws, &p.sync_run_id).await?
+            Event::PullCompleted(p) if p.step == SyncStep::CrmPull as i32 => {
+                let run = sync_run_id(event, &p.sync_run_id)?;
+                self.matching_step(ctx, ws, &run).await?
             }
-            Some(Event::MatchDecisionRecorded(d)) => {
+            Event::MatchDecisionRecorded(d) => {
                 let (Ok(linkedin_id), Ok(crm_id), Some(kind)) = (
                     LinkedInId::parse(&d.linkedin_id),
                     CrmId::parse(&d.crm_id),
@@ -252,16 +262,22 @@ impl Handler for Matcher {
                     crm_id,
                     kind,
                 };
-                store::save_decision(&mut ctx.tx, &ws, &decision, &d.decided_by).await?;
+                store::save_decision(&mut ctx.tx, ws, &decision, &d.decided_by).await?;
                 let changes = self
-                    .rematch(ctx, &ws, vec![Change::Decide(decision)])
+                    .rematch(ctx, ws, vec![Change::Decide(decision)])
                     .await?;
-                let (matched, review) = store::totals(&mut ctx.tx, &ws).await?;
-                let events = accounts_matched(ctx, "", changes, matched, review);
-                ctx.emit(format!("matches-{ws}"), ExpectedVersion::Any, events);
+                let (matched, review) = store::totals(&mut ctx.tx, ws).await?;
+                let events = accounts_matched(ctx, None, changes, matched, review);
+                ctx.emit(ws.matches_stream(), ExpectedVersion::Any, events);
             }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// The sync run an event names, parsed once here; an event without a usable one is refused.
+fn sync_run_id(event: &RecordedEvent, raw: &str) -> Result<SyncRunId, HandlerError> {
+    SyncRunId::parse(raw)
+        .map_err(|why| HandlerError::Reject(format!("{}: {why}", event.event_type())))
 }

@@ -5,6 +5,7 @@ use crate::domain::{
     LinkedInResult, MatchConfig, MatchIndex, Method,
 };
 use rp_platform::contracts::events::v1::{CrmCompany, MatchDecision, MatchMethod, Organization};
+use rp_platform::ids::WorkspaceId;
 use sqlx::PgConnection;
 
 /// Applies the service's migrations (beside the platform's).
@@ -21,7 +22,7 @@ fn opt(s: &str) -> Option<String> {
 
 pub async fn upsert_organizations(
     conn: &mut PgConnection,
-    ws: &str,
+    ws: WorkspaceId,
     orgs: &[Organization],
 ) -> Result<(), sqlx::Error> {
     let orgs: Vec<&Organization> = orgs
@@ -38,7 +39,7 @@ pub async fn upsert_organizations(
          ON CONFLICT (workspace_id, linkedin_id) DO UPDATE SET name = EXCLUDED.name, vanity_name = EXCLUDED.vanity_name, \
            website = EXCLUDED.website, country = EXCLUDED.country, dirty = true",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .bind(orgs.iter().map(|o| o.id.trim().to_string()).collect::<Vec<_>>())
     .bind(orgs.iter().map(|o| o.name.clone()).collect::<Vec<_>>())
     .bind(orgs.iter().map(|o| opt(&o.vanity_name)).collect::<Vec<_>>())
@@ -51,7 +52,7 @@ pub async fn upsert_organizations(
 
 pub async fn upsert_companies(
     conn: &mut PgConnection,
-    ws: &str,
+    ws: WorkspaceId,
     companies: &[CrmCompany],
 ) -> Result<(), sqlx::Error> {
     let cs: Vec<&CrmCompany> = companies
@@ -69,7 +70,7 @@ pub async fn upsert_companies(
          ON CONFLICT (workspace_id, crm_id) DO UPDATE SET name = EXCLUDED.name, domain = EXCLUDED.domain, \
            website = EXCLUDED.website, country = EXCLUDED.country, deleted = EXCLUDED.deleted, dirty = true",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .bind(cs.iter().map(|c| c.id.trim().to_string()).collect::<Vec<_>>())
     .bind(cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
     .bind(cs.iter().map(|c| opt(&c.domain)).collect::<Vec<_>>())
@@ -109,7 +110,7 @@ pub fn method_code(m: Method) -> i32 {
 
 pub async fn save_decision(
     conn: &mut PgConnection,
-    ws: &str,
+    ws: WorkspaceId,
     d: &Decision,
     by: &str,
 ) -> Result<(), sqlx::Error> {
@@ -118,7 +119,7 @@ pub async fn save_decision(
          ON CONFLICT (workspace_id, linkedin_id, crm_id) DO UPDATE SET decision = EXCLUDED.decision, \
            decided_by = EXCLUDED.decided_by, decided_at = now()",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .bind(d.linkedin_id.as_str())
     .bind(d.crm_id.as_str())
     .bind(decision_code(d.kind))
@@ -129,20 +130,20 @@ pub async fn save_decision(
 }
 
 /// Locks the workspace's matching state for this transaction and returns its version.
-pub async fn lock_workspace(conn: &mut PgConnection, ws: &str) -> Result<i64, sqlx::Error> {
+pub async fn lock_workspace(conn: &mut PgConnection, ws: WorkspaceId) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO matcher_workspaces (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(ws)
+        .bind(ws.to_string())
         .execute(&mut *conn)
         .await?;
     sqlx::query_scalar("SELECT version FROM matcher_workspaces WHERE workspace_id = $1 FOR UPDATE")
-        .bind(ws)
+        .bind(ws.to_string())
         .fetch_one(conn)
         .await
 }
 
-pub async fn bump_version(conn: &mut PgConnection, ws: &str) -> Result<i64, sqlx::Error> {
+pub async fn bump_version(conn: &mut PgConnection, ws: WorkspaceId) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("UPDATE matcher_workspaces SET version = version + 1 WHERE workspace_id = $1 RETURNING version")
-        .bind(ws)
+        .bind(ws.to_string())
         .fetch_one(conn)
         .await
 }
@@ -185,23 +186,26 @@ fn li_company(r: LiRow) -> Option<LinkedInCompany> {
 
 /// Builds the workspace's index from every stored record and decision (and marks the records
 /// clean: the index now reflects them).
-pub async fn load_index(conn: &mut PgConnection, ws: &str) -> Result<MatchIndex, sqlx::Error> {
+pub async fn load_index(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+) -> Result<MatchIndex, sqlx::Error> {
     let crm: Vec<CrmRow> = sqlx::query_as(
         "SELECT crm_id, name, domain, website, country, deleted FROM matcher_crm WHERE workspace_id = $1 AND NOT deleted",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
     let li: Vec<LiRow> = sqlx::query_as(
         "SELECT linkedin_id, name, vanity_name, website, country FROM matcher_linkedin WHERE workspace_id = $1",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
     let decisions: Vec<(String, String, i32)> = sqlx::query_as(
         "SELECT linkedin_id, crm_id, decision FROM matcher_decisions WHERE workspace_id = $1",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
     clear_dirty(conn, ws).await?;
@@ -225,32 +229,35 @@ pub async fn load_index(conn: &mut PgConnection, ws: &str) -> Result<MatchIndex,
     ))
 }
 
-async fn clear_dirty(conn: &mut PgConnection, ws: &str) -> Result<(), sqlx::Error> {
+async fn clear_dirty(conn: &mut PgConnection, ws: WorkspaceId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE matcher_crm SET dirty = false WHERE workspace_id = $1 AND dirty")
-        .bind(ws)
+        .bind(ws.to_string())
         .execute(&mut *conn)
         .await?;
     sqlx::query("UPDATE matcher_linkedin SET dirty = false WHERE workspace_id = $1 AND dirty")
-        .bind(ws)
+        .bind(ws.to_string())
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
 /// The records changed since the last matching step, as index changes (and marks them clean).
-pub async fn take_dirty(conn: &mut PgConnection, ws: &str) -> Result<Vec<Change>, sqlx::Error> {
+pub async fn take_dirty(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+) -> Result<Vec<Change>, sqlx::Error> {
     let crm: Vec<CrmRow> = sqlx::query_as(
         "UPDATE matcher_crm SET dirty = false WHERE workspace_id = $1 AND dirty \
          RETURNING crm_id, name, domain, website, country, deleted",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
     let li: Vec<LiRow> = sqlx::query_as(
         "UPDATE matcher_linkedin SET dirty = false WHERE workspace_id = $1 AND dirty \
          RETURNING linkedin_id, name, vanity_name, website, country",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
     let mut changes = Vec::with_capacity(crm.len() + li.len());
@@ -283,14 +290,14 @@ pub struct StoredMatch {
 /// The stored matches of these LinkedIn companies (all of the workspace's when `ids` is None).
 pub async fn stored_matches(
     conn: &mut PgConnection,
-    ws: &str,
+    ws: WorkspaceId,
     ids: Option<&[String]>,
 ) -> Result<Vec<(String, StoredMatch)>, sqlx::Error> {
     let rows: Vec<(String, String, i32, f64, String)> = sqlx::query_as(
         "SELECT linkedin_id, crm_id, method, score, reason FROM matcher_matches \
          WHERE workspace_id = $1 AND ($2::text[] IS NULL OR linkedin_id = ANY($2)) ORDER BY linkedin_id, crm_id",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .bind(ids)
     .fetch_all(conn)
     .await?;
@@ -313,17 +320,17 @@ pub async fn stored_matches(
 /// Replaces the stored results of the given LinkedIn companies.
 pub async fn replace_results(
     conn: &mut PgConnection,
-    ws: &str,
+    ws: WorkspaceId,
     ids: &[String],
     results: &[&LinkedInResult],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM matcher_matches WHERE workspace_id = $1 AND linkedin_id = ANY($2)")
-        .bind(ws)
+        .bind(ws.to_string())
         .bind(ids)
         .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM matcher_reviews WHERE workspace_id = $1 AND linkedin_id = ANY($2)")
-        .bind(ws)
+        .bind(ws.to_string())
         .bind(ids)
         .execute(&mut *conn)
         .await?;
@@ -333,7 +340,7 @@ pub async fn replace_results(
             "INSERT INTO matcher_matches (workspace_id, linkedin_id, crm_id, method, score, reason) \
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::int[], $5::float8[], $6::text[])",
         )
-        .bind(ws)
+        .bind(ws.to_string())
         .bind(matches.iter().map(|m| m.linkedin_id.to_string()).collect::<Vec<_>>())
         .bind(matches.iter().map(|m| m.crm_id.to_string()).collect::<Vec<_>>())
         .bind(matches.iter().map(|m| method_code(m.method)).collect::<Vec<_>>())
@@ -357,7 +364,7 @@ pub async fn replace_results(
             "INSERT INTO matcher_reviews (workspace_id, linkedin_id, reason, candidates) \
              SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::jsonb[])",
         )
-        .bind(ws)
+        .bind(ws.to_string())
         .bind(
             reviews
                 .iter()
@@ -388,16 +395,16 @@ fn candidate_json(c: &Candidate) -> serde_json::Value {
 }
 
 /// (LinkedIn companies with a match, LinkedIn companies needing review).
-pub async fn totals(conn: &mut PgConnection, ws: &str) -> Result<(i64, i64), sqlx::Error> {
+pub async fn totals(conn: &mut PgConnection, ws: WorkspaceId) -> Result<(i64, i64), sqlx::Error> {
     let matched: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT linkedin_id) FROM matcher_matches WHERE workspace_id = $1",
     )
-    .bind(ws)
+    .bind(ws.to_string())
     .fetch_one(&mut *conn)
     .await?;
     let review: i64 =
         sqlx::query_scalar("SELECT count(*) FROM matcher_reviews WHERE workspace_id = $1")
-            .bind(ws)
+            .bind(ws.to_string())
             .fetch_one(conn)
             .await?;
     Ok((matched, review))
