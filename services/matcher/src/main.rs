@@ -1,10 +1,11 @@
 //! `matcher`: `matcher match ...` runs the batch command line; `matcher` or `matcher serve`
-//! runs the service.
+//! runs the service until SIGTERM/SIGINT.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use matcher::cli::{Cli, Command};
+use rp_platform::runtime::Service;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,11 +26,19 @@ fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(matcher::service::run()) {
+    match runtime.block_on(run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("matcher: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = matcher::Config::from_env()?;
+    let mut svc = Service::start("matcher").await?;
+    let grpc = matcher::start(&mut svc, &config).await?;
+    tracing::info!(%grpc, "matcher serving");
+    svc.wait().await
 }

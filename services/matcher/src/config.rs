@@ -1,0 +1,23 @@
+//! Configuration from the environment. A malformed value stops the service at startup with an
+//! error that names the variable.
+
+use rp_platform::config::{ConfigError, parse_or};
+use std::net::SocketAddr;
+
+/// The service's own settings (the platform's come from `PlatformConfig`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `MATCHER_GRPC_ADDR` (default `127.0.0.1:50052`).
+    pub grpc_addr: SocketAddr,
+}
+
+impl Config {
+    pub const DEFAULT_GRPC_ADDR: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50052);
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            grpc_addr: parse_or("MATCHER_GRPC_ADDR", Self::DEFAULT_GRPC_ADDR)?,
+        })
+    }
+}
