@@ -24,8 +24,8 @@ lint:
 ## Benchmarks; figures go to docs/benchmarks.md by hand, with machine and date.
 bench: infra
 	$(CARGO) bench -p rp-platform --bench spine
-	$(CARGO) run --release -p matcher --bin matcher-bench
-	$(CARGO) run --release -p connector --bin connector-bench
+	$(CARGO) bench -p matcher --bench matcher-bench
+	$(CARGO) bench -p connector --bench connector-bench
 	$(CARGO) test --release -p attribution --test scale -- --ignored --nocapture
 	$(CARGO) build --release --workspace --bins
 	bash infra/cycle-bench.sh
