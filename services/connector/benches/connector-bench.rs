@@ -699,20 +699,6 @@ async fn large(
     Ok(())
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let n = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{n} cores ({cpu})")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench` to every bench target; it means nothing here.
@@ -745,7 +731,7 @@ async fn main() -> anyhow::Result<()> {
     let mut report = vec![format!(
         "Measured {} on {}, release build, sandbox in the bench process, each pull in its own process, PostgreSQL local.\n",
         chrono::Utc::now().format("%Y-%m-%d"),
-        machine()
+        rp_platform::testing::machine()
     )];
     let rss = typical(&mut report).await?;
     if !skip_limited {

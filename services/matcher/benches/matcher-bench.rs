@@ -517,18 +517,9 @@ fn main() {
         rp_platform::telemetry::init_for_tests();
     }
     let n = args.companies;
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "machine: {cores} cores ({cpu}), rayon threads {}",
+        "machine: {}, rayon threads {}",
+        rp_platform::testing::machine(),
         rayon::current_num_threads()
     );
 

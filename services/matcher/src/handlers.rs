@@ -227,9 +227,7 @@ impl Handler for Matcher {
         let Some(body) = event.event() else {
             return Ok(());
         };
-        let ws = WorkspaceId::parse(event.workspace_id()).map_err(|why| {
-            HandlerError::Reject(format!("{}: workspace_id {why}", event.event_type()))
-        })?;
+        let ws = rp_platform::consumer::workspace_of(event)?;
         match body {
             Event::RecordsPulled(r) => {
                 if r.object_type == ObjectType::LinkedinOrganization as i32 {

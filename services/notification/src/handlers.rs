@@ -13,7 +13,6 @@ use rp_platform::contracts::events::v1::{
     self as ev, NotificationRaised, NotificationResolved, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
-use rp_platform::ids::WorkspaceId;
 use rp_platform::provider::Provider;
 use uuid::Uuid;
 
@@ -94,9 +93,7 @@ impl Handler for NotificationHandler {
         let Some(body) = event.event() else {
             return Ok(());
         };
-        let workspace_id = WorkspaceId::parse(event.workspace_id()).map_err(|why| {
-            HandlerError::Reject(format!("{}: workspace_id {why}", event.event_type()))
-        })?;
+        let workspace_id = rp_platform::consumer::workspace_of(event)?;
         let integration_id = event.meta().integration_id.clone();
 
         let named = store::provider_in(body);

@@ -133,21 +133,8 @@ async fn main() {
         out.push(s);
     };
     say(format!(
-        "machine: {} cores, {}; date {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(
-                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
-                    .split(':')
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string())
-            )
-            .unwrap_or_default(),
+        "machine: {}; date {}",
+        rp_platform::testing::machine(),
         chrono::Utc::now().format("%Y-%m-%d")
     ));
 

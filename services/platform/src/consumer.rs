@@ -129,6 +129,13 @@ impl HandlerError {
     }
 }
 
+/// The workspace an event belongs to, parsed once at the consumer's edge; an event without a
+/// workspace UUID will never be handled, so it is rejected (dead-lettered) with the reason.
+pub fn workspace_of(event: &RecordedEvent) -> Result<crate::ids::WorkspaceId, HandlerError> {
+    crate::ids::WorkspaceId::parse(event.workspace_id())
+        .map_err(|why| HandlerError::Reject(format!("{}: workspace_id {why}", event.event_type())))
+}
+
 /// What a handler gets besides the event: the transaction its writes must use, and a way to
 /// emit events that commit with them.
 pub struct HandlerContext {

@@ -332,3 +332,18 @@ pub fn authed<T>(key: &str, msg: T) -> tonic::Request<T> {
     }
     r
 }
+
+/// The machine a benchmark ran on, for its report: `2 cores (AMD EPYC ...)`.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({cpu})")
+}
