@@ -5,7 +5,7 @@
 //! instead of waiting.
 
 use chrono::{DateTime, Utc};
-use connector::sync::schedule::ManualClock;
+use connector::sync::schedule::{DailySchedule, ManualClock};
 use connector::sync::scheduler::{Scheduler, SchedulerConfig};
 use e2e::{APP, SandboxData, Sizes, System, WAIT};
 use rp_platform::contracts::api::v1 as api;
@@ -195,8 +195,20 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
         .expect("SetSyncSchedule")
         .into_inner();
     let slot = t(&set.next_scheduled_sync_at).expect("next slot");
-    let clock = ManualClock::new(slot - chrono::Duration::seconds(30));
+    // That day's LinkedIn sync comes first, at its own time (the daily cycle's order).
+    let li_health = s.health_of(&linkedin, |_| true).await;
+    let li_slot = DailySchedule::parse(
+        &li_health.schedule_local_time,
+        &li_health.schedule_time_zone,
+    )
+    .expect("LinkedIn's schedule")
+    .last_slot_at_or_before(slot);
+    let clock = ManualClock::new(li_slot + chrono::Duration::seconds(5));
     let scheduler = scheduler(&s, &clock);
+    for run in scheduler.tick().await.expect("tick").started {
+        assert_eq!(s.finished_run(run.as_str()).await.state, "completed");
+    }
+    clock.set(slot - chrono::Duration::seconds(30));
     assert!(
         scheduler.tick().await.expect("tick").started.is_empty(),
         "not before its time"
@@ -427,5 +439,83 @@ async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and
         .filter(|n| n.kind == api::NotificationKind::SyncInterrupted as i32)
         .count();
     assert_eq!(interruptions, 1, "one notification per incident");
+    s.stop().await;
+}
+
+/// "Each sync cycle processes your integrations in a fixed sequence so that each step has fresh
+/// data to work with": LinkedIn engagement and company resolution, then the CRM pull, matching and
+/// attribution. With the default times LinkedIn comes first; a CRM sync whose time comes while the
+/// same day's LinkedIn sync is due or running waits for it, so matching and attribution run on both
+/// fresh pulls (docs/sync.md, "The daily cycle's order").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_cycle_pulls_linkedin_before_the_crm() {
+    let s = System::start(PLAN, &SANDBOX).await;
+    let hubspot = s.connect(api::Provider::Hubspot).await;
+    let linkedin = s.connect(api::Provider::Linkedin).await;
+
+    // The defaults keep LinkedIn first.
+    let li = s.health_of(&linkedin, |_| true).await;
+    let crm = s.health_of(&hubspot, |_| true).await;
+    assert!(
+        li.schedule_local_time < crm.schedule_local_time,
+        "default times: LinkedIn {} before HubSpot {}",
+        li.schedule_local_time,
+        crm.schedule_local_time
+    );
+
+    // The user puts both at the same time: the CRM still waits for LinkedIn.
+    let mut slot = None;
+    for id in [&hubspot, &linkedin] {
+        let set = s
+            .sync
+            .clone()
+            .set_sync_schedule(s.req(api::SetSyncScheduleRequest {
+                integration_id: id.clone(),
+                local_time: "07:15".into(),
+                time_zone: "Europe/Berlin".into(),
+            }))
+            .await
+            .expect("SetSyncSchedule")
+            .into_inner();
+        slot = t(&set.next_scheduled_sync_at);
+    }
+    let slot = slot.expect("the next slot");
+    let clock = ManualClock::new(slot + chrono::Duration::seconds(5));
+    let scheduler = scheduler(&s, &clock);
+    let first = scheduler.tick().await.expect("tick");
+    assert_eq!(first.started.len(), 1, "LinkedIn alone starts: {first:?}");
+    assert_eq!(first.held, 1, "HubSpot waits: {first:?}");
+    let li_run = first.started[0].clone();
+
+    // The scheduler keeps ticking; HubSpot starts only once LinkedIn's sync has finished.
+    let crm_run = eventually(WAIT, "HubSpot's scheduled sync to start", || async {
+        let tick = scheduler.tick().await.expect("tick");
+        assert!(tick.started.len() <= 1, "{tick:?}");
+        tick.started.into_iter().next()
+    })
+    .await;
+    let log = s.events().await;
+    let position = |pred: &dyn Fn(&rp_platform::eventlog::RecordedEvent) -> bool| {
+        log.iter()
+            .find(|e| pred(e))
+            .map(|e| e.position)
+            .expect("the event is in the log")
+    };
+    let li_done = position(&|e| {
+        e.event_type() == "SyncCompleted" && e.meta().correlation_id == li_run.as_str()
+    });
+    let crm_requested = position(&|e| {
+        e.event_type() == "SyncRequested" && e.meta().correlation_id == crm_run.as_str()
+    });
+    assert!(
+        li_done < crm_requested,
+        "LinkedIn's sync finished (at {li_done}) before HubSpot's was requested (at {crm_requested})"
+    );
+    let run = s.finished_run(crm_run.as_str()).await;
+    assert_eq!(run.state, "completed", "{run:?}");
+    assert_eq!(
+        run.trigger,
+        rp_platform::contracts::events::v1::SyncTrigger::Scheduled as i32
+    );
     s.stop().await;
 }

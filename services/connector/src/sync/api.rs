@@ -209,6 +209,9 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
             Event::SyncScheduleSet(SyncScheduleSet {
                 local_time: schedule.local_time_string(),
                 time_zone: schedule.zone_name().to_string(),
+                next_scheduled_sync_at: Some(rp_platform::contracts::timestamp(
+                    schedule.next_slot_after(now),
+                )),
             }),
         )
         .integration(owned.id.to_string());

@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use rp_platform::provider::Provider;
 use std::sync::{Arc, Mutex};
 
 /// Where "now" comes from.
@@ -79,11 +80,17 @@ impl DailySchedule {
         Ok(Self { local_time, zone })
     }
 
-    /// The default for a new integration: a time between 02:00 and 05:59 UTC, spread by the
-    /// integration id so that integrations do not all sync in the same minute.
-    pub fn default_for(integration_id: &str) -> Self {
+    /// The default for a new integration, spread by the integration id so that integrations do
+    /// not all sync in the same minute: LinkedIn between 02:00 and 03:59 UTC, a CRM between 04:00
+    /// and 05:59 UTC, so that with the defaults a workspace's daily cycle pulls LinkedIn first
+    /// (docs/sync.md, "The daily cycle's order"). No provider known: 02:00 to 05:59.
+    pub fn default_for(integration_id: &str, provider: Option<Provider>) -> Self {
         let h = fnv(integration_id);
-        let minutes = 120 + (h % 240);
+        let minutes = match provider {
+            Some(Provider::Linkedin) => 120 + (h % 120),
+            Some(Provider::Hubspot | Provider::Salesforce) => 240 + (h % 120),
+            None => 120 + (h % 240),
+        };
         Self {
             local_time: NaiveTime::from_hms_opt(minutes / 60, minutes % 60, 0)
                 .unwrap_or(NaiveTime::MIN),
@@ -190,6 +197,28 @@ pub fn due(
             at: now + jitter,
         }
     }
+}
+
+/// What the workspace's LinkedIn integration is doing, as a CRM slot sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkedinState {
+    /// Its own slot has come and is not handled yet (it is about to be requested).
+    pub due: bool,
+    /// A run of it is live.
+    pub running: bool,
+}
+
+/// The daily cycle's order: a CRM integration's scheduled sync whose slot comes while the same
+/// workspace's LinkedIn sync is due or running waits for it, so that matching and attribution run
+/// on both fresh pulls; it starts at the first tick after the LinkedIn sync ends. The wait lasts
+/// at most `max_hold` after the slot, so a stuck LinkedIn run never starves the CRM.
+pub fn crm_waits(
+    linkedin: Option<LinkedinState>,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+    max_hold: ChronoDuration,
+) -> bool {
+    linkedin.is_some_and(|l| (l.due || l.running) && now - slot < max_hold)
 }
 
 /// The catch-up jitter of a workspace: a stable spread over `spread`.
@@ -305,12 +334,50 @@ mod tests {
 
     #[test]
     fn default_times_are_spread_and_stable() {
-        let a = DailySchedule::default_for("a");
-        assert_eq!(a, DailySchedule::default_for("a"));
+        let a = DailySchedule::default_for("a", None);
+        assert_eq!(a, DailySchedule::default_for("a", None));
         let hours: std::collections::HashSet<u32> = (0..50)
-            .map(|i| chrono::Timelike::hour(&DailySchedule::default_for(&i.to_string()).local_time))
+            .map(|i| {
+                chrono::Timelike::hour(&DailySchedule::default_for(&i.to_string(), None).local_time)
+            })
             .collect();
         assert!(hours.iter().all(|h| (2..6).contains(h)));
         assert!(hours.len() > 1);
+    }
+
+    #[test]
+    fn with_the_defaults_linkedin_comes_before_the_crm_every_day() {
+        for i in 0..500 {
+            let id = format!("integration-{i}");
+            let li = DailySchedule::default_for(&id, Some(Provider::Linkedin)).local_time;
+            for crm in [Provider::Hubspot, Provider::Salesforce] {
+                let c = DailySchedule::default_for(&id, Some(crm)).local_time;
+                assert!(li < c, "{li} vs {c}");
+                assert!(chrono::Timelike::hour(&c) >= 4 && chrono::Timelike::hour(&c) <= 5);
+            }
+            assert!(chrono::Timelike::hour(&li) >= 2 && chrono::Timelike::hour(&li) <= 3);
+        }
+    }
+
+    #[test]
+    fn a_crm_slot_waits_while_linkedin_is_due_or_running_and_not_for_ever() {
+        let slot = utc("2026-12-01T04:30:00Z");
+        let hold = ChronoDuration::hours(3);
+        let now = slot + ChronoDuration::minutes(1);
+        let due = LinkedinState {
+            due: true,
+            running: false,
+        };
+        let running = LinkedinState {
+            due: false,
+            running: true,
+        };
+        assert!(crm_waits(Some(due), slot, now, hold));
+        assert!(crm_waits(Some(running), slot, now, hold));
+        // LinkedIn done for the day, or no LinkedIn integration: the CRM goes.
+        assert!(!crm_waits(Some(LinkedinState::default()), slot, now, hold));
+        assert!(!crm_waits(None, slot, now, hold));
+        // A LinkedIn run stuck for longer than the hold no longer holds the CRM.
+        assert!(!crm_waits(Some(running), slot, slot + hold, hold));
     }
 }

@@ -2,12 +2,14 @@
 //! integration's sync when its slot comes (or once after downtime), exactly once per slot.
 
 use super::handlers::{RequestError, SyncRequest, request_sync_in};
-use super::schedule::{self, Clock, Due};
+use super::schedule::{self, Clock, Due, LinkedinState};
 use super::store;
 use chrono::Duration as ChronoDuration;
 use rp_platform::contracts::events::v1::SyncTrigger;
 use rp_platform::ids::SyncRunId;
+use rp_platform::provider::Provider;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +23,8 @@ pub struct SchedulerConfig {
     pub on_time_grace: ChronoDuration,
     /// Catch-up syncs after downtime are spread over this (default 15 min).
     pub catch_up_spread: ChronoDuration,
+    /// How long a CRM slot waits at most for the same workspace's LinkedIn sync (default 3 h).
+    pub max_hold: ChronoDuration,
 }
 
 impl Default for SchedulerConfig {
@@ -29,6 +33,7 @@ impl Default for SchedulerConfig {
             tick: Duration::from_secs(30),
             on_time_grace: ChronoDuration::minutes(15),
             catch_up_spread: ChronoDuration::minutes(15),
+            max_hold: super::domain::MAX_RUN_AGE,
         }
     }
 }
@@ -46,6 +51,8 @@ pub struct TickReport {
     pub started: Vec<SyncRunId>,
     pub joined: Vec<SyncRunId>,
     pub deferred: usize,
+    /// CRM slots waiting for their workspace's LinkedIn sync (the daily cycle's order).
+    pub held: usize,
 }
 
 impl<C: Clock> Scheduler<C> {
@@ -68,7 +75,25 @@ impl<C: Clock> Scheduler<C> {
     pub async fn tick(&self) -> Result<TickReport, RequestError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
-        for i in store::connected_integrations(&self.pool).await? {
+        let integrations = store::connected_integrations(&self.pool).await?;
+        // What each workspace's LinkedIn sync is doing, for the daily cycle's order.
+        let mut linkedin: HashMap<&str, LinkedinState> = HashMap::new();
+        for i in integrations
+            .iter()
+            .filter(|i| i.provider == Some(Provider::Linkedin))
+        {
+            let due = schedule::due(
+                &i.schedule,
+                i.handled_slot,
+                now,
+                self.config.on_time_grace,
+                ChronoDuration::zero(),
+            ) != Due::No;
+            let state = linkedin.entry(i.workspace.as_str()).or_default();
+            state.due |= due;
+            state.running |= i.running;
+        }
+        for i in &integrations {
             let jitter = schedule::jitter_for(&i.workspace, self.config.catch_up_spread);
             let (slot, trigger) = match schedule::due(
                 &i.schedule,
@@ -94,6 +119,12 @@ impl<C: Clock> Scheduler<C> {
                     (slot, SyncTrigger::CatchUp)
                 }
             };
+            let is_crm = matches!(i.provider, Some(Provider::Hubspot | Provider::Salesforce));
+            let workspace_linkedin = linkedin.get(i.workspace.as_str()).copied();
+            if is_crm && schedule::crm_waits(workspace_linkedin, slot, now, self.config.max_hold) {
+                report.held += 1;
+                continue;
+            }
             let mut tx = self.pool.begin().await?;
             // Exactly once per slot, whatever the number of replicas: lock, re-check, mark.
             if !store::claim_slot(&mut tx, i.integration, slot).await? {

@@ -12,6 +12,7 @@ use rp_platform::contracts::events::v1::ConnectionDisconnected;
 use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::{self, ReadError};
 use rp_platform::ids::{IntegrationId, SyncRunId, WorkspaceId};
+use rp_platform::provider::Provider;
 use sqlx::{PgConnection, PgPool};
 
 /// The PostgreSQL NOTIFY channel that tells watchers a workspace's health changed.
@@ -111,7 +112,7 @@ pub async fn ensure_integration(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let id = integration.to_string();
-    let schedule = DailySchedule::default_for(&id);
+    let schedule = DailySchedule::default_for(&id, facts.provider);
     sqlx::query(
         "INSERT INTO sync_integrations (integration_id, workspace_id, provider, connected, \
              schedule_local_time, schedule_time_zone, handled_slot) \
@@ -217,9 +218,12 @@ pub async fn set_schedule(
 pub struct Scheduled {
     pub integration: IntegrationId,
     pub workspace: String,
+    pub provider: Option<Provider>,
     pub schedule: DailySchedule,
     pub handled_slot: Option<DateTime<Utc>>,
     pub catch_up_at: Option<DateTime<Utc>>,
+    /// A run of it is live (requested or running).
+    pub running: bool,
 }
 
 /// Every connected integration with a valid schedule.
@@ -227,28 +231,35 @@ pub async fn connected_integrations(pool: &PgPool) -> Result<Vec<Scheduled>, sql
     type Row = (
         String,
         String,
+        i32,
         String,
         String,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
+        bool,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT integration_id, workspace_id, schedule_local_time, schedule_time_zone, handled_slot, catch_up_at \
+        "SELECT integration_id, workspace_id, provider, schedule_local_time, schedule_time_zone, handled_slot, \
+                catch_up_at, active_run_id IS NOT NULL \
          FROM sync_integrations WHERE connected ORDER BY integration_id",
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, workspace, t, z, handled_slot, catch_up_at)| {
-            Some(Scheduled {
-                integration: IntegrationId::parse(&id).ok()?,
-                workspace,
-                schedule: DailySchedule::parse(&t, &z).ok()?,
-                handled_slot,
-                catch_up_at,
-            })
-        })
+        .filter_map(
+            |(id, workspace, provider, t, z, handled_slot, catch_up_at, running)| {
+                Some(Scheduled {
+                    integration: IntegrationId::parse(&id).ok()?,
+                    workspace,
+                    provider: Provider::from_event(provider),
+                    schedule: DailySchedule::parse(&t, &z).ok()?,
+                    handled_slot,
+                    catch_up_at,
+                    running,
+                })
+            },
+        )
         .collect())
 }
 
