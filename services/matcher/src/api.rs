@@ -92,6 +92,43 @@ fn decode_reviews_token(token: &str, ws: WorkspaceId) -> Result<Option<String>, 
     Ok(Some(linkedin_id.clone()))
 }
 
+/// The characters of the ids the matcher keeps (LinkedIn organization ids and URNs, HubSpot and
+/// Salesforce record ids): ASCII letters, digits and `-`, `_`, `.`, `:`.
+fn id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+}
+
+/// At most this many characters of a refused id are quoted back.
+const ECHO_CHARS: usize = 12;
+
+/// A company id of a decision, parsed at the edge: trimmed, 1 to 256 characters of
+/// [`id_char`]. A refusal names the field and quotes at most [`ECHO_CHARS`] characters of it.
+fn company_id<T, E: std::fmt::Display>(
+    field: &'static str,
+    raw: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, Status> {
+    let refuse = |why: String| {
+        let shown: String = raw.trim().chars().take(ECHO_CHARS).collect();
+        let more = if raw.trim().chars().count() > ECHO_CHARS {
+            "…"
+        } else {
+            ""
+        };
+        grpc::invalid_argument(
+            field,
+            format!("{why} (got {shown:?}{more}); use an id from ListMatches or ListReviews"),
+        )
+    };
+    let id = parse(raw).map_err(|e| refuse(e.to_string()))?;
+    if !raw.trim().chars().all(id_char) {
+        return Err(refuse(
+            "must be a company id: letters, digits, '-', '_', '.' or ':'".into(),
+        ));
+    }
+    Ok(id)
+}
+
 #[tonic::async_trait]
 impl matches_server::Matches for MatchesApi {
     async fn list_matches(
@@ -200,9 +237,8 @@ impl matches_server::Matches for MatchesApi {
         let caller = self.caller(&request).await?;
         let r = request.get_ref();
         let ws = caller.authorize(&r.workspace_id)?;
-        let linkedin_id = LinkedInId::parse(&r.linkedin_id)
-            .map_err(|e| grpc::invalid_argument("linkedin_id", e))?;
-        let crm_id = CrmId::parse(&r.crm_id).map_err(|e| grpc::invalid_argument("crm_id", e))?;
+        let linkedin_id = company_id("linkedin_id", &r.linkedin_id, LinkedInId::parse)?;
+        let crm_id = company_id("crm_id", &r.crm_id, CrmId::parse)?;
         if !matches!(
             MatchDecision::try_from(r.decision),
             Ok(MatchDecision::Confirm | MatchDecision::Reject | MatchDecision::Link)
@@ -210,6 +246,30 @@ impl matches_server::Matches for MatchesApi {
             return Err(grpc::invalid_argument(
                 "decision",
                 "must be CONFIRM, REJECT or LINK",
+            ));
+        }
+        // Only companies of the caller's workspace: an unknown id and another workspace's get
+        // the same answer, which names neither.
+        let (linkedin_known, crm_known): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM matcher_linkedin WHERE workspace_id = $1 AND linkedin_id = $2), \
+                    EXISTS (SELECT 1 FROM matcher_crm WHERE workspace_id = $1 AND crm_id = $3 AND NOT deleted)",
+        )
+        .bind(ws.to_string())
+        .bind(linkedin_id.as_str())
+        .bind(crm_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("recording the decision"))?;
+        if !linkedin_known {
+            return Err(grpc::not_found(
+                "linkedin_id: no LinkedIn company with this id has been synced into this workspace; \
+                 use an id from ListMatches or ListReviews",
+            ));
+        }
+        if !crm_known {
+            return Err(grpc::not_found(
+                "crm_id: no CRM account with this id has been synced into this workspace; use an \
+                 id from ListMatches or ListReviews",
             ));
         }
         let event = NewEvent::new(

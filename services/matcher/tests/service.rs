@@ -572,3 +572,148 @@ async fn a_company_deleted_in_the_crm_loses_its_matches() {
     assert_eq!(crm, vec!["crm-1"]);
     w.stop().await;
 }
+
+/// A decision may only name companies of the caller's workspace, as the matcher knows them
+/// (`matcher_linkedin`, `matcher_crm`): a malformed id is INVALID_ARGUMENT naming the field and
+/// echoing at most a short prefix; a well-formed id that is not a company of the workspace,
+/// including another workspace's, is NOT_FOUND with the same answer as an unknown id. Nothing is
+/// stored for a refused decision: no event, no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_on_ids_that_are_not_companies_of_the_workspace_are_refused_and_store_nothing() {
+    let w = World::new().await;
+    w.pull(
+        "run-1",
+        vec![org("li-1", "Acme Robotics", "https://www.acmerobotics.com")],
+        vec![company("crm-1", "ACME Robotics, Inc.", "acmerobotics.com")],
+    )
+    .await;
+    // Another workspace's companies.
+    let (other, _) = rp_platform::testing::workspace_with_key(&w.env, "growth").await;
+    let other = other.to_string();
+    for e in [
+        Event::RecordsPulled(RecordsPulled {
+            sync_run_id: "run-b".into(),
+            object_type: ObjectType::LinkedinOrganization as i32,
+            organizations: vec![org("li-b", "Bravo", "https://bravo.example")],
+            ..Default::default()
+        }),
+        Event::RecordsPulled(RecordsPulled {
+            sync_run_id: "run-b".into(),
+            object_type: ObjectType::CrmCompany as i32,
+            companies: vec![company("crm-b", "Bravo", "bravo.example")],
+            ..Default::default()
+        }),
+    ] {
+        w.env
+            .store
+            .append(
+                "records-run-b",
+                ExpectedVersion::Any,
+                vec![NewEvent::new(other.clone(), e).correlation("run-b".to_string())],
+            )
+            .await
+            .unwrap();
+    }
+    eventually(
+        WAIT,
+        "both workspaces' companies in the projection",
+        || async {
+            let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM matcher_linkedin) + (SELECT count(*) FROM matcher_crm)",
+        )
+        .fetch_one(&w.env.pool)
+        .await
+        .unwrap();
+            (n == 4).then_some(())
+        },
+    )
+    .await;
+
+    let decide = |linkedin_id: &str, crm_id: &str| {
+        let mut c = w.client.clone();
+        let req = w.req(RecordDecisionRequest {
+            workspace_id: w.ws.clone(),
+            linkedin_id: linkedin_id.into(),
+            crm_id: crm_id.into(),
+            decision: MatchDecision::Link as i32,
+        });
+        async move { c.record_decision(req).await }
+    };
+    let sql = "x'); DELETE FROM matcher_decisions; --";
+    let long = "9".repeat(300);
+    let malformed = [
+        (sql, "crm-1", "linkedin_id"),
+        ("li 1", "crm-1", "linkedin_id"),
+        ("li-1\n", "crm-1\u{0}", "crm_id"),
+        ("li-1", "<script>", "crm_id"),
+        (long.as_str(), "crm-1", "linkedin_id"),
+        ("li-1", long.as_str(), "crm_id"),
+    ];
+    for (li, crm, field) in malformed {
+        let e = decide(li, crm).await.unwrap_err();
+        assert_eq!(
+            e.code(),
+            tonic::Code::InvalidArgument,
+            "{li:?} {crm:?}: {e:?}"
+        );
+        assert!(
+            e.message().starts_with(&format!("{field}: ")),
+            "{li:?} {crm:?}: {}",
+            e.message()
+        );
+        assert!(!e.message().contains("matcher_decisions"), "{}", e.message());
+        assert!(!e.message().contains(&"9".repeat(40)), "{}", e.message());
+        assert!(e.message().len() < 200, "{}", e.message());
+    }
+
+    let unknown_li = decide("li-unknown", "crm-1").await.unwrap_err();
+    let unknown_crm = decide("li-1", "crm-unknown").await.unwrap_err();
+    assert_eq!(unknown_li.code(), tonic::Code::NotFound, "{unknown_li:?}");
+    assert_eq!(unknown_crm.code(), tonic::Code::NotFound, "{unknown_crm:?}");
+    assert!(unknown_li.message().starts_with("linkedin_id: "));
+    assert!(unknown_crm.message().starts_with("crm_id: "));
+    let zero = uuid::Uuid::nil().to_string();
+    for (li, crm, like) in [
+        ("not-a-uuid", "crm-1", &unknown_li),
+        (zero.as_str(), "crm-1", &unknown_li),
+        ("li-1", zero.as_str(), &unknown_crm),
+        ("li-1", "crm-bogus", &unknown_crm),
+        // Another workspace's companies: exactly as unknown, nothing about them revealed.
+        ("li-b", "crm-1", &unknown_li),
+        ("li-1", "crm-b", &unknown_crm),
+        ("li-b", "crm-b", &unknown_li),
+    ] {
+        let e = decide(li, crm).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::NotFound, "{li:?} {crm:?}: {e:?}");
+        assert_eq!(e.message(), like.message(), "{li:?} {crm:?}");
+    }
+
+    let decisions_recorded = || async {
+        let events: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'MatchDecisionRecorded'",
+        )
+        .fetch_one(&w.env.pool)
+        .await
+        .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM matcher_decisions")
+            .fetch_one(&w.env.pool)
+            .await
+            .unwrap();
+        (events, rows)
+    };
+    assert_eq!(
+        decisions_recorded().await,
+        (0, 0),
+        "a refusal stores nothing"
+    );
+
+    // The workspace's own companies are still decided on (and that is what gets stored).
+    decide(" li-1 ", "crm-1").await.unwrap();
+    let stored = eventually(WAIT, "the decision applied", || async {
+        let r = decisions_recorded().await;
+        (r.1 == 1).then_some(r)
+    })
+    .await;
+    assert_eq!(stored, (1, 1));
+    w.stop().await;
+}
