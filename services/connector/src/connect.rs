@@ -17,7 +17,10 @@ use crate::clients::Clients;
 use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state};
 use crate::store::{self, ConnectionRow, StateLookup};
+use crate::sync::domain::ConnectionFacts;
+use crate::sync::store as sync_store;
 use crate::vault::{self, Cause, Vault, VaultError};
+use rp_platform::ids::WorkspaceId;
 
 /// Why a connections request could not be done; api.rs maps these to gRPC codes.
 #[derive(Debug, thiserror::Error)]
@@ -452,14 +455,30 @@ impl ConnectFlow {
         };
         let reconnected = row.status == ConnectionStatus::Disconnected;
         if let Some(event) = event {
+            let facts = ConnectionFacts {
+                provider: Some(provider),
+                connected: true,
+            };
+            let ws = WorkspaceId::new(st.workspace_id);
+            sync_store::lock_integration(&mut tx, id, ws, &facts, Utc::now())
+                .await
+                .map_err(|e| infra(op)(&e))?;
             eventlog::append_in(
                 &mut tx,
                 &id.connection_stream(),
                 ExpectedVersion::Any,
-                vec![NewEvent::new(st.workspace_id.to_string(), event).integration(id.to_string())],
+                vec![
+                    NewEvent::new(st.workspace_id.to_string(), event.clone())
+                        .integration(id.to_string()),
+                ],
             )
             .await
             .map_err(|e: AppendError| infra(op)(&e))?;
+            // The health projection too, in this transaction: the page the browser lands on
+            // says Connected at once, without waiting for the orchestrator.
+            sync_store::project_connection(&mut tx, id, ws, &event, Utc::now())
+                .await
+                .map_err(|e| infra(op)(&e))?;
         }
         tx.commit().await.map_err(|e| infra(op)(&e))?;
         tracing::info!(integration_id = %id, %provider, reconnected, "authorization completed");

@@ -27,6 +27,9 @@ use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId};
 use crate::providers::oauth::TokenSet;
 use crate::store;
+use crate::sync::domain::ConnectionFacts;
+use crate::sync::store as sync_store;
+use rp_platform::ids::WorkspaceId;
 
 /// What is sealed in a vault row.
 #[derive(Serialize, Deserialize)]
@@ -304,15 +307,19 @@ pub async fn disconnect_in(
     }
     store::mark_disconnected(conn, row.integration_id, reason, provider_message).await?;
     store::delete_tokens(conn, row.integration_id).await?;
-    let mut event = NewEvent::new(
-        row.workspace_id.to_string(),
-        Event::ConnectionDisconnected(ConnectionDisconnected {
-            provider: row.provider.to_event() as i32,
-            reason: reason.to_event() as i32,
-            provider_message: provider_message.to_string(),
-        }),
-    )
-    .integration(row.integration_id.to_string());
+    let disconnected = Event::ConnectionDisconnected(ConnectionDisconnected {
+        provider: row.provider.to_event() as i32,
+        reason: reason.to_event() as i32,
+        provider_message: provider_message.to_string(),
+    });
+    let mut event = NewEvent::new(row.workspace_id.to_string(), disconnected.clone())
+        .integration(row.integration_id.to_string());
+    let ws = WorkspaceId::new(row.workspace_id);
+    let facts = ConnectionFacts {
+        provider: Some(row.provider),
+        connected: false,
+    };
+    sync_store::lock_integration(conn, row.integration_id, ws, &facts, Utc::now()).await?;
     if !cause.correlation_id.is_empty() {
         event = event
             .correlation(cause.correlation_id.clone())
@@ -325,5 +332,8 @@ pub async fn disconnect_in(
         vec![event],
     )
     .await?;
+    // The health projection too, in this transaction: whoever disconnected (or whatever sync
+    // found the grant refused) reads Disconnected at once, without waiting for the orchestrator.
+    sync_store::project_connection(conn, row.integration_id, ws, &disconnected, Utc::now()).await?;
     Ok(true)
 }

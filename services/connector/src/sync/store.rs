@@ -9,6 +9,7 @@ use super::schedule::DailySchedule;
 use chrono::{DateTime, Utc};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1::ConnectionDisconnected;
+use rp_platform::contracts::events::v1::envelope::Event;
 use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::{self, ReadError};
 use rp_platform::ids::{IntegrationId, SyncRunId, WorkspaceId};
@@ -153,6 +154,13 @@ pub async fn set_connected(
     provider: i32,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    if matches!(
+        latest_connection_event(conn, integration).await?,
+        Some(Event::ConnectionDisconnected(_))
+    ) {
+        // A later disconnection is already in the log (and, written with it, in this row).
+        return Ok(());
+    }
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT schedule_local_time, schedule_time_zone FROM sync_integrations WHERE integration_id = $1",
     )
@@ -179,6 +187,13 @@ pub async fn set_disconnected(
     integration: IntegrationId,
     d: &ConnectionDisconnected,
 ) -> Result<(), sqlx::Error> {
+    match latest_connection_event(conn, integration).await? {
+        Some(Event::ConnectionDisconnected(latest)) if latest != *d => return Ok(()),
+        Some(Event::ConnectionConnected(_) | Event::ConnectionReconnected(_)) => return Ok(()),
+        // This disconnection is the connection's latest word (or the log has none: a caller
+        // that did not append one).
+        _ => {}
+    }
     sqlx::query(
         "UPDATE sync_integrations SET connected = false, provider = $2, disconnect_reason = $3, provider_message = $4, \
          catch_up_at = NULL, updated_at = now() WHERE integration_id = $1",
@@ -190,6 +205,83 @@ pub async fn set_disconnected(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Locks the integration's row, then reads the connection's latest ConnectionConnected /
+/// ConnectionReconnected / ConnectionDisconnected from its stream (the truth). [`set_connected`]
+/// and [`set_disconnected`] apply an event only while it is still that latest word, so the
+/// orchestrator catching up on an older event never undoes a later one the connector already
+/// wrote (see [`project_connection`]). The lock comes first: a connector transaction that
+/// appended a later event holds it until it commits, and the read after it sees that event.
+async fn latest_connection_event(
+    conn: &mut PgConnection,
+    integration: IntegrationId,
+) -> Result<Option<Event>, sqlx::Error> {
+    lock_active_run(conn, integration).await?;
+    let events = eventlog::read_whole_stream_in(conn, &integration.connection_stream())
+        .await
+        .map_err(|e| match e {
+            ReadError::Database(e) => e,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })?;
+    Ok(events
+        .iter()
+        .rev()
+        .filter_map(|e| e.event())
+        .find(|e| {
+            matches!(
+                e,
+                Event::ConnectionConnected(_)
+                    | Event::ConnectionReconnected(_)
+                    | Event::ConnectionDisconnected(_)
+            )
+        })
+        .cloned())
+}
+
+/// Makes sure the integration has a row and locks it, before the caller appends a connection
+/// event it will [`project_connection`]: every command takes the row's lock before the log's
+/// append lock (as a sync request does), so the two never wait on each other in opposite orders.
+pub async fn lock_integration(
+    conn: &mut PgConnection,
+    integration: IntegrationId,
+    workspace: WorkspaceId,
+    facts: &ConnectionFacts,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    ensure_integration(conn, integration, workspace, facts, now).await?;
+    lock_active_run(conn, integration).await?;
+    Ok(())
+}
+
+/// Writes a connection event into the health projection in the transaction that appends it (the
+/// connector's connect, reconnect and disconnect; after [`lock_integration`] and the append), and
+/// tells the health watchers, so whoever acted reads their action at once. The orchestrator
+/// applies the same event later through the same functions, which then change nothing. Other
+/// events are ignored.
+pub async fn project_connection(
+    conn: &mut PgConnection,
+    integration: IntegrationId,
+    workspace: WorkspaceId,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let (provider, connected) = match event {
+        Event::ConnectionConnected(c) => (c.provider, true),
+        Event::ConnectionReconnected(c) => (c.provider, true),
+        Event::ConnectionDisconnected(d) => (d.provider, false),
+        _ => return Ok(()),
+    };
+    let facts = ConnectionFacts {
+        provider: Provider::from_event(provider),
+        connected,
+    };
+    ensure_integration(conn, integration, workspace, &facts, now).await?;
+    match event {
+        Event::ConnectionDisconnected(d) => set_disconnected(conn, integration, d).await?,
+        _ => set_connected(conn, integration, provider, now).await?,
+    }
+    notify(conn, &workspace.to_string()).await
 }
 
 /// A new daily time, applying from the next slot: changing it never fires a catch-up.
