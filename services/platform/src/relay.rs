@@ -3,10 +3,14 @@
 //! * Exactly one relay publishes at a time: every service process runs one, and they elect a
 //!   leader with a PostgreSQL session advisory lock (released by the server when the leader's
 //!   connection dies).
-//! * It publishes a page, waits for every JetStream ack, and only then moves its checkpoint
-//!   (`relay_checkpoints`). A crash between publish and checkpoint republishes the page on restart;
-//!   JetStream drops those duplicates by `Nats-Msg-Id` (= event id) inside the dedup window, and
-//!   consumers are idempotent by event id beyond it.
+//! * It publishes a page in log order, waits for the JetStream acks in order, and moves its
+//!   checkpoint (`relay_checkpoints`) past the acknowledged prefix. A crash between publish and
+//!   checkpoint republishes from there on restart; JetStream drops those duplicates by
+//!   `Nats-Msg-Id` (= event id) inside the dedup window, and consumers are idempotent by event id
+//!   beyond it.
+//! * Never out of order: each event after a page's first names its predecessor as the stream's
+//!   expected last message, so when the broker loses one in flight, none after it is stored, and
+//!   the relay resumes at the first event not acknowledged ([`publish_in_order`]).
 //! * It wakes on `LISTEN rp_events` (a trigger notifies on every append) and polls as a fallback.
 
 use crate::bus::{self, BusConfig, BusError};
@@ -103,7 +107,9 @@ impl Relay {
     }
 
     /// Publishes every event after the checkpoint, page by page, moving the checkpoint after each
-    /// fully acknowledged page. Returns how many events it published.
+    /// acknowledged prefix. Returns how many events it published. On a failed publish it saves
+    /// what was acknowledged before the failure and returns the error: the next round resumes at
+    /// the first event the stream may not hold, so nothing after it can land first.
     pub async fn publish_pending(&self) -> Result<u64, RelayError> {
         let mut from = self.checkpoint().await?;
         let mut total = 0;
@@ -112,13 +118,19 @@ impl Relay {
                 .store
                 .read_all(from, self.page, &ReadFilter::default())
                 .await?;
-            let Some(last) = page.last().map(|e| e.position) else {
+            if page.is_empty() {
                 return Ok(total);
-            };
-            publish_page(&self.js, &self.bus, &page, false).await?;
-            self.save_checkpoint(last).await?;
-            total += page.len() as u64;
-            from = last;
+            }
+            let published = publish_in_order(&self.js, &self.bus, &page).await;
+            if published.acked > 0 {
+                let last = page[published.acked - 1].position;
+                self.save_checkpoint(last).await?;
+                total += published.acked as u64;
+                from = last;
+            }
+            if let Some(e) = published.error {
+                return Err(e.into());
+            }
         }
     }
 
@@ -180,8 +192,77 @@ impl Relay {
     }
 }
 
+/// What publishing a page in order did.
+#[derive(Debug)]
+pub struct InOrder {
+    /// How many events, from the page's start, JetStream acknowledged (stored or duplicate).
+    pub acked: usize,
+    pub duplicates: u64,
+    /// Why it stopped before the end of the page.
+    pub error: Option<BusError>,
+}
+
+/// Publishes a page in log order, pipelined, and waits for the acks in order, stopping at the
+/// first failure. Every event after the page's first says which event must be the stream's last
+/// (`Nats-Expected-Last-Msg-Id`: the event before it), so when the broker loses one in flight
+/// (a crash, a cut connection), none after it is stored; the caller resumes at the first event
+/// not acknowledged, which carries no expectation. A duplicate (already stored, inside the dedup
+/// window) is acknowledged as such. Another publisher in between (a replay) only makes the next
+/// event fail its expectation, and the caller resumes there.
+pub async fn publish_in_order(
+    js: &jetstream::Context,
+    cfg: &BusConfig,
+    page: &[RecordedEvent],
+) -> InOrder {
+    let mut acks = Vec::with_capacity(page.len());
+    let mut error = None;
+    let mut previous: Option<&str> = None;
+    for e in page {
+        let subject = cfg.subject(e.workspace_id(), e.event_type());
+        let (mut headers, body) = bus::message_for(e, false);
+        if let Some(prev) = previous {
+            headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, prev);
+        }
+        previous = Some(e.meta().event_id.as_str());
+        match js.publish_with_headers(subject.clone(), headers, body).await {
+            Ok(ack) => acks.push((subject, ack)),
+            Err(err) => {
+                error = Some(BusError::Publish {
+                    subject,
+                    message: err.to_string(),
+                });
+                break;
+            }
+        }
+    }
+    let mut done = InOrder {
+        acked: 0,
+        duplicates: 0,
+        error: None,
+    };
+    for (subject, ack) in acks {
+        match ack.await {
+            Ok(ack) => {
+                done.acked += 1;
+                done.duplicates += u64::from(ack.duplicate);
+            }
+            Err(err) => {
+                // Later acks are not counted: the resumed round sends them again, after this one.
+                done.error = Some(BusError::Publish {
+                    subject,
+                    message: err.to_string(),
+                });
+                return done;
+            }
+        }
+    }
+    done.error = error;
+    done
+}
+
 /// Publishes a page of events and waits for every ack. Returns how many JetStream reported as
-/// duplicates.
+/// duplicates. For replays: republished events are marked as such, and their order relative to
+/// live traffic does not matter to consumers (they skip what they already handled).
 pub async fn publish_page(
     js: &jetstream::Context,
     cfg: &BusConfig,

@@ -347,3 +347,72 @@ pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cores} cores ({cpu})")
 }
+
+/// A nats-server of the test's own (another port, its own store), for tests that restart or
+/// kill the broker: the machine's shared server is never touched.
+pub struct PrivateNats {
+    pub port: u16,
+    store: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    /// Starts `nats-server -js` on a free port with a fresh store directory, and waits until it
+    /// accepts connections.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("a free port: {e}"));
+        let store = std::env::temp_dir().join(format!("rp-nats-{}", uuid::Uuid::new_v4().simple()));
+        let mut nats = Self {
+            port,
+            store,
+            child: None,
+        };
+        nats.restart_process().await;
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server with SIGKILL (no goodbye to clients) and starts it again on the same port
+    /// and store, as a crashed broker coming back.
+    pub async fn crash_and_restart(&mut self) {
+        self.kill();
+        self.restart_process().await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn restart_process(&mut self) {
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nats-server: {e} (is it installed? infra/dev-up.sh)"));
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        eventually(std::time::Duration::from_secs(20), "nats-server to listen", || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
+        })
+        .await;
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
