@@ -137,7 +137,7 @@ async fn clock_advance(State(s): State<AppState>, raw: String) -> Response {
     if delta < 0 {
         return err(StatusCode::BAD_REQUEST, "the clock only moves forward");
     }
-    s.clock.advance(delta);
+    s.advance_clock(delta);
     clock(State(s)).await
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -168,6 +169,10 @@ pub struct SandboxConfig {
     pub salesforce_batch_size: usize,
     /// Request log capacity (oldest entries are dropped).
     pub request_log_capacity: usize,
+    /// Where the sandbox keeps what a real provider never forgets across a restart: its OAuth
+    /// state (grants, refresh and access tokens, pending authorization codes) and its clock.
+    /// Loaded at start, rewritten atomically whenever it changes. `None` = in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -192,6 +197,7 @@ impl Default for SandboxConfig {
             hubspot_search_cap: 10_000,
             salesforce_batch_size: 2_000,
             request_log_capacity: 200_000,
+            state_dir: None,
         }
     }
 }

@@ -21,6 +21,7 @@ mod hubspot;
 mod layers;
 mod linkedin;
 mod oauth;
+mod persist;
 mod restli;
 mod salesforce;
 mod state;
@@ -59,11 +60,16 @@ impl Sandbox {
         let anchor = config
             .anchor
             .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let restored = match &config.state_dir {
+            Some(dir) => Some(persist::StateDir::open(dir, config.anchor)?),
+            None => None,
+        };
         let (seed, sizes) = (config.seed, config.sizes);
         let world = tokio::task::spawn_blocking(move || data::generate(seed, sizes, anchor))
             .await
             .context("generating sandbox data")?;
-        let state: AppState = std::sync::Arc::new(Inner::new(config, base_url.clone(), world));
+        let state: AppState =
+            std::sync::Arc::new(Inner::new(config, base_url.clone(), world, restored));
         let app = app(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

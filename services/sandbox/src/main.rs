@@ -48,6 +48,10 @@ struct Args {
     /// Salesforce daily API request limit, or "off".
     #[arg(long, env = "SANDBOX_SALESFORCE_DAILY_LIMIT", default_value = "100000")]
     salesforce_daily_limit: String,
+    /// Keep the OAuth state (grants, tokens, codes) and the clock in this directory across
+    /// restarts; unset = in memory only.
+    #[arg(long, env = "SANDBOX_STATE_DIR")]
+    state_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_rate(s: &str) -> anyhow::Result<Option<RateLimit>> {
@@ -97,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
                     .context("salesforce daily limit must be a number or off")?,
             )
         },
+        state_dir: args.state_dir.filter(|d| !d.as_os_str().is_empty()),
         ..SandboxConfig::default()
     };
     let started = std::time::Instant::now();

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -19,7 +20,7 @@ use crate::util::{form_get, parse_form, percent_encode, random_token};
 
 const REFRESH_TTL_MS: i64 = 365 * 86_400_000;
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct CodeGrant {
     client_id: String,
     redirect_uri: String,
@@ -28,21 +29,23 @@ struct CodeGrant {
     expires_ms: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct AccessEntry {
     grant: u64,
     expires_ms: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Grant {
     revoked: bool,
     scope: String,
     created_ms: i64,
 }
 
-/// Codes, tokens and grants of one provider.
-#[derive(Debug, Default)]
+/// Codes, tokens and grants of one provider. Kept across restarts through serde (persist.rs)
+/// when the sandbox has a state directory: whatever is added here must be serde too.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OAuthState {
     codes: HashMap<String, CodeGrant>,
     access: HashMap<String, AccessEntry>,

@@ -1,6 +1,7 @@
 //! Shared server state: the world, OAuth grants, per-provider controls, request log.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Provider, RateLimit, SandboxConfig};
 use crate::data::World;
 use crate::oauth::OAuthState;
+use crate::persist::{Restored, StateDir};
 use crate::util::Clock;
 
 pub type AppState = Arc<Inner>;
@@ -117,6 +119,40 @@ pub struct Inner {
     controls: [Mutex<Controls>; 3],
     log: Mutex<RequestLog>,
     pub cursors: Mutex<Cursors>,
+    /// Where the OAuth state and the clock are kept across restarts; `None` = memory only.
+    state_dir: Option<StateDir>,
+}
+
+/// One provider's OAuth state, locked. Changing it (any `&mut` use) saves it to the state
+/// directory when the lock is released, so every handler's change is kept without each handler
+/// having to remember to.
+pub struct OAuthGuard<'a> {
+    state: MutexGuard<'a, OAuthState>,
+    changed: bool,
+    provider: Provider,
+    inner: &'a Inner,
+}
+
+impl Deref for OAuthGuard<'_> {
+    type Target = OAuthState;
+    fn deref(&self) -> &OAuthState {
+        &self.state
+    }
+}
+
+impl DerefMut for OAuthGuard<'_> {
+    fn deref_mut(&mut self) -> &mut OAuthState {
+        self.changed = true;
+        &mut self.state
+    }
+}
+
+impl Drop for OAuthGuard<'_> {
+    fn drop(&mut self) {
+        if let (true, Some(dir)) = (self.changed, &self.inner.state_dir) {
+            dir.oauth_changed(self.provider, &self.state, self.inner.clock.now_ms());
+        }
+    }
 }
 
 /// A poisoned lock only means a handler panicked mid-update; the data is still usable for a
@@ -126,19 +162,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    pub fn new(config: SandboxConfig, base_url: String, world: World) -> Self {
-        let clock = Clock::new(config.anchor);
+    /// `restored`: the state directory and what it held, when the sandbox has one.
+    pub fn new(
+        config: SandboxConfig,
+        base_url: String,
+        world: World,
+        restored: Option<(StateDir, Restored)>,
+    ) -> Self {
+        let (state_dir, restored) = match restored {
+            Some((dir, r)) => (Some(dir), r),
+            None => (None, Restored::default()),
+        };
+        let clock = match restored.clock_ms {
+            Some(ms) => Clock::starting_at(ms),
+            None => Clock::new(config.anchor),
+        };
         let controls = Provider::ALL.map(|p| Mutex::new(Controls::new(p, &config)));
         Inner {
             clock,
             base_url,
             started: Instant::now(),
             world: RwLock::new(world),
-            oauth: Default::default(),
+            oauth: restored.oauth.map(Mutex::new),
             controls,
             log: Mutex::new(RequestLog::default()),
             cursors: Mutex::new(Cursors::default()),
             config,
+            state_dir,
         }
     }
 
@@ -148,8 +198,21 @@ impl Inner {
     pub fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
         self.world.write().unwrap_or_else(|e| e.into_inner())
     }
-    pub fn oauth(&self, p: Provider) -> MutexGuard<'_, OAuthState> {
-        lock(&self.oauth[p.index()])
+    pub fn oauth(&self, p: Provider) -> OAuthGuard<'_> {
+        OAuthGuard {
+            state: lock(&self.oauth[p.index()]),
+            changed: false,
+            provider: p,
+            inner: self,
+        }
+    }
+
+    /// Moves the sandbox clock forward (and keeps where it is, with a state directory).
+    pub fn advance_clock(&self, ms: i64) {
+        self.clock.advance(ms);
+        if let Some(dir) = &self.state_dir {
+            dir.clock_changed(self.clock.now_ms());
+        }
     }
     pub fn controls(&self, p: Provider) -> MutexGuard<'_, Controls> {
         lock(&self.controls[p.index()])

@@ -91,6 +91,15 @@ impl Clock {
         }
     }
 
+    /// A clock that reads `now_ms` now and runs on from there (a restored one).
+    pub fn starting_at(now_ms: i64) -> Self {
+        Clock {
+            base_ms: now_ms.min(MAX_MS),
+            started: Instant::now(),
+            offset_ms: AtomicI64::new(0),
+        }
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.base_ms
             .saturating_add(self.started.elapsed().as_millis() as i64)
