@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # `make run`: start the provider sandbox and every service as separate processes against the local
 # PostgreSQL and NATS, show the system working, and keep running until Ctrl-C (then stop all of
-# it cleanly). Logs: .run/logs/<name>.log.
+# it cleanly). Logs: .run/logs/<name>.log. With RUN_ONCE=1 it stops everything and exits as soon
+# as it has shown the system working (exit 0 only when the demo worked): what the run-twice test
+# uses. Every address can be moved with the services' own variables (SANDBOX_ADDR,
+# CONNECTOR_GRPC_ADDR, CONNECTOR_HTTP_ADDR, MATCHER_GRPC_ADDR, ATTRIBUTION_GRPC_ADDR,
+# NOTIFICATION_GRPC_ADDR); `rp` is pointed at the moved ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +23,20 @@ export LINKEDIN_AUTH_BASE=${LINKEDIN_AUTH_BASE:-$SANDBOX/linkedin}
 export HUBSPOT_API_BASE=${HUBSPOT_API_BASE:-$SANDBOX/hubspot}
 export HUBSPOT_AUTH_BASE=${HUBSPOT_AUTH_BASE:-$SANDBOX/hubspot}
 export SALESFORCE_AUTH_BASE=${SALESFORCE_AUTH_BASE:-$SANDBOX/salesforce}
+# The sandbox's OAuth clients (its defaults: GET /admin/config), said outright so that the
+# connector accepts a sandbox moved to another address.
+export LINKEDIN_CLIENT_ID=${LINKEDIN_CLIENT_ID:-sandbox-linkedin-client}
+export LINKEDIN_CLIENT_SECRET=${LINKEDIN_CLIENT_SECRET:-sandbox-linkedin-secret}
+export HUBSPOT_CLIENT_ID=${HUBSPOT_CLIENT_ID:-sandbox-hubspot-client}
+export HUBSPOT_CLIENT_SECRET=${HUBSPOT_CLIENT_SECRET:-sandbox-hubspot-secret}
+export SALESFORCE_CLIENT_ID=${SALESFORCE_CLIENT_ID:-sandbox-salesforce-client}
+export SALESFORCE_CLIENT_SECRET=${SALESFORCE_CLIENT_SECRET:-sandbox-salesforce-secret}
+# The demo's `rp` calls go to wherever the connector and attribution listen.
+export RP_CONNECTOR_GRPC=${RP_CONNECTOR_GRPC:-http://${CONNECTOR_GRPC_ADDR:-127.0.0.1:50051}}
+export RP_ATTRIBUTION_GRPC=${RP_ATTRIBUTION_GRPC:-http://${ATTRIBUTION_GRPC_ADDR:-127.0.0.1:50053}}
+# The sandbox keeps its grants, tokens and clock in .run/ as a real provider keeps them: the
+# connector's stored tokens still work at the next `make run`.
+export SANDBOX_STATE_DIR=${SANDBOX_STATE_DIR:-$RUN/sandbox}
 # The demo runs the typical workspace with the sandbox's rate limits off (docs/benchmarks.md).
 export SANDBOX_HUBSPOT_RATE_LIMIT=${SANDBOX_HUBSPOT_RATE_LIMIT:-off}
 # Tokens are sealed with a local key kept in .run/ (so a restart can still read them).
@@ -78,5 +96,9 @@ echo "== the event log (newest 20)"
 echo "== consumers"
 "$BIN/rp" consumers || true
 echo
+if [ "${RUN_ONCE:-0}" = 1 ]; then
+  echo "RUN_ONCE=1: the demo worked; stopping."
+  exit 0
+fi
 echo "Running. In another terminal: $BIN/rp events tail --follow   ·   Ctrl-C stops everything."
 wait "${pids[@]}" 2>/dev/null || true

@@ -440,11 +440,23 @@ async fn grpc_channel(port: u16) -> Channel {
     .await
 }
 
-fn free_port() -> u16 {
+/// A free local port (for a process the test starts itself).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free local port: {e}"))
+}
+
+/// The directory of the workspace binaries the running test was built with (`target/<profile>/`),
+/// as `infra/run.sh` takes it in `BIN`.
+pub fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe()
+        .unwrap_or_else(|e| panic!("the test's own path, to find the binaries: {e}"));
+    exe.parent()
+        .and_then(|d| d.parent())
+        .unwrap_or_else(|| panic!("{} is not in target/<profile>/deps", exe.display()))
+        .to_path_buf()
 }
 
 /// A workspace binary, built beside the test that runs (`target/<profile>/`).
