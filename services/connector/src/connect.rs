@@ -431,7 +431,7 @@ impl ConnectFlow {
             .map_err(|e| infra(op)(&e))?
             .ok_or_else(|| FlowError::NotFound(format!("no integration {id}")))?;
         self.vault
-            .store_new(&mut tx, id, &tokens)
+            .store_new(&mut tx, id, provider, &tokens)
             .await
             .map_err(|e: VaultError| infra(op)(&e))?;
         store::mark_connected(&mut tx, id, &external, &scopes)

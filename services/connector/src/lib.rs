@@ -55,12 +55,18 @@ impl Connector {
         schedule: Arc<dyn NextScheduledSync>,
     ) -> anyhow::Result<Self> {
         let clients = clients::Clients::new(&config)?;
-        let vault = Arc::new(vault::Vault::new(
-            pool.clone(),
-            config.keys.clone(),
-            clients.clone(),
-            config.refresh_margin,
-        ));
+        let vault = Arc::new(
+            vault::Vault::new(
+                pool.clone(),
+                config.keys.clone(),
+                clients.clone(),
+                config.refresh_margin,
+            )
+            .with_provider_clock(ProviderClock::from_config(
+                config.provider_clock_url.as_deref(),
+                clients.http.clone(),
+            )),
+        );
         let flow = Arc::new(connect::ConnectFlow::new(
             pool.clone(),
             clients.clone(),

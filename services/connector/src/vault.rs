@@ -21,10 +21,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use crate::clients::Clients;
+use crate::clock::ProviderClock;
 use crate::crypto::{CryptoError, KeyRing, Sealed};
-use crate::domain::failure::disconnect_reason;
-use crate::domain::provider::{ProviderError, Secret};
-use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId};
+use crate::domain::failure::RefreshPolicy;
+use crate::domain::failure::{refresh_deadline, refusal_cause};
+use crate::domain::provider::{GrantRefusal, ProviderError, Secret};
+use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider};
 use crate::providers::oauth::TokenSet;
 use crate::store;
 use crate::sync::domain::ConnectionFacts;
@@ -36,6 +38,11 @@ use rp_platform::ids::WorkspaceId;
 struct Payload {
     access_token: Secret,
     refresh_token: Option<Secret>,
+    /// When the refresh token stops working, in the provider's clock, when it does and we know
+    /// (`failure::refresh_deadline`): what tells an expired grant from a revoked one. Rows sealed
+    /// before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A usable access token and the generation it belongs to.
@@ -85,6 +92,8 @@ pub struct Vault {
     clients: Clients,
     refresh_margin: chrono::Duration,
     locks: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The providers' clock, which refresh tokens' deadlines are kept in.
+    clock: ProviderClock,
 }
 
 impl Vault {
@@ -96,7 +105,40 @@ impl Vault {
             refresh_margin: chrono::Duration::from_std(refresh_margin)
                 .unwrap_or_else(|_| chrono::Duration::minutes(5)),
             locks: Mutex::new(HashMap::new()),
+            clock: ProviderClock::System,
         }
+    }
+
+    /// Reads the providers' clock from `clock` instead of this machine's (the sandbox's).
+    pub fn with_provider_clock(mut self, clock: ProviderClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The providers' clock now, if it can be read (it only decides what a refusal is told).
+    async fn provider_now(&self) -> Option<DateTime<Utc>> {
+        match self.clock.now().await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the provider clock");
+                None
+            }
+        }
+    }
+
+    /// The refresh token's deadline after `tokens` came from `provider`'s token endpoint.
+    async fn deadline_after(
+        &self,
+        provider: Provider,
+        tokens: &TokenSet,
+        known: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        let policy = self.clients.oauth(provider).refresh_policy();
+        if policy == RefreshPolicy::UntilRevoked {
+            return None;
+        }
+        let now = self.provider_now().await;
+        refresh_deadline(policy, now, tokens.refresh_token_expires_in, known)
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -119,13 +161,16 @@ impl Vault {
         &self,
         conn: &mut PgConnection,
         id: IntegrationId,
+        provider: Provider,
         tokens: &TokenSet,
     ) -> Result<i64, VaultError> {
+        let refresh_expires_at = self.deadline_after(provider, tokens, None).await;
         let sealed = self.seal(
             id,
             &Payload {
                 access_token: tokens.access_token.clone(),
                 refresh_token: tokens.refresh_token.clone(),
+                refresh_expires_at,
             },
         )?;
         let expires = expires_at(tokens);
@@ -205,6 +250,7 @@ impl Vault {
             .await?
             .ok_or(VaultError::NotConnected)?;
         let payload = self.open(id, &row.sealed)?;
+        let known_deadline = payload.refresh_expires_at;
         let Some(refresh_token) = payload.refresh_token else {
             // Nothing to refresh with: as good as a refused grant.
             let reason = DisconnectReason::AuthorizationExpired;
@@ -222,11 +268,15 @@ impl Vault {
                 if tokens.refresh_token_rotated {
                     tracing::info!(integration_id = %id, "the provider rotated the refresh token: storing the new one");
                 }
+                let refresh_expires_at = self
+                    .deadline_after(conn.provider, &tokens, known_deadline)
+                    .await;
                 let sealed = self.seal(
                     id,
                     &Payload {
                         access_token: tokens.access_token.clone(),
                         refresh_token: tokens.refresh_token.clone().or(Some(refresh_token)),
+                        refresh_expires_at,
                     },
                 )?;
                 let expires = expires_at(&tokens);
@@ -253,7 +303,12 @@ impl Vault {
                 provider_message,
                 ..
             }) => {
-                let reason = disconnect_reason(reason);
+                // What the answer says, completed by the refresh token's deadline.
+                let now = match reason {
+                    GrantRefusal::Unclear => self.provider_now().await,
+                    _ => None,
+                };
+                let reason = refusal_cause(reason, known_deadline, now);
                 tracing::warn!(integration_id = %id, provider = %conn.provider, ?reason, %provider_message, "refresh refused: disconnecting");
                 disconnect_in(&mut tx, &conn, reason, &provider_message, cause).await?;
                 tx.commit().await?;

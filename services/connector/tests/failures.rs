@@ -124,7 +124,7 @@ async fn a_revoked_grant_disconnects_with_the_providers_message_and_stops_syncin
 }
 
 #[tokio::test]
-async fn an_expired_salesforce_grant_disconnects_as_expired() {
+async fn a_revoked_salesforce_grant_disconnects_as_revoked_though_salesforce_says_expired() {
     let h = Harness::start().await;
     let id = h.connect(api::Provider::Salesforce).await;
     h.admin("POST", "/providers/salesforce/grants/revoke", json!({}))
@@ -140,7 +140,7 @@ async fn an_expired_salesforce_grant_disconnects_as_expired() {
     let Some(Event::ConnectionDisconnected(d)) = &e.envelope.event else {
         unreachable!()
     };
-    assert_eq!(d.reason, ev::DisconnectReason::AuthorizationExpired as i32);
+    assert_eq!(d.reason, ev::DisconnectReason::AuthorizationRevoked as i32);
     assert_eq!(d.provider_message, "expired access/refresh token");
     h.shutdown().await;
 }

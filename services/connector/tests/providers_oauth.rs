@@ -116,13 +116,16 @@ async fn a_revoked_grant_is_refused_with_the_providers_message() {
                 assert_eq!(provider_message, "missing or unknown refresh token");
                 assert_eq!(reason, GrantRefusal::Revoked);
             }
+            // Salesforce says "expired" of a revoked grant too; its refresh tokens live until
+            // revoked (the connected app's default policy), so a refusal is a revocation.
             Provider::Salesforce => {
                 assert_eq!(provider_message, "expired access/refresh token");
-                assert_eq!(reason, GrantRefusal::Expired);
+                assert_eq!(reason, GrantRefusal::Revoked);
             }
+            // "invalid, expired or revoked": the refresh token's deadline decides (the vault).
             Provider::Linkedin => {
                 assert!(provider_message.contains("revoked"), "{provider_message}");
-                assert_eq!(reason, GrantRefusal::Revoked);
+                assert_eq!(reason, GrantRefusal::Unclear);
             }
         }
     }

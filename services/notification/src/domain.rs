@@ -142,6 +142,8 @@ pub enum DisconnectReason {
     UserRequested,
     AuthorizationRevoked,
     AuthorizationExpired,
+    /// Refused, and the connector cannot tell whether it expired or was revoked.
+    AuthorizationExpiredOrRevoked,
     Unspecified,
 }
 
@@ -411,6 +413,12 @@ fn disconnected(
             ),
             subject.reconnect_action(),
         ),
+        DisconnectReason::AuthorizationExpiredOrRevoked => (
+            format!(
+                "{name} was disconnected because its authorization expired or was revoked. Syncing has stopped."
+            ),
+            subject.reconnect_action(),
+        ),
         DisconnectReason::Unspecified => (
             format!("{name} was disconnected. Syncing has stopped."),
             subject.reconnect_action(),
@@ -572,6 +580,33 @@ mod tests {
             "LinkedIn was disconnected because access was revoked in LinkedIn. Syncing has stopped."
         );
         assert_eq!(d.action, "Reconnect LinkedIn on the Connections page");
+    }
+
+    #[test]
+    fn an_expired_and_an_unclear_refusal_each_say_what_is_known() {
+        for (reason, because) in [
+            (
+                DisconnectReason::AuthorizationExpired,
+                "its authorization expired",
+            ),
+            (
+                DisconnectReason::AuthorizationExpiredOrRevoked,
+                "its authorization expired or was revoked",
+            ),
+        ] {
+            let then = given(Some(Provider::Linkedin)).when(Fact::Disconnected {
+                reason,
+                provider_message: String::new(),
+            });
+            let [Decision::Raise(d)] = then.as_slice() else {
+                panic!("{then:?}")
+            };
+            assert_eq!(
+                d.body,
+                format!("LinkedIn was disconnected because {because}. Syncing has stopped.")
+            );
+            assert_eq!(d.action, "Reconnect LinkedIn on the Connections page");
+        }
     }
 
     #[test]

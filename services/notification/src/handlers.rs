@@ -59,6 +59,9 @@ fn disconnect_reason(r: ev::DisconnectReason) -> DisconnectReason {
         ev::DisconnectReason::UserRequested => DisconnectReason::UserRequested,
         ev::DisconnectReason::AuthorizationRevoked => DisconnectReason::AuthorizationRevoked,
         ev::DisconnectReason::AuthorizationExpired => DisconnectReason::AuthorizationExpired,
+        ev::DisconnectReason::AuthorizationExpiredOrRevoked => {
+            DisconnectReason::AuthorizationExpiredOrRevoked
+        }
         ev::DisconnectReason::Unspecified => DisconnectReason::Unspecified,
     }
 }

@@ -20,6 +20,17 @@ use crate::util::{form_get, parse_form, percent_encode, random_token};
 
 const REFRESH_TTL_MS: i64 = 365 * 86_400_000;
 
+/// How long a provider's refresh tokens live, as the real one's documented policy says: LinkedIn's
+/// 365 days; HubSpot's until the app is uninstalled (revoked); Salesforce's until revoked (the
+/// connected app's default policy). Expired or revoked, each answers a refused refresh with the
+/// same words, as the real ones do.
+fn refresh_life_ms(p: Provider) -> Option<i64> {
+    match p {
+        Provider::Linkedin => Some(REFRESH_TTL_MS),
+        Provider::Hubspot | Provider::Salesforce => None,
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct CodeGrant {
     client_id: String,
@@ -415,7 +426,11 @@ pub async fn token(
                 return token_error(p, TokErr::BadRefresh);
             };
             let (scope, created) = match o.grants.get(&grant) {
-                Some(g) if !g.revoked && g.created_ms.saturating_add(REFRESH_TTL_MS) > now => {
+                Some(g)
+                    if !g.revoked
+                        && refresh_life_ms(p)
+                            .is_none_or(|life| g.created_ms.saturating_add(life) > now) =>
+                {
                     (g.scope.clone(), g.created_ms)
                 }
                 _ => return token_error(p, TokErr::BadRefresh),

@@ -62,6 +62,8 @@ pub enum DisconnectReason {
     UserRequested,
     AuthorizationRevoked,
     AuthorizationExpired,
+    /// Refused, and nothing we know tells whether it expired or was revoked.
+    AuthorizationExpiredOrRevoked,
 }
 
 impl DisconnectReason {
@@ -70,6 +72,7 @@ impl DisconnectReason {
             DisconnectReason::UserRequested => "user_requested",
             DisconnectReason::AuthorizationRevoked => "revoked",
             DisconnectReason::AuthorizationExpired => "expired",
+            DisconnectReason::AuthorizationExpiredOrRevoked => "expired_or_revoked",
         }
     }
 
@@ -78,6 +81,7 @@ impl DisconnectReason {
             "user_requested" => Some(DisconnectReason::UserRequested),
             "revoked" => Some(DisconnectReason::AuthorizationRevoked),
             "expired" => Some(DisconnectReason::AuthorizationExpired),
+            "expired_or_revoked" => Some(DisconnectReason::AuthorizationExpiredOrRevoked),
             _ => None,
         }
     }
@@ -87,6 +91,9 @@ impl DisconnectReason {
             DisconnectReason::UserRequested => ev::DisconnectReason::UserRequested,
             DisconnectReason::AuthorizationRevoked => ev::DisconnectReason::AuthorizationRevoked,
             DisconnectReason::AuthorizationExpired => ev::DisconnectReason::AuthorizationExpired,
+            DisconnectReason::AuthorizationExpiredOrRevoked => {
+                ev::DisconnectReason::AuthorizationExpiredOrRevoked
+            }
         }
     }
 
@@ -95,6 +102,9 @@ impl DisconnectReason {
             DisconnectReason::UserRequested => api::DisconnectReason::UserRequested,
             DisconnectReason::AuthorizationRevoked => api::DisconnectReason::AuthorizationRevoked,
             DisconnectReason::AuthorizationExpired => api::DisconnectReason::AuthorizationExpired,
+            DisconnectReason::AuthorizationExpiredOrRevoked => {
+                api::DisconnectReason::AuthorizationExpiredOrRevoked
+            }
         }
     }
 }

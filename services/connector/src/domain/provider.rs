@@ -63,6 +63,9 @@ pub enum TokenRejection {
 pub enum GrantRefusal {
     Revoked,
     Expired,
+    /// The answer does not say which (LinkedIn's "invalid, expired or revoked"): what we know of
+    /// the grant's life decides (`failure::refusal_cause`).
+    Unclear,
 }
 
 /// What made a provider unavailable.

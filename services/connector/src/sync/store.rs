@@ -634,6 +634,9 @@ pub fn disconnect_reason_words(reason: i32, provider: i32) -> String {
         Ok(DisconnectReason::UserRequested) => "Disconnected by a user of this workspace".into(),
         Ok(DisconnectReason::AuthorizationRevoked) => format!("Access was revoked in {p}"),
         Ok(DisconnectReason::AuthorizationExpired) => format!("The authorization with {p} expired"),
+        Ok(DisconnectReason::AuthorizationExpiredOrRevoked) => {
+            format!("The authorization with {p} expired or was revoked")
+        }
         _ => String::new(),
     }
 }

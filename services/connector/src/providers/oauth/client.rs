@@ -12,7 +12,8 @@ use oauth2::{
 use super::adapter::{AdapterError, Client, ReqwestAdapter};
 use super::config::OAuthConfig;
 use super::wire::{ProviderTokenError, ProviderTokenResponse};
-use crate::domain::provider::{GrantRefusal, Provider, ProviderError, Secret};
+use crate::domain::failure::{RefreshPolicy, grant_refusal};
+use crate::domain::provider::{Provider, ProviderError, Secret};
 
 /// Tokens from a code exchange or a refresh.
 #[derive(Clone, Debug)]
@@ -92,6 +93,11 @@ impl OAuthClient {
 
     pub fn provider(&self) -> Provider {
         self.cfg.provider
+    }
+
+    /// How long this provider's refresh tokens live.
+    pub fn refresh_policy(&self) -> RefreshPolicy {
+        self.cfg.refresh_policy
     }
 
     /// The URL to send the user to, with PKCE S256 and the caller's `state`. Keep the verifier
@@ -233,15 +239,11 @@ impl OAuthClient {
                 let refused = grant == Grant::Refresh
                     && (code == "invalid_grant" || code == "BAD_REFRESH_TOKEN");
                 if refused {
-                    let lower = text.to_lowercase();
-                    let reason = if lower.contains("expired") && !lower.contains("revoked") {
-                        GrantRefusal::Expired
-                    } else {
-                        GrantRefusal::Revoked
-                    };
+                    // The words alone rarely say expired or revoked; the policy may (see
+                    // `failure::grant_refusal`), and the vault completes it with the deadline.
                     Err(ProviderError::GrantRefused {
                         provider,
-                        reason,
+                        reason: grant_refusal(&text, self.cfg.refresh_policy),
                         provider_message: text,
                     })
                 } else {

@@ -1,5 +1,6 @@
 //! Where each provider's OAuth server lives, the scopes we ask for, and who we are to it.
 
+use crate::domain::failure::{RefreshPolicy, refresh_policy_of};
 use crate::domain::provider::{Provider, Secret};
 use crate::providers::http::{RetryPolicy, join};
 
@@ -14,6 +15,9 @@ pub struct OAuthConfig {
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub retry: RetryPolicy,
+    /// How long the provider's refresh tokens live (its documented policy by default; a
+    /// Salesforce connected app whose policy expires them sets its life here).
+    pub refresh_policy: RefreshPolicy,
 }
 
 impl OAuthConfig {
@@ -95,6 +99,7 @@ impl OAuthConfig {
             redirect_uri: redirect_uri.to_string(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             retry: RetryPolicy::default(),
+            refresh_policy: refresh_policy_of(provider),
         }
     }
 }
