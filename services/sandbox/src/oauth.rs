@@ -18,6 +18,8 @@ use crate::errors::correlation_id;
 use crate::state::AppState;
 use crate::util::{form_get, parse_form, percent_encode, random_token};
 
+/// LinkedIn's refresh tokens live 365 days from the member's authorization; a refresh does not
+/// extend them (its answer's `refresh_token_expires_in` is the life left).
 const REFRESH_TTL_MS: i64 = 365 * 86_400_000;
 
 /// How long a provider's refresh tokens live, as the real one's documented policy says: LinkedIn's
