@@ -26,6 +26,8 @@ use serde_json::Value;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+pub mod faults;
+
 /// How long any one wait of a scenario may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(90);
 
@@ -56,7 +58,10 @@ pub struct System {
     key: String,
     sandbox: ServiceProcess,
     sandbox_url: String,
+    /// `services[0]` is the connector.
     services: Vec<ServiceProcess>,
+    /// The connector's environment, to start it again ([`System::start_connector`]).
+    connector_vars: Vec<(String, String)>,
     /// Follows no redirect, so that the OAuth flow can be walked hop by hop.
     http: reqwest::Client,
 }
@@ -65,6 +70,16 @@ impl System {
     /// Starts the sandbox on `data` and every service, and makes a workspace on `plan` (one of
     /// `RP_PLANS`' names) with an API key.
     pub async fn start(plan: &str, data: &SandboxData) -> Self {
+        Self::start_with(plan, data, &[]).await
+    }
+
+    /// [`System::start`], with `connector_vars` added to (or replacing) the connector's
+    /// environment: its settings, or a `DATABASE_URL` through a [`faults::DbProxy`].
+    pub async fn start_with(
+        plan: &str,
+        data: &SandboxData,
+        connector_vars: &[(String, String)],
+    ) -> Self {
         let env = TestEnv::new().await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -100,6 +115,7 @@ impl System {
             ("RP_APP_BASE_URL".into(), APP.into()),
         ];
         connector.extend(providers);
+        connector.extend(connector_vars.iter().cloned());
         let services = vec![
             spawn(&env, "connector", &connector),
             spawn(
@@ -131,6 +147,7 @@ impl System {
             ),
         ];
 
+        let connector_vars = connector;
         let (workspace_id, key) = workspace_with_key(&env, plan).await;
         let connector = grpc_channel(connector_grpc).await;
         Self {
@@ -145,8 +162,34 @@ impl System {
             sandbox,
             sandbox_url,
             services,
+            connector_vars,
             http,
         }
+    }
+
+    /// Kills the connector process with SIGKILL (no chance to give its jobs back).
+    pub async fn kill_connector(&mut self) {
+        let status = self.services.remove(0).kill().await;
+        assert!(!status.success(), "the connector was killed: {status:?}");
+    }
+
+    /// Starts a connector process again (after [`System::kill_connector`]), with the same
+    /// environment and ports, plus `vars` (from now on): a `DATABASE_URL` through a
+    /// [`faults::DbProxy`], say.
+    /// Returns once its gRPC server answers.
+    pub async fn start_connector(&mut self, vars: &[(String, String)]) {
+        self.connector_vars.extend(vars.iter().cloned());
+        let connector = spawn(&self.env, "connector", &self.connector_vars);
+        self.services.insert(0, connector);
+        let port = self
+            .connector_vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "CONNECTOR_GRPC_ADDR")
+            .and_then(|(_, v)| v.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("the connector has no CONNECTOR_GRPC_ADDR"));
+        grpc_channel(port).await;
     }
 
     /// `msg` as a request with the workspace's API key.

@@ -274,6 +274,15 @@ impl ServiceProcess {
         Self { child }
     }
 
+    /// Kills the process with SIGKILL (a crash: no shutdown code runs) and waits for it.
+    pub async fn kill(mut self) -> std::process::ExitStatus {
+        let _ = self.child.start_kill();
+        self.child
+            .wait()
+            .await
+            .unwrap_or_else(|e| panic!("waiting for the killed service: {e}"))
+    }
+
     /// Sends SIGTERM and waits (at most `timeout`) for the process to exit.
     pub async fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
