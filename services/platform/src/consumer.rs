@@ -44,7 +44,8 @@ pub struct ConsumerConfig {
     pub ordering: Ordering,
     /// Event types the handler wants (empty: all). Others are acked without a transaction.
     pub event_types: Vec<String>,
-    /// Deliveries before a failing message is dead-lettered (at least 2).
+    /// Deliveries before a failing message is dead-lettered, counted by the runtime (the server
+    /// has no limit, so it never drops a message the runtime has not recorded as dead).
     pub max_deliver: i64,
     /// Delays before redelivering after the handler's 1st, 2nd, ... failure (the last repeats).
     pub retry_delays: Vec<Duration>,
@@ -52,11 +53,12 @@ pub struct ConsumerConfig {
     pub max_ack_pending: i64,
     /// How long the server waits for an ack before redelivering a message whose handler died
     /// (the runtime reports progress while a handler works, so a slow handler is not redelivered
-    /// behind its back). The consumer's server-side `BackOff` is `ack_wait`, 2x, 4x: NATS takes
-    /// `BackOff[0]` as the ack wait.
+    /// behind its back).
     pub ack_wait: Duration,
     /// Failure injection for tests of crash recovery.
     pub faults: Faults,
+    /// What the runtime did, counted (for metrics and tests).
+    pub stats: Arc<ConsumerStats>,
 }
 
 impl ConsumerConfig {
@@ -76,18 +78,13 @@ impl ConsumerConfig {
             max_ack_pending: 256,
             ack_wait: Duration::from_secs(30),
             faults: Faults::default(),
+            stats: Arc::default(),
         }
     }
 
     pub fn event_types(mut self, types: &[&str]) -> Self {
         self.event_types = types.iter().map(|s| s.to_string()).collect();
         self
-    }
-
-    /// The server-side `BackOff`: redelivery after an ack timeout (a handler that died).
-    fn server_backoff(&self) -> Vec<Duration> {
-        let steps = usize::try_from(self.max_deliver.saturating_sub(1).clamp(1, 3)).unwrap_or(1);
-        (0..steps).map(|i| self.ack_wait * (1 << i)).collect()
     }
 
     fn delay_after(&self, deliveries: i64) -> Duration {
@@ -106,6 +103,19 @@ pub struct Faults {
     /// This many messages are committed but never acked, as if the process died between the
     /// commit and the ack; the server redelivers them after `ack_wait`.
     pub skip_ack_after_commit: Arc<AtomicU64>,
+}
+
+/// Counts of what a consumer's runtime did, across its partitions.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Events handled (committed).
+    pub handled: AtomicU64,
+    /// Events given up on and recorded in `dead_letters`.
+    pub dead_lettered: AtomicU64,
+    /// Attempts to record a dead letter that failed (the message was kept for redelivery).
+    pub dead_letter_write_failures: AtomicU64,
+    /// Durable consumers found deleted on the server and created again.
+    pub durables_recreated: AtomicU64,
 }
 
 /// Why a handler did not handle an event.
@@ -227,14 +237,17 @@ pub async fn run<H: Handler>(
             filter_subject: filter,
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: cfg.ack_wait,
-            max_deliver: cfg.max_deliver.max(2),
-            backoff: cfg.server_backoff(),
+            // No server-side limit: the runtime counts deliveries and gives up itself, and only
+            // once the dead letter is committed (AckTerm), so the server never forgets a message
+            // whose last delivery failed to be recorded (a database outage, a crash).
+            max_deliver: -1,
+            // (nats-server refuses a BackOff list without a MaxDeliver above its length: a
+            // message whose handler died is redelivered after `ack_wait`, every time.)
             max_ack_pending,
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ..Default::default()
         };
-        let consumer = stream
-            .get_or_create_consumer(&durable, config)
+        let consumer = ensure_consumer(&stream, &durable, &config)
             .await
             .map_err(|e| setup(&e))?;
         let worker = Worker {
@@ -243,9 +256,10 @@ pub async fn run<H: Handler>(
             handler: handler.clone(),
         };
         let cancel = cancel.clone();
+        let stream = stream.clone();
         tasks.spawn(async move {
             worker
-                .pull_loop(consumer, durable, concurrency, cancel)
+                .pull_loop(stream, consumer, config, durable, concurrency, cancel)
                 .await
         });
     }
@@ -270,6 +284,25 @@ pub async fn run<H: Handler>(
     }
 }
 
+/// Creates the durable, or brings an existing one to `config` (a durable made by an older
+/// version keeps working: if the server refuses the update, the existing one is used, loudly).
+async fn ensure_consumer(
+    stream: &jetstream::stream::Stream,
+    durable: &str,
+    config: &pull::Config,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    match stream.create_consumer(config.clone()).await {
+        Ok(c) => Ok(c),
+        Err(create) => {
+            tracing::warn!(consumer = %durable, error = %create, "cannot create or update the durable consumer; using it as it is");
+            stream
+                .get_consumer(durable)
+                .await
+                .map_err(|e| format!("{create}; and reading it: {e}"))
+        }
+    }
+}
+
 struct Worker<H> {
     pool: PgPool,
     cfg: Arc<ConsumerConfig>,
@@ -289,7 +322,9 @@ impl<H> Clone for Worker<H> {
 impl<H: Handler> Worker<H> {
     async fn pull_loop(
         self,
-        consumer: jetstream::consumer::Consumer<pull::Config>,
+        stream: jetstream::stream::Stream,
+        mut consumer: jetstream::consumer::Consumer<pull::Config>,
+        config: pull::Config,
         durable: String,
         concurrency: usize,
         cancel: CancellationToken,
@@ -298,50 +333,85 @@ impl<H: Handler> Worker<H> {
             name: durable.clone(),
             message: e.to_string(),
         };
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(concurrency)
-            // Short pull requests: when a request goes quiet (a missed idle heartbeat, seen while
-            // other consumers move large batches), the client waits for it to expire before
-            // asking again, so the expiry bounds how long a partition can stall.
-            .heartbeat(Duration::from_secs(1))
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await
-            .map_err(|e| pull_err(&e))?;
         let mut in_flight = JoinSet::new();
-        loop {
-            if in_flight.len() >= concurrency {
-                in_flight.join_next().await;
-                continue;
-            }
-            let next = tokio::select! {
-                _ = cancel.cancelled() => break,
-                next = messages.next() => next,
+        let mut backoff = Duration::from_millis(200);
+        'subscription: loop {
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(concurrency)
+                // Short pull requests: when a request goes quiet (a missed idle heartbeat, seen
+                // while other consumers move large batches), the client waits for it to expire
+                // before asking again, so the expiry bounds how long a partition can stall.
+                .heartbeat(Duration::from_secs(1))
+                .expires(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(|e| pull_err(&e))?;
+            let lost = loop {
+                if in_flight.len() >= concurrency {
+                    in_flight.join_next().await;
+                    continue;
+                }
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => break false,
+                    next = messages.next() => next,
+                };
+                match next {
+                    // The subscription ended without being asked to: the durable is gone.
+                    None => break true,
+                    Some(Ok(msg)) => {
+                        backoff = Duration::from_millis(200);
+                        let worker = self.clone();
+                        let durable = durable.clone();
+                        in_flight.spawn(async move { worker.process(&durable, msg).await });
+                    }
+                    Some(Err(e)) if e.kind() == pull::MessagesErrorKind::ConsumerDeleted => {
+                        break true;
+                    }
+                    Some(Err(e)) => {
+                        // Missed heartbeats and similar are transient: the stream reconnects.
+                        tracing::warn!(consumer = %durable, error = %e, "pull interrupted");
+                    }
+                }
             };
-            match next {
-                None => break,
-                Some(Ok(msg)) => {
-                    let worker = self.clone();
-                    let durable = durable.clone();
-                    in_flight.spawn(async move { worker.process(&durable, msg).await });
+            if !lost {
+                // Messages already delivered to this process but not started: give them back
+                // at once (NAK without delay) so another replica, or our successor, gets them
+                // now rather than after `ack_wait`. Then stop pulling (drop the subscription),
+                // and let in-flight messages finish and ack.
+                while let Some(Some(next)) = messages.next().now_or_never() {
+                    if let Ok(msg) = next {
+                        ack(&msg, AckKind::Nak(None)).await;
+                    }
                 }
-                Some(Err(e)) => {
-                    // Missed heartbeats and similar are transient: the stream reconnects.
-                    tracing::warn!(consumer = %durable, error = %e, "pull interrupted");
+                break 'subscription;
+            }
+            drop(messages);
+            // The durable was deleted on the server (an operator, a stream reset): without it
+            // nothing reaches this partition again. Create it anew and resume; the processed
+            // marks make what it redelivers from the stream's start harmless.
+            loop {
+                tracing::error!(consumer = %durable, "the durable consumer was deleted on the server; creating it again");
+                match ensure_consumer(&stream, &durable, &config).await {
+                    Ok(c) => {
+                        consumer = c;
+                        self.cfg
+                            .stats
+                            .durables_recreated
+                            .fetch_add(1, AtomicOrdering::SeqCst);
+                        continue 'subscription;
+                    }
+                    Err(e) => {
+                        tracing::error!(consumer = %durable, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create the durable consumer again");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break 'subscription,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
                 }
             }
         }
-        // Messages already delivered to this process but not started: give them back at once
-        // (NAK without delay) so another replica, or our successor, gets them now rather than
-        // after `ack_wait`. Then stop pulling (drop the subscription), and let in-flight
-        // messages finish and ack.
-        while let Some(Some(next)) = messages.next().now_or_never() {
-            if let Ok(msg) = next {
-                ack(&msg, AckKind::Nak(None)).await;
-            }
-        }
-        drop(messages);
         while in_flight.join_next().await.is_some() {}
         Ok(())
     }
@@ -429,6 +499,7 @@ impl<H: Handler> Worker<H> {
                     tracing::warn!("fault injection: committed but not acked");
                     return;
                 }
+                self.cfg.stats.handled.fetch_add(1, AtomicOrdering::SeqCst);
                 ack(msg, AckKind::Ack).await;
             }
             Err(e) if e.is_permanent() || deliveries >= self.cfg.max_deliver => {
@@ -532,8 +603,18 @@ impl<H: Handler> Worker<H> {
         .execute(&self.pool)
         .await;
         match res {
-            Ok(_) => ack(msg, AckKind::Term).await,
+            Ok(_) => {
+                self.cfg
+                    .stats
+                    .dead_lettered
+                    .fetch_add(1, AtomicOrdering::SeqCst);
+                ack(msg, AckKind::Term).await
+            }
             Err(e) => {
+                self.cfg
+                    .stats
+                    .dead_letter_write_failures
+                    .fetch_add(1, AtomicOrdering::SeqCst);
                 // Could not record it: leave it to be redelivered rather than lose it.
                 tracing::error!(error = %e, "cannot write dead letter; message will be redelivered");
                 ack(msg, AckKind::Nak(Some(self.cfg.delay_after(deliveries)))).await;

@@ -403,7 +403,14 @@ impl PrivateNats {
 
     async fn restart_process(&mut self) {
         let child = std::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -411,10 +418,14 @@ impl PrivateNats {
             .unwrap_or_else(|e| panic!("nats-server: {e} (is it installed? infra/dev-up.sh)"));
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
-        eventually(std::time::Duration::from_secs(20), "nats-server to listen", || {
-            let addr = addr.clone();
-            async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
-        })
+        eventually(
+            std::time::Duration::from_secs(20),
+            "nats-server to listen",
+            || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
+            },
+        )
         .await;
     }
 }
@@ -423,5 +434,110 @@ impl Drop for PrivateNats {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A TCP proxy between a service and a server it depends on (PostgreSQL, NATS), which a test can
+/// cut: every open connection is dropped and new ones are refused until it is restored. The
+/// server itself, shared by the suite, is never touched.
+pub struct TcpProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped on every cut, so open pipes notice and close.
+    epoch: tokio::sync::watch::Sender<u64>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free port of 127.0.0.1 and forwards to `target` (`host:port`).
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("proxy: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (epoch, _) = tokio::sync::watch::channel(0u64);
+        let (up2, refused2, epoch2, target) = (
+            up.clone(),
+            refused.clone(),
+            epoch.clone(),
+            target.to_string(),
+        );
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    refused2.fetch_add(1, Ordering::SeqCst);
+                    drop(client);
+                    continue;
+                }
+                let target = target.clone();
+                let mut cut = epoch2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            epoch,
+            refused,
+            task,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Connections refused while cut.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `url` with its `host:port` replaced by the proxy's.
+    pub fn url_through(&self, url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_string();
+        };
+        let (auth_host, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        let (auth, _) = auth_host
+            .rsplit_once('@')
+            .map_or(("", auth_host), |(a, h)| (a, h));
+        let auth = if auth.is_empty() {
+            String::new()
+        } else {
+            format!("{auth}@")
+        };
+        let path = if path.is_empty() {
+            String::new()
+        } else {
+            format!("/{path}")
+        };
+        format!("{scheme}://{auth}127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.epoch.send_modify(|e| *e += 1);
     }
 }

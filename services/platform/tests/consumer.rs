@@ -495,3 +495,164 @@ async fn one_trace_and_one_causal_chain_across_a_hop() {
     assert_eq!(report.published, 2);
     env.cleanup().await;
 }
+
+/// Fails every time; on the final allowed delivery it takes PostgreSQL away (cuts the proxy the
+/// consumer's pool goes through), so the dead letter cannot be written.
+struct FailsThenCutsTheDatabase {
+    calls: AtomicUsize,
+    cut_on_call: usize,
+    proxy: Arc<rp_platform::testing::TcpProxy>,
+}
+
+impl Handler for FailsThenCutsTheDatabase {
+    async fn handle(&self, _: &mut HandlerContext, _: &RecordedEvent) -> Result<(), HandlerError> {
+        let n = self.calls.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        if n == self.cut_on_call {
+            self.proxy.cut();
+        }
+        Err(HandlerError::Retry(format!("failure {n}")))
+    }
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let auth_host = rest.split('/').next().unwrap_or(rest);
+    auth_host
+        .rsplit('@')
+        .next()
+        .unwrap_or(auth_host)
+        .to_string()
+}
+
+/// Issue 12.2: on the final allowed delivery the dead letter must be written before the server
+/// forgets the message. With PostgreSQL unreachable across that delivery the message used to
+/// vanish (NAK past MaxDeliver: never redelivered, no dead letter); now it is kept until the
+/// dead letter is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_across_the_final_delivery_loses_nothing() {
+    let env = TestEnv::new().await;
+    let proxy =
+        Arc::new(rp_platform::testing::TcpProxy::start(&host_port(&env.database_url)).await);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect(&proxy.url_through(&env.database_url))
+        .await
+        .unwrap();
+    let cfg = fast("final", Ordering::PerWorkspace);
+    let stats = cfg.stats.clone();
+    let handler = Arc::new(FailsThenCutsTheDatabase {
+        calls: AtomicUsize::new(0),
+        cut_on_call: cfg.max_deliver as usize,
+        proxy: proxy.clone(),
+    });
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        env.js.clone(),
+        env.bus.clone(),
+        pool,
+        cfg,
+        handler.clone(),
+        cancel.clone(),
+    ));
+    append_and_relay(&env, vec![requested("ws-final", 1)]).await;
+    eventually(WAIT, "the dead letter's write to fail", || async {
+        (stats
+            .dead_letter_write_failures
+            .load(AtomicOrdering::SeqCst)
+            >= 1)
+            .then_some(())
+    })
+    .await;
+    proxy.restore();
+    let dead = eventually(
+        WAIT,
+        "the message dead-lettered once the database is back",
+        || async {
+            let d = consumer::dead_letters(&env.pool, Some("final"))
+                .await
+                .unwrap();
+            (!d.is_empty()).then_some(d)
+        },
+    )
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].error.starts_with("failure"), "{dead:?}");
+    cancel.cancel();
+    let _ = task.await;
+    env.cleanup().await;
+}
+
+/// Issue 12.8: a consumer whose durable is deleted on the server used to stop for good, silently.
+/// It creates the durable again, says so, and carries on (what it had handled is skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_durable_is_created_again_and_consumption_resumes() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    let cfg = fast("recreate", Ordering::PerWorkspace);
+    let stats = cfg.stats.clone();
+    let (cancel, task) = start(&env, cfg, Arc::new(Recorder::default()));
+    append_and_relay(
+        &env,
+        (0..4).map(|i| requested(&format!("ws-{i}"), i)).collect(),
+    )
+    .await;
+    eventually(WAIT, "the first events handled", || async {
+        (seen_count(&env).await == 4).then_some(())
+    })
+    .await;
+    let stream = env.js.get_stream(&env.bus.stream).await.unwrap();
+    for p in 0..env.bus.partitions {
+        let _ = stream.delete_consumer(&format!("recreate-p{p}")).await;
+    }
+    append_and_relay(
+        &env,
+        (4..8).map(|i| requested(&format!("ws-{i}"), i)).collect(),
+    )
+    .await;
+    eventually(WAIT, "the events after the deletion handled", || async {
+        (seen_count(&env).await == 8).then_some(())
+    })
+    .await;
+    assert!(stats.durables_recreated.load(AtomicOrdering::SeqCst) >= 1);
+    cancel.cancel();
+    let _ = task.await;
+    env.cleanup().await;
+}
+
+/// Durables made by an earlier version (a server-side MaxDeliver and BackOff) are brought to the
+/// runtime's settings on start, so the last-delivery fix reaches existing deployments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_durable_is_updated_to_an_unlimited_server_side_max_deliver() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    let stream = env.js.get_stream(&env.bus.stream).await.unwrap();
+    let durable = "older-p0".to_string();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: env.bus.partition_subjects(0),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(1),
+            max_deliver: 3,
+            backoff: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            max_ack_pending: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (cancel, task) = start(
+        &env,
+        fast("older", Ordering::PerWorkspace),
+        Arc::new(Recorder::default()),
+    );
+    eventually(WAIT, "the durable updated", || async {
+        let mut c: PullConsumer = stream.get_consumer(&durable).await.ok()?;
+        let info = c.info().await.ok()?;
+        (info.config.max_deliver == -1).then_some(())
+    })
+    .await;
+    cancel.cancel();
+    let _ = task.await;
+    env.cleanup().await;
+}
