@@ -103,6 +103,8 @@ pub struct PlatformConfig {
     /// `NATS_URL`.
     pub nats_url: String,
     pub bus: crate::bus::BusConfig,
+    /// `RP_DB_STATEMENT_TIMEOUT`, `RP_DB_LOCK_TIMEOUT`, `RP_DB_IDLE_IN_TRANSACTION_TIMEOUT`.
+    pub db_limits: crate::db::SessionLimits,
 }
 
 impl PlatformConfig {
@@ -133,6 +135,7 @@ impl PlatformConfig {
             database_url,
             nats_url,
             bus: crate::bus::BusConfig::from_env()?,
+            db_limits: crate::db::SessionLimits::from_env()?,
         })
     }
 }

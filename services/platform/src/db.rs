@@ -32,9 +32,73 @@ fn describe(o: &PgConnectOptions) -> String {
     )
 }
 
-/// A connection pool; fails within a few seconds, naming the server, when it is not reachable.
+/// Limits every service session carries, so that one stalled session (a process stopped or cut
+/// off mid-transaction) cannot hold the log's append lock, or any lock, for ever; `Duration::ZERO`
+/// turns one off. From `RP_DB_STATEMENT_TIMEOUT`, `RP_DB_LOCK_TIMEOUT` and
+/// `RP_DB_IDLE_IN_TRANSACTION_TIMEOUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// The longest one statement may run (PostgreSQL `statement_timeout`).
+    pub statement_timeout: Duration,
+    /// The longest a statement waits for a lock, the append lock included (`lock_timeout`).
+    pub lock_timeout: Duration,
+    /// The longest a transaction may sit idle before the server ends the session and releases
+    /// its locks (`idle_in_transaction_session_timeout`).
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout: Duration::from_secs(600),
+            lock_timeout: Duration::from_secs(60),
+            idle_in_transaction: Duration::from_secs(60),
+        }
+    }
+}
+
+impl SessionLimits {
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            statement_timeout: crate::config::duration_or(
+                "RP_DB_STATEMENT_TIMEOUT",
+                d.statement_timeout,
+            )?,
+            lock_timeout: crate::config::duration_or("RP_DB_LOCK_TIMEOUT", d.lock_timeout)?,
+            idle_in_transaction: crate::config::duration_or(
+                "RP_DB_IDLE_IN_TRANSACTION_TIMEOUT",
+                d.idle_in_transaction,
+            )?,
+        })
+    }
+
+    fn apply(&self, opts: PgConnectOptions) -> PgConnectOptions {
+        let ms = |d: Duration| d.as_millis().to_string();
+        opts.options([
+            ("statement_timeout", ms(self.statement_timeout)),
+            ("lock_timeout", ms(self.lock_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(self.idle_in_transaction),
+            ),
+        ])
+    }
+}
+
+/// A connection pool with the default [`SessionLimits`]; fails within a few seconds, naming the
+/// server, when it is not reachable.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
-    let opts = options(url)?;
+    connect_with(url, max_connections, SessionLimits::default()).await
+}
+
+/// A connection pool whose sessions carry `limits`.
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    limits: SessionLimits,
+) -> Result<PgPool, DbError> {
+    let opts = limits.apply(options(url)?);
     let target = describe(&opts);
     PgPoolOptions::new()
         .max_connections(max_connections)

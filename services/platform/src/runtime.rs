@@ -50,7 +50,7 @@ impl Service {
     /// the stream and starts the relay.
     pub async fn connect(name: &'static str, config: PlatformConfig) -> anyhow::Result<Self> {
         crate::db::ensure_database(&config.database_url).await?;
-        let pool = crate::db::connect(&config.database_url, 16).await?;
+        let pool = crate::db::connect_with(&config.database_url, 16, config.db_limits).await?;
         crate::db::migrate(&pool).await?;
         let nats = bus::connect(&config.nats_url, name).await?;
         let js = jetstream::new(nats.clone());

@@ -98,6 +98,7 @@ impl TestEnv {
             database_url: self.database_url.clone(),
             nats_url: self.nats_url.clone(),
             bus: self.bus.clone(),
+            db_limits: crate::db::SessionLimits::default(),
         }
     }
 

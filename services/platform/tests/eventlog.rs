@@ -598,3 +598,47 @@ async fn in_transaction_readers_return_what_the_raw_reads_they_replaced_did() {
     tx.rollback().await.unwrap();
     env.cleanup().await;
 }
+
+/// Issue 12.9: a writer that stops mid-append (its process SIGSTOPped or cut off, holding the
+/// log-wide append lock in an open transaction) used to block every append for ever. Service
+/// sessions carry `idle_in_transaction_session_timeout`, so the server ends the stalled session
+/// and releases the lock within that time, and the others carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_writer_stops_blocking_the_log_within_the_timeout() {
+    let env = TestEnv::new().await;
+    let limits = rp_platform::db::SessionLimits {
+        idle_in_transaction: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let stalled_pool = rp_platform::db::connect_with(&env.database_url, 1, limits)
+        .await
+        .unwrap();
+    let mut stalled = stalled_pool.begin().await.unwrap();
+    rp_platform::eventlog::append_in(
+        &mut stalled,
+        "stalled",
+        ExpectedVersion::Any,
+        vec![sync_requested("ws-a", "run-stalled")],
+    )
+    .await
+    .unwrap();
+    // The writer now says nothing more, holding the append lock. Another writer's append waits
+    // for it, and must get through once the server has ended the stalled session.
+    let other = tokio::time::timeout(
+        Duration::from_secs(30),
+        env.store.append(
+            "other",
+            ExpectedVersion::Any,
+            vec![sync_requested("ws-b", "run-other")],
+        ),
+    )
+    .await;
+    assert!(
+        matches!(other, Ok(Ok(_))),
+        "the other append got through: {other:?}"
+    );
+    // The stalled writer's work is gone with its session, never half in the log.
+    assert!(stalled.commit().await.is_err());
+    assert_eq!(env.store.stream_version("stalled").await.unwrap(), None);
+    env.cleanup().await;
+}
