@@ -56,6 +56,15 @@ pub enum AppendError {
     },
     #[error("nothing to append")]
     Empty,
+    /// The event is larger than the bus can carry: appending it would wedge the relay.
+    #[error(
+        "a {event_type} event of {bytes} bytes is larger than the {max} bytes an event may have (the bus's message limit)"
+    )]
+    TooLarge {
+        event_type: &'static str,
+        bytes: usize,
+        max: usize,
+    },
     #[error("an event with id {0} is already in the log")]
     DuplicateEventId(Uuid),
     #[error("event log: {0}")]
@@ -358,6 +367,11 @@ pub async fn read_positions_in(
     rows.iter().map(decode_row).collect()
 }
 
+/// The largest encoded event the log takes: NATS' default `max_payload` (1 MiB) less room for the
+/// message's headers. An event that the bus cannot carry is never appended (the relay would retry
+/// it for ever, and nothing after it would be published): callers split their batches under it.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024 - 16 * 1024;
+
 /// Appends inside the caller's transaction, so a handler's projection writes, its "processed" mark
 /// and the events it emits commit together. Call it last in the transaction: from here to the
 /// commit, appends from other transactions wait.
@@ -395,6 +409,14 @@ pub async fn append_in(
             }),
             event: Some(e.event),
         };
+        let payload = envelope.encode_to_vec();
+        if payload.len() > MAX_EVENT_BYTES {
+            return Err(AppendError::TooLarge {
+                event_type: type_name,
+                bytes: payload.len(),
+                max: MAX_EVENT_BYTES,
+            });
+        }
         ids.push(e.event_id);
         types.push(type_name);
         workspaces.push(e.workspace_id);
@@ -402,7 +424,7 @@ pub async fn append_in(
         correlations.push(e.correlation_id);
         causations.push(e.causation_id);
         occurred.push(e.occurred_at);
-        payloads.push(envelope.encode_to_vec());
+        payloads.push(payload);
     }
     let expected_arg: i64 = match expected {
         ExpectedVersion::Any => -1,

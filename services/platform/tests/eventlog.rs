@@ -642,3 +642,49 @@ async fn a_stalled_writer_stops_blocking_the_log_within_the_timeout() {
     assert_eq!(env.store.stream_version("stalled").await.unwrap(), None);
     env.cleanup().await;
 }
+
+/// Issue 12.7: an event the bus cannot carry is never appended (it would wedge the relay and stop
+/// delivery for everyone); the append is refused, saying why, and the log carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_the_bus_carries_is_refused_and_the_log_carries_on() {
+    let env = TestEnv::new().await;
+    let huge = NewEvent::new(
+        "ws-a",
+        Event::SyncRequested(SyncRequested {
+            sync_run_id: "run-huge".into(),
+            requested_by: "x".repeat(1_200_000),
+            ..Default::default()
+        }),
+    );
+    let err = env
+        .store
+        .append(
+            "huge",
+            ExpectedVersion::Any,
+            vec![sync_requested("ws-a", "ok-1"), huge],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::TooLarge { bytes, .. } if bytes > 1_200_000),
+        "{err}"
+    );
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert_eq!(
+        env.store.stream_version("huge").await.unwrap(),
+        None,
+        "all or nothing"
+    );
+    // The log and the bus carry on.
+    env.store
+        .append(
+            "huge",
+            ExpectedVersion::Any,
+            vec![sync_requested("ws-a", "ok-2")],
+        )
+        .await
+        .unwrap();
+    let relay = rp_platform::relay::Relay::new(env.store.clone(), env.js.clone(), env.bus.clone());
+    assert_eq!(relay.publish_pending().await.unwrap(), 1);
+    env.cleanup().await;
+}
