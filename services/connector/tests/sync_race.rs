@@ -210,6 +210,7 @@ async fn sync_now_the_daily_slot_and_completions_race_on_two_replicas() {
             Event::SyncScheduleSet(SyncScheduleSet {
                 local_time: "09:00".into(),
                 time_zone: "UTC".into(),
+                next_scheduled_sync_at: None,
             }),
             start,
         )

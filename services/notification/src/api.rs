@@ -1,7 +1,8 @@
 //! The `rp.api.v1.Notifications` gRPC service: the notification bell.
 //!
 //! Every call is authenticated with an API key and may only name the key's own workspace.
-//! Subscribe is fed by a core NATS subscription on the workspace's NotificationRaised subject:
+//! Subscribe is fed by core NATS subscriptions on the workspace's NotificationRaised and
+//! NotificationUpdated subjects (an update is sent as the notification again, same id, new text):
 //! the relay publishes an event only after it is committed to the log, so the bell never shows
 //! a notification that was rolled back, and every replica of the service sees every workspace's
 //! notifications whichever replica raised them (a per-process broadcast channel would see only
@@ -153,11 +154,21 @@ fn from_row(r: NotificationRow) -> Notification {
             .resolves_notification_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
+        updated_at: r.updated_at.map(timestamp),
     }
 }
 
-/// A NotificationRaised from the bus, as the bell shows it (new: unread, unresolved).
-fn from_message(msg: &async_nats::Message) -> Option<Notification> {
+/// What a message on a notification subject asks the bell to show.
+enum Pushed {
+    /// A new notification, as the bell shows it (unread, unresolved).
+    Raised(Box<Notification>),
+    /// New words for a notification: sent again as the projection has it now.
+    Updated(Uuid),
+}
+
+/// A NotificationRaised or NotificationUpdated from the bus, and its event id (what a relay's
+/// republish repeats).
+fn from_message(msg: &async_nats::Message) -> Option<(String, Pushed)> {
     let replay = msg
         .headers
         .as_ref()
@@ -173,11 +184,16 @@ fn from_message(msg: &async_nats::Message) -> Option<Notification> {
             return None;
         }
     };
-    let Some(Event::NotificationRaised(n)) = event.event() else {
-        return None;
-    };
     let meta = event.meta();
-    Some(Notification {
+    let n = match event.event() {
+        Some(Event::NotificationRaised(n)) => n,
+        Some(Event::NotificationUpdated(u)) => {
+            let id = Uuid::parse_str(&u.notification_id).ok()?;
+            return Some((meta.event_id.clone(), Pushed::Updated(id)));
+        }
+        _ => return None,
+    };
+    let raised = Notification {
         notification_id: n.notification_id.clone(),
         workspace_id: meta.workspace_id.clone(),
         integration_id: meta.integration_id.clone(),
@@ -194,10 +210,12 @@ fn from_message(msg: &async_nats::Message) -> Option<Notification> {
         read_at: None,
         resolved_at: None,
         resolves_notification_id: n.resolves_notification_id.clone(),
-    })
+        updated_at: None,
+    };
+    Some((meta.event_id.clone(), Pushed::Raised(Box::new(raised))))
 }
 
-/// Remembers the last few ids pushed, so a relay republishing a page after a crash does not
+/// Remembers the last few event ids pushed, so a relay republishing a page after a crash does not
 /// ring the bell twice.
 struct Recent {
     order: VecDeque<String>,
@@ -341,12 +359,16 @@ impl Notifications for NotificationsApi {
             let (_, ws) = self
                 .authorize(&request, &request.get_ref().workspace_id)
                 .await?;
-            let subject = self.bus.subject(&ws.to_string(), "NotificationRaised");
-            let sub = self
-                .nats
-                .subscribe(subject)
-                .await
-                .map_err(|e| grpc::unavailable("subscribing to notifications", &e))?;
+            let mut subs = Vec::new();
+            for event_type in ["NotificationRaised", "NotificationUpdated"] {
+                let subject = self.bus.subject(&ws.to_string(), event_type);
+                subs.push(
+                    self.nats
+                        .subscribe(subject)
+                        .await
+                        .map_err(|e| grpc::unavailable("subscribing to notifications", &e))?,
+                );
+            }
             // The server knows the subscription before the client gets its response: nothing
             // raised after Subscribe returns is missed.
             self.nats
@@ -355,13 +377,30 @@ impl Notifications for NotificationsApi {
                 .map_err(|e| grpc::unavailable("subscribing to notifications", &e))?;
             tracing::info!("bell subscribed");
             let mut recent = Recent::new();
-            let stream = sub
+            let pool = self.pool.clone();
+            let stream = futures::stream::select_all(subs)
                 .take_until(self.cancel.clone().cancelled_owned())
                 .filter_map(move |msg| {
                     let item = from_message(&msg)
-                        .filter(|n| recent.first_time(&n.notification_id))
-                        .map(Ok);
+                        .filter(|(event_id, _)| recent.first_time(event_id))
+                        .map(|(_, pushed)| pushed);
                     futures::future::ready(item)
+                })
+                .filter_map(move |pushed| {
+                    let pool = pool.clone();
+                    async move {
+                        match pushed {
+                            Pushed::Raised(n) => Some(Ok(*n)),
+                            // Committed with the projection before the relay published it.
+                            Pushed::Updated(id) => match store::get(&pool, ws, id).await {
+                                Ok(row) => row.map(|r| Ok(from_row(r))),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, notification_id = %id, "an updated notification could not be read; the client's next List shows it");
+                                    None
+                                }
+                            },
+                        }
+                    }
                 });
             let stream: NotificationStream = Box::pin(stream);
             Ok(Response::new(stream))

@@ -18,6 +18,16 @@
 //!
 //! A sync completing does not end a disconnection (only reconnecting does), and reconnecting
 //! does not end an interruption (only a sync that works does).
+//!
+//! What an open interruption promises stays true: its text names the real next attempt. When a
+//! retry fails again with another next attempt, or the schedule is changed while it names a time,
+//! the open notification gets new words (an update, not a new notification):
+//!
+//! | fact | open interruption says | decision |
+//! |---|---|---|
+//! | sync failed | another next attempt than the retry's | update it: the failure that opened it, the retry's next attempt |
+//! | schedule changed | a time other than the new next scheduled sync | update it to the new time (no time known: to words without one) |
+//! | schedule changed | no time, or the same time; or nothing open | nothing |
 
 use chrono::{DateTime, Utc};
 use rp_platform::provider::Provider;
@@ -161,6 +171,46 @@ pub enum Fact {
     },
     Reconnected,
     SyncCompleted,
+    /// The integration's daily schedule was changed; `next_scheduled_sync_at` is its next
+    /// scheduled sync under the new schedule, when the producer said.
+    ScheduleChanged {
+        next_scheduled_sync_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// What an open interruption's notification says will happen: the failure it tells of and the
+/// next attempt its text names (`None`: it names no time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promise {
+    pub kind: FailureKind,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl FailureKind {
+    /// The code stored with a notification.
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureKind::ProviderOutage => "provider_outage",
+            FailureKind::BadPayload => "bad_payload",
+            FailureKind::Authorization => "authorization",
+            FailureKind::RateLimited => "rate_limited",
+            FailureKind::Internal => "internal",
+            FailureKind::Unspecified => "unspecified",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            FailureKind::ProviderOutage,
+            FailureKind::BadPayload,
+            FailureKind::Authorization,
+            FailureKind::RateLimited,
+            FailureKind::Internal,
+            FailureKind::Unspecified,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
 }
 
 /// The incidents open for one integration, by the notification that opened each.
@@ -168,6 +218,8 @@ pub enum Fact {
 pub struct OpenIncidents {
     pub disconnected: Option<Uuid>,
     pub sync_interrupted: Option<Uuid>,
+    /// What the open interruption's notification says, when it was recorded with it.
+    pub interruption_says: Option<Promise>,
 }
 
 /// The integration a fact is about.
@@ -188,6 +240,8 @@ pub struct Draft {
     pub action: String,
     /// For [`NotificationKind::Resolved`]: the notification whose incident ended.
     pub resolves: Option<Uuid>,
+    /// For [`NotificationKind::SyncInterrupted`]: what its text says will happen.
+    pub promise: Option<Promise>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +251,12 @@ pub enum Decision {
     Resolve {
         notification_id: Uuid,
         incident: IncidentKey,
+    },
+    /// The open notification `notification_id` gets new words (`draft`): what it promised
+    /// changed. Same notification: its read state stays.
+    Update {
+        notification_id: Uuid,
+        draft: Draft,
     },
 }
 
@@ -221,8 +281,14 @@ pub fn decide(
             kind,
             next_attempt_at,
         } => {
-            if open.disconnected.is_some() || open.sync_interrupted.is_some() {
+            if open.disconnected.is_some() {
                 return Vec::new();
+            }
+            if let Some(id) = open.sync_interrupted {
+                // The same incident: it keeps the failure that opened it, and names the retry's
+                // next attempt.
+                let kind = open.interruption_says.map_or(*kind, |p| p.kind);
+                return revised(open, subject, id, kind, *next_attempt_at, now);
             }
             vec![Decision::Raise(interrupted(
                 subject,
@@ -281,6 +347,16 @@ pub fn decide(
             ),
             None => Vec::new(),
         },
+        Fact::ScheduleChanged {
+            next_scheduled_sync_at,
+        } => match (open.sync_interrupted, open.interruption_says) {
+            (Some(id), Some(says))
+                if open.disconnected.is_none() && says.next_attempt_at.is_some() =>
+            {
+                revised(open, subject, id, says.kind, *next_scheduled_sync_at, now)
+            }
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -298,6 +374,35 @@ impl Subject {
     }
 }
 
+/// New words for the open interruption `id` when what they would promise differs from what it
+/// says; nothing otherwise.
+fn revised(
+    open: &OpenIncidents,
+    subject: &Subject,
+    id: Uuid,
+    kind: FailureKind,
+    next_attempt_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let draft = interrupted(
+        subject,
+        IncidentKey {
+            integration_id: subject.integration_id.clone(),
+            kind: IncidentKind::SyncInterrupted,
+        },
+        kind,
+        next_attempt_at,
+        now,
+    );
+    if draft.promise == open.interruption_says {
+        return Vec::new();
+    }
+    vec![Decision::Update {
+        notification_id: id,
+        draft,
+    }]
+}
+
 fn resolution(resolves: Uuid, incident: IncidentKey, title: String, body: String) -> Vec<Decision> {
     vec![
         Decision::Raise(Draft {
@@ -307,6 +412,7 @@ fn resolution(resolves: Uuid, incident: IncidentKey, title: String, body: String
             body,
             action: NO_ACTION.into(),
             resolves: Some(resolves),
+            promise: None,
         }),
         Decision::Resolve {
             notification_id: resolves,
@@ -350,7 +456,9 @@ fn interrupted(
             "We'll retry automatically at the next scheduled sync {}.",
             when(at, now)
         ),
-        None => "We'll retry automatically at the next scheduled sync.".into(),
+        // Words that stay true whatever the schedule does.
+        None => "We'll retry automatically; the Connections page shows when the next sync is due."
+            .into(),
     };
     let (next, action) = match kind {
         FailureKind::Authorization => (
@@ -374,6 +482,10 @@ fn interrupted(
         body: format!("{sync} was interrupted because {because}. {next}"),
         action,
         resolves: None,
+        promise: Some(Promise {
+            kind,
+            next_attempt_at: next_attempt_at.filter(|_| kind != FailureKind::Authorization),
+        }),
     }
 }
 
@@ -436,6 +548,7 @@ fn disconnected(
         body,
         action,
         resolves: None,
+        promise: None,
     }
 }
 
@@ -487,6 +600,20 @@ mod tests {
             self.open.sync_interrupted = Some(id);
             self
         }
+        /// An interruption open whose notification says `kind`, retried at `at`.
+        fn interruption_promising(
+            mut self,
+            id: Uuid,
+            kind: FailureKind,
+            at: Option<DateTime<Utc>>,
+        ) -> Self {
+            self.open.sync_interrupted = Some(id);
+            self.open.interruption_says = Some(Promise {
+                kind,
+                next_attempt_at: at,
+            });
+            self
+        }
         fn disconnection_open(mut self, id: Uuid) -> Self {
             self.open.disconnected = Some(id);
             self
@@ -501,9 +628,27 @@ mod tests {
             .iter()
             .filter_map(|d| match d {
                 Decision::Raise(d) => Some(d),
-                Decision::Resolve { .. } => None,
+                Decision::Resolve { .. } | Decision::Update { .. } => None,
             })
             .collect()
+    }
+
+    /// The one update decided, or a panic naming what was decided instead.
+    fn updated(decisions: &[Decision]) -> (Uuid, &Draft) {
+        let [
+            Decision::Update {
+                notification_id,
+                draft,
+            },
+        ] = decisions
+        else {
+            panic!("one update expected: {decisions:?}")
+        };
+        (*notification_id, draft)
+    }
+
+    fn at(day: u32, h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, h, m, 0).unwrap()
     }
 
     fn outage_until(h: u32, day: u32) -> Fact {
@@ -551,16 +696,139 @@ mod tests {
 
     #[test]
     fn retries_of_an_open_interruption_raise_nothing() {
-        let g = given(Some(Provider::Hubspot)).interruption_open(Uuid::now_v7());
+        let g = given(Some(Provider::Hubspot)).interruption_promising(
+            Uuid::now_v7(),
+            FailureKind::ProviderOutage,
+            Some(at(30, 6, 0)),
+        );
         assert_eq!(g.when(outage_until(6, 30)), []);
         assert_eq!(
             g.when(Fact::SyncFailed {
                 kind: FailureKind::RateLimited,
-                next_attempt_at: None
+                next_attempt_at: Some(at(30, 6, 0)),
             }),
             [],
             "one notification per incident, whatever the retry failed with"
         );
+    }
+
+    #[test]
+    fn a_bad_payload_names_the_next_attempt_like_an_outage() {
+        let then = given(Some(Provider::Hubspot)).when(Fact::SyncFailed {
+            kind: FailureKind::BadPayload,
+            next_attempt_at: Some(at(29, 23, 3)),
+        });
+        let d = raised(&then)[0];
+        assert_eq!(
+            d.body,
+            "Your HubSpot sync was interrupted because HubSpot sent data we could not read. \
+             We'll retry automatically at the next scheduled sync at 23:03 UTC."
+        );
+        assert_eq!(
+            d.promise,
+            Some(Promise {
+                kind: FailureKind::BadPayload,
+                next_attempt_at: Some(at(29, 23, 3))
+            })
+        );
+    }
+
+    #[test]
+    fn a_schedule_change_moves_the_time_the_open_interruption_promises() {
+        let id = Uuid::now_v7();
+        let then = given(Some(Provider::Hubspot))
+            .interruption_promising(id, FailureKind::ProviderOutage, Some(at(29, 11, 1)))
+            .when(Fact::ScheduleChanged {
+                next_scheduled_sync_at: Some(at(29, 23, 3)),
+            });
+        let (notification_id, d) = updated(&then);
+        assert_eq!(notification_id, id);
+        assert_eq!(d.kind, NotificationKind::SyncInterrupted);
+        assert_eq!(d.incident, key(IncidentKind::SyncInterrupted));
+        assert_eq!(d.title, "HubSpot sync interrupted");
+        assert_eq!(
+            d.body,
+            "Your HubSpot sync was interrupted because HubSpot is temporarily unavailable. \
+             We'll retry automatically at the next scheduled sync at 23:03 UTC."
+        );
+        assert_eq!(d.action, "No action needed");
+        assert_eq!(
+            d.promise,
+            Some(Promise {
+                kind: FailureKind::ProviderOutage,
+                next_attempt_at: Some(at(29, 23, 3))
+            })
+        );
+    }
+
+    #[test]
+    fn a_schedule_change_with_no_time_known_leaves_words_that_stay_true() {
+        let then = given(Some(Provider::Hubspot))
+            .interruption_promising(Uuid::now_v7(), FailureKind::BadPayload, Some(at(29, 11, 1)))
+            .when(Fact::ScheduleChanged {
+                next_scheduled_sync_at: None,
+            });
+        let (_, d) = updated(&then);
+        assert_eq!(
+            d.body,
+            "Your HubSpot sync was interrupted because HubSpot sent data we could not read. \
+             We'll retry automatically; the Connections page shows when the next sync is due."
+        );
+        assert_eq!(
+            d.action,
+            "No action needed. If this keeps happening, contact support."
+        );
+    }
+
+    #[test]
+    fn a_schedule_change_updates_nothing_that_promises_no_other_time() {
+        let change = Fact::ScheduleChanged {
+            next_scheduled_sync_at: Some(at(29, 23, 3)),
+        };
+        let id = Uuid::now_v7();
+        let g = given(Some(Provider::Hubspot));
+        assert_eq!(g.when(change.clone()), [], "nothing open");
+        assert_eq!(
+            given(Some(Provider::Hubspot))
+                .interruption_promising(id, FailureKind::ProviderOutage, Some(at(29, 23, 3)))
+                .when(change.clone()),
+            [],
+            "the same time"
+        );
+        assert_eq!(
+            given(Some(Provider::Hubspot))
+                .interruption_promising(id, FailureKind::Authorization, None)
+                .when(change.clone()),
+            [],
+            "it promises no time: syncing resumes once you reconnect"
+        );
+        assert_eq!(
+            given(Some(Provider::Hubspot))
+                .disconnection_open(id)
+                .when(change),
+            [],
+            "a disconnection promises no time"
+        );
+    }
+
+    #[test]
+    fn a_retry_that_fails_again_moves_the_promise_to_its_own_next_attempt() {
+        let id = Uuid::now_v7();
+        let then = given(Some(Provider::Hubspot))
+            .interruption_promising(id, FailureKind::ProviderOutage, Some(at(29, 18, 0)))
+            .when(Fact::SyncFailed {
+                kind: FailureKind::RateLimited,
+                next_attempt_at: Some(at(30, 18, 0)),
+            });
+        let (notification_id, d) = updated(&then);
+        assert_eq!(notification_id, id);
+        assert_eq!(
+            d.body,
+            "Your HubSpot sync was interrupted because HubSpot is temporarily unavailable. \
+             We'll retry automatically at the next scheduled sync on Mon 30 Nov at 18:00 UTC.",
+            "the failure that opened the incident, the retry's next attempt"
+        );
+        assert!(raised(&then).is_empty(), "still one notification");
     }
 
     #[test]
@@ -685,6 +953,12 @@ mod tests {
             [],
             "only reconnecting ends a disconnection"
         );
+        assert_eq!(
+            g.when(Fact::ScheduleChanged {
+                next_scheduled_sync_at: Some(at(30, 6, 0))
+            }),
+            []
+        );
     }
 
     #[test]
@@ -762,7 +1036,7 @@ mod tests {
         assert_eq!(d.title, "Integration sync interrupted");
         assert_eq!(
             d.body,
-            "A sync of one of your integrations was interrupted because of a problem on our side. We'll retry automatically at the next scheduled sync."
+            "A sync of one of your integrations was interrupted because of a problem on our side. We'll retry automatically; the Connections page shows when the next sync is due."
         );
         let then = given(None).when(Fact::Disconnected {
             reason: DisconnectReason::AuthorizationRevoked,

@@ -10,7 +10,7 @@ use crate::domain::{self, ConnectionsLink, Decision, DisconnectReason, Fact, Fai
 use crate::store;
 use rp_platform::consumer::{ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering};
 use rp_platform::contracts::events::v1::{
-    self as ev, NotificationRaised, NotificationResolved, envelope::Event,
+    self as ev, NotificationRaised, NotificationResolved, NotificationUpdated, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, RecordedEvent};
 use rp_platform::provider::Provider;
@@ -27,6 +27,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "SyncStarted",
     "SyncFailed",
     "SyncCompleted",
+    "SyncScheduleSet",
 ];
 
 pub fn consumer_config() -> ConsumerConfig {
@@ -52,6 +53,26 @@ fn failure_kind(k: ev::FailureKind) -> FailureKind {
         ev::FailureKind::Internal => FailureKind::Internal,
         ev::FailureKind::Unspecified => FailureKind::Unspecified,
     }
+}
+
+fn failure_kind_event(k: FailureKind) -> ev::FailureKind {
+    match k {
+        FailureKind::ProviderOutage => ev::FailureKind::ProviderOutage,
+        FailureKind::BadPayload => ev::FailureKind::BadPayload,
+        FailureKind::Authorization => ev::FailureKind::Authorization,
+        FailureKind::RateLimited => ev::FailureKind::RateLimited,
+        FailureKind::Internal => ev::FailureKind::Internal,
+        FailureKind::Unspecified => ev::FailureKind::Unspecified,
+    }
+}
+
+/// A promise as the events carry it: the failure kind and the time the text names.
+fn promise_fields(
+    promise: Option<domain::Promise>,
+) -> (i32, Option<chrono::DateTime<chrono::Utc>>) {
+    promise.map_or((ev::FailureKind::Unspecified as i32, None), |p| {
+        (failure_kind_event(p.kind) as i32, p.next_attempt_at)
+    })
 }
 
 fn disconnect_reason(r: ev::DisconnectReason) -> DisconnectReason {
@@ -82,6 +103,12 @@ fn fact_of(event: &Event) -> Option<Fact> {
         }),
         Event::ConnectionReconnected(_) => Some(Fact::Reconnected),
         Event::SyncCompleted(_) => Some(Fact::SyncCompleted),
+        Event::SyncScheduleSet(s) => Some(Fact::ScheduleChanged {
+            next_scheduled_sync_at: s
+                .next_scheduled_sync_at
+                .as_ref()
+                .and_then(rp_platform::contracts::from_timestamp),
+        }),
         _ => None,
     }
 }
@@ -118,7 +145,7 @@ impl Handler for NotificationHandler {
                         event.event_type()
                     )))
                 }
-                Fact::Reconnected | Fact::SyncCompleted => {
+                Fact::Reconnected | Fact::SyncCompleted | Fact::ScheduleChanged { .. } => {
                     tracing::warn!(
                         event_type = event.event_type(),
                         "event without integration_id: it ends no incident"
@@ -154,6 +181,7 @@ impl Handler for NotificationHandler {
             let (body, what) = match decision {
                 Decision::Raise(d) => {
                     let id = Uuid::now_v7();
+                    let (failure_kind, next_attempt_at) = promise_fields(d.promise);
                     tracing::info!(notification_id = %id, kind = d.kind.code(), incident = %d.incident, "notification raised");
                     (
                         Event::NotificationRaised(NotificationRaised {
@@ -170,8 +198,29 @@ impl Handler for NotificationHandler {
                                 .resolves
                                 .map(|r| r.to_string())
                                 .unwrap_or_default(),
+                            failure_kind,
+                            next_attempt_at: next_attempt_at.map(rp_platform::contracts::timestamp),
                         }),
                         "raised",
+                    )
+                }
+                Decision::Update {
+                    notification_id,
+                    draft,
+                } => {
+                    tracing::info!(notification_id = %notification_id, incident = %draft.incident, "notification updated: what it promised changed");
+                    let (failure_kind, next_attempt_at) = promise_fields(draft.promise);
+                    (
+                        Event::NotificationUpdated(NotificationUpdated {
+                            notification_id: notification_id.to_string(),
+                            incident_key: draft.incident.to_string(),
+                            title: draft.title,
+                            body: draft.body,
+                            action: draft.action,
+                            failure_kind,
+                            next_attempt_at: next_attempt_at.map(rp_platform::contracts::timestamp),
+                        }),
+                        "updated",
                     )
                 }
                 Decision::Resolve {

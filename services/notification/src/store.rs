@@ -1,7 +1,8 @@
 //! The notification projection in PostgreSQL (migrations in `services/notification/migrations`).
 //!
 //! * Every change to `notifications` comes from one of the service's own events
-//!   (NotificationRaised, NotificationResolved, NotificationsRead) through [`apply`], whether the
+//!   (NotificationRaised, NotificationUpdated, NotificationResolved, NotificationsRead) through
+//!   [`apply`], whether the
 //!   handler just decided it, the API just appended it, or [`rebuild`] replays it from the log:
 //!   so a rebuilt projection equals the live one.
 //! * The handler's writes commit with its emitted events (consumer runtime); the API's
@@ -9,9 +10,9 @@
 //!   append: the append takes the log's append lock, so "mark all read" covers exactly the
 //!   notifications before it in the log, as a replay would.
 
-use crate::domain::{IncidentKind, NotificationKind, OpenIncidents};
+use crate::domain::{FailureKind, IncidentKind, NotificationKind, OpenIncidents, Promise};
 use chrono::{DateTime, Utc};
-use rp_platform::contracts::events::v1::{NotificationsRead, envelope::Event};
+use rp_platform::contracts::events::v1::{self as ev, NotificationsRead, envelope::Event};
 use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent, ReadError, ReadFilter};
 use rp_platform::ids::WorkspaceId;
 use rp_platform::provider::Provider;
@@ -105,14 +106,17 @@ pub async fn provider_of(
 
 // ---- Incidents -----------------------------------------------------------------------------
 
+/// An open notification's id and kind, and what it promises (failure kind, next attempt).
+type OpenRow = (Uuid, String, Option<String>, Option<DateTime<Utc>>);
+
 /// The incidents still open for an integration, by the notification that opened each.
 pub async fn open_incidents(
     conn: &mut PgConnection,
     workspace_id: WorkspaceId,
     integration_id: &str,
 ) -> Result<OpenIncidents, StoreError> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT notification_id, kind FROM notifications \
+    let rows: Vec<OpenRow> = sqlx::query_as(
+        "SELECT notification_id, kind, failure_kind, next_attempt_at FROM notifications \
          WHERE workspace_id = $1 AND integration_id = $2 AND resolved_at IS NULL \
            AND kind IN ('sync_interrupted', 'connection_disconnected') \
          ORDER BY raised_at, notification_id",
@@ -122,10 +126,20 @@ pub async fn open_incidents(
     .fetch_all(conn)
     .await?;
     let mut open = OpenIncidents::default();
-    for (id, kind) in rows {
+    for (id, kind, failure_kind, next_attempt_at) in rows {
         match NotificationKind::from_code(&kind).and_then(NotificationKind::opens) {
             Some(IncidentKind::Disconnected) => open.disconnected = Some(id),
-            Some(IncidentKind::SyncInterrupted) => open.sync_interrupted = Some(id),
+            Some(IncidentKind::SyncInterrupted) => {
+                open.sync_interrupted = Some(id);
+                // Raised before promises were recorded: unknown (the domain rewords it).
+                open.interruption_says = failure_kind
+                    .as_deref()
+                    .and_then(FailureKind::from_code)
+                    .map(|kind| Promise {
+                        kind,
+                        next_attempt_at,
+                    });
+            }
             None => {}
         }
     }
@@ -152,11 +166,18 @@ pub async fn apply(
             };
             let resolves = Uuid::parse_str(&n.resolves_notification_id).ok();
             let provider = Provider::from_event(n.provider).map_or("", Provider::slug);
+            let (failure_kind, next_attempt_at) = promise_of(
+                &n.kind,
+                n.failure_kind,
+                n.next_attempt_at
+                    .as_ref()
+                    .and_then(rp_platform::contracts::from_timestamp),
+            );
             sqlx::query(
                 "INSERT INTO notifications (notification_id, workspace_id, integration_id, \
                      provider, incident_key, kind, title, body, action, link, \
-                     resolves_notification_id, raised_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     resolves_notification_id, raised_at, failure_kind, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (notification_id) DO NOTHING",
             )
             .bind(id)
@@ -170,6 +191,36 @@ pub async fn apply(
             .bind(&n.action)
             .bind(&n.link)
             .bind(resolves)
+            .bind(occurred_at)
+            .bind(failure_kind)
+            .bind(next_attempt_at)
+            .execute(conn)
+            .await?
+        }
+        Event::NotificationUpdated(u) => {
+            let Ok(id) = Uuid::parse_str(&u.notification_id) else {
+                tracing::warn!(notification_id = %u.notification_id, "NotificationUpdated with an id that is not a UUID: skipped");
+                return Ok(0);
+            };
+            let (failure_kind, next_attempt_at) = promise_of(
+                NotificationKind::SyncInterrupted.code(),
+                u.failure_kind,
+                u.next_attempt_at
+                    .as_ref()
+                    .and_then(rp_platform::contracts::from_timestamp),
+            );
+            sqlx::query(
+                "UPDATE notifications SET title = $3, body = $4, action = $5, failure_kind = $6, \
+                     next_attempt_at = $7, updated_at = $8 \
+                 WHERE workspace_id = $1 AND notification_id = $2",
+            )
+            .bind(ws)
+            .bind(id)
+            .bind(&u.title)
+            .bind(&u.body)
+            .bind(&u.action)
+            .bind(failure_kind)
+            .bind(next_attempt_at)
             .bind(occurred_at)
             .execute(conn)
             .await?
@@ -218,6 +269,27 @@ pub async fn apply(
     Ok(done.rows_affected())
 }
 
+/// The promise columns of a notification of kind `kind` from its event's fields: only an
+/// interruption promises anything.
+fn promise_of(
+    kind: &str,
+    failure_kind: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> (Option<&'static str>, Option<DateTime<Utc>>) {
+    if NotificationKind::from_code(kind) != Some(NotificationKind::SyncInterrupted) {
+        return (None, None);
+    }
+    let kind = match ev::FailureKind::try_from(failure_kind) {
+        Ok(ev::FailureKind::ProviderOutage) => FailureKind::ProviderOutage,
+        Ok(ev::FailureKind::BadPayload) => FailureKind::BadPayload,
+        Ok(ev::FailureKind::Authorization) => FailureKind::Authorization,
+        Ok(ev::FailureKind::RateLimited) => FailureKind::RateLimited,
+        Ok(ev::FailureKind::Internal) => FailureKind::Internal,
+        Ok(ev::FailureKind::Unspecified) | Err(_) => FailureKind::Unspecified,
+    };
+    (Some(kind.code()), next_attempt_at)
+}
+
 // ---- Queries -------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -236,6 +308,7 @@ pub struct NotificationRow {
     pub raised_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl NotificationRow {
@@ -265,7 +338,8 @@ pub async fn list(
 ) -> Result<(Vec<NotificationRow>, Option<Cursor>), StoreError> {
     let mut rows: Vec<NotificationRow> = sqlx::query_as(
         "SELECT notification_id, workspace_id, integration_id, provider, incident_key, kind, \
-             title, body, action, link, resolves_notification_id, raised_at, read_at, resolved_at \
+             title, body, action, link, resolves_notification_id, raised_at, read_at, resolved_at, \
+             updated_at \
          FROM notifications \
          WHERE workspace_id = $1 \
            AND (NOT $2 OR read_at IS NULL) \
@@ -290,6 +364,24 @@ pub async fn list(
         None
     };
     Ok((rows, next))
+}
+
+/// One notification of the workspace, as List shows it.
+pub async fn get(
+    pool: &PgPool,
+    workspace_id: WorkspaceId,
+    notification_id: Uuid,
+) -> Result<Option<NotificationRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT notification_id, workspace_id, integration_id, provider, incident_key, kind, \
+             title, body, action, link, resolves_notification_id, raised_at, read_at, resolved_at, \
+             updated_at \
+         FROM notifications WHERE workspace_id = $1 AND notification_id = $2",
+    )
+    .bind(workspace_id.as_uuid())
+    .bind(notification_id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 pub async fn unread_count(pool: &PgPool, workspace_id: WorkspaceId) -> Result<i64, StoreError> {
@@ -386,6 +478,7 @@ pub struct RebuildReport {
 /// The event types the projection is made of.
 const REBUILD_TYPES: &[&str] = &[
     "NotificationRaised",
+    "NotificationUpdated",
     "NotificationResolved",
     "NotificationsRead",
     "ConnectionConnected",

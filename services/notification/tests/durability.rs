@@ -193,3 +193,71 @@ async fn mark_all_read_racing_new_notifications_agrees_with_a_replay_of_the_log(
     svc.stop().await;
     env.cleanup().await;
 }
+
+/// An open interruption follows the time it promises (a change of the schedule, a retry with
+/// another next attempt) with NotificationUpdated: the same notification in List, one event per
+/// change in the log, the same words after a rebuild, and the live service carries on from the
+/// rebuilt promise.
+#[tokio::test]
+async fn the_promised_time_follows_the_schedule_and_a_rebuild_shows_the_same_words() {
+    let env = TestEnv::new().await;
+    let svc = Running::start(&env).await;
+    let ws = workspace(&env).await;
+    let hs = "hs-promise";
+    let first = tomorrow_at_six();
+    let moved = first + chrono::Duration::hours(17) + chrono::Duration::minutes(3);
+    feed_and_wait(
+        &env,
+        vec![
+            connected(&ws, hs, Provider::Hubspot),
+            sync_failed(&ws, hs, FailureKind::ProviderOutage, first),
+            schedule_set(&ws, hs, "23:03", Some(moved)),
+            // The same again: nothing to change.
+            schedule_set(&ws, hs, "23:03", Some(moved)),
+        ],
+    )
+    .await;
+    let mut client = svc.client().await;
+    let all = list_all(&mut client, &ws).await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(
+        all[0].body.ends_with(&format!(
+            "We'll retry automatically at the next scheduled sync on {} at 23:03 UTC.",
+            moved.format("%a %-d %b")
+        )),
+        "{}",
+        all[0].body
+    );
+    assert!(all[0].updated_at.is_some());
+    assert_eq!(all[0].read_at, None);
+    let types: Vec<&str> = notification_events(&env, &ws)
+        .await
+        .iter()
+        .map(|e| e.event_type())
+        .collect();
+    assert_eq!(types, ["NotificationRaised", "NotificationUpdated"]);
+
+    store::rebuild(&env.pool).await.unwrap();
+    assert_eq!(list_all(&mut client, &ws).await, all, "a rebuild agrees");
+
+    // The retry at 23:03 fails again: the promise moves to its own next attempt.
+    let next_day = moved + chrono::Duration::days(1);
+    feed_and_wait(
+        &env,
+        vec![sync_failed(&ws, hs, FailureKind::ProviderOutage, next_day)],
+    )
+    .await;
+    let after = list_all(&mut client, &ws).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].notification_id, all[0].notification_id);
+    assert!(
+        after[0].body.ends_with(&format!(
+            "on {} at 23:03 UTC.",
+            next_day.format("%a %-d %b")
+        )),
+        "{}",
+        after[0].body
+    );
+    svc.stop().await;
+    env.cleanup().await;
+}

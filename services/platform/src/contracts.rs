@@ -46,6 +46,7 @@ impl Event {
             Event::NotificationRaised(_) => "NotificationRaised",
             Event::NotificationResolved(_) => "NotificationResolved",
             Event::NotificationsRead(_) => "NotificationsRead",
+            Event::NotificationUpdated(_) => "NotificationUpdated",
             Event::ApiKeyIssued(_) => "ApiKeyIssued",
             Event::ApiKeyRevoked(_) => "ApiKeyRevoked",
         }
@@ -74,6 +75,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "NotificationRaised",
     "NotificationResolved",
     "NotificationsRead",
+    "NotificationUpdated",
     "ApiKeyIssued",
     "ApiKeyRevoked",
 ];

@@ -9,7 +9,8 @@ use rp_platform::contracts::api::v1::notifications_client::NotificationsClient;
 use rp_platform::contracts::api::v1::{ListNotificationsRequest, Notification};
 use rp_platform::contracts::events::v1::{
     ConnectionConnected, ConnectionDisconnected, ConnectionReconnected, DisconnectReason,
-    FailureKind, Provider, SyncCompleted, SyncFailed, SyncStep, WorkspaceCreated, envelope::Event,
+    FailureKind, Provider, SyncCompleted, SyncFailed, SyncScheduleSet, SyncStep, WorkspaceCreated,
+    envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
 use rp_platform::ids::WorkspaceId;
@@ -214,6 +215,24 @@ pub fn sync_failed(
         )
         .integration(integration)
         .correlation(run),
+    )
+}
+
+/// The integration's schedule set to `local_time` UTC, whose next sync is `next`.
+pub fn schedule_set(
+    ws: &Workspace,
+    integration: &str,
+    local_time: &str,
+    next: Option<chrono::DateTime<chrono::Utc>>,
+) -> (String, NewEvent) {
+    on_connection(
+        ws,
+        integration,
+        Event::SyncScheduleSet(SyncScheduleSet {
+            local_time: local_time.into(),
+            time_zone: "UTC".into(),
+            next_scheduled_sync_at: next.map(rp_platform::contracts::timestamp),
+        }),
     )
 }
 
