@@ -431,3 +431,51 @@ async fn after_disconnect_and_reconnect_the_next_sync_resumes_without_rereading_
     );
     h.shutdown().await;
 }
+
+/// Issue 12.1: a record edited in the CRM while an incremental search is being paged moves to the
+/// end of the modified order and shifts every later record back one place; paging by offset then
+/// never returned the first record of the next page (and no later sync would: it was modified
+/// before the new signpost). Every record changed since the signpost arrives.
+#[tokio::test]
+async fn records_edited_while_a_search_is_paged_are_not_skipped() {
+    let h = Harness::start().await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    let (first, _) = h.sync(id).await;
+    let contacts: Vec<String> = h
+        .batches(&first)
+        .await
+        .iter()
+        .flat_map(|b| b.contacts.iter().map(|c| c.id.clone()))
+        .collect();
+    assert!(contacts.len() > 100, "more contacts than one search page");
+    // Every contact changes, so the next sync's search runs over two pages of 100...
+    for (i, c) in contacts.iter().enumerate() {
+        h.admin(
+            "PATCH",
+            &format!("/crm/contacts/{c}"),
+            json!({"title": format!("T{i}")}),
+        )
+        .await;
+    }
+    // ...and three of the first page's are edited again right after it was read.
+    h.admin(
+        "PUT",
+        "/providers/hubspot/edit-during-search",
+        json!({"object": "contacts", "after_page": 1, "count": 3}),
+    )
+    .await;
+    let (second, events) = h.sync(id).await;
+    assert!(failed(&events).is_none(), "{:?}", failed(&events));
+    let got: HashSet<String> = h
+        .batches(&second)
+        .await
+        .iter()
+        .flat_map(|b| b.contacts.iter().map(|c| c.id.clone()))
+        .collect();
+    let missing: Vec<&String> = contacts.iter().filter(|c| !got.contains(*c)).collect();
+    assert!(
+        missing.is_empty(),
+        "changed contacts never pulled: {missing:?}"
+    );
+    h.shutdown().await;
+}

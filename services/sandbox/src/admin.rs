@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
             put(rate_limit_set).delete(rate_limit_off),
         )
         .route("/providers/{provider}/malformed", post(malformed))
+        .route(
+            "/providers/{provider}/edit-during-search",
+            put(edit_during_search),
+        )
         .route("/providers/{provider}/deny-next-authorize", post(deny_next))
         .route("/providers/{provider}/refresh-rotation", put(rotation))
         .route("/crm/{type}", post(crm_create))
@@ -266,6 +270,26 @@ async fn malformed(State(s): State<AppState>, Path(p): Path<String>, raw: String
     let p = try_resp!(provider(&p));
     let b: CountBody = try_resp!(body(&raw));
     s.controls(p).malformed_next = b.count;
+    provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
+async fn edit_during_search(
+    State(s): State<AppState>,
+    Path(p): Path<String>,
+    raw: String,
+) -> Response {
+    let p = try_resp!(provider(&p));
+    if p != Provider::Hubspot {
+        return err(StatusCode::NOT_FOUND, "only HubSpot's search pages");
+    }
+    let b: crate::state::EditDuringSearch = try_resp!(body(&raw));
+    if crate::hubspot::parse_kind(&b.object).is_none() || b.after_page == 0 {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "object must be companies, contacts or deals, after_page at least 1",
+        );
+    }
+    s.controls(p).edit_during_search = Some(b);
     provider_status(State(s), Path(p.prefix().to_string())).await
 }
 

@@ -557,6 +557,8 @@ pub async fn search(State((s, _)): S, Path(t): Path<String>, body: String) -> Re
         .iter()
         .map(|&idx| render(&w, k, idx, &props, false))
         .collect();
+    drop(w);
+    edit_during_search(&s, k, &page);
     let mut body = json!({"total": total, "results": results});
     let next = after + page.len();
     if next < total
@@ -568,6 +570,40 @@ pub async fn search(State((s, _)): S, Path(t): Path<String>, body: String) -> Re
         );
     }
     Json(body).into_response()
+}
+
+/// The admin fault [`crate::state::EditDuringSearch`]: after the configured page of a search has
+/// been served, its first record and the `count - 1` after it in the modified order are edited,
+/// all in the same millisecond (their modified time becomes now).
+fn edit_during_search(s: &AppState, k: Kind, page: &[u32]) {
+    let edit: Vec<u32> = {
+        let mut c = s.controls(Provider::Hubspot);
+        let Some(f) = c.edit_during_search.as_mut() else {
+            return;
+        };
+        if parse_kind(&f.object) != Some(k) {
+            return;
+        }
+        f.served += 1;
+        if f.served < f.after_page {
+            return;
+        }
+        let n = f.count as usize;
+        c.edit_during_search = None;
+        // The page's first record and the ones after it in the modified order.
+        let Some(&first) = page.first() else {
+            return;
+        };
+        let w = s.world();
+        let order = &w.mod_index(k).0;
+        let start = order.iter().position(|e| e.1 == first).unwrap_or(0);
+        order[start..].iter().take(n).map(|e| e.1).collect()
+    };
+    let now = s.clock.now_ms();
+    let mut w = s.world_mut();
+    for idx in edit {
+        w.set_modified(k, idx, now);
+    }
 }
 
 /// `GET /crm/v3/pipelines/{objectType}`

@@ -42,6 +42,21 @@ pub struct Controls {
     pub peak_window: u32,
     pub rejected: u64,
     pub requests: u64,
+    /// HubSpot: records edited in the CRM while a search is being paged (one shot).
+    pub edit_during_search: Option<EditDuringSearch>,
+}
+
+/// A fault of the real world: while a search of `object` is paged, once `after_page` pages of it
+/// have been served, `count` records from the first of that last page on (already read by the
+/// client, in modified order) are edited in one millisecond, so they move to the end of the
+/// modified order and every later record shifts back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EditDuringSearch {
+    pub object: String,
+    pub after_page: u32,
+    pub count: u32,
+    #[serde(skip)]
+    pub served: u32,
 }
 
 impl Controls {
@@ -67,6 +82,7 @@ impl Controls {
             peak_window: 0,
             rejected: 0,
             requests: 0,
+            edit_during_search: None,
         }
     }
 }

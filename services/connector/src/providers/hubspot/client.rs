@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::config::HubspotConfig;
 use super::rate_limit::{RateLimiter, header_u64};
 use super::records::{HubspotObject, Pipeline, RawObject, archived_record};
-use super::search::SearchWalker;
+use super::search::{SearchQuery, SearchWalker};
 use super::wire::{AssocBatchResp, ErrorJ, ListResp, PipelinesResp, SearchResp, TokenInfoResp};
 use crate::domain::provider::{
     DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection,
@@ -209,24 +209,40 @@ impl HubspotClient {
     pub async fn search_page<T: HubspotObject>(
         &self,
         token: &Secret,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        after: usize,
+        query: &SearchQuery,
     ) -> Result<SearchPage<T>, ProviderError> {
         let endpoint = format!("POST /crm/v3/objects/{}/search", T::PATH);
         let url = join(
             &self.cfg.api_base,
             &format!("/crm/v3/objects/{}/search", T::PATH),
         );
+        let ms = |t: &DateTime<Utc>| t.timestamp_millis().to_string();
+        let (filters, sort) = match query {
+            SearchQuery::Time { from, until } => (
+                vec![
+                    json!({"propertyName": T::MODIFIED, "operator": "GTE", "value": ms(from)}),
+                    json!({"propertyName": T::MODIFIED, "operator": "LT", "value": ms(until)}),
+                ],
+                T::MODIFIED,
+            ),
+            SearchQuery::Millisecond { at, after_id } => {
+                let mut f = vec![
+                    json!({"propertyName": T::MODIFIED, "operator": "GTE", "value": ms(at)}),
+                    json!({"propertyName": T::MODIFIED, "operator": "LT",
+                           "value": ms(&(*at + chrono::Duration::milliseconds(1)))}),
+                ];
+                if let Some(id) = after_id {
+                    f.push(json!({"propertyName": "hs_object_id", "operator": "GT", "value": id}));
+                }
+                (f, "hs_object_id")
+            }
+        };
         let body = json!({
-            "filterGroups": [{"filters": [
-                {"propertyName": T::MODIFIED, "operator": "GTE", "value": from.timestamp_millis().to_string()},
-                {"propertyName": T::MODIFIED, "operator": "LT", "value": to.timestamp_millis().to_string()},
-            ]}],
-            "sorts": [{"propertyName": T::MODIFIED, "direction": "ASCENDING"}],
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": T::PROPERTIES,
             "limit": self.cfg.page_size.clamp(1, 100),
-            "after": after.to_string(),
+            "after": "0",
         });
         let reply = self
             .send(token, &endpoint, || self.http.client.post(&url).json(&body))
