@@ -163,10 +163,7 @@ async fn a_search_over_the_paging_cap_never_pages_past_it() {
     };
     let env = start(cfg).await;
     let t = token(&env).await;
-    let c = client(&env, |c| {
-        c.search_cap = 40;
-        c.page_size = 15;
-    });
+    let c = client(&env, |c| c.page_size = 15);
     let epoch = DateTime::<Utc>::from_timestamp_millis(0).unwrap();
     let until = env.clock().await + chrono::Duration::milliseconds(1);
     let contacts: Vec<Contact> = search_all(&c, &t, epoch, until).await;

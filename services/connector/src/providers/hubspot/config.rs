@@ -1,12 +1,9 @@
-//! How the HubSpot client is set up: where HubSpot is, page sizes, the search cap and the
-//! rate-limit budget assumed until HubSpot's headers say otherwise.
+//! How the HubSpot client is set up: where HubSpot is, page sizes and the rate-limit budget
+//! assumed until HubSpot's headers say otherwise.
 
 use std::time::Duration;
 
 use crate::providers::RetryPolicy;
-
-/// Search results past this many cannot be paged (HubSpot's limit).
-pub const SEARCH_CAP: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct HubspotConfig {
@@ -15,8 +12,6 @@ pub struct HubspotConfig {
     pub retry: RetryPolicy,
     /// Records per list / search page (HubSpot allows up to 100 for both here).
     pub page_size: usize,
-    /// Split a search window whose total exceeds this.
-    pub search_cap: usize,
     /// Budget assumed until HubSpot's headers say otherwise.
     pub default_limit: (u32, Duration),
     /// 429s tolerated (each waited out) before giving up with `RateLimited`.
@@ -29,7 +24,6 @@ impl HubspotConfig {
             api_base: api_base.to_string(),
             retry: RetryPolicy::default(),
             page_size: 100,
-            search_cap: SEARCH_CAP,
             default_limit: (100, Duration::from_secs(10)),
             max_throttled_retries: 5,
         }

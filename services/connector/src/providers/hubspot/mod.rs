@@ -1,16 +1,16 @@
-//! HubSpot CRM client: paged lists, incremental search on the last-modified date (splitting the
-//! time window when a search would pass HubSpot's 10,000-result paging limit), deal pipelines,
+//! HubSpot CRM client: paged lists, incremental search on the last-modified date (paged by key,
+//! so edits during the walk skip nothing and the 10,000-result paging limit is never met), deal pipelines,
 //! deal-to-company associations, and a rate limiter driven by HubSpot's rate-limit headers so a
 //! sync uses the budget without ever being answered 429.
 //!
 //! | file | what |
 //! |---|---|
-//! | `config` | [`HubspotConfig`]: base URL, page size, search cap, default rate budget |
+//! | `config` | [`HubspotConfig`]: base URL, page size, default rate budget |
 //! | `records` | [`Company`], [`Contact`], [`Deal`], [`Pipeline`]: what HubSpot sends, typed |
 //! | `wire` | HubSpot's response bodies, read only by the client |
 //! | `rate_limit` | the limiter that follows HubSpot's rate-limit headers |
 //! | `client` | [`HubspotClient`]: one call per method |
-//! | `search` | [`SearchWalker`]: the resumable, cap-splitting incremental search |
+//! | `search` | [`SearchWalker`]: the resumable incremental search, paged by key |
 
 mod client;
 mod config;
@@ -20,7 +20,7 @@ mod search;
 mod wire;
 
 pub use client::{HubspotClient, SearchPage, TokenInfo};
-pub use config::{HubspotConfig, SEARCH_CAP};
+pub use config::HubspotConfig;
 pub use records::{
     AssociationList, AssociationRef, Company, Contact, Deal, HubspotObject, Pipeline,
     PipelineStage, RawObject, StageOutcome,
