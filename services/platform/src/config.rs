@@ -105,6 +105,8 @@ pub struct PlatformConfig {
     pub bus: crate::bus::BusConfig,
     /// `RP_DB_STATEMENT_TIMEOUT`, `RP_DB_LOCK_TIMEOUT`, `RP_DB_IDLE_IN_TRANSACTION_TIMEOUT`.
     pub db_limits: crate::db::SessionLimits,
+    /// `RP_PROCESSED_RETENTION`, `RP_DEAD_LETTER_RETENTION`.
+    pub retention: crate::consumer::Retention,
 }
 
 impl PlatformConfig {
@@ -131,11 +133,13 @@ impl PlatformConfig {
                 problem: "must be a nats:// URL (host:port)".into(),
             });
         }
+        let bus = crate::bus::BusConfig::from_env()?;
         Ok(Self {
             database_url,
             nats_url,
-            bus: crate::bus::BusConfig::from_env()?,
             db_limits: crate::db::SessionLimits::from_env()?,
+            retention: crate::consumer::Retention::from_env(bus.max_age)?,
+            bus,
         })
     }
 }

@@ -545,8 +545,14 @@ impl<H: Handler> Worker<H> {
     /// One transaction: processed mark, handler writes, emitted events.
     async fn handle(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
         let mut tx = self.pool.begin().await?;
+        // Fresh unless marked, or at or below the consumer's pruned floor (and not a dead
+        // letter of it, which an operator replays to have it handled).
         let fresh = sqlx::query(
-            "INSERT INTO processed_events (consumer, event_id, position) VALUES ($1, $2, $3) \
+            "INSERT INTO processed_events (consumer, event_id, position) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS ( \
+                 SELECT 1 FROM processed_floors f WHERE f.consumer = $1 AND $3 <= f.position \
+                 AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.event_id = $2 \
+                     AND (d.consumer = $1 OR d.consumer LIKE $1 || '-p%'))) \
              ON CONFLICT DO NOTHING",
         )
         .bind(&self.cfg.name)
@@ -626,6 +632,122 @@ impl<H: Handler> Worker<H> {
 async fn ack(msg: &jetstream::Message, kind: AckKind) {
     if let Err(e) = msg.ack_with(kind).await {
         tracing::warn!(error = %e, "ack failed; the server will redeliver");
+    }
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub processed_marks: u64,
+    pub dead_letters: u64,
+}
+
+/// How long the runtime's own tables keep their rows (`RP_PROCESSED_RETENTION`,
+/// `RP_DEAD_LETTER_RETENTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Processed marks older than this are pruned; the highest pruned position of each consumer
+    /// is kept as its floor. Must be longer than the stream's max age, so a message the stream
+    /// can still redeliver always finds its mark (a replay below the floor is skipped too).
+    pub processed: Duration,
+    /// Dead letters older than this are deleted (replay a dead letter within it to have it
+    /// handled: below the floor, a replayed event that is no longer a dead letter is skipped).
+    pub dead_letters: Duration,
+}
+
+impl Retention {
+    /// The defaults: marks the stream's max age plus 7 days, dead letters 90 days.
+    pub fn for_stream(max_age: Duration) -> Self {
+        Self {
+            processed: max_age + Duration::from_secs(7 * 86_400),
+            dead_letters: Duration::from_secs(90 * 86_400),
+        }
+    }
+
+    /// From the environment, refusing a marks retention that would weaken idempotency.
+    pub fn from_env(max_age: Duration) -> Result<Self, crate::config::ConfigError> {
+        let d = Self::for_stream(max_age);
+        Self {
+            processed: crate::config::duration_or("RP_PROCESSED_RETENTION", d.processed)?,
+            dead_letters: crate::config::duration_or("RP_DEAD_LETTER_RETENTION", d.dead_letters)?,
+        }
+        .checked(max_age)
+    }
+
+    /// Refuses a marks retention that would weaken idempotency (not longer than `max_age`).
+    pub fn checked(self, max_age: Duration) -> Result<Self, crate::config::ConfigError> {
+        let r = self;
+        if r.processed <= max_age {
+            return Err(crate::config::ConfigError::Invalid {
+                var: "RP_PROCESSED_RETENTION".into(),
+                value: format!("{}s", r.processed.as_secs()),
+                problem: format!(
+                    "must be longer than the stream's max age ({}s): a redelivered message would find no mark and be applied twice",
+                    max_age.as_secs()
+                ),
+            });
+        }
+        Ok(r)
+    }
+}
+
+/// Prunes processed marks and dead letters past their retention (any process may run it; it is
+/// idempotent). The floors move in the same transaction as the marks leave.
+pub async fn prune(pool: &PgPool, retention: Retention) -> Result<Pruned, sqlx::Error> {
+    let secs = |d: Duration| d.as_secs_f64();
+    let mut tx = pool.begin().await?;
+    let marks: i64 = sqlx::query_scalar(
+        "WITH gone AS ( \
+             DELETE FROM processed_events \
+             WHERE processed_at < now() - make_interval(secs => $1) RETURNING consumer, position), \
+         floors AS ( \
+             INSERT INTO processed_floors (consumer, position) \
+             SELECT consumer, max(position) FROM gone GROUP BY consumer \
+             ON CONFLICT (consumer) DO UPDATE \
+             SET position = GREATEST(processed_floors.position, EXCLUDED.position), updated_at = now()) \
+         SELECT count(*) FROM gone",
+    )
+    .bind(secs(retention.processed))
+    .fetch_one(&mut *tx)
+    .await?;
+    let dead =
+        sqlx::query("DELETE FROM dead_letters WHERE dead_at < now() - make_interval(secs => $1)")
+            .bind(secs(retention.dead_letters))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(Pruned {
+        processed_marks: u64::try_from(marks).unwrap_or(0),
+        dead_letters: dead,
+    })
+}
+
+/// Prunes every `every` until cancelled (each service process runs one; see [`prune`]).
+pub async fn housekeeping(
+    pool: PgPool,
+    retention: Retention,
+    every: Duration,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        match prune(&pool, retention).await {
+            Ok(p) if p.processed_marks > 0 || p.dead_letters > 0 => {
+                tracing::info!(
+                    processed_marks = p.processed_marks,
+                    dead_letters = p.dead_letters,
+                    "pruned past retention"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        }
     }
 }
 

@@ -61,6 +61,13 @@ impl Service {
         let relay = Relay::new(store.clone(), js.clone(), config.bus.clone());
         let relay_cancel = cancel.clone();
         tasks.spawn(async move { relay.run(relay_cancel).await.map_err(Into::into) });
+        // Processed marks and dead letters past their retention (docs/bus.md, "Retention").
+        tasks.spawn(crate::consumer::housekeeping(
+            pool.clone(),
+            config.retention,
+            std::time::Duration::from_secs(3600),
+            cancel.clone(),
+        ));
         tracing::info!(service = name, stream = %config.bus.stream, "started");
         Ok(Self {
             name,

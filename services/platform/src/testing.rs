@@ -99,6 +99,7 @@ impl TestEnv {
             nats_url: self.nats_url.clone(),
             bus: self.bus.clone(),
             db_limits: crate::db::SessionLimits::default(),
+            retention: crate::consumer::Retention::for_stream(self.bus.max_age),
         }
     }
 

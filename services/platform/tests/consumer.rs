@@ -656,3 +656,90 @@ async fn an_older_durable_is_updated_to_an_unlimited_server_side_max_deliver() {
     let _ = task.await;
     env.cleanup().await;
 }
+
+/// Republishes `events` under new message ids (as a replay past the dedup window does).
+async fn republish(env: &TestEnv, events: &[RecordedEvent], tag: &str) {
+    for e in events {
+        let (mut h, body) = rp_platform::bus::message_for(e, true);
+        h.insert("Nats-Msg-Id", format!("{tag}-{}", e.event_id()).as_str());
+        env.js
+            .publish_with_headers(env.bus.subject(e.workspace_id(), e.event_type()), h, body)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+/// Issue 12.10: processed marks are pruned past their retention without weakening idempotency.
+/// The consumer's floor (the highest pruned position) keeps a redelivery or replay of a pruned
+/// event from being applied twice, while a replayed dead letter is still handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_marks_still_stop_a_replay_from_applying_twice() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    append_and_relay(&env, (0..4).map(|i| requested("ws-r", i)).collect()).await;
+    let handler = Arc::new(Recorder::default());
+    let (cancel, task) = start(
+        &env,
+        fast("ret", Ordering::Unordered { concurrency: 4 }),
+        handler.clone(),
+    );
+    eventually(WAIT, "the events handled", || async {
+        (seen_count(&env).await == 4).then_some(())
+    })
+    .await;
+    // Forty days later the marks are past the retention (30-day stream + 7 days) and pruned.
+    sqlx::query("UPDATE processed_events SET processed_at = now() - interval '40 days'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let retention = consumer::Retention::for_stream(env.bus.max_age);
+    let pruned = consumer::prune(&env.pool, retention).await.unwrap();
+    assert_eq!(pruned.processed_marks, 4);
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(marks, 0, "the table stays small");
+    // An operator replays them: nothing is applied twice.
+    let events = env
+        .store
+        .read_all(0, 10, &ReadFilter::default())
+        .await
+        .unwrap();
+    republish(&env, &events, "replay").await;
+    eventually(WAIT, "the replay consumed", || async {
+        settled(&env, "ret").await.then_some(())
+    })
+    .await;
+    assert_eq!(
+        seen_count(&env).await,
+        4,
+        "a replay below the floor is skipped"
+    );
+    assert_eq!(handler.calls.load(AtomicOrdering::SeqCst), 4);
+    // New events are handled as ever.
+    append_and_relay(&env, vec![requested("ws-r", 9)]).await;
+    eventually(WAIT, "a new event handled", || async {
+        (seen_count(&env).await == 5).then_some(())
+    })
+    .await;
+    cancel.cancel();
+    let _ = task.await;
+    env.cleanup().await;
+}
+
+#[test]
+fn a_marks_retention_within_the_streams_max_age_is_refused() {
+    let max_age = Duration::from_secs(30 * 86_400);
+    let r = consumer::Retention::for_stream(max_age);
+    assert!(r.processed > max_age);
+    assert!(r.checked(max_age).is_ok());
+    let short = consumer::Retention {
+        processed: Duration::from_secs(29 * 86_400),
+        ..r
+    };
+    let e = short.checked(max_age).unwrap_err();
+    assert!(e.to_string().contains("RP_PROCESSED_RETENTION"), "{e}");
+}

@@ -23,7 +23,10 @@ pub async fn show(config: &PlatformConfig, out: &Output, list_dead: bool) -> Res
         .await
         .map_err(Failure::infra)?;
     let handled: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT consumer, MAX(position) FROM processed_events GROUP BY consumer",
+        // The highest handled position, counting marks pruned past their retention (floors).
+        "SELECT consumer, MAX(position) FROM ( \
+             SELECT consumer, position FROM processed_events \
+             UNION ALL SELECT consumer, position FROM processed_floors) h GROUP BY consumer",
     )
     .fetch_all(&pool)
     .await
