@@ -6,7 +6,13 @@
 //!   Records the pull already took whose modification time is at or after the signpost would be
 //!   read again by that `>=`; they are the **boundary** and are remembered as `<id>@<epoch ms>`
 //!   (that version of that record), so the next pull skips exactly them, and still takes a
-//!   record that changed again.
+//!   record that changed again. Where the modification time cannot tell two versions apart
+//!   (Salesforce's `SystemModstamp` has whole seconds), the pull passes a key that can in place
+//!   of the id (`<id>#<fingerprint>`, see `SalesforceObject::version_key`): a second edit in
+//!   the same second is a new key and is taken; the first version read again is skipped.
+//! * Deletions have their own checkpoint of the same shape. A provider whose deletion index lags
+//!   (Salesforce's `latestDateCovered`) moves it no further than the index is complete
+//!   ([`deletion_signpost`]), so a deletion indexed late is still found by the next pull.
 //! * LinkedIn engagement: the cursor is the last complete day (UTC) pulled.
 
 use std::collections::HashSet;
@@ -21,6 +27,25 @@ pub const MAX_BOUNDARY: usize = 10_000;
 /// The signpost of a pull starting at `provider_now`.
 pub fn signpost(provider_now: DateTime<Utc>, margin: chrono::Duration) -> DateTime<Utc> {
     provider_now - margin
+}
+
+/// Where the next deletion request starts, after a request from `from` (the previous deletion
+/// checkpoint) answered as complete up to `latest_covered` by a pull whose signpost is
+/// `signpost`: the earlier of the signpost and `latest_covered` (Salesforce: "use this value
+/// for the startDate of your next call"), never before `from` (the index covered nothing
+/// new). Without a `latest_covered` the index is taken as current: the signpost.
+///
+/// The deletions of the answer at or after the result are the deletion boundary (as records'):
+/// the next pull, reading them again, skips them.
+pub fn deletion_signpost(
+    from: DateTime<Utc>,
+    signpost: DateTime<Utc>,
+    latest_covered: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    match latest_covered {
+        Some(covered) => signpost.min(covered).max(from),
+        None => signpost.max(from),
+    }
 }
 
 /// A CRM object's checkpoint, as read from its last CheckpointAdvanced.
@@ -178,6 +203,42 @@ mod tests {
         assert!(!cp.already_taken("B", t("2025-06-30T09:58:00Z")));
         assert!(!cp.already_taken("D", t("2025-06-30T09:56:00Z")));
         assert_eq!(cp.cursor(), "2025-06-30T09:55:00.000Z");
+    }
+
+    #[test]
+    fn a_lagging_deletion_index_holds_the_deletion_checkpoint_back() {
+        let from = t("2025-06-30T09:00:00Z");
+        let sp = t("2025-06-30T09:55:00Z");
+        // Complete up to 09:50 only: the next request starts there, not at the signpost.
+        assert_eq!(
+            deletion_signpost(from, sp, Some(t("2025-06-30T09:50:00Z"))),
+            t("2025-06-30T09:50:00Z")
+        );
+        // Current: the signpost (its margin still applies).
+        assert_eq!(
+            deletion_signpost(from, sp, Some(t("2025-06-30T10:00:00Z"))),
+            sp
+        );
+        // Behind even the last request's start: it stays there.
+        assert_eq!(
+            deletion_signpost(from, sp, Some(t("2025-06-30T08:00:00Z"))),
+            from
+        );
+        assert_eq!(deletion_signpost(from, sp, None), sp);
+    }
+
+    #[test]
+    fn version_keys_in_place_of_ids_tell_versions_of_one_stamp_apart() {
+        let sp = t("2025-06-30T09:55:00Z");
+        let stamp = t("2025-06-30T09:56:07Z");
+        let mut c = BoundaryCollector::new(sp);
+        c.observe("001A#aaaa", stamp);
+        let cp = CrmCheckpoint::parse(&format_signpost(sp), &c.into_entries()).unwrap();
+        assert!(cp.already_taken("001A#aaaa", stamp));
+        assert!(
+            !cp.already_taken("001A#bbbb", stamp),
+            "a second edit of the second"
+        );
     }
 
     #[test]

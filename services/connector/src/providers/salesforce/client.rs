@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::config::SalesforceConfig;
 use super::records::{OpportunityStage, SalesforceObject, sf_time};
 use super::soql::{incremental_soql, soql_datetime};
+use crate::domain::checkpoint::deletion_signpost;
 use crate::domain::provider::{
     DeletedRecord, Page, Provider, ProviderError, Secret, TokenRejection,
 };
@@ -54,8 +55,17 @@ pub struct DeletedPage {
     pub records: Vec<DeletedRecord>,
     /// Deletions before this are no longer kept.
     pub earliest_available: Option<DateTime<Utc>>,
-    /// The answer is complete up to here.
+    /// The answer is complete up to here (`latestDateCovered`, at most `end`: the deletion
+    /// index lags, and deletions after it are not listed yet).
     pub latest_covered: Option<DateTime<Utc>>,
+}
+
+impl DeletedPage {
+    /// Where the next request for deletions starts, after this answer to a request from `from`
+    /// by a pull whose signpost is `signpost`: see [`deletion_signpost`].
+    pub fn next_start(&self, from: DateTime<Utc>, signpost: DateTime<Utc>) -> DateTime<Utc> {
+        deletion_signpost(from, signpost, self.latest_covered)
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,15 +2,34 @@
 //! stages), and how their datetimes and amounts are written.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// An sObject the client can query incrementally.
-pub trait SalesforceObject: Sized + DeserializeOwned + Send {
+pub trait SalesforceObject: Sized + DeserializeOwned + Serialize + Send {
     const NAME: &'static str;
     const FIELDS: &'static [&'static str];
+    fn id(&self) -> &str;
     fn system_modstamp(&self) -> Option<DateTime<Utc>>;
+
+    /// What a pull's boundary remembers this version by, in place of the bare id:
+    /// `<Id>#<fingerprint of every field read>`. `SystemModstamp` (like `LastModifiedDate`) has
+    /// whole seconds, so two edits of one record within one second show the same stamp; the
+    /// fingerprint tells them apart. Two versions that differ in no field we read are the same
+    /// version for us, and skipping the second is right.
+    fn version_key(&self) -> String {
+        format!("{}#{}", self.id(), fingerprint(self))
+    }
+}
+
+/// 64 bits of SHA-256 over the record's JSON (fields in declaration order), as hex. Stable
+/// across builds; if the fields read change, boundary records are simply read once more.
+fn fingerprint<T: Serialize>(record: &T) -> String {
+    let json = serde_json::to_vec(record).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) mod sf_time {
@@ -53,7 +72,7 @@ fn decimal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Account {
     pub id: String,
@@ -76,12 +95,15 @@ impl SalesforceObject for Account {
         "CreatedDate",
         "SystemModstamp",
     ];
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn system_modstamp(&self) -> Option<DateTime<Utc>> {
         self.system_modstamp
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Contact {
     pub id: String,
@@ -105,12 +127,15 @@ impl SalesforceObject for Contact {
         "AccountId",
         "SystemModstamp",
     ];
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn system_modstamp(&self) -> Option<DateTime<Utc>> {
         self.system_modstamp
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Opportunity {
     pub id: String,
@@ -150,12 +175,15 @@ impl SalesforceObject for Opportunity {
         "IsWon",
         "SystemModstamp",
     ];
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn system_modstamp(&self) -> Option<DateTime<Utc>> {
         self.system_modstamp
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct OpportunityStage {
     pub id: String,
@@ -189,7 +217,40 @@ impl SalesforceObject for OpportunityStage {
         "IsActive",
         "SystemModstamp",
     ];
+    fn id(&self) -> &str {
+        &self.id
+    }
     fn system_modstamp(&self) -> Option<DateTime<Utc>> {
         self.system_modstamp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(website: &str, modstamp: &str) -> Account {
+        serde_json::from_value(serde_json::json!({
+            "attributes": {"type": "Account"},
+            "Id": "001Dn0000000004IAA",
+            "Name": "Acme",
+            "Website": website,
+            "BillingCountry": "DE",
+            "CreatedDate": "2025-01-01T00:00:00.000+0000",
+            "SystemModstamp": modstamp,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn two_edits_in_one_second_have_different_version_keys() {
+        let first = account("https://first.example", "2025-06-30T10:00:07.000+0000");
+        let second = account("https://second.example", "2025-06-30T10:00:07.000+0000");
+        assert_eq!(first.system_modstamp, second.system_modstamp);
+        assert_ne!(first.version_key(), second.version_key());
+        assert!(first.version_key().starts_with("001Dn0000000004IAA#"));
+        // The same version read twice has the same key.
+        let again = account("https://first.example", "2025-06-30T10:00:07.000+0000");
+        assert_eq!(first.version_key(), again.version_key());
     }
 }
