@@ -169,16 +169,55 @@ impl LinkedinClient {
         start: NaiveDate,
         end: NaiveDate,
     ) -> Result<(Vec<EngagementRow>, bool), ProviderError> {
+        self.analytics_by(
+            token,
+            "accounts",
+            "sponsoredAccount",
+            account_ids,
+            start,
+            end,
+        )
+        .await
+    }
+
+    /// The same for campaigns (`campaigns=List(..)`), to split an account's day finer.
+    pub async fn analytics_of_campaigns(
+        &self,
+        token: &Secret,
+        campaign_ids: &[u64],
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<(Vec<EngagementRow>, bool), ProviderError> {
+        self.analytics_by(
+            token,
+            "campaigns",
+            "sponsoredCampaign",
+            campaign_ids,
+            start,
+            end,
+        )
+        .await
+    }
+
+    async fn analytics_by(
+        &self,
+        token: &Secret,
+        facet: &str,
+        urn_type: &str,
+        ids: &[u64],
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<(Vec<EngagementRow>, bool), ProviderError> {
         let endpoint = "GET /rest/adAnalytics";
-        let accounts: Vec<String> = account_ids
+        let urns: Vec<String> = ids
             .iter()
-            .map(|id| format!("urn%3Ali%3AsponsoredAccount%3A{id}"))
+            .map(|id| format!("urn%3Ali%3A{urn_type}%3A{id}"))
             .collect();
         let path = format!(
-            "/rest/adAnalytics?q=statistics&pivots=List(MEMBER_COMPANY,CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:{},end:{})&accounts=List({})&fields=impressions,clicks,totalEngagements,dateRange,pivotValues",
+            "/rest/adAnalytics?q=statistics&pivots=List(MEMBER_COMPANY,CAMPAIGN)&timeGranularity=DAILY&dateRange=(start:{},end:{})&{facet}=List({})&fields=impressions,clicks,totalEngagements,dateRange,pivotValues",
             restli_date(start),
             restli_date(end),
-            accounts.join(",")
+            urns.join(",")
         );
         let reply = self.get(token, endpoint, &path).await?;
         let r: AnalyticsResp = self.http.parse(endpoint, &reply.body)?;
@@ -220,7 +259,8 @@ impl LinkedinClient {
         Ok((rows, capped))
     }
 
-    /// Walk `start..=end` in date ranges small enough never to be truncated.
+    /// Walk `start..=end` in queries small enough never to be truncated (see
+    /// [`EngagementWalker::split_by_campaign`] to split an account's day by campaign).
     pub fn engagement(
         &self,
         account_ids: Vec<u64>,
