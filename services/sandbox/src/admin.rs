@@ -45,8 +45,25 @@ pub fn router(state: AppState) -> Router {
             "/providers/{provider}/edit-during-search",
             put(edit_during_search),
         )
+        .route(
+            "/providers/salesforce/deleted-index-lag",
+            put(crate::salesforce::deleted_index_lag),
+        )
+        .route(
+            "/providers/salesforce/edit-after-query",
+            put(crate::salesforce::set_edit_after_query),
+        )
         .route("/providers/{provider}/deny-next-authorize", post(deny_next))
         .route("/providers/{provider}/refresh-rotation", put(rotation))
+        .route(
+            "/providers/{provider}/organization-errors",
+            put(crate::linkedin::organization_errors_set)
+                .delete(crate::linkedin::organization_errors_clear),
+        )
+        .route(
+            "/providers/{provider}/ad-accounts",
+            put(crate::linkedin::ad_accounts_visibility),
+        )
         .route("/crm/{type}", post(crm_create))
         .route(
             "/crm/{type}/{id}",
@@ -60,17 +77,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn err(status: StatusCode, msg: &str) -> Response {
+pub(crate) fn err(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({"error": msg}))).into_response()
 }
 
-fn provider(p: &str) -> Result<Provider, Response> {
+pub(crate) fn provider(p: &str) -> Result<Provider, Response> {
     p.parse::<Provider>()
         .map_err(|e| err(StatusCode::NOT_FOUND, &e))
 }
 
 /// Parse a JSON body; an empty body is `{}`.
-fn body<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, Response> {
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, Response> {
     let raw = if raw.trim().is_empty() { "{}" } else { raw };
     serde_json::from_str(raw)
         .map_err(|e| err(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
@@ -311,7 +328,7 @@ async fn rotation(State(s): State<AppState>, Path(p): Path<String>, raw: String)
     provider_status(State(s), Path(p.prefix().to_string())).await
 }
 
-async fn provider_status(State(s): State<AppState>, Path(p): Path<String>) -> Response {
+pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<String>) -> Response {
     let p = try_resp!(provider(&p));
     let live = s.oauth(p).live_grants();
     let c = s.controls(p);
@@ -330,6 +347,8 @@ async fn provider_status(State(s): State<AppState>, Path(p): Path<String>) -> Re
         "rejected": c.rejected,
         "api_requests": c.requests,
         "live_grants": live,
+        "organization_errors": c.organization_errors,
+        "ad_accounts_hidden": c.ad_accounts_hidden,
     }))
     .into_response()
 }

@@ -71,10 +71,12 @@ pub async fn ad_accounts(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
         Some(Ok(n)) if n <= 1000 => n,
         _ => return bad("Invalid value for param 'count'"),
     };
+    let hidden = s.controls(Provider::Linkedin).ad_accounts_hidden;
     let w = s.world();
     let all: Vec<&crate::data::AdAccount> = w
         .ad_accounts
         .iter()
+        .filter(|_| !hidden)
         .filter(|a| statuses.as_ref().is_none_or(|st| st.contains(&a.status)))
         .collect();
     let elements: Vec<Value> = all
@@ -523,12 +525,18 @@ pub async fn organizations(State((s, _)): S, RawQuery(q): RawQuery) -> Response 
             None => return bad("Invalid organization id in 'ids'"),
         }
     }
+    let faults = s.controls(Provider::Linkedin).organization_errors.clone();
     let w = s.world();
     let mut results = Map::new();
     let mut statuses = Map::new();
     let mut errors = Map::new();
     for id in ids {
         let key = id.to_string();
+        if let Some(&status) = faults.get(&id) {
+            statuses.insert(key.clone(), status.into());
+            errors.insert(key, per_id_error(id, status));
+            continue;
+        }
         match find_org(&w, id) {
             Some(o) => {
                 results.insert(key.clone(), org_json(o));
@@ -546,11 +554,127 @@ pub async fn organizations(State((s, _)): S, RawQuery(q): RawQuery) -> Response 
     Json(json!({"results": results, "statuses": statuses, "errors": errors})).into_response()
 }
 
+/// A batch lookup's per-id error body, as LinkedIn words it.
+fn per_id_error(id: u64, status: u16) -> Value {
+    let (code, message) = match status {
+        403 => (
+            "ACCESS_DENIED",
+            format!("Not enough permissions to access organization {id}"),
+        ),
+        404 => ("NOT_FOUND", format!("Organization {id} not found")),
+        429 => (
+            "TOO_MANY_REQUESTS",
+            "Resource level throttle limit exceeded".into(),
+        ),
+        _ => ("INTERNAL_SERVER_ERROR", "Internal Server Error".into()),
+    };
+    json!({"status": status, "code": code, "message": message})
+}
+
+// ---- admin faults (routed by admin.rs) -----------------------------------------------------
+
+#[derive(serde::Deserialize)]
+struct OrgErrorsBody {
+    ids: Vec<u64>,
+    #[serde(default = "default_org_error")]
+    status: u16,
+}
+
+fn default_org_error() -> u16 {
+    500
+}
+
+// Returns early with a ready-made error response, as the admin handlers do.
+#[allow(clippy::result_large_err)]
+fn linkedin_only(p: &str) -> Result<Provider, Response> {
+    match crate::admin::provider(p)? {
+        Provider::Linkedin => Ok(Provider::Linkedin),
+        _ => Err(crate::admin::err(
+            axum::http::StatusCode::NOT_FOUND,
+            "only LinkedIn has this fault",
+        )),
+    }
+}
+
+/// `PUT /admin/providers/linkedin/organization-errors` `{"ids":[..],"status":500}`: the batch
+/// lookup answers these organizations with a per-id error (added to those already set).
+pub async fn organization_errors_set(
+    State(s): State<AppState>,
+    Path(p): Path<String>,
+    raw: String,
+) -> Response {
+    let p = match linkedin_only(&p) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let b: OrgErrorsBody = match crate::admin::body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !(400..=599).contains(&b.status) {
+        return crate::admin::err(
+            axum::http::StatusCode::BAD_REQUEST,
+            "status must be an HTTP error status (400-599)",
+        );
+    }
+    s.controls(p)
+        .organization_errors
+        .extend(b.ids.iter().map(|&id| (id, b.status)));
+    crate::admin::provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
+/// `DELETE /admin/providers/linkedin/organization-errors`: every organization answers again.
+pub async fn organization_errors_clear(
+    State(s): State<AppState>,
+    Path(p): Path<String>,
+) -> Response {
+    let p = match linkedin_only(&p) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    s.controls(p).organization_errors.clear();
+    crate::admin::provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
+#[derive(serde::Deserialize)]
+struct VisibleBody {
+    visible: bool,
+}
+
+/// `PUT /admin/providers/linkedin/ad-accounts` `{"visible":false}`: the member sees no ad account
+/// (as one without a Campaign Manager role on any account); `true` shows them again.
+pub async fn ad_accounts_visibility(
+    State(s): State<AppState>,
+    Path(p): Path<String>,
+    raw: String,
+) -> Response {
+    let p = match linkedin_only(&p) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let b: VisibleBody = match crate::admin::body(&raw) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    s.controls(p).ad_accounts_hidden = !b.visible;
+    crate::admin::provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
 /// `GET /rest/organizations/{id}`.
 pub async fn organization(State((s, _)): S, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<u64>() else {
         return bad("Invalid organization id");
     };
+    if let Some(&status) = s.controls(Provider::Linkedin).organization_errors.get(&id) {
+        let e = per_id_error(id, status);
+        return crate::errors::linkedin(
+            axum::http::StatusCode::from_u16(status)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            e["code"].as_str().unwrap_or("INTERNAL_SERVER_ERROR"),
+            None,
+            e["message"].as_str().unwrap_or_default(),
+        );
+    }
     let w = s.world();
     match find_org(&w, id) {
         Some(o) => Json(org_json(o)).into_response(),

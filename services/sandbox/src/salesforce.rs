@@ -35,6 +35,22 @@ fn kind_of(o: SfObject) -> Option<Kind> {
     }
 }
 
+/// Salesforce datetimes have whole seconds (`SystemModstamp`, `LastModifiedDate`, `CreatedDate`,
+/// `deletedDate` all end in `.000`): the world's millisecond times, cut to their second.
+pub fn whole_second(ms: i64) -> i64 {
+    ms.div_euclid(1000) * 1000
+}
+
+/// The first millisecond whose whole second is at or after `ms`: `whole_second(m) >= ms` iff
+/// `m >= ceil_second(ms)`, so a bound on the seconds Salesforce shows is a bound on the world's
+/// milliseconds.
+fn ceil_second(ms: i64) -> i64 {
+    if ms == i64::MIN || ms == i64::MAX {
+        return ms;
+    }
+    whole_second(ms + 999)
+}
+
 fn stage_modstamp(w: &World) -> i64 {
     date_ms(w.anchor) - 400 * 86_400_000
 }
@@ -43,8 +59,12 @@ fn stage_modstamp(w: &World) -> i64 {
 fn select(w: &World, q: &Query) -> Vec<u32> {
     let mut rows: Vec<u32> = match kind_of(q.object) {
         Some(k) => {
+            // `lo <= SystemModstamp < hi` on whole seconds.
             let idx = w.mod_index(k);
-            idx.0[idx.range(q.lo, q.hi)].iter().map(|e| e.1).collect()
+            idx.0[idx.range(ceil_second(q.lo), ceil_second(q.hi))]
+                .iter()
+                .map(|e| e.1)
+                .collect()
         }
         None => {
             let ms = stage_modstamp(w);
@@ -55,19 +75,22 @@ fn select(w: &World, q: &Query) -> Vec<u32> {
             }
         }
     };
-    // Rows come ordered by (SystemModstamp, Id). Re-sort only for other orders.
+    // Rows come ordered by the world's milliseconds; Salesforce orders by the whole-second
+    // SystemModstamp, then Id.
+    let modstamp = |i: u32| -> i64 {
+        whole_second(match q.object {
+            SfObject::Account => w.companies[i as usize].modified_ms,
+            SfObject::Contact => w.contacts[i as usize].modified_ms,
+            SfObject::Opportunity => w.deals[i as usize].modified_ms,
+            SfObject::OpportunityStage => 0,
+        })
+    };
     let natural = q.order.is_empty()
         || q.order == [(OrderKey::SystemModstamp, false)]
         || q.order == [(OrderKey::SystemModstamp, false), (OrderKey::Id, false)];
-    if !natural {
-        let modstamp = |i: u32| -> i64 {
-            match q.object {
-                SfObject::Account => w.companies[i as usize].modified_ms,
-                SfObject::Contact => w.contacts[i as usize].modified_ms,
-                SfObject::Opportunity => w.deals[i as usize].modified_ms,
-                SfObject::OpportunityStage => 0,
-            }
-        };
+    if natural {
+        rows.sort_by_key(|&i| (modstamp(i), i));
+    } else {
         let order = q.order.clone();
         rows.sort_by(|&a, &b| {
             for (key, desc) in &order {
@@ -105,9 +128,9 @@ impl Serialize for FieldVal<'_> {
         match self {
             FieldVal::Str(v) => ser.serialize_str(v),
             FieldVal::Owned(v) => ser.serialize_str(v),
-            FieldVal::Time(ms) => {
-                ser.collect_str(&crate::util::to_datetime(*ms).format(crate::util::SF_TIME_FORMAT))
-            }
+            FieldVal::Time(ms) => ser.collect_str(
+                &crate::util::to_datetime(whole_second(*ms)).format(crate::util::SF_TIME_FORMAT),
+            ),
             FieldVal::Bool(b) => ser.serialize_bool(*b),
             FieldVal::Num(n) => ser.serialize_f64(*n),
             FieldVal::Int(n) => ser.serialize_i64(*n),
@@ -331,6 +354,7 @@ pub async fn query(
         }
     };
     let rows = select(&s.world(), &q);
+    let edit_after = q.object;
     let cursor = Arc::new(SfCursor {
         object: q.object,
         fields: q.fields,
@@ -349,7 +373,40 @@ pub async fn query(
         }
         id
     };
-    batch(&s, &version, &id, &cursor, 0)
+    let resp = batch(&s, &version, &id, &cursor, 0);
+    edit_after_query(&s, edit_after);
+    resp
+}
+
+/// A user saving an Account again within the same second, just after a query read it
+/// (`PUT /admin/providers/salesforce/edit-after-query`, one shot).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditAfterQuery {
+    /// The Account's Salesforce id.
+    pub id: String,
+    pub website: String,
+}
+
+/// Applies a pending [`EditAfterQuery`] once an Account query was answered: the account's
+/// website changes and its modified time moves by a millisecond, inside the whole second its
+/// SystemModstamp already shows (Salesforce shows the two versions with the same stamp).
+fn edit_after_query(s: &AppState, object: SfObject) {
+    if object != SfObject::Account {
+        return;
+    }
+    let Some(e) = s.controls(Provider::Salesforce).sf_edit_after_query.take() else {
+        return;
+    };
+    let mut w = s.world_mut();
+    let Some(idx) = w.find(Kind::Company, &e.id) else {
+        return;
+    };
+    let c = &mut w.companies[idx as usize];
+    let ms = (c.modified_ms + 1).min(whole_second(c.modified_ms) + 999);
+    c.domain = crate::data::domain_property(&e.website);
+    c.website = Some(e.website);
+    w.set_modified(Kind::Company, idx, ms);
 }
 
 /// `GET /services/data/{version}/query/{cursor}-{offset}`
@@ -405,7 +462,7 @@ fn parse_replication_date(s: &str) -> Option<i64> {
 }
 
 fn sf_time(ms: i64) -> String {
-    crate::util::to_datetime(ms)
+    crate::util::to_datetime(whole_second(ms))
         .format(crate::util::SF_TIME_FORMAT)
         .to_string()
 }
@@ -458,7 +515,10 @@ pub async fn deleted(
             sf_time(earliest)
         ));
     }
-    let covered = end.min(now);
+    // The deletion index may lag (`PUT /admin/providers/salesforce/deleted-index-lag`): it is
+    // complete up to `latestDateCovered` only, and newer deletions are not in it yet.
+    let lag = s.controls(Provider::Salesforce).deleted_index_lag_ms;
+    let covered = whole_second(end.min(now - lag));
     let w = s.world();
     let mut rows: Vec<(i64, u32)> = (0..w.len(kind) as u32)
         .filter(|&i| w.archived(kind, i))
@@ -468,6 +528,7 @@ pub async fn deleted(
                 Kind::Contact => w.contacts.get(i as usize).map(|c| c.modified_ms),
                 Kind::Deal => w.deals.get(i as usize).map(|d| d.modified_ms),
             }?;
+            let ms = whole_second(ms);
             (start <= ms && ms <= covered).then_some((ms, i))
         })
         .collect();
@@ -489,4 +550,52 @@ pub async fn deleted(
         "latestDateCovered": sf_time(covered),
     }))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LagBody {
+    seconds: u64,
+}
+
+/// `PUT /admin/providers/salesforce/edit-after-query {"id","website"}`: see [`EditAfterQuery`].
+pub async fn set_edit_after_query(State(s): State<AppState>, raw: String) -> Response {
+    let e: EditAfterQuery = match serde_json::from_str(&raw) {
+        Ok(e) => e,
+        Err(e) => {
+            return admin_error(&format!(
+                "invalid JSON body: {e}; expected {{\"id\",\"website\"}}"
+            ));
+        }
+    };
+    if s.world().find(Kind::Company, &e.id).is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no Account {}", e.id)})),
+        )
+            .into_response();
+    }
+    s.controls(Provider::Salesforce).sf_edit_after_query = Some(e.clone());
+    Json(json!({"edit_after_query": {"id": e.id, "website": e.website}})).into_response()
+}
+
+fn admin_error(m: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": m}))).into_response()
+}
+
+/// `PUT /admin/providers/salesforce/deleted-index-lag {"seconds":N}`: the deletion index lags
+/// `N` seconds behind the clock: `latestDateCovered` is at most `now - N`, and the deletions
+/// after it are not listed yet (0 = up to date).
+pub async fn deleted_index_lag(State(s): State<AppState>, raw: String) -> Response {
+    let b: LagBody = match serde_json::from_str(if raw.trim().is_empty() { "{}" } else { &raw }) {
+        Ok(b) => b,
+        Err(e) => {
+            return admin_error(&format!(
+                "invalid JSON body: {e}; expected {{\"seconds\": N}}"
+            ));
+        }
+    };
+    let ms = i64::try_from(b.seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    s.controls(Provider::Salesforce).deleted_index_lag_ms = ms;
+    Json(json!({"deleted_index_lag_seconds": b.seconds})).into_response()
 }

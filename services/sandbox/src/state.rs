@@ -44,6 +44,14 @@ pub struct Controls {
     pub requests: u64,
     /// HubSpot: records edited in the CRM while a search is being paged (one shot).
     pub edit_during_search: Option<EditDuringSearch>,
+    /// Salesforce: how far the deletion index lags the clock (`latestDateCovered`), ms.
+    pub deleted_index_lag_ms: i64,
+    /// Salesforce: an Account edited again within its second once a query read it (one shot).
+    pub sf_edit_after_query: Option<crate::salesforce::EditAfterQuery>,
+    /// LinkedIn: organization ids the batch lookup answers with a per-id error (id -> status).
+    pub organization_errors: std::collections::BTreeMap<u64, u16>,
+    /// LinkedIn: the member sees no ad account (`adAccounts` answers an empty list).
+    pub ad_accounts_hidden: bool,
 }
 
 /// A fault of the real world: while a search of `object` is paged, once `after_page` pages of it
@@ -83,6 +91,10 @@ impl Controls {
             rejected: 0,
             requests: 0,
             edit_during_search: None,
+            deleted_index_lag_ms: 0,
+            sf_edit_after_query: None,
+            organization_errors: std::collections::BTreeMap::new(),
+            ad_accounts_hidden: false,
         }
     }
 }
