@@ -120,6 +120,8 @@ fn parent_config(sb: &Sandbox) -> anyhow::Result<ConnectorConfig> {
         pull: PullConfig {
             concurrency: 1,
             lease: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(20),
+            retry_for: Duration::from_secs(120),
             poll: Duration::from_secs(1),
             max_attempts: 3,
         },

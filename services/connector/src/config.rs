@@ -44,8 +44,14 @@ pub struct PullConfig {
     /// Pull jobs one process runs at once (`CONNECTOR_PULL_CONCURRENCY`).
     pub concurrency: usize,
     /// A claimed job is another worker's to take over when not renewed for this long
-    /// (`CONNECTOR_PULL_LEASE`).
+    /// (`CONNECTOR_PULL_LEASE`, 10 s): how long a crashed worker's pull waits for a successor.
     pub lease: Duration,
+    /// How often a running pull renews its lease (`CONNECTOR_PULL_HEARTBEAT`, 3 s; at most half
+    /// the lease, so one missed heartbeat does not lose it).
+    pub heartbeat: Duration,
+    /// How long a pull retries a fault of ours (the database gone, say during a PostgreSQL
+    /// restart) before the run fails as internal (`CONNECTOR_PULL_RETRY_FOR`, 2 min).
+    pub retry_for: Duration,
     /// How often the worker looks for runnable jobs besides being woken (`CONNECTOR_PULL_POLL`).
     pub poll: Duration,
     /// Claims of one job before it is given up (`CONNECTOR_PULL_MAX_ATTEMPTS`).
@@ -196,12 +202,24 @@ impl ConnectorConfig {
                 "must be at least 1",
             ));
         }
-        let lease = duration_or("CONNECTOR_PULL_LEASE", Duration::from_secs(60))?;
+        let lease = duration_or("CONNECTOR_PULL_LEASE", Duration::from_secs(10))?;
         if lease < Duration::from_secs(3) {
             return Err(invalid(
                 "CONNECTOR_PULL_LEASE",
                 &format!("{lease:?}"),
                 "must be at least 3s",
+            ));
+        }
+        // Unset: 3 s, or a third of a lease shorter than 9 s.
+        let heartbeat = duration_or(
+            "CONNECTOR_PULL_HEARTBEAT",
+            Duration::from_secs(3).min(lease / 3),
+        )?;
+        if heartbeat.is_zero() || heartbeat * 2 > lease {
+            return Err(invalid(
+                "CONNECTOR_PULL_HEARTBEAT",
+                &format!("{heartbeat:?}"),
+                format!("must be more than 0 and at most half of CONNECTOR_PULL_LEASE ({lease:?})"),
             ));
         }
         Ok(Self {
@@ -219,6 +237,8 @@ impl ConnectorConfig {
             pull: PullConfig {
                 concurrency,
                 lease,
+                heartbeat,
+                retry_for: duration_or("CONNECTOR_PULL_RETRY_FOR", Duration::from_secs(120))?,
                 poll: duration_or("CONNECTOR_PULL_POLL", Duration::from_secs(5))?,
                 max_attempts: parse_or("CONNECTOR_PULL_MAX_ATTEMPTS", 3i32)?.max(1),
             },

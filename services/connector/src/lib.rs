@@ -88,6 +88,8 @@ impl Connector {
                 .unwrap_or_else(|_| chrono::Duration::minutes(5)),
             schedule,
             lease: config.pull.lease,
+            heartbeat: config.pull.heartbeat,
+            retry_for: config.pull.retry_for,
             max_attempts: config.pull.max_attempts,
         });
         Ok(Self {

@@ -462,6 +462,18 @@ pub async fn claim_job(
     owner: &str,
     lease: std::time::Duration,
 ) -> Result<Option<JobRow>, sqlx::Error> {
+    claim_job_except(pool, owner, lease, &[]).await
+}
+
+/// [`claim_job`], never one of `running_here` (jobs this process is still running, say
+/// retrying through a database outage that outlasted their lease: it is alive, not dead).
+/// `owner` should be new for every claim, so that an earlier holder's renewals fail.
+pub async fn claim_job_except(
+    pool: &PgPool,
+    owner: &str,
+    lease: std::time::Duration,
+    running_here: &[String],
+) -> Result<Option<JobRow>, sqlx::Error> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let mut contended = 0;
     let row = loop {
@@ -471,7 +483,8 @@ pub async fn claim_job(
                  WHERE (j.state = 'queued' AND NOT EXISTS ( \
                             SELECT 1 FROM pull_jobs r \
                             WHERE r.integration_id = j.integration_id AND r.state = 'running')) \
-                    OR (j.state = 'running' AND j.lease_until < now()) \
+                    OR (j.state = 'running' AND j.lease_until < now() \
+                        AND NOT (j.sync_run_id = ANY($3))) \
                  ORDER BY j.created_at, j.sync_run_id \
                  LIMIT 1 FOR UPDATE SKIP LOCKED) \
              UPDATE pull_jobs p SET state = 'running', lease_owner = $1, \
@@ -483,6 +496,7 @@ pub async fn claim_job(
         )
         .bind(owner)
         .bind(lease_ms)
+        .bind(running_here)
         .fetch_optional(pool)
         .await;
         match res {
@@ -533,6 +547,60 @@ pub async fn renew_lease(
         == 1)
 }
 
+/// How long until the first lease of a job running elsewhere runs out (`None`: no such job),
+/// so a worker looks for it then instead of at its next poll.
+pub async fn next_lease_expiry(
+    pool: &PgPool,
+    running_here: &[String],
+) -> Result<Option<std::time::Duration>, sqlx::Error> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM MIN(lease_until) - now())::float8 FROM pull_jobs \
+         WHERE state = 'running' AND NOT (sync_run_id = ANY($1))",
+    )
+    .bind(running_here)
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(|s| std::time::Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// Records where a running job is (pull/progress.rs), in the transaction of the append it
+/// describes; false when the job is not ours.
+pub async fn save_progress(
+    conn: &mut PgConnection,
+    sync_run_id: &str,
+    owner: &str,
+    progress: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE pull_jobs SET progress = $3 \
+         WHERE sync_run_id = $1 AND lease_owner = $2 AND state = 'running'",
+    )
+    .bind(sync_run_id)
+    .bind(owner)
+    .bind(sqlx::types::Json(progress))
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Where the job was when its last append committed (`None`: nothing recorded yet).
+pub async fn load_progress(
+    pool: &PgPool,
+    sync_run_id: &str,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar::<_, Option<sqlx::types::Json<serde_json::Value>>>(
+            "SELECT progress FROM pull_jobs WHERE sync_run_id = $1",
+        )
+        .bind(sync_run_id)
+        .fetch_optional(pool)
+        .await?
+        .flatten()
+        .map(|j| j.0),
+    )
+}
+
 /// Ends the job (in the transaction that appends its last event); false when it is not ours.
 pub async fn finish_job(
     conn: &mut PgConnection,
@@ -580,6 +648,17 @@ pub async fn job_state(pool: &PgPool, sync_run_id: &str) -> Result<Option<String
         .bind(sync_run_id)
         .fetch_optional(pool)
         .await
+}
+
+/// Who holds a job's lease now (tests, diagnostics); `None` when nobody does.
+pub async fn lease_owner(pool: &PgPool, sync_run_id: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT lease_owner FROM pull_jobs WHERE sync_run_id = $1",
+    )
+    .bind(sync_run_id)
+    .fetch_optional(pool)
+    .await?
+    .flatten())
 }
 
 // ---- the log -------------------------------------------------------------------------------

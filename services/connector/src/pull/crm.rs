@@ -22,6 +22,8 @@ use rp_platform::contracts::events::v1::{
 use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::ExpectedVersion;
 
+use super::progress::Walk;
+use super::run::Append;
 use super::{Run, RunError, with_token};
 use crate::domain::ObjectKind;
 use crate::domain::batch::{Batcher, Record};
@@ -40,6 +42,15 @@ pub(crate) struct ObjectPull {
     expected: ExpectedVersion,
     taken: u64,
     skipped: u64,
+    /// Batches of the object in the log (the next one's `batch_seq`).
+    batches: u32,
+}
+
+/// What the records of an object before some page add up to, for a [`Walk`].
+#[derive(Clone)]
+struct Mark {
+    taken: u64,
+    boundary: BoundaryCollector,
 }
 
 impl ObjectPull {
@@ -63,7 +74,76 @@ impl ObjectPull {
             expected,
             taken: 0,
             skipped: 0,
+            batches: 0,
         })
+    }
+
+    /// Continues where `walk` says the log ends.
+    fn resume(&mut self, walk: &Walk) {
+        self.taken = walk.taken;
+        self.batches = walk.batches;
+        for (id, modified) in walk.boundary() {
+            self.boundary.observe(id, modified);
+        }
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            taken: self.taken,
+            boundary: self.boundary.clone(),
+        }
+    }
+
+    /// Where a successor continues once the batch being appended is in the log: at `after`
+    /// (the next page, or this page again), with the records before it adding up to `mark`.
+    fn walk(&self, mark: Mark, after: Option<String>, pages: u64, complete: bool) -> Walk {
+        Walk {
+            object: self.kind.slug().to_string(),
+            signpost_ms: self.signpost.timestamp_millis(),
+            after,
+            complete,
+            pages,
+            taken: mark.taken,
+            batches: self.batches + 1,
+            boundary: mark.boundary.into_entries(),
+        }
+    }
+
+    /// Takes one record (unless the previous pull already took this version of it); returns
+    /// the batch it completed, to append.
+    fn push(
+        &mut self,
+        id: &str,
+        modified: Option<DateTime<Utc>>,
+        record: Record,
+    ) -> Option<ev::RecordsPulled> {
+        if let (Some(prev), Some(m)) = (&self.previous, modified)
+            && prev.already_taken(id, m)
+        {
+            // Still at or after this pull's signpost: the next pull must skip it too.
+            self.boundary.observe(id, m);
+            self.skipped += 1;
+            return None;
+        }
+        if let Some(m) = modified {
+            self.boundary.observe(id, m);
+        }
+        self.taken += 1;
+        self.batcher.push(record)
+    }
+
+    /// Appends a batch (with where a successor continues, when the read can be continued).
+    async fn emit(
+        &mut self,
+        run: &Run,
+        mut batch: ev::RecordsPulled,
+        walk: Option<Walk>,
+    ) -> Result<(), RunError> {
+        batch.batch_seq = self.batches;
+        let progress = walk.map(|w| run.progress.with_walk(w));
+        run.emit_batch_with(batch, progress.as_ref()).await?;
+        self.batches += 1;
+        Ok(())
     }
 
     /// Takes one record (unless the previous pull already took this version of it).
@@ -74,20 +154,8 @@ impl ObjectPull {
         modified: Option<DateTime<Utc>>,
         record: Record,
     ) -> Result<(), RunError> {
-        if let (Some(prev), Some(m)) = (&self.previous, modified)
-            && prev.already_taken(id, m)
-        {
-            // Still at or after this pull's signpost: the next pull must skip it too.
-            self.boundary.observe(id, m);
-            self.skipped += 1;
-            return Ok(());
-        }
-        if let Some(m) = modified {
-            self.boundary.observe(id, m);
-        }
-        self.taken += 1;
-        if let Some(batch) = self.batcher.push(record) {
-            run.emit_batch(batch).await?;
+        if let Some(batch) = self.push(id, modified, record) {
+            self.emit(run, batch, None).await?;
         }
         Ok(())
     }
@@ -95,15 +163,16 @@ impl ObjectPull {
     /// Adds a tombstone (a record deleted in the CRM) to the object's batches.
     async fn push_deleted(&mut self, run: &Run, record: Record) -> Result<(), RunError> {
         if let Some(batch) = self.batcher.push(record) {
-            run.emit_batch(batch).await?;
+            self.emit(run, batch, None).await?;
         }
         Ok(())
     }
 
-    /// Appends the last batch, then moves the checkpoint.
-    pub async fn finish(mut self, run: &mut Run) -> Result<u64, RunError> {
+    /// Appends the last batch; returns the records taken and the checkpoint to move (with
+    /// the deletions', by [`Run::object_done`]).
+    pub async fn finish(mut self, run: &mut Run) -> Result<(u64, Append), RunError> {
         if let Some(batch) = self.batcher.flush() {
-            run.emit_batch(batch).await?;
+            self.emit(run, batch, None).await?;
         }
         if self.boundary.dropped() > 0 {
             tracing::warn!(
@@ -112,21 +181,20 @@ impl ObjectPull {
                 "boundary too large to remember whole: those records will be read again"
             );
         }
-        run.advance(
+        let checkpoint = run.checkpoint_append(
+            &run.integration_id().checkpoint_stream(self.kind.slug()),
             self.kind,
             format_signpost(self.signpost),
             self.boundary.into_entries(),
             self.expected,
-        )
-        .await?;
+        );
         tracing::info!(
             object = self.kind.slug(),
             taken = self.taken,
             skipped_boundary = self.skipped,
             "object pulled"
         );
-        run.count(self.kind, self.taken);
-        Ok(self.taken)
+        Ok((self.taken, checkpoint))
     }
 }
 
@@ -225,22 +293,52 @@ impl DeletionPull {
         pull.push_deleted(run, record).await
     }
 
-    /// Moves the deletion checkpoint; call once the tombstones are appended.
-    async fn finish(self, run: &Run) -> Result<u64, RunError> {
-        run.advance_deletions(
-            self.kind,
-            format_signpost(self.signpost),
-            self.boundary.into_entries(),
-            self.expected,
-        )
-        .await?;
+    /// The deletion checkpoint to move once the tombstones are appended.
+    fn finish(self, run: &Run) -> Append {
         tracing::info!(
             object = self.kind.slug(),
             deleted = self.reported,
             "deletions pulled"
         );
-        Ok(self.reported)
+        run.checkpoint_append(
+            &run.integration_id()
+                .deletions_checkpoint_stream(self.kind.slug()),
+            self.kind,
+            format_signpost(self.signpost),
+            self.boundary.into_entries(),
+            self.expected,
+        )
     }
+}
+
+/// Ends an object: its last batch, then both its checkpoints and the progress recording it
+/// done, in one transaction.
+async fn finish_object(
+    run: &mut Run,
+    kind: ObjectKind,
+    pull: ObjectPull,
+    deletions: DeletionPull,
+) -> Result<u64, RunError> {
+    let (taken, records) = pull.finish(run).await?;
+    let deleted = deletions.finish(run);
+    run.object_done(kind, taken, vec![records, deleted]).await?;
+    run.count(kind, taken);
+    Ok(taken)
+}
+
+/// True (and the object counted) when this run finished `kind` before (a successor, or a
+/// retry, skips it).
+fn already_done(run: &mut Run, kind: ObjectKind) -> bool {
+    let Some(taken) = run.progress.done(kind.slug()) else {
+        return false;
+    };
+    tracing::info!(
+        object = kind.slug(),
+        taken,
+        "object already pulled by this run"
+    );
+    run.count(kind, taken);
+    true
 }
 
 const CRM_KINDS: [ObjectKind; 4] = [
@@ -341,23 +439,51 @@ async fn hubspot_object<T: HubspotObject>(
     until: DateTime<Utc>,
     convert: impl Fn(T) -> Record,
 ) -> Result<u64, RunError> {
+    if already_done(run, kind) {
+        return Ok(run.progress.done(kind.slug()).unwrap_or_default());
+    }
+    // A read this run began before goes on from its last appended page, under its signpost.
+    let resume = run.progress.walk_of(kind.slug()).cloned();
+    let signpost = resume.as_ref().and_then(Walk::signpost).unwrap_or(signpost);
     let mut pull = ObjectPull::start(run, kind, signpost).await?;
     let mut page_no = 0u64;
     match pull.previous.as_ref().map(|p| p.signpost) {
         None => {
-            let mut after: Option<String> = None;
-            loop {
+            // The first sync: the list, page by page, each batch recording where to go on.
+            let (mut after, mut complete) = (None, false);
+            if let Some(w) = &resume {
+                pull.resume(w);
+                (after, page_no, complete) = (w.after.clone(), w.pages, w.complete);
+            }
+            while !complete {
                 page_no += 1;
                 run.position = format!("{} page {page_no}", T::PATH);
                 let page = with_token!(run, t => client.list_page::<T>(&t, after.as_deref()));
-                for r in page.records {
+                let at_start = pull.mark();
+                let n = page.records.len();
+                for (i, r) in page.records.into_iter().enumerate() {
                     let (id, modified) = (r.id().to_string(), r.modified_at());
-                    pull.take(run, &id, Some(modified), convert(r)).await?;
+                    let Some(batch) = pull.push(&id, Some(modified), convert(r)) else {
+                        continue;
+                    };
+                    let walk = if i + 1 == n && pull.batcher.pending() == 0 {
+                        // The page's last record is in the batch: go on at the next page.
+                        let complete = page.next.is_none();
+                        pull.walk(pull.mark(), page.next.clone(), page_no, complete)
+                    } else {
+                        // Part of the page is: this page again, from its start.
+                        pull.walk(at_start.clone(), after.clone(), page_no - 1, false)
+                    };
+                    pull.emit(run, batch, Some(walk)).await?;
                 }
                 match page.next {
                     Some(n) => after = Some(n),
-                    None => break,
+                    None => complete = true,
                 }
+            }
+            if let Some(batch) = pull.batcher.flush() {
+                let walk = pull.walk(pull.mark(), None, page_no, true);
+                pull.emit(run, batch, Some(walk)).await?;
             }
         }
         Some(since) => {
@@ -391,9 +517,7 @@ async fn hubspot_object<T: HubspotObject>(
             }
         }
     }
-    let taken = pull.finish(run).await?;
-    deletions.finish(run).await?;
-    Ok(taken)
+    finish_object(run, kind, pull, deletions).await
 }
 
 async fn emit_pipelines(run: &mut Run, pipelines: Vec<ev::CrmPipeline>) -> Result<(), RunError> {
@@ -523,6 +647,9 @@ async fn salesforce_object<T: SalesforceObject>(
     (now, signpost): (DateTime<Utc>, DateTime<Utc>),
     convert: impl Fn(T) -> (String, Option<DateTime<Utc>>, Record),
 ) -> Result<u64, RunError> {
+    if already_done(run, kind) {
+        return Ok(run.progress.done(kind.slug()).unwrap_or_default());
+    }
     let mut pull = ObjectPull::start(run, kind, signpost).await?;
     let since = pull.previous.as_ref().map(|p| p.signpost);
     let mut batch_no = 1u64;
@@ -530,8 +657,10 @@ async fn salesforce_object<T: SalesforceObject>(
     let mut page = with_token!(run, t => client.modified_since::<T>(&t, since));
     loop {
         for r in std::mem::take(&mut page.records) {
-            let (id, modified, record) = convert(r);
-            pull.take(run, &id, modified, record).await?;
+            // Boundary keyed by version: SystemModstamp's whole seconds cannot tell edits apart.
+            let key = r.version_key();
+            let (_, modified, record) = convert(r);
+            pull.take(run, &key, modified, record).await?;
         }
         let Some(next) = page.next.take() else { break };
         batch_no += 1;
@@ -551,12 +680,13 @@ async fn salesforce_object<T: SalesforceObject>(
         if from < now {
             run.position = format!("{} deleted records", T::NAME);
             let page = with_token!(run, t => client.deleted_between::<T>(&t, from, now));
+            // The deletion index may lag: the next pull starts where this answer is complete.
+            deletions.signpost = page.next_start(from, deletions.signpost);
+            deletions.boundary = BoundaryCollector::new(deletions.signpost);
             for d in &page.records {
                 deletions.report(run, &mut pull, d).await?;
             }
         }
     }
-    let taken = pull.finish(run).await?;
-    deletions.finish(run).await?;
-    Ok(taken)
+    finish_object(run, kind, pull, deletions).await
 }

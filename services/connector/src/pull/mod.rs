@@ -3,7 +3,13 @@
 //! * The SyncRequested consumer only records a job (handlers.rs). A worker per process claims
 //!   runnable jobs (`FOR UPDATE SKIP LOCKED`, woken by NOTIFY, polling as a fallback) under a
 //!   lease it renews; a worker that dies leaves a lease that runs out, and another worker takes
-//!   the job over. One job per integration runs at a time (a unique index on running jobs).
+//!   the job over (`CONNECTOR_PULL_LEASE`, 10 s, renewed every `CONNECTOR_PULL_HEARTBEAT`, 3 s;
+//!   each claim has its own owner, so a holder that was taken over cannot renew). One job per
+//!   integration runs at a time (a unique index on running jobs).
+//! * Whoever runs a job continues where its last append left it: each RecordsPulled of a page
+//!   walk records the page cursor in the same transaction ([`progress`]), and finished objects
+//!   are skipped. A fault of ours (the database away) is retried within the run for
+//!   `CONNECTOR_PULL_RETRY_FOR` (2 min) before the run fails as internal.
 //! * A pull appends as it goes, each append in its own short transaction that also renews the
 //!   lease and checks the connection is still connected (so a pull whose lease was taken over,
 //!   or whose connection was disconnected meanwhile, stops writing): SyncStarted, SyncStepStarted,
@@ -19,11 +25,13 @@
 //! | file | what |
 //! |---|---|
 //! | `worker` | [`PullWorker`]: claims jobs and runs them |
-//! | `run` | [`Run`]: one job's appends, token, checkpoints and ending |
+//! | `run` | [`Run`]: one job's appends, token, checkpoints, retries and ending |
+//! | `progress` | where a running job is, so a successor continues from the last appended page |
 //! | `linkedin`, `crm` | what a LinkedIn, HubSpot or Salesforce pull fetches and appends |
 
 pub mod crm;
 pub mod linkedin;
+pub mod progress;
 mod run;
 mod worker;
 
@@ -97,6 +105,11 @@ pub struct PullContext {
     pub plans: Plans,
     pub signpost_margin: chrono::Duration,
     pub schedule: Arc<dyn NextScheduledSync>,
+    /// A job not renewed this long is another worker's to take over.
     pub lease: Duration,
+    /// How often a running job renews its lease.
+    pub heartbeat: Duration,
+    /// How long a job retries faults of ours (the database) before failing as internal.
+    pub retry_for: Duration,
     pub max_attempts: i32,
 }

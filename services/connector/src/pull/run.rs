@@ -2,7 +2,8 @@
 //! its token, its checkpoints, and how it ends (completed, failed, given back, or taken over).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rp_platform::contracts::events::v1::{
@@ -13,6 +14,7 @@ use rp_platform::eventlog::{self, AppendError, Appended, ExpectedVersion, NewEve
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::progress::Progress;
 use super::{PullContext, crm, linkedin};
 use crate::domain::failure::{Verdict, classify, disconnected_message};
 use crate::domain::provider::{ProviderError, Secret};
@@ -42,8 +44,10 @@ pub enum RunError {
     Shutdown,
     /// Another worker holds the job now: write nothing more.
     LeaseLost,
-    /// The database or the log failed.
+    /// The database or the log failed: a fault of ours that heals (retried within the run).
     Infra(String),
+    /// A fault of ours that retrying cannot heal (unreadable tokens): the run fails at once.
+    Internal(String),
 }
 
 impl From<sqlx::Error> for RunError {
@@ -80,6 +84,13 @@ macro_rules! with_token {
 }
 pub(crate) use with_token;
 
+/// One appended stream of a transaction: stream, expected version, events.
+pub type Append = (String, ExpectedVersion, Vec<NewEvent>);
+
+/// First wait before retrying after a fault of ours; it doubles up to [`RETRY_MAX_DELAY`].
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(250);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
+
 /// One pull job being run.
 pub struct Run {
     ctx: Arc<PullContext>,
@@ -94,6 +105,19 @@ pub struct Run {
     /// Where the run is, for SyncFailed.location ("companies page 3").
     pub position: String,
     counts: Vec<(ObjectKind, u64)>,
+    /// Where the job was at its last committed append (pull/progress.rs), read again before
+    /// every try.
+    pub progress: Progress,
+    /// SyncStarted is in the log (appended by this process).
+    started_announced: bool,
+    /// Steps whose SyncStepStarted is in the log.
+    steps_announced: Vec<SyncStep>,
+    /// Appends committed by this process (a retry that got further starts a new retry bound).
+    appends: AtomicU64,
+    /// When the oldest database call not yet followed by a successful one began (µs after
+    /// `started`, 0: none): a call can wait for a connection a while before it fails, and the
+    /// retry bound counts from when the trouble began, not from the error.
+    db_waiting_since: AtomicU64,
     /// Time spent appending (the rest is the provider and our own work), for the logs.
     append_micros: std::sync::atomic::AtomicU64,
     started: std::time::Instant,
@@ -160,7 +184,10 @@ impl Run {
                 provider_message,
             },
             VaultError::Provider(p) => self.failure(&p, true),
-            other => RunError::Infra(other.to_string()),
+            VaultError::Crypto(_) | VaultError::Corrupt(_) => RunError::Internal(e.to_string()),
+            other @ (VaultError::Database(_) | VaultError::Append(_)) => {
+                RunError::Infra(other.to_string())
+            }
         }
     }
 
@@ -251,40 +278,111 @@ impl Run {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Appended, RunError> {
+        let mut appended = self
+            .append_with(vec![(stream.to_string(), expected, events)], None)
+            .await?;
+        appended
+            .pop()
+            .ok_or_else(|| RunError::Infra("nothing appended".into()))
+    }
+
+    /// Appends to each stream in one fenced transaction, recording `progress` (where a
+    /// successor continues) in the same transaction.
+    pub async fn append_with(
+        &self,
+        appends: Vec<Append>,
+        progress: Option<&Progress>,
+    ) -> Result<Vec<Appended>, RunError> {
+        self.db_call();
         let t = std::time::Instant::now();
         let mut tx = self.ctx.pool.begin().await?;
         self.fence(&mut tx).await?;
-        let appended = eventlog::append_in(&mut tx, stream, expected, events)
-            .await
-            .map_err(|e| match e {
-                // Only checkpoints are appended at an exact version: someone else moved it, so
-                // another worker runs this job now.
-                AppendError::Conflict { .. } => RunError::LeaseLost,
-                other => other.into(),
-            })?;
+        let mut out = Vec::with_capacity(appends.len());
+        for (stream, expected, events) in appends {
+            let appended = eventlog::append_in(&mut tx, &stream, expected, events)
+                .await
+                .map_err(|e| match e {
+                    // Only checkpoints are appended at an exact version: someone else moved
+                    // it, so another worker runs this job now.
+                    AppendError::Conflict { .. } => RunError::LeaseLost,
+                    other => other.into(),
+                })?;
+            out.push(appended);
+        }
+        if let Some(p) = progress
+            && !store::save_progress(&mut tx, &self.job.sync_run_id, &self.owner, &p.to_json())
+                .await?
+        {
+            return Err(RunError::LeaseLost);
+        }
         tx.commit().await?;
+        self.db_ok();
+        self.appends.fetch_add(1, AtomicOrdering::Relaxed);
         self.append_micros.fetch_add(
             u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX),
             AtomicOrdering::Relaxed,
         );
-        Ok(appended)
+        Ok(out)
     }
 
-    pub async fn step(&self, step: SyncStep) -> Result<(), RunError> {
+    /// A database call begins (the first since the last success marks when trouble began).
+    fn db_call(&self) {
+        let now = u64::try_from(self.started.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = self.db_waiting_since.compare_exchange(
+            0,
+            now,
+            AtomicOrdering::Relaxed,
+            AtomicOrdering::Relaxed,
+        );
+    }
+
+    fn db_ok(&self) {
+        self.db_waiting_since.store(0, AtomicOrdering::Relaxed);
+    }
+
+    /// When the database calls that have not succeeded since began.
+    fn db_waiting_since(&self) -> Option<Instant> {
+        match self.db_waiting_since.load(AtomicOrdering::Relaxed) {
+            0 => None,
+            us => Some(self.started + Duration::from_micros(us)),
+        }
+    }
+
+    /// SyncStepStarted, once per run and step (a retry, or a successor that finds the step
+    /// under way in the progress, does not announce it again).
+    pub async fn step(&mut self, step: SyncStep) -> Result<(), RunError> {
+        if self.steps_announced.contains(&step) {
+            return Ok(());
+        }
         let e = self.event(Event::SyncStepStarted(SyncStepStarted {
             sync_run_id: self.run_id.to_string(),
             step: step as i32,
         }));
         self.append(&self.run_id.run_stream(), ExpectedVersion::Any, vec![e])
             .await?;
+        self.steps_announced.push(step);
         Ok(())
     }
 
     /// Appends a full batch of records.
     pub async fn emit_batch(&self, batch: ev::RecordsPulled) -> Result<(), RunError> {
+        self.emit_batch_with(batch, None).await
+    }
+
+    /// Appends a batch of records and, in the same transaction, where a successor continues.
+    pub async fn emit_batch_with(
+        &self,
+        batch: ev::RecordsPulled,
+        progress: Option<&Progress>,
+    ) -> Result<(), RunError> {
         let e = self.event(Event::RecordsPulled(batch));
-        self.append(&self.run_id.records_stream(), ExpectedVersion::Any, vec![e])
-            .await?;
+        self.append_with(
+            vec![(self.run_id.records_stream(), ExpectedVersion::Any, vec![e])],
+            progress,
+        )
+        .await?;
         Ok(())
     }
 
@@ -342,22 +440,6 @@ impl Run {
             .await
     }
 
-    /// Moves the deletion checkpoint of `kind`; only once its deletions are appended.
-    pub async fn advance_deletions(
-        &self,
-        kind: ObjectKind,
-        cursor: String,
-        boundary_ids: Vec<String>,
-        expected: ExpectedVersion,
-    ) -> Result<(), RunError> {
-        let stream = self
-            .job
-            .integration_id
-            .deletions_checkpoint_stream(kind.slug());
-        self.advance_in(&stream, kind, cursor, boundary_ids, expected)
-            .await
-    }
-
     async fn advance_in(
         &self,
         stream: &str,
@@ -366,13 +448,41 @@ impl Run {
         boundary_ids: Vec<String>,
         expected: ExpectedVersion,
     ) -> Result<(), RunError> {
+        let (stream, expected, events) =
+            self.checkpoint_append(stream, kind, cursor, boundary_ids, expected);
+        self.append(&stream, expected, events).await?;
+        Ok(())
+    }
+
+    /// The CheckpointAdvanced of `kind` in `stream`, to append with others.
+    pub fn checkpoint_append(
+        &self,
+        stream: &str,
+        kind: ObjectKind,
+        cursor: String,
+        boundary_ids: Vec<String>,
+        expected: ExpectedVersion,
+    ) -> Append {
         let e = self.event(Event::CheckpointAdvanced(CheckpointAdvanced {
             object_type: kind.to_event() as i32,
             cursor,
             boundary_ids,
             sync_run_id: self.run_id.to_string(),
         }));
-        self.append(stream, expected, vec![e]).await?;
+        (stream.to_string(), expected, vec![e])
+    }
+
+    /// Ends an object: its checkpoints (`appends`) move and the progress records it finished,
+    /// all in one transaction, so a successor either skips it whole or reads it again whole.
+    pub async fn object_done(
+        &mut self,
+        kind: ObjectKind,
+        taken: u64,
+        appends: Vec<Append>,
+    ) -> Result<(), RunError> {
+        let progress = self.progress.with_done(kind.slug(), taken);
+        self.append_with(appends, Some(&progress)).await?;
+        self.progress = progress;
         Ok(())
     }
 
@@ -415,14 +525,90 @@ impl Run {
         Ok(())
     }
 
+    /// Runs the pull. A fault of ours (the database gone, as in a PostgreSQL restart) is
+    /// retried with a doubling wait, each try continuing from the progress of the last
+    /// committed append, until it has lasted `retry_for` without the pull getting any further;
+    /// only then does it end the run (internal).
+    async fn execute_retrying(&mut self) -> Result<Event, RunError> {
+        // (when the trouble began, appends committed by then)
+        let mut trouble: Option<(Instant, u64)> = None;
+        let mut delay = RETRY_FIRST_DELAY;
+        loop {
+            let result = match self.reload_progress().await {
+                Ok(()) => self.execute().await,
+                Err(e) => Err(e),
+            };
+            let cause = match result {
+                Err(RunError::Infra(cause)) => cause,
+                other => return other,
+            };
+            let appends = self.appends.load(AtomicOrdering::Relaxed);
+            let mut since = match trouble {
+                Some((since, at)) if at == appends => since,
+                _ => {
+                    delay = RETRY_FIRST_DELAY;
+                    Instant::now()
+                }
+            };
+            if let Some(waiting) = self.db_waiting_since()
+                && waiting < since
+            {
+                since = waiting;
+            }
+            trouble = Some((since, appends));
+            let left = self.ctx.retry_for.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                tracing::error!(
+                    error = %cause,
+                    failing_for_secs = since.elapsed().as_secs_f64(),
+                    "a fault of ours did not heal within CONNECTOR_PULL_RETRY_FOR: ending the run"
+                );
+                return Err(RunError::Infra(cause));
+            }
+            let wait = delay.min(left);
+            tracing::warn!(
+                error = %cause,
+                position = %self.position,
+                retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "a fault of ours interrupted the pull: retrying from the last appended page"
+            );
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(RETRY_MAX_DELAY);
+        }
+    }
+
+    /// Reads where the job is (what its last committed append recorded) before a try.
+    async fn reload_progress(&mut self) -> Result<(), RunError> {
+        self.db_call();
+        let stored = store::load_progress(&self.ctx.pool, &self.job.sync_run_id).await?;
+        self.db_ok();
+        self.progress = Progress::parse(stored);
+        if !self.progress.is_empty() && !self.steps_announced.contains(&SyncStep::CrmPull) {
+            // Only CRM pulls record progress, after announcing their step.
+            self.steps_announced.push(SyncStep::CrmPull);
+        }
+        if let Some(w) = &self.progress.walk {
+            tracing::info!(
+                object = %w.object,
+                pages = w.pages,
+                records = w.taken,
+                done = ?self.progress.done,
+                "continuing the pull from its last appended page"
+            );
+        }
+        self.counts.clear();
+        Ok(())
+    }
+
     async fn execute(&mut self) -> Result<Event, RunError> {
-        if self.job.attempts == 1 {
+        if self.job.attempts == 1 && !self.started_announced {
             let e = self.event(Event::SyncStarted(SyncStarted {
                 sync_run_id: self.run_id.to_string(),
                 provider: self.provider.to_event() as i32,
             }));
             self.append(&self.run_id.run_stream(), ExpectedVersion::Any, vec![e])
                 .await?;
+            self.started_announced = true;
         }
         match self.provider {
             Provider::Linkedin => linkedin::pull(self).await,
@@ -491,27 +677,33 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
         refresh_at: None,
         position: "start".into(),
         counts: Vec::new(),
+        progress: Progress::default(),
+        started_announced: false,
+        steps_announced: Vec::new(),
+        appends: AtomicU64::new(0),
+        db_waiting_since: AtomicU64::new(0),
         append_micros: std::sync::atomic::AtomicU64::new(0),
         started: std::time::Instant::now(),
     };
 
-    // The lease is renewed in the background too (a page can take longer than a lease when a
-    // provider is slow); losing it stops the run.
+    // The lease is renewed in the background, every heartbeat, whatever the pull is doing (a
+    // provider can be slower than a lease); losing it stops the run.
     let lost = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let renewer = {
-        let (pool, sync_run_id, owner, lease) = (
+        let (pool, sync_run_id, owner, lease, heartbeat) = (
             ctx.pool.clone(),
             sync_run_id.clone(),
             owner.clone(),
             ctx.lease,
+            ctx.heartbeat,
         );
         let (lost, stop) = (lost.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(lease / 3) => {}
+                    _ = tokio::time::sleep(heartbeat) => {}
                 }
                 let renewed = match pool.acquire().await {
                     Ok(mut c) => store::renew_lease(&mut c, &sync_run_id, &owner, lease).await,
@@ -541,7 +733,7 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
         })
     } else {
         tokio::select! {
-            r = run.execute() => r,
+            r = run.execute_retrying() => r,
             _ = cancel.cancelled() => Err(RunError::Shutdown),
             _ = stop.cancelled() => Err(RunError::LeaseLost),
         }
@@ -552,13 +744,38 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
         Err(RunError::Shutdown) if lost.load(AtomicOrdering::SeqCst) => Err(RunError::LeaseLost),
         other => other,
     };
-    end_run(&run, result).await;
+    end_run(&run, result, &cancel).await;
 }
 
-async fn end_run(run: &Run, result: Result<Event, RunError>) {
+/// Records the end of the job with its last event, waiting for the database to come back if
+/// it is away (until shutdown, or until another worker holds the job).
+async fn record_end(
+    run: &Run,
+    last: Event,
+    failed: bool,
+    outcome: &str,
+    cancel: &CancellationToken,
+) -> Result<(), RunError> {
+    let mut delay = RETRY_FIRST_DELAY;
+    loop {
+        match run.finish(last.clone(), failed, outcome).await {
+            Err(RunError::Infra(e)) => {
+                tracing::warn!(error = %e, outcome, "cannot record the end of the pull yet: retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(RunError::Infra(e)),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_MAX_DELAY);
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn end_run(run: &Run, result: Result<Event, RunError>, cancel: &CancellationToken) {
     let (kind, message, location) = match result {
         Ok(last) => {
-            match run.finish(last, false, "completed").await {
+            match record_end(run, last, false, "completed", cancel).await {
                 Ok(()) => tracing::info!(
                     counts = ?run.counts,
                     secs = run.started.elapsed().as_secs_f64(),
@@ -602,7 +819,7 @@ async fn end_run(run: &Run, result: Result<Event, RunError>) {
             ),
             run.position.clone(),
         ),
-        Err(RunError::Infra(cause)) => {
+        Err(RunError::Infra(cause) | RunError::Internal(cause)) => {
             tracing::error!(error = %cause, "the pull failed on our side");
             (
                 FailureKind::Internal,
@@ -614,7 +831,10 @@ async fn end_run(run: &Run, result: Result<Event, RunError>) {
         }
     };
     let next_attempt_at = match kind {
-        FailureKind::ProviderOutage | FailureKind::RateLimited | FailureKind::Internal => run
+        FailureKind::ProviderOutage
+        | FailureKind::RateLimited
+        | FailureKind::BadPayload
+        | FailureKind::Internal => run
             .ctx
             .schedule
             .next_scheduled_sync(run.integration_id())
@@ -631,7 +851,7 @@ async fn end_run(run: &Run, result: Result<Event, RunError>) {
         location,
         next_attempt_at,
     });
-    if let Err(e) = run.finish(failed, true, kind.as_str_name()).await {
+    if let Err(e) = record_end(run, failed, true, kind.as_str_name(), cancel).await {
         tracing::warn!(error = ?e, "could not record the failure; the job will be retried when its lease runs out");
     }
 }

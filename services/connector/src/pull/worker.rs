@@ -1,7 +1,13 @@
 //! The pull worker: claims runnable pull jobs (`FOR UPDATE SKIP LOCKED`, woken by NOTIFY,
-//! polling as a fallback) and runs each, at most `concurrency` at a time.
+//! polling as a fallback, and when the first lease held elsewhere runs out) and runs each, at
+//! most `concurrency` at a time.
+//!
+//! Every claim has its own lease owner (`<worker>-<n>`), so a job this worker lost (taken over
+//! after a long database outage) can never be renewed by the old run. A job this process is
+//! still running is never claimed by it again, even with its lease run out: it is alive here.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
@@ -45,15 +51,29 @@ impl PullWorker {
         listener.listen(JOBS_CHANNEL).await?;
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut running = JoinSet::new();
+        let here: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let mut claims = 0u64;
         tracing::info!(owner = %self.owner, concurrency = self.concurrency, "pull worker started");
         loop {
             while let Ok(permit) = permits.clone().try_acquire_owned() {
-                match store::claim_job(&self.ctx.pool, &self.owner, self.ctx.lease).await {
+                claims += 1;
+                let owner = format!("{}-{claims}", self.owner);
+                let except = running_here(&here);
+                match store::claim_job_except(&self.ctx.pool, &owner, self.ctx.lease, &except).await
+                {
                     Ok(Some(job)) => {
-                        let (ctx, owner, cancel) =
-                            (self.ctx.clone(), self.owner.clone(), cancel.clone());
+                        tracing::info!(
+                            sync_run_id = %job.sync_run_id,
+                            attempt = job.attempts,
+                            %owner,
+                            "pull job claimed"
+                        );
+                        lock(&here).insert(job.sync_run_id.clone());
+                        let (ctx, cancel, here) = (self.ctx.clone(), cancel.clone(), here.clone());
                         running.spawn(async move {
+                            let id = job.sync_run_id.clone();
                             execute_job(ctx, owner, job, cancel).await;
+                            lock(&here).remove(&id);
                             drop(permit);
                         });
                     }
@@ -64,6 +84,7 @@ impl PullWorker {
                     }
                 }
             }
+            let look_again = self.next_look(&here).await;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 n = listener.recv() => {
@@ -76,11 +97,29 @@ impl PullWorker {
                     }
                 }
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = tokio::time::sleep(self.poll) => {}
+                _ = tokio::time::sleep(look_again) => {}
             }
         }
         while running.join_next().await.is_some() {}
         tracing::info!(owner = %self.owner, "pull worker stopped");
         Ok(())
     }
+
+    /// When to look for jobs again unless woken: at the poll, or just after the first lease
+    /// held elsewhere runs out (a crashed worker's job is taken over then, not a poll later).
+    async fn next_look(&self, here: &Mutex<HashSet<String>>) -> Duration {
+        let except = running_here(here);
+        match store::next_lease_expiry(&self.ctx.pool, &except).await {
+            Ok(Some(d)) => (d + Duration::from_millis(20)).min(self.poll),
+            _ => self.poll,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn running_here(here: &Mutex<HashSet<String>>) -> Vec<String> {
+    lock(here).iter().cloned().collect()
 }

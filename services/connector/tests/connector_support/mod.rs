@@ -86,6 +86,8 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
         pull: PullConfig {
             concurrency: 2,
             lease: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(3),
+            retry_for: Duration::from_secs(120),
             poll: Duration::from_millis(500),
             max_attempts: 3,
         },
