@@ -110,6 +110,7 @@ fn parent_config(sb: &Sandbox) -> anyhow::Result<ConnectorConfig> {
             http_timeout: Duration::from_secs(30),
             attempts: 4,
             retry_delay: Duration::from_millis(200),
+            linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
         },
         keys: KeyRing::parse(&format!("{id}:{key}"), id).map_err(|e| anyhow!(e))?,
         oauth_state_ttl: Duration::from_secs(600),

@@ -18,6 +18,7 @@ pub struct Clients {
     retry: RetryPolicy,
     linkedin_api: String,
     hubspot_api: String,
+    linkedin_analytics_cap: usize,
     oauth: [OAuthClient; 3],
 }
 
@@ -76,6 +77,7 @@ impl Clients {
             ],
             linkedin_api: p.linkedin.api_base.clone(),
             hubspot_api: p.hubspot.api_base.clone(),
+            linkedin_analytics_cap: p.linkedin_analytics_cap,
             retry,
             http,
         })
@@ -88,6 +90,7 @@ impl Clients {
     pub fn linkedin(&self) -> LinkedinClient {
         let mut cfg = LinkedinConfig::new(&self.linkedin_api);
         cfg.retry = self.retry;
+        cfg.analytics_cap = self.linkedin_analytics_cap;
         LinkedinClient::new(cfg, self.http.clone())
     }
 

@@ -36,6 +36,9 @@ pub struct ProvidersConfig {
     pub attempts: u32,
     /// First retry delay; doubles (`CONNECTOR_PROVIDER_RETRY_DELAY`).
     pub retry_delay: Duration,
+    /// Rows at which LinkedIn truncates an adAnalytics answer (`CONNECTOR_LINKEDIN_ANALYTICS_CAP`,
+    /// 15,000 as the real API; the sandbox can be started with another).
+    pub linkedin_analytics_cap: usize,
 }
 
 /// How the pull worker runs jobs.
@@ -176,6 +179,11 @@ impl ConnectorConfig {
             http_timeout: duration_or("CONNECTOR_HTTP_TIMEOUT", Duration::from_secs(30))?,
             attempts: parse_or("CONNECTOR_PROVIDER_ATTEMPTS", 4u32)?.max(1),
             retry_delay: duration_or("CONNECTOR_PROVIDER_RETRY_DELAY", Duration::from_millis(500))?,
+            linkedin_analytics_cap: parse_or(
+                "CONNECTOR_LINKEDIN_ANALYTICS_CAP",
+                crate::providers::linkedin::ANALYTICS_CAP,
+            )?
+            .max(1),
         };
         let hint =
             "the token encryption keys, e.g. k1:$(openssl rand -base64 32) (see docs/connector.md)";

@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 const CAP: usize = 4;
 
 async fn harness() -> Harness {
-    connector::providers::linkedin::assume_analytics_cap(CAP);
     Harness::with(Options {
         sandbox: SandboxConfig {
             linkedin_analytics_cap: CAP,
             ..SandboxConfig::for_tests()
         },
+        tweak: Box::new(|c| c.providers.linkedin_analytics_cap = CAP),
         ..Default::default()
     })
     .await

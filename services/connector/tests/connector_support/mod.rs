@@ -76,6 +76,7 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
             http_timeout: Duration::from_secs(5),
             attempts: 3,
             retry_delay: Duration::from_millis(5),
+            linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
         },
         keys: KeyRing::parse(&format!("k1:{}", key_b64(7)), "k1").unwrap(),
         oauth_state_ttl: Duration::from_secs(600),
