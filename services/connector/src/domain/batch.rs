@@ -8,6 +8,10 @@ use rp_platform::contracts::events::v1 as ev;
 pub const MAX_RECORDS: usize = 500;
 /// Encoded size of one RecordsPulled's records, at most (a quarter of the NATS max payload).
 pub const MAX_BYTES: usize = 256 * 1024;
+/// A record larger than this cannot travel at all (a RecordsPulled holding it alone would pass
+/// the log's and the bus's limit, `rp_platform::eventlog::MAX_EVENT_BYTES`): it is left out and
+/// reported, never appended (an event the bus refuses would stop delivery for everyone).
+pub const MAX_RECORD_BYTES: usize = rp_platform::eventlog::MAX_EVENT_BYTES - 4 * 1024;
 
 /// One record of any kind a RecordsPulled carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +24,27 @@ pub enum Record {
     Pipeline(ev::CrmPipeline),
 }
 
+/// A record left out because it is larger than [`MAX_RECORD_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oversized {
+    pub object_type: ev::ObjectType,
+    pub id: String,
+    pub bytes: usize,
+}
+
 impl Record {
+    /// The provider's id of the record.
+    pub fn id(&self) -> String {
+        match self {
+            Record::Engagement(r) => format!("{}/{}/{}", r.organization_id, r.campaign_id, r.date),
+            Record::Organization(r) => r.id.clone(),
+            Record::Company(r) => r.id.clone(),
+            Record::Contact(r) => r.id.clone(),
+            Record::Deal(r) => r.id.clone(),
+            Record::Pipeline(r) => r.id.clone(),
+        }
+    }
+
     /// Bytes the record adds to a RecordsPulled (field tag + length prefix + body).
     pub fn encoded_len(&self) -> usize {
         let body = match self {
@@ -46,6 +70,8 @@ pub struct Batcher {
     pending_len: usize,
     pending_bytes: usize,
     sync_run_id: String,
+    /// Records left out as too large to travel.
+    oversized: Vec<Oversized>,
 }
 
 impl Batcher {
@@ -68,6 +94,7 @@ impl Batcher {
             pending_len: 0,
             pending_bytes: 0,
             sync_run_id: sync_run_id.to_string(),
+            oversized: Vec::new(),
         }
     }
 
@@ -84,6 +111,14 @@ impl Batcher {
     /// a record that would make it too big).
     pub fn push(&mut self, record: Record) -> Option<ev::RecordsPulled> {
         let size = record.encoded_len();
+        if size > MAX_RECORD_BYTES {
+            self.oversized.push(Oversized {
+                object_type: self.object_type,
+                id: record.id(),
+                bytes: size,
+            });
+            return None;
+        }
         let out = if self.pending_len > 0
             && (self.pending_len >= self.max_records || self.pending_bytes + size > self.max_bytes)
         {
@@ -123,6 +158,11 @@ impl Batcher {
     /// Records waiting for the next batch.
     pub fn pending(&self) -> usize {
         self.pending_len
+    }
+
+    /// The records left out so far as too large to travel (taken: each is reported once).
+    pub fn take_oversized(&mut self) -> Vec<Oversized> {
+        std::mem::take(&mut self.oversized)
     }
 }
 
@@ -175,6 +215,27 @@ mod tests {
             assert!(r.encoded_len() <= MAX_BYTES + 200, "{}", r.encoded_len());
         }
         assert_eq!(out.iter().map(|r| r.companies.len()).sum::<usize>(), 100);
+    }
+
+    #[test]
+    fn a_record_the_bus_cannot_carry_is_left_out_and_reported() {
+        let mut b = Batcher::new("run", ev::ObjectType::CrmCompany);
+        assert!(b.push(company(1, 10)).is_none());
+        assert!(b.push(company(2, 1_200_000)).is_none());
+        assert!(b.push(company(3, 10)).is_none());
+        let out = b.flush().expect("the rest");
+        assert_eq!(
+            out.companies
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["1", "3"]
+        );
+        let left = b.take_oversized();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, "2");
+        assert!(left[0].bytes > 1_200_000);
+        assert!(b.take_oversized().is_empty(), "reported once");
     }
 
     #[test]

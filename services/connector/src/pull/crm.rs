@@ -171,6 +171,9 @@ impl ObjectPull {
     /// Appends the last batch; returns the records taken and the checkpoint to move (with
     /// the deletions', by [`Run::object_done`]).
     pub async fn finish(mut self, run: &mut Run) -> Result<(u64, Append), RunError> {
+        let left_out = self.batcher.take_oversized();
+        self.taken = self.taken.saturating_sub(left_out.len() as u64);
+        run.note_oversized(left_out);
         if let Some(batch) = self.batcher.flush() {
             self.emit(run, batch, None).await?;
         }
@@ -528,6 +531,7 @@ async fn emit_pipelines(run: &mut Run, pipelines: Vec<ev::CrmPipeline>) -> Resul
             run.emit_batch(b).await?;
         }
     }
+    run.note_oversized(batcher.take_oversized());
     if let Some(b) = batcher.flush() {
         run.emit_batch(b).await?;
     }

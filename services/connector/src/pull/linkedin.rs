@@ -134,6 +134,7 @@ pub(crate) async fn pull(run: &mut Run) -> Result<Event, RunError> {
             }
         }
     }
+    run.note_oversized(engagement.take_oversized());
     if let Some(b) = engagement.flush() {
         run.emit_batch(b).await?;
     }
@@ -180,6 +181,7 @@ pub(crate) async fn pull(run: &mut Run) -> Result<Event, RunError> {
             }
         }
     }
+    run.note_oversized(batcher.take_oversized());
     if let Some(b) = batcher.flush() {
         run.emit_batch(b).await?;
     }

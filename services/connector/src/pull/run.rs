@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::progress::Progress;
 use super::{PullContext, crm, linkedin};
+use crate::domain::batch::Oversized;
 use crate::domain::failure::{Verdict, classify, disconnected_message};
 use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{
@@ -120,6 +121,8 @@ pub struct Run {
     db_waiting_since: AtomicU64,
     /// Time spent appending (the rest is the provider and our own work), for the logs.
     append_micros: std::sync::atomic::AtomicU64,
+    /// Records left out as too large to travel, reported when the pull ends.
+    oversized: std::sync::Mutex<Vec<Oversized>>,
     started: std::time::Instant,
 }
 
@@ -508,8 +511,55 @@ impl Run {
             .collect()
     }
 
-    /// Ends the job with its last event, in one transaction.
-    async fn finish(&self, last: Event, failed: bool, outcome: &str) -> Result<(), RunError> {
+    /// Records left out of a batch as too large to travel (a batcher's `take_oversized`).
+    pub fn note_oversized(&self, left_out: Vec<Oversized>) {
+        if left_out.is_empty() {
+            return;
+        }
+        for o in &left_out {
+            tracing::warn!(id = %o.id, bytes = o.bytes, "a record too large to travel was left out");
+        }
+        if let Ok(mut v) = self.oversized.lock() {
+            v.extend(left_out);
+        }
+    }
+
+    /// What was left out, for the user: `None` when nothing was.
+    fn oversized_report(&self) -> Option<String> {
+        let v = self.oversized.lock().map(|v| v.clone()).unwrap_or_default();
+        v.first()?;
+        let max = crate::domain::batch::MAX_RECORD_BYTES;
+        let what = |o: &Oversized| {
+            let object = match o.object_type {
+                ev::ObjectType::CrmCompany => "company",
+                ev::ObjectType::CrmContact => "contact",
+                ev::ObjectType::CrmDeal => "deal",
+                ev::ObjectType::CrmPipeline => "pipeline",
+                ev::ObjectType::LinkedinOrganization => "organization",
+                _ => "record",
+            };
+            format!("{object} {} ({} bytes)", o.id, o.bytes)
+        };
+        let named: Vec<String> = v.iter().take(5).map(what).collect();
+        let more = v.len().saturating_sub(named.len());
+        Some(format!(
+            "{p} sent {n} record{s} larger than one record may be ({max} bytes): {list}{more}. {it} left out and everything else synced; shorten {them} in {p} and the next sync picks {them} up.",
+            p = self.provider,
+            n = v.len(),
+            s = if v.len() == 1 { "" } else { "s" },
+            list = named.join(", "),
+            more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+            it = if v.len() == 1 { "It was" } else { "They were" },
+            them = if v.len() == 1 { "it" } else { "them" },
+        ))
+    }
+
+    /// Ends the job with its last events, in one transaction.
+    async fn finish(&self, last: Vec<Event>, failed: bool, outcome: &str) -> Result<(), RunError> {
         let mut tx = self.ctx.pool.begin().await?;
         if !store::finish_job(&mut tx, &self.job.sync_run_id, &self.owner, failed, outcome).await? {
             return Err(RunError::LeaseLost);
@@ -518,7 +568,7 @@ impl Run {
             &mut tx,
             &self.run_id.run_stream(),
             ExpectedVersion::Any,
-            vec![self.event(last)],
+            last.into_iter().map(|e| self.event(e)).collect(),
         )
         .await?;
         tx.commit().await?;
@@ -683,6 +733,7 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
         appends: AtomicU64::new(0),
         db_waiting_since: AtomicU64::new(0),
         append_micros: std::sync::atomic::AtomicU64::new(0),
+        oversized: std::sync::Mutex::new(Vec::new()),
         started: std::time::Instant::now(),
     };
 
@@ -751,7 +802,7 @@ async fn run_claimed(ctx: Arc<PullContext>, owner: String, job: JobRow, cancel: 
 /// it is away (until shutdown, or until another worker holds the job).
 async fn record_end(
     run: &Run,
-    last: Event,
+    last: Vec<Event>,
     failed: bool,
     outcome: &str,
     cancel: &CancellationToken,
@@ -775,7 +826,29 @@ async fn record_end(
 async fn end_run(run: &Run, result: Result<Event, RunError>, cancel: &CancellationToken) {
     let (kind, message, location) = match result {
         Ok(last) => {
-            match record_end(run, last, false, "completed", cancel).await {
+            // Records too large to travel were left out: the pull's step completes (so the
+            // rest goes on downstream), and the run reports the bad data, naming them.
+            let (events, failed, outcome) = match run.oversized_report() {
+                None => (vec![last], false, "completed"),
+                Some(message) => {
+                    let next_attempt_at = run
+                        .ctx
+                        .schedule
+                        .next_scheduled_sync(run.integration_id())
+                        .await
+                        .map(rp_platform::contracts::timestamp);
+                    let bad = Event::SyncFailed(SyncFailed {
+                        sync_run_id: run.run_id.to_string(),
+                        kind: FailureKind::BadPayload as i32,
+                        step: current_step(run.provider, &run.position) as i32,
+                        message,
+                        location: run.position.clone(),
+                        next_attempt_at,
+                    });
+                    (vec![last, bad], true, FailureKind::BadPayload.as_str_name())
+                }
+            };
+            match record_end(run, events, failed, outcome, cancel).await {
                 Ok(()) => tracing::info!(
                     counts = ?run.counts,
                     secs = run.started.elapsed().as_secs_f64(),
@@ -851,7 +924,7 @@ async fn end_run(run: &Run, result: Result<Event, RunError>, cancel: &Cancellati
         location,
         next_attempt_at,
     });
-    if let Err(e) = record_end(run, failed, true, kind.as_str_name(), cancel).await {
+    if let Err(e) = record_end(run, vec![failed], true, kind.as_str_name(), cancel).await {
         tracing::warn!(error = ?e, "could not record the failure; the job will be retried when its lease runs out");
     }
 }
