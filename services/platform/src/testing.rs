@@ -12,7 +12,13 @@ use crate::eventlog::EventStore;
 use async_nats::jetstream;
 use futures::StreamExt;
 use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 
 pub struct TestEnv {
     pub id: String,
@@ -439,107 +445,222 @@ impl Drop for PrivateNats {
     }
 }
 
-/// A TCP proxy between a service and a server it depends on (PostgreSQL, NATS), which a test can
-/// cut: every open connection is dropped and new ones are refused until it is restored. The
-/// server itself, shared by the suite, is never touched.
-pub struct TcpProxy {
-    pub port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Bumped on every cut, so open pipes notice and close.
-    epoch: tokio::sync::watch::Sender<u64>,
-    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
+struct Shared {
+    upstream: SocketAddr,
+    open: AtomicBool,
+    /// The accepting task, which owns the listening socket (none while cut).
+    accept: Mutex<Option<AbortHandle>>,
+    /// The proxied connections' tasks; aborting one closes both of its sockets.
+    live: Mutex<Vec<AbortHandle>>,
+    /// Cut as soon as a client sends these bytes.
+    trigger: Mutex<Option<Vec<u8>>>,
+    dropped: AtomicU64,
+    accepted: AtomicU64,
 }
 
-impl TcpProxy {
-    /// Listens on a free port of 127.0.0.1 and forwards to `target` (`host:port`).
-    pub async fn start(target: &str) -> Self {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("proxy: {e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (epoch, _) = tokio::sync::watch::channel(0u64);
-        let (up2, refused2, epoch2, target) = (
-            up.clone(),
-            refused.clone(),
-            epoch.clone(),
-            target.to_string(),
-        );
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    refused2.fetch_add(1, Ordering::SeqCst);
-                    drop(client);
-                    continue;
-                }
-                let target = target.clone();
-                let mut cut = epoch2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
+impl Shared {
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        if let Some(accept) = lock(&self.accept).take() {
+            accept.abort();
+        }
+        let live = std::mem::take(&mut *lock(&self.live));
+        for task in live {
+            if !task.is_finished() {
+                self.dropped.fetch_add(1, Ordering::SeqCst);
             }
-        });
-        Self {
-            port,
-            up,
-            epoch,
-            refused,
-            task,
+            task.abort();
         }
     }
+}
 
-    /// Drops every open connection and refuses new ones.
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore: [`DbProxy::cut`] drops
+/// every proxied connection at once, in-flight queries included, and stops listening, so new
+/// connections are refused, until [`DbProxy::restore`] listens on the same port again: what a
+/// `pg_ctlcluster ... restart` looks like to a service ("terminating connection due to
+/// administrator command", then connection refused), without touching the machine's PostgreSQL
+/// that other tests use. [`DbProxy::url`] gives a service its `DATABASE_URL` through it, without
+/// TLS or prepared-statement caching, so [`DbProxy::cut_when_sent`] can cut the moment a
+/// statement containing some text is sent (and hold that statement back), hitting a
+/// transaction in flight.
+pub struct DbProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl DbProxy {
+    /// A proxy to the server of `database_url` (a `postgres://` URL), listening on a free local
+    /// port.
+    pub async fn start(database_url: &str) -> Self {
+        let (_, host_port, _) = split_url(database_url);
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(5432)),
+            None => (host_port.clone(), 5432),
+        };
+        let upstream = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| panic!("cannot resolve the database host {host}:{port}"));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("the database proxy cannot listen: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("the database proxy's address: {e}"));
+        let shared = Arc::new(Shared {
+            upstream,
+            open: AtomicBool::new(true),
+            accept: Mutex::new(None),
+            live: Mutex::new(Vec::new()),
+            trigger: Mutex::new(None),
+            dropped: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone())).abort_handle();
+        *lock(&shared.accept) = Some(accept);
+        Self { addr, shared }
+    }
+
+    /// `database_url` with the proxy as its server, without TLS and without caching prepared
+    /// statements (so that [`DbProxy::cut_when_sent`] sees every statement's text, every time).
+    pub fn url(&self, database_url: &str) -> String {
+        let (head, _, tail) = split_url(database_url);
+        let sep = if tail.contains('?') { '&' } else { '?' };
+        format!(
+            "{head}{}{tail}{sep}sslmode=disable&statement-cache-capacity=0",
+            self.addr
+        )
+    }
+
+    /// Drops every proxied connection and stops listening (new connections are refused)
+    /// until [`DbProxy::restore`].
     pub fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.epoch.send_modify(|e| *e += 1);
+        self.shared.cut();
     }
 
-    /// Lets connections through again.
-    pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    /// [`DbProxy::cut`] the moment a client sends a statement containing `text`; that
+    /// statement is never delivered: it is in flight when its connection drops.
+    pub fn cut_when_sent(&self, text: &str) {
+        *lock(&self.shared.trigger) = Some(text.as_bytes().to_vec());
     }
 
-    /// Connections refused while cut.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    /// True once cut (and not restored).
+    pub fn is_cut(&self) -> bool {
+        !self.shared.open.load(Ordering::SeqCst)
     }
 
-    /// `url` with its `host:port` replaced by the proxy's.
-    pub fn url_through(&self, url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return url.to_string();
-        };
-        let (auth_host, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let (auth, _) = auth_host
-            .rsplit_once('@')
-            .map_or(("", auth_host), |(a, h)| (a, h));
-        let auth = if auth.is_empty() {
-            String::new()
-        } else {
-            format!("{auth}@")
-        };
-        let path = if path.is_empty() {
-            String::new()
-        } else {
-            format!("/{path}")
-        };
-        format!("{scheme}://{auth}127.0.0.1:{}{path}", self.port)
+    /// Listens on the same port again and lets connections through.
+    pub async fn restore(&self) {
+        let addr = self.addr;
+        let listener = eventually(
+            std::time::Duration::from_secs(90),
+            &format!("the database proxy listening on {addr} again"),
+            || async move { TcpListener::bind(addr).await.ok() },
+        )
+        .await;
+        *lock(&self.shared.trigger) = None;
+        self.shared.open.store(true, Ordering::SeqCst);
+        let accept = tokio::spawn(accept_loop(listener, self.shared.clone())).abort_handle();
+        *lock(&self.shared.accept) = Some(accept);
+    }
+
+    /// Live connections cut so far.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::SeqCst)
+    }
+
+    /// Connections proxied so far.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for TcpProxy {
+impl Drop for DbProxy {
     fn drop(&mut self) {
-        self.task.abort();
-        self.epoch.send_modify(|e| *e += 1);
+        self.shared.cut();
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
+        let task = tokio::spawn(pipe(client, shared.clone()));
+        {
+            let mut live = lock(&shared.live);
+            live.retain(|t| !t.is_finished());
+            live.push(task.abort_handle());
+        }
+        // Cut meanwhile: this one goes too.
+        if !shared.open.load(Ordering::SeqCst) {
+            task.abort();
+        }
+    }
+}
+
+async fn pipe(client: TcpStream, shared: Arc<Shared>) {
+    let Ok(server) = TcpStream::connect(shared.upstream).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::select! {
+        _ = forward(client_read, server_write, Some(&shared)) => {}
+        _ = forward(server_read, client_write, None) => {}
+    }
+}
+
+/// Copies `from` to `to`; from a client (`watch`: the proxy), cuts everything instead of
+/// forwarding the bytes that contain the armed trigger.
+async fn forward(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    watch: Option<&Shared>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(shared) = watch {
+            let hit = lock(&shared.trigger)
+                .as_ref()
+                .is_some_and(|t| buf[..n].windows(t.len()).any(|w| w == t.as_slice()));
+            if hit {
+                shared.cut();
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `scheme://[auth@]` (with the auth), `host:port`, and the rest (`/db?query`) of a URL.
+fn split_url(url: &str) -> (String, String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (auth, host_port) = match authority.rsplit_once('@') {
+        Some((a, h)) => (format!("{a}@"), h),
+        None => (String::new(), authority),
+    };
+    (
+        format!("{scheme}://{auth}"),
+        host_port.to_string(),
+        tail.to_string(),
+    )
 }

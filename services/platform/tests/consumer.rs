@@ -501,7 +501,7 @@ async fn one_trace_and_one_causal_chain_across_a_hop() {
 struct FailsThenCutsTheDatabase {
     calls: AtomicUsize,
     cut_on_call: usize,
-    proxy: Arc<rp_platform::testing::TcpProxy>,
+    proxy: Arc<rp_platform::testing::DbProxy>,
 }
 
 impl Handler for FailsThenCutsTheDatabase {
@@ -514,16 +514,6 @@ impl Handler for FailsThenCutsTheDatabase {
     }
 }
 
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let auth_host = rest.split('/').next().unwrap_or(rest);
-    auth_host
-        .rsplit('@')
-        .next()
-        .unwrap_or(auth_host)
-        .to_string()
-}
-
 /// Issue 12.2: on the final allowed delivery the dead letter must be written before the server
 /// forgets the message. With PostgreSQL unreachable across that delivery the message used to
 /// vanish (NAK past MaxDeliver: never redelivered, no dead letter); now it is kept until the
@@ -531,12 +521,11 @@ fn host_port(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_across_the_final_delivery_loses_nothing() {
     let env = TestEnv::new().await;
-    let proxy =
-        Arc::new(rp_platform::testing::TcpProxy::start(&host_port(&env.database_url)).await);
+    let proxy = Arc::new(rp_platform::testing::DbProxy::start(&env.database_url).await);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(1))
-        .connect(&proxy.url_through(&env.database_url))
+        .connect(&proxy.url(&env.database_url))
         .await
         .unwrap();
     let cfg = fast("final", Ordering::PerWorkspace);
@@ -564,7 +553,7 @@ async fn a_database_outage_across_the_final_delivery_loses_nothing() {
             .then_some(())
     })
     .await;
-    proxy.restore();
+    proxy.restore().await;
     let dead = eventually(
         WAIT,
         "the message dead-lettered once the database is back",
