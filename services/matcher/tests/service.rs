@@ -661,7 +661,11 @@ async fn decisions_on_ids_that_are_not_companies_of_the_workspace_are_refused_an
             "{li:?} {crm:?}: {}",
             e.message()
         );
-        assert!(!e.message().contains("matcher_decisions"), "{}", e.message());
+        assert!(
+            !e.message().contains("matcher_decisions"),
+            "{}",
+            e.message()
+        );
         assert!(!e.message().contains(&"9".repeat(40)), "{}", e.message());
         assert!(e.message().len() < 200, "{}", e.message());
     }

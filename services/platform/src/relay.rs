@@ -224,7 +224,10 @@ pub async fn publish_in_order(
             headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, prev);
         }
         previous = Some(e.meta().event_id.as_str());
-        match js.publish_with_headers(subject.clone(), headers, body).await {
+        match js
+            .publish_with_headers(subject.clone(), headers, body)
+            .await
+        {
             Ok(ack) => acks.push((subject, ack)),
             Err(err) => {
                 error = Some(BusError::Publish {

@@ -197,7 +197,9 @@ async fn all_messages(
 async fn a_broker_crash_mid_page_never_reorders_a_partition() {
     let env = TestEnv::new().await;
     let mut nats = rp_platform::testing::PrivateNats::start().await;
-    let client = rp_platform::bus::connect(&nats.url(), "relay-order").await.unwrap();
+    let client = rp_platform::bus::connect(&nats.url(), "relay-order")
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client);
     let bus = rp_platform::bus::BusConfig {
         storage: async_nats::jetstream::stream::StorageType::File,
@@ -226,10 +228,14 @@ async fn a_broker_crash_mid_page_never_reorders_a_partition() {
     })
     .await;
     nats.crash_and_restart().await;
-    eventually(Duration::from_secs(120), "every event on the stream", || {
-        let f = count(js.clone(), bus.stream.clone());
-        async move { (f.await >= N as u64).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(120),
+        "every event on the stream",
+        || {
+            let f = count(js.clone(), bus.stream.clone());
+            async move { (f.await >= N as u64).then_some(()) }
+        },
+    )
     .await;
     cancel.cancel();
     let _ = task.await;
@@ -258,7 +264,11 @@ async fn a_broker_crash_mid_page_never_reorders_a_partition() {
 async fn a_resent_duplicate_is_acknowledged_whatever_it_expected() {
     let env = TestEnv::new().await;
     append_many(&env, 3, &["ws-a"]).await;
-    let page = env.store.read_all(0, 10, &ReadFilter::default()).await.unwrap();
+    let page = env
+        .store
+        .read_all(0, 10, &ReadFilter::default())
+        .await
+        .unwrap();
     let first = relay::publish_in_order(&env.js, &env.bus, &page).await;
     assert!(first.error.is_none(), "{:?}", first.error);
     assert_eq!((first.acked, first.duplicates), (3, 0));
