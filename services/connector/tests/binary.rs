@@ -32,12 +32,7 @@ fn authed<T>(key: &str, msg: T) -> tonic::Request<T> {
     r
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use rp_platform::testing::free_port;
 
 #[tokio::test]
 async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {

@@ -321,6 +321,21 @@ impl System {
         v
     }
 
+    /// The workspace's notifications, newest first (the first 100).
+    pub async fn notifications_list(&self) -> Vec<api::Notification> {
+        self.notifications
+            .clone()
+            .list(self.req(api::ListNotificationsRequest {
+                workspace_id: self.workspace_id.clone(),
+                page_size: 100,
+                ..Default::default()
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("ListNotifications: {e}"))
+            .into_inner()
+            .notifications
+    }
+
     /// The workspace's events in the log, in log order.
     pub async fn events(&self) -> Vec<RecordedEvent> {
         self.env
@@ -483,13 +498,7 @@ async fn grpc_channel(port: u16) -> Channel {
     .await
 }
 
-/// A free local port (for a process the test starts itself).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free local port: {e}"))
-}
+pub use rp_platform::testing::free_port;
 
 /// The directory of the workspace binaries the running test was built with (`target/<profile>/`),
 /// as `infra/run.sh` takes it in `BIN`.

@@ -48,24 +48,10 @@ const ALL: [api::Provider; 3] = [
     api::Provider::Salesforce,
 ];
 
-async fn notifications(s: &System) -> Vec<api::Notification> {
-    s.notifications
-        .clone()
-        .list(s.req(api::ListNotificationsRequest {
-            workspace_id: s.workspace_id.clone(),
-            page_size: 100,
-            ..Default::default()
-        }))
-        .await
-        .unwrap_or_else(|e| panic!("ListNotifications: {e}"))
-        .into_inner()
-        .notifications
-}
-
 /// The bell's "disconnected" notification of the integration, once it is there.
 async fn disconnected_notification(s: &System, integration_id: &str) -> api::Notification {
     eventually(WAIT, "the disconnection's notification", || async {
-        notifications(s).await.into_iter().find(|n| {
+        s.notifications_list().await.into_iter().find(|n| {
             n.integration_id == integration_id
                 && n.kind == api::NotificationKind::ConnectionDisconnected as i32
         })
@@ -145,7 +131,8 @@ async fn a_refresh_token_past_its_life_is_told_as_expired_and_only_linkedins_has
             }
         }
     }
-    let disconnected: Vec<_> = notifications(&s)
+    let disconnected: Vec<_> = s
+        .notifications_list()
         .await
         .into_iter()
         .filter(|n| n.kind == api::NotificationKind::ConnectionDisconnected as i32)

@@ -25,21 +25,6 @@ const SANDBOX: SandboxData = SandboxData {
     hubspot_rate_limit: true,
 };
 
-/// The notifications of the workspace (the first 100).
-async fn notifications(s: &System) -> Vec<api::Notification> {
-    s.notifications
-        .clone()
-        .list(s.req(api::ListNotificationsRequest {
-            workspace_id: s.workspace_id.clone(),
-            page_size: 100,
-            ..Default::default()
-        }))
-        .await
-        .unwrap_or_else(|e| panic!("ListNotifications: {e}"))
-        .into_inner()
-        .notifications
-}
-
 /// The dashboard (linear model), once it has numbers.
 async fn dashboard(s: &System, window_days: u32) -> Option<api::Dashboard> {
     s.attribution
@@ -223,7 +208,7 @@ async fn sync_now_and_the_daily_schedule_run_the_whole_cycle_and_update_the_numb
         rp_platform::contracts::events::v1::SyncTrigger::Scheduled as i32
     );
     assert!(
-        notifications(&s).await.is_empty(),
+        s.notifications_list().await.is_empty(),
         "nothing went wrong: no notification"
     );
     s.stop().await;
@@ -269,7 +254,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
     );
     assert!(h.next_scheduled_sync_at.is_none(), "syncing has stopped");
     let n = eventually(WAIT, "the disconnection notification", || async {
-        notifications(&s)
+        s.notifications_list()
             .await
             .into_iter()
             .find(|n| n.kind == api::NotificationKind::ConnectionDisconnected as i32)
@@ -338,7 +323,7 @@ async fn revoked_access_disconnects_and_notifies_disconnect_keeps_history_reconn
     })
     .await;
     let resolved = eventually(WAIT, "the resolving notification", || async {
-        notifications(&s)
+        s.notifications_list()
             .await
             .into_iter()
             .find(|n| n.kind == api::NotificationKind::Resolved as i32)
@@ -404,7 +389,7 @@ async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and
     );
     assert_eq!(t(&h.next_scheduled_sync_at), Some(retry_at));
     let n = eventually(WAIT, "the interruption notification", || async {
-        notifications(&s)
+        s.notifications_list()
             .await
             .into_iter()
             .find(|n| n.kind == api::NotificationKind::SyncInterrupted as i32)
@@ -426,14 +411,15 @@ async fn an_outage_interrupts_notifies_is_retried_at_the_next_scheduled_sync_and
     let run = s.finished_run(fired.started[0].as_str()).await;
     assert_eq!(run.state, "completed", "{run:?}");
     let resolved = eventually(WAIT, "the resolving notification", || async {
-        notifications(&s)
+        s.notifications_list()
             .await
             .into_iter()
             .find(|r| r.kind == api::NotificationKind::Resolved as i32)
     })
     .await;
     assert_eq!(resolved.resolves_notification_id, n.notification_id);
-    let interruptions = notifications(&s)
+    let interruptions = s
+        .notifications_list()
         .await
         .into_iter()
         .filter(|n| n.kind == api::NotificationKind::SyncInterrupted as i32)

@@ -25,25 +25,10 @@ fn t(ts: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     ts.as_ref().and_then(from_timestamp)
 }
 
-/// The workspace's notifications, newest first (the first 100).
-async fn notifications(s: &System) -> Vec<api::Notification> {
-    s.notifications
-        .clone()
-        .list(s.req(api::ListNotificationsRequest {
-            workspace_id: s.workspace_id.clone(),
-            page_size: 100,
-            ..Default::default()
-        }))
-        .await
-        .unwrap_or_else(|e| panic!("ListNotifications: {e}"))
-        .into_inner()
-        .notifications
-}
-
 /// The open interruption notification, once `pred` holds for it.
 async fn interruption<F: Fn(&api::Notification) -> bool>(s: &System, pred: F) -> api::Notification {
     eventually(WAIT, "the interruption notification", || async {
-        notifications(s).await.into_iter().find(|n| {
+        s.notifications_list().await.into_iter().find(|n| {
             n.kind == api::NotificationKind::SyncInterrupted as i32
                 && n.resolved_at.is_none()
                 && pred(n)
@@ -129,7 +114,7 @@ async fn an_outage_notice_names_the_next_attempt_and_follows_a_change_of_the_sch
     assert_eq!(updated.raised_at, n.raised_at);
     assert!(updated.updated_at.is_some());
     assert_eq!(
-        notifications(&s).await.len(),
+        s.notifications_list().await.len(),
         1,
         "an update is no new notification"
     );
@@ -186,7 +171,7 @@ async fn an_outage_notice_names_the_next_attempt_and_follows_a_change_of_the_sch
         .filter(|e| e.event_type() == "NotificationUpdated")
         .count();
     assert_eq!(updates, 2, "one per change of the promised time");
-    assert_eq!(notifications(&s).await.len(), 1);
+    assert_eq!(s.notifications_list().await.len(), 1);
     s.stop().await;
 }
 

@@ -117,20 +117,6 @@ fn assert_pulled_once(
     counts
 }
 
-async fn notifications(s: &System) -> Vec<api::Notification> {
-    s.notifications
-        .clone()
-        .list(s.req(api::ListNotificationsRequest {
-            workspace_id: s.workspace_id.clone(),
-            page_size: 100,
-            ..Default::default()
-        }))
-        .await
-        .unwrap_or_else(|e| panic!("ListNotifications: {e}"))
-        .into_inner()
-        .notifications
-}
-
 /// Waits until the run has appended at least `n` RecordsPulled of `object`; returns them all.
 async fn wait_batches(s: &System, run: &str, object: ObjectType, n: usize) -> usize {
     eventually(WAIT, &format!("{n} batches of {object:?}"), || async {
@@ -213,9 +199,9 @@ async fn a_database_outage_mid_pull_is_retried_within_the_run_and_the_user_sees_
     let counts = assert_pulled_once(&events, &run, &truth);
     println!("records appended {counts:?} for {truth:?}");
     assert!(
-        notifications(&s).await.is_empty(),
+        s.notifications_list().await.is_empty(),
         "no notification: {:?}",
-        notifications(&s).await
+        s.notifications_list().await
     );
     s.stop().await;
 }
@@ -246,7 +232,7 @@ async fn a_database_outage_longer_than_the_retry_bound_fails_the_run_as_internal
         "{finished:?}"
     );
     let n = eventually(WAIT, "the user to be told", || async {
-        let n = notifications(&s).await;
+        let n = s.notifications_list().await;
         (!n.is_empty()).then_some(n)
     })
     .await;

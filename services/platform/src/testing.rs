@@ -664,3 +664,27 @@ fn split_url(url: &str) -> (String, String, String) {
         tail.to_string(),
     )
 }
+
+/// A local TCP port for a server a test starts (a service's gRPC or HTTP address): below the
+/// ephemeral range, so no outgoing connection (to PostgreSQL, NATS, a provider) is handed it in
+/// the meantime, as `bind(0)` ports were; never handed out twice by this process; and free when
+/// handed out. Each test process starts at its own place (by pid) in 20000..32000.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = LOW + u16::try_from(std::process::id() % 120).unwrap_or(0) * 100;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..(HIGH - LOW) {
+        let mut port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if !(LOW..HIGH).contains(&port) {
+            NEXT.store(LOW + 1, Ordering::SeqCst);
+            port = LOW;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free local port in {LOW}..{HIGH}")
+}
