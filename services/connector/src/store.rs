@@ -435,11 +435,24 @@ pub async fn enqueue_job(conn: &mut PgConnection, job: &NewJob) -> Result<bool, 
     if inserted {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(JOBS_CHANNEL)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+        // Finished jobs are of no use after a while: keep the table small. Safe for
+        // idempotency: a SyncRequested that old can only come back through a replay, which the
+        // consumer's processed mark or floor skips (docs/bus.md, "Retention").
+        sqlx::query(
+            "DELETE FROM pull_jobs WHERE state IN ('done', 'failed') \
+             AND finished_at < now() - make_interval(days => $1)",
+        )
+        .bind(PULL_JOB_RETENTION_DAYS)
+        .execute(conn)
+        .await?;
     }
     Ok(inserted)
 }
+
+/// Days a finished pull job is kept.
+pub const PULL_JOB_RETENTION_DAYS: i32 = 40;
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
