@@ -358,23 +358,23 @@ pub struct ConnectionFacts {
 }
 
 impl ConnectionFacts {
+    /// What one event says of the connection: `None` unless it is a Connection* event.
+    pub fn of(e: &Event) -> Option<Self> {
+        let (provider, connected) = match e {
+            Event::ConnectionConnected(c) => (c.provider, true),
+            Event::ConnectionReconnected(c) => (c.provider, true),
+            Event::ConnectionDisconnected(c) => (c.provider, false),
+            _ => return None,
+        };
+        Some(Self {
+            provider: Provider::from_event(provider),
+            connected,
+        })
+    }
+
     /// Folds a connection stream's events; `None` when it holds no Connection* event.
     pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Self> {
-        events.into_iter().fold(None, |facts, e| match e {
-            Event::ConnectionConnected(c) => Some(Self {
-                provider: Provider::from_event(c.provider),
-                connected: true,
-            }),
-            Event::ConnectionReconnected(c) => Some(Self {
-                provider: Provider::from_event(c.provider),
-                connected: true,
-            }),
-            Event::ConnectionDisconnected(c) => Some(Self {
-                provider: Provider::from_event(c.provider),
-                connected: false,
-            }),
-            _ => facts,
-        })
+        events.into_iter().filter_map(Self::of).last()
     }
 
     /// The provider as people read it.

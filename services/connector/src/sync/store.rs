@@ -228,14 +228,7 @@ async fn latest_connection_event(
         .iter()
         .rev()
         .filter_map(|e| e.event())
-        .find(|e| {
-            matches!(
-                e,
-                Event::ConnectionConnected(_)
-                    | Event::ConnectionReconnected(_)
-                    | Event::ConnectionDisconnected(_)
-            )
-        })
+        .find(|e| ConnectionFacts::of(e).is_some())
         .cloned())
 }
 
@@ -266,20 +259,16 @@ pub async fn project_connection(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let (provider, connected) = match event {
-        Event::ConnectionConnected(c) => (c.provider, true),
-        Event::ConnectionReconnected(c) => (c.provider, true),
-        Event::ConnectionDisconnected(d) => (d.provider, false),
-        _ => return Ok(()),
-    };
-    let facts = ConnectionFacts {
-        provider: Provider::from_event(provider),
-        connected,
+    let Some(facts) = ConnectionFacts::of(event) else {
+        return Ok(());
     };
     ensure_integration(conn, integration, workspace, &facts, now).await?;
     match event {
         Event::ConnectionDisconnected(d) => set_disconnected(conn, integration, d).await?,
-        _ => set_connected(conn, integration, provider, now).await?,
+        _ => {
+            let provider = facts.provider.map_or(0, |p| p.to_event() as i32);
+            set_connected(conn, integration, provider, now).await?
+        }
     }
     notify(conn, &workspace.to_string()).await
 }
