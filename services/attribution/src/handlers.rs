@@ -4,6 +4,10 @@
 //! * RecordsPulled (engagement rows, deals, pipelines, names) is staged: syncs run per
 //!   integration and can overlap, so a sync's records are applied only when that sync completes,
 //!   and another sync completing meanwhile never shows half of them.
+//! * ConnectionReconnected for another account (`previous_external_account_id` set) is staged
+//!   like a batch that belongs to no sync: applied, in log order, with the next sync that
+//!   completes, it drops what the previous account gave (CRM: companies, deals, pipelines;
+//!   LinkedIn: engagement), so the dashboard shows the new account only from that sync on.
 //! * SyncFailed ends a sync: its staged records are applied with the next completed sync (its
 //!   checkpoints moved, so they will not be pulled again).
 //! * AccountsMatched applies the matcher's changes to the matches. A sync's matching result can
@@ -23,7 +27,7 @@ use crate::store;
 use chrono::{DateTime, SubsecRound, Utc};
 use rp_platform::consumer::{Handler, HandlerContext, HandlerError};
 use rp_platform::contracts::events::v1::{
-    AttributionUpdated, RecordsPulled, SyncStep, SyncStepStarted, envelope::Event,
+    AttributionUpdated, Provider, RecordsPulled, SyncStep, SyncStepStarted, envelope::Event,
 };
 use rp_platform::contracts::{from_timestamp, timestamp};
 use rp_platform::eventlog::{self, ExpectedVersion, ReadError, RecordedEvent};
@@ -41,6 +45,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "RecordsPulled",
     "SyncFailed",
     "AccountsMatched",
+    "ConnectionReconnected",
 ];
 
 /// Why an event could not be applied.
@@ -114,6 +119,9 @@ pub async fn apply(
         Some(Event::RecordsPulled(r)) => {
             let run = run_of(event, &r.sync_run_id);
             store::stage_records(conn, ws, event.position, run.as_ref()).await?;
+        }
+        Some(Event::ConnectionReconnected(c)) if !c.previous_external_account_id.is_empty() => {
+            store::stage_records(conn, ws, event.position, None).await?;
         }
         Some(Event::SyncFailed(f)) => {
             if let Some(run) = run_of(event, &f.sync_run_id) {
@@ -192,8 +200,21 @@ async fn switch(
     let staged = store::take_staged(conn, ws, &run).await?;
     for positions in staged.chunks(READ_BACK) {
         for e in eventlog::read_positions_in(conn, positions).await? {
-            if let (Some(Event::RecordsPulled(r)), true) = (e.event(), e.workspace_id() == ws) {
-                apply_records(conn, ws, r).await?;
+            if e.workspace_id() != ws {
+                continue;
+            }
+            match e.event() {
+                Some(Event::RecordsPulled(r)) => apply_records(conn, ws, r).await?,
+                Some(Event::ConnectionReconnected(c)) => {
+                    let side = if c.provider == Provider::Linkedin as i32 {
+                        store::AccountSide::Linkedin
+                    } else {
+                        store::AccountSide::Crm
+                    };
+                    let dropped = store::forget_account(conn, ws, side).await?;
+                    tracing::info!(workspace_id = ws, ?side, dropped, previous = %c.previous_external_account_id, "the previous account's records leave the dashboard");
+                }
+                _ => {}
             }
         }
     }

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rp_platform::contracts::events::v1::{
-    ConnectionConnected, ConnectionReconnected, envelope::Event,
+    CheckpointReset, ConnectionConnected, ConnectionReconnected, envelope::Event,
 };
 use rp_platform::eventlog::{self, AppendError, ExpectedVersion, NewEvent};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clients::Clients;
+use crate::domain::ObjectKind;
 use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state};
+use crate::providers::oauth::TokenSet;
 use crate::store::{self, ConnectionRow, StateLookup};
 use crate::sync::domain::ConnectionFacts;
 use crate::sync::store as sync_store;
@@ -400,26 +402,9 @@ impl ConnectFlow {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        let mut external = tokens.instance_url.clone().unwrap_or_default();
-        // HubSpot's token answer says neither which account it is for nor its scopes; its token
-        // metadata does. Not knowing them does not stop the connection.
-        if provider == Provider::Hubspot {
-            match self
-                .clients
-                .hubspot()
-                .token_info(&tokens.access_token)
-                .await
-            {
-                Ok(info) => {
-                    external = info.hub_id;
-                    if scopes.is_empty() {
-                        scopes = info.scopes;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(integration_id = %id, error = %e, "could not read HubSpot's token metadata");
-                }
-            }
+        let (external, info_scopes) = self.account_of(provider, id, &tokens).await;
+        if scopes.is_empty() {
+            scopes = info_scopes;
         }
 
         let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
@@ -438,22 +423,35 @@ impl ConnectFlow {
             .await
             .map_err(|e| infra(op)(&e))?;
         let p = provider.to_event() as i32;
-        let event = match row.status {
-            ConnectionStatus::Pending => Some(Event::ConnectionConnected(ConnectionConnected {
+        let changed = account_change(&row.external_account_id, &external, &tokens);
+        let reconnected = |previous: Option<&str>| {
+            Event::ConnectionReconnected(ConnectionReconnected {
                 provider: p,
                 external_account_id: external.clone(),
-                scopes: scopes.clone(),
-            })),
-            ConnectionStatus::Disconnected => {
-                Some(Event::ConnectionReconnected(ConnectionReconnected {
+                previous_external_account_id: previous.unwrap_or_default().to_string(),
+            })
+        };
+        let event = match (row.status, changed) {
+            (ConnectionStatus::Pending, _) => {
+                Some(Event::ConnectionConnected(ConnectionConnected {
                     provider: p,
                     external_account_id: external.clone(),
+                    scopes: scopes.clone(),
                 }))
             }
-            // A second authorization finished while connected: new tokens, nothing to tell.
-            ConnectionStatus::Connected => None,
+            (ConnectionStatus::Disconnected, _) => Some(reconnected(changed)),
+            // Authorized again while connected, for another account: as a reconnect to it.
+            (ConnectionStatus::Connected, Some(_)) => Some(reconnected(changed)),
+            // A second authorization of the same account while connected: new tokens only.
+            (ConnectionStatus::Connected, None) => None,
         };
         let reconnected = row.status == ConnectionStatus::Disconnected;
+        if let Some(previous) = changed {
+            tracing::warn!(integration_id = %id, %provider, previous, current = %external, "authorized for another account: its checkpoints are reset and it is pulled in full");
+            reset_checkpoints(&mut tx, id, provider, st.workspace_id, previous, &external)
+                .await
+                .map_err(|e: AppendError| infra(op)(&e))?;
+        }
         if let Some(event) = event {
             let facts = ConnectionFacts {
                 provider: Some(provider),
@@ -490,6 +488,123 @@ impl ConnectFlow {
     }
 }
 
+impl ConnectFlow {
+    /// Which provider account the tokens are for, and the scopes the provider's metadata names
+    /// (HubSpot's token answer does not): the HubSpot portal (its token metadata), the Salesforce
+    /// org (the identity URL of the token answer) or the LinkedIn member (their ad account
+    /// roles). Empty when the provider does not say; not knowing it does not stop the connection.
+    async fn account_of(
+        &self,
+        provider: Provider,
+        id: IntegrationId,
+        tokens: &TokenSet,
+    ) -> (String, Vec<String>) {
+        match provider {
+            Provider::Hubspot => match self
+                .clients
+                .hubspot()
+                .token_info(&tokens.access_token)
+                .await
+            {
+                Ok(info) => (info.hub_id, info.scopes),
+                Err(e) => {
+                    tracing::warn!(integration_id = %id, error = %e, "could not read HubSpot's token metadata");
+                    (String::new(), Vec::new())
+                }
+            },
+            Provider::Salesforce => (
+                tokens
+                    .identity
+                    .as_deref()
+                    .and_then(salesforce_org)
+                    .or_else(|| tokens.instance_url.clone())
+                    .unwrap_or_default(),
+                Vec::new(),
+            ),
+            Provider::Linkedin => match self
+                .clients
+                .linkedin()
+                .authenticated_member(&tokens.access_token)
+                .await
+            {
+                Ok(member) => (member.unwrap_or_default(), Vec::new()),
+                Err(e) => {
+                    tracing::warn!(integration_id = %id, error = %e, "could not read which LinkedIn member authorized");
+                    (String::new(), Vec::new())
+                }
+            },
+        }
+    }
+}
+
+/// The org id of a Salesforce identity URL (`https://login.salesforce.com/id/<org>/<user>`).
+fn salesforce_org(identity: &str) -> Option<String> {
+    let mut parts = identity.split("/id/").nth(1)?.split('/');
+    let org = parts.next()?.trim();
+    (org.len() >= 15 && org.chars().all(|c| c.is_ascii_alphanumeric())).then(|| org.to_string())
+}
+
+/// The account the integration synced before, when the new authorization is for another one:
+/// both known and unequal. A Salesforce connection made before the org id was recorded holds
+/// its instance URL: compared with the new instance URL then.
+fn account_change<'a>(stored: &'a str, now: &str, tokens: &TokenSet) -> Option<&'a str> {
+    let stored_trim = stored.trim();
+    if stored_trim.is_empty() || now.trim().is_empty() {
+        return None;
+    }
+    let now = if stored_trim.starts_with("http") {
+        tokens.instance_url.as_deref().unwrap_or(now)
+    } else {
+        now
+    };
+    (stored_trim != now.trim()).then_some(stored)
+}
+
+/// Drops the checkpoints of every object the provider's pulls keep one for (deletions
+/// included), so the next sync reads the new account in full.
+async fn reset_checkpoints(
+    tx: &mut sqlx::PgConnection,
+    id: IntegrationId,
+    provider: Provider,
+    workspace_id: Uuid,
+    previous: &str,
+    current: &str,
+) -> Result<(), AppendError> {
+    let reason = format!("account changed from {previous} to {current}");
+    let kinds: &[ObjectKind] = match provider {
+        Provider::Linkedin => &[
+            ObjectKind::LinkedinEngagement,
+            ObjectKind::LinkedinOrganization,
+        ],
+        Provider::Hubspot | Provider::Salesforce => &[
+            ObjectKind::CrmCompany,
+            ObjectKind::CrmContact,
+            ObjectKind::CrmDeal,
+            ObjectKind::CrmPipeline,
+        ],
+    };
+    for kind in kinds {
+        let mut streams = vec![id.checkpoint_stream(kind.slug())];
+        if provider != Provider::Linkedin {
+            streams.push(id.deletions_checkpoint_stream(kind.slug()));
+        }
+        for stream in streams {
+            let reset = Event::CheckpointReset(CheckpointReset {
+                object_type: kind.to_event() as i32,
+                reason: reason.clone(),
+            });
+            eventlog::append_in(
+                &mut *tx,
+                &stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(workspace_id.to_string(), reset).integration(id.to_string())],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The first value of `key` in an `application/x-www-form-urlencoded` query.
 fn form_value(query: &str, key: &str) -> Option<String> {
     oauth2::url::form_urlencoded::parse(query.as_bytes())
@@ -500,6 +615,49 @@ fn form_value(query: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tokens(instance_url: Option<&str>) -> TokenSet {
+        TokenSet {
+            access_token: Secret::new(String::from("a")),
+            refresh_token: None,
+            refresh_token_rotated: false,
+            expires_in: None,
+            refresh_token_expires_in: None,
+            scope: None,
+            instance_url: instance_url.map(String::from),
+            identity: None,
+        }
+    }
+
+    #[test]
+    fn a_salesforce_identity_url_names_the_org() {
+        assert_eq!(
+            salesforce_org("https://login.salesforce.com/id/00D5e000000AbCdEAK/0055e000001XyZ1AAK")
+                .as_deref(),
+            Some("00D5e000000AbCdEAK")
+        );
+        assert_eq!(salesforce_org("https://login.salesforce.com/"), None);
+        assert_eq!(salesforce_org("https://x/id/short/005"), None);
+    }
+
+    #[test]
+    fn only_two_known_unequal_accounts_are_a_change() {
+        let t = tokens(None);
+        assert_eq!(account_change("4242424", "4242425", &t), Some("4242424"));
+        assert_eq!(account_change("4242424", "4242424", &t), None);
+        assert_eq!(account_change("", "4242425", &t), None, "not known before");
+        assert_eq!(account_change("4242424", "", &t), None, "not known now");
+        // A Salesforce connection made when the instance URL was recorded: compared as such.
+        let sf = tokens(Some("https://acme.my.salesforce.com"));
+        assert_eq!(
+            account_change("https://acme.my.salesforce.com", "00D5e000000AbCdEAK", &sf),
+            None
+        );
+        assert_eq!(
+            account_change("https://other.my.salesforce.com", "00D5e000000AbCdEAK", &sf),
+            Some("https://other.my.salesforce.com")
+        );
+    }
 
     #[test]
     fn outcomes_become_page_queries_without_secrets() {

@@ -115,16 +115,18 @@ async fn connecting_each_provider_end_to_end_stores_tokens_encrypted_and_shows_n
         assert_eq!(got.provider, provider as i32);
         assert!(got.connected_at.is_some() && got.authorized_at.is_some());
         // Every connection knows its scopes and its account: HubSpot's come from its token
-        // metadata (the token answer names neither), Salesforce's account is its instance.
+        // metadata (the token answer names neither), Salesforce's account is its org (from the
+        // identity URL), LinkedIn's the member (from their ad account roles).
         assert!(!got.scopes.is_empty(), "{provider:?} scopes");
         match provider {
-            api::Provider::Salesforce => assert!(
-                got.external_account_id.ends_with("/salesforce"),
-                "{}",
-                got.external_account_id
-            ),
+            api::Provider::Salesforce => {
+                assert_eq!(got.external_account_id, "00DDn0000000001MAA")
+            }
             api::Provider::Hubspot => assert_eq!(got.external_account_id, "4242424"),
-            _ => {}
+            api::Provider::Linkedin => {
+                assert_eq!(got.external_account_id, "urn:li:person:dEmO000000")
+            }
+            api::Provider::Unspecified => {}
         }
     }
     let list = grpc

@@ -9,6 +9,11 @@
 //!   companies the dirty records affect, stores the new results, and emits AccountsMatched with
 //!   what changed (new, changed, removed), split into parts well under the NATS max payload.
 //! * MatchDecisionRecorded stores the decision and re-matches the pair's LinkedIn company.
+//! * ConnectionReconnected of a CRM for another account (`previous_external_account_id` set):
+//!   every CRM company stored is the previous account's, so each is stored as deleted, exactly
+//!   as a tombstone would; the new account's companies (pulled in full by the next sync) come
+//!   back as upserts, and the next matching step reports the previous account's matches as
+//!   REMOVED. LinkedIn organizations are public company pages, not an account's: they stay.
 //!
 //! Each workspace's index lives in memory, tagged with the version of the workspace's state in
 //! PostgreSQL; a replica whose copy is stale (another replica handled the workspace since)
@@ -18,7 +23,7 @@ use crate::domain::{Change, CrmId, Decision, LinkedInId, LinkedInResult, MatchIn
 use crate::store::{self, StoredMatch};
 use rp_platform::consumer::{Handler, HandlerContext, HandlerError};
 use rp_platform::contracts::events::v1::{
-    AccountsMatched, MatchChange, MatchChangeKind, ObjectType, SyncStep, SyncStepStarted,
+    AccountsMatched, MatchChange, MatchChangeKind, ObjectType, Provider, SyncStep, SyncStepStarted,
     envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
@@ -31,6 +36,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "CompaniesResolved",
     "PullCompleted",
     "MatchDecisionRecorded",
+    "ConnectionReconnected",
 ];
 
 /// At most this many changes per AccountsMatched event (a change is ~200 bytes).
@@ -243,6 +249,13 @@ impl Handler for Matcher {
             Event::PullCompleted(p) if p.step == SyncStep::CrmPull as i32 => {
                 let run = sync_run_id(event, &p.sync_run_id)?;
                 self.matching_step(ctx, ws, &run).await?
+            }
+            Event::ConnectionReconnected(c)
+                if !c.previous_external_account_id.is_empty()
+                    && c.provider != Provider::Linkedin as i32 =>
+            {
+                let n = store::forget_crm_account(&mut ctx.tx, ws).await?;
+                tracing::info!(workspace_id = %ws, companies = n, previous = %c.previous_external_account_id, "CRM authorized for another account: the previous account's companies leave at the next matching step");
             }
             Event::MatchDecisionRecorded(d) => {
                 let (Ok(linkedin_id), Ok(crm_id), Some(kind)) = (

@@ -108,6 +108,22 @@ pub fn method_code(m: Method) -> i32 {
     }) as i32
 }
 
+/// Every CRM company of the workspace becomes deleted (and dirty), as if each had a tombstone:
+/// the CRM is another account's now. Returns how many were live.
+pub async fn forget_crm_account(
+    conn: &mut PgConnection,
+    ws: WorkspaceId,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE matcher_crm SET deleted = true, dirty = true WHERE workspace_id = $1 AND NOT deleted",
+    )
+    .bind(ws.to_string())
+    .execute(&mut *conn)
+    .await?;
+    // Like any upsert: the dirty rows reach the cached index at the next matching step.
+    Ok(done.rows_affected())
+}
+
 pub async fn save_decision(
     conn: &mut PgConnection,
     ws: WorkspaceId,

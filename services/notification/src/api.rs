@@ -129,6 +129,7 @@ fn kind(code: &str) -> NotificationKind {
         Some(Kind::SyncInterrupted) => NotificationKind::SyncInterrupted,
         Some(Kind::ConnectionDisconnected) => NotificationKind::ConnectionDisconnected,
         Some(Kind::Resolved) => NotificationKind::Resolved,
+        Some(Kind::AccountChanged) => NotificationKind::AccountChanged,
         None => NotificationKind::Unspecified,
     }
 }

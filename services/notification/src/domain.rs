@@ -12,7 +12,8 @@
 //! | disconnected (any reason) | none | raise `connection_disconnected` |
 //! | disconnected | interruption open | close the interruption as superseded (NotificationResolved, no "resolved" notification: nothing is fixed), raise `connection_disconnected` |
 //! | disconnected | disconnection open | nothing |
-//! | reconnected | disconnection open | raise `resolved` for it, resolve it |
+//! | reconnected | disconnection open | raise `resolved` for it, resolve it (for another account: words that say so) |
+//! | reconnected to another account | no disconnection open | raise `account_changed` (opens no incident) |
 //! | sync completed | interruption open | raise `resolved` for it, resolve it |
 //! | reconnected / sync completed | otherwise | nothing |
 //!
@@ -76,6 +77,8 @@ impl ConnectionsLink {
 pub enum IncidentKind {
     Disconnected,
     SyncInterrupted,
+    /// Not an incident that stays open: the key of an `account_changed` notification.
+    AccountChanged,
 }
 
 impl IncidentKind {
@@ -83,6 +86,7 @@ impl IncidentKind {
         match self {
             IncidentKind::Disconnected => "disconnected",
             IncidentKind::SyncInterrupted => "sync_interrupted",
+            IncidentKind::AccountChanged => "account_changed",
         }
     }
 }
@@ -106,6 +110,7 @@ pub enum NotificationKind {
     SyncInterrupted,
     ConnectionDisconnected,
     Resolved,
+    AccountChanged,
 }
 
 impl NotificationKind {
@@ -114,6 +119,7 @@ impl NotificationKind {
             NotificationKind::SyncInterrupted => "sync_interrupted",
             NotificationKind::ConnectionDisconnected => "connection_disconnected",
             NotificationKind::Resolved => "resolved",
+            NotificationKind::AccountChanged => "account_changed",
         }
     }
 
@@ -122,6 +128,7 @@ impl NotificationKind {
             "sync_interrupted" => Some(NotificationKind::SyncInterrupted),
             "connection_disconnected" => Some(NotificationKind::ConnectionDisconnected),
             "resolved" => Some(NotificationKind::Resolved),
+            "account_changed" => Some(NotificationKind::AccountChanged),
             _ => None,
         }
     }
@@ -131,7 +138,7 @@ impl NotificationKind {
         match self {
             NotificationKind::SyncInterrupted => Some(IncidentKind::SyncInterrupted),
             NotificationKind::ConnectionDisconnected => Some(IncidentKind::Disconnected),
-            NotificationKind::Resolved => None,
+            NotificationKind::Resolved | NotificationKind::AccountChanged => None,
         }
     }
 }
@@ -169,13 +176,23 @@ pub enum Fact {
         /// The provider's own words; may be empty.
         provider_message: String,
     },
-    Reconnected,
+    /// `account_change`: authorized for another provider account than before.
+    Reconnected {
+        account_change: Option<AccountChange>,
+    },
     SyncCompleted,
     /// The integration's daily schedule was changed; `next_scheduled_sync_at` is its next
     /// scheduled sync under the new schedule, when the producer said.
     ScheduleChanged {
         next_scheduled_sync_at: Option<DateTime<Utc>>,
     },
+}
+
+/// The provider accounts before and after an authorization for another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountChange {
+    pub previous: String,
+    pub current: String,
 }
 
 /// What an open interruption's notification says will happen: the failure it tells of and the
@@ -320,7 +337,9 @@ pub fn decide(
             )));
             out
         }
-        Fact::Reconnected => match open.disconnected {
+        Fact::Reconnected {
+            account_change: None,
+        } => match open.disconnected {
             Some(id) => resolution(
                 id,
                 key(IncidentKind::Disconnected),
@@ -332,6 +351,38 @@ pub fn decide(
             ),
             None => Vec::new(),
         },
+        Fact::Reconnected {
+            account_change: Some(change),
+        } => {
+            let name = subject.name_or("The integration");
+            let body = format!(
+                "{name} is now connected to another account ({}; before: {}). The next sync pulls this account in full, and the previous account's records leave your dashboard when that sync completes.",
+                change.current, change.previous
+            );
+            match open.disconnected {
+                Some(id) => resolution(
+                    id,
+                    key(IncidentKind::Disconnected),
+                    format!(
+                        "{} reconnected to another account",
+                        subject.name_or("Integration")
+                    ),
+                    body,
+                ),
+                None => vec![Decision::Raise(Draft {
+                    kind: NotificationKind::AccountChanged,
+                    incident: key(IncidentKind::AccountChanged),
+                    title: format!("{} account changed", subject.name_or("Integration")),
+                    body,
+                    action: format!(
+                        "{NO_ACTION}. If this is not the account you meant, reconnect {} on the Connections page with the right one.",
+                        subject.name_or("the integration")
+                    ),
+                    resolves: None,
+                    promise: None,
+                })],
+            }
+        }
         Fact::SyncCompleted => match open.sync_interrupted {
             Some(id) => resolution(
                 id,
@@ -966,7 +1017,9 @@ mod tests {
         let d = Uuid::now_v7();
         let then = given(Some(Provider::Linkedin))
             .disconnection_open(d)
-            .when(Fact::Reconnected);
+            .when(Fact::Reconnected {
+                account_change: None,
+            });
         let [
             Decision::Raise(r),
             Decision::Resolve {
@@ -989,6 +1042,40 @@ mod tests {
     }
 
     #[test]
+    fn another_account_is_told_whether_or_not_a_disconnection_was_open() {
+        let change = || Fact::Reconnected {
+            account_change: Some(AccountChange {
+                previous: "4242424".into(),
+                current: "4242425".into(),
+            }),
+        };
+        let d = Uuid::now_v7();
+        let then = given(Some(Provider::Hubspot))
+            .disconnection_open(d)
+            .when(change());
+        let r = raised(&then)[0];
+        assert_eq!(r.kind, NotificationKind::Resolved);
+        assert_eq!(r.resolves, Some(d));
+        assert_eq!(r.title, "HubSpot reconnected to another account");
+        assert!(
+            r.body.contains("(4242425; before: 4242424)")
+                && r.body.contains("pulls this account in full")
+                && !r.body.contains("not pulled again"),
+            "{}",
+            r.body
+        );
+        // Authorized for another account with nothing open: its own notice, opening nothing.
+        let then = given(Some(Provider::Hubspot)).when(change());
+        let [Decision::Raise(n)] = then.as_slice() else {
+            panic!("{then:?}")
+        };
+        assert_eq!(n.kind, NotificationKind::AccountChanged);
+        assert_eq!(n.kind.opens(), None);
+        assert_eq!(n.title, "HubSpot account changed");
+        assert!(n.action.starts_with(NO_ACTION), "{}", n.action);
+    }
+
+    #[test]
     fn a_completed_sync_resolves_the_interruption_and_nothing_else() {
         let i = Uuid::now_v7();
         let then = given(Some(Provider::Hubspot))
@@ -1006,7 +1093,9 @@ mod tests {
         assert_eq!(
             given(Some(Provider::Hubspot))
                 .interruption_open(i)
-                .when(Fact::Reconnected),
+                .when(Fact::Reconnected {
+                    account_change: None
+                }),
             [],
             "reconnecting does not prove the sync works"
         );

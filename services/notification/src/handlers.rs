@@ -6,7 +6,9 @@
 //! writes, the processed mark and the emitted events commit in one transaction (consumer
 //! runtime), so a redelivered event raises nothing twice.
 
-use crate::domain::{self, ConnectionsLink, Decision, DisconnectReason, Fact, FailureKind};
+use crate::domain::{
+    self, AccountChange, ConnectionsLink, Decision, DisconnectReason, Fact, FailureKind,
+};
 use crate::store;
 use rp_platform::consumer::{ConsumerConfig, Handler, HandlerContext, HandlerError, Ordering};
 use rp_platform::contracts::events::v1::{
@@ -101,7 +103,12 @@ fn fact_of(event: &Event) -> Option<Fact> {
             reason: disconnect_reason(d.reason()),
             provider_message: d.provider_message.clone(),
         }),
-        Event::ConnectionReconnected(_) => Some(Fact::Reconnected),
+        Event::ConnectionReconnected(r) => Some(Fact::Reconnected {
+            account_change: (!r.previous_external_account_id.is_empty()).then(|| AccountChange {
+                previous: r.previous_external_account_id.clone(),
+                current: r.external_account_id.clone(),
+            }),
+        }),
         Event::SyncCompleted(_) => Some(Fact::SyncCompleted),
         Event::SyncScheduleSet(s) => Some(Fact::ScheduleChanged {
             next_scheduled_sync_at: s
@@ -145,7 +152,7 @@ impl Handler for NotificationHandler {
                         event.event_type()
                     )))
                 }
-                Fact::Reconnected | Fact::SyncCompleted | Fact::ScheduleChanged { .. } => {
+                Fact::Reconnected { .. } | Fact::SyncCompleted | Fact::ScheduleChanged { .. } => {
                     tracing::warn!(
                         event_type = event.event_type(),
                         "event without integration_id: it ends no incident"

@@ -140,7 +140,7 @@ pub async fn open_incidents(
                         next_attempt_at,
                     });
             }
-            None => {}
+            Some(IncidentKind::AccountChanged) | None => {}
         }
     }
     Ok(open)

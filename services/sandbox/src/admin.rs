@@ -15,12 +15,11 @@ use serde_json::{Value, json};
 
 use crate::config::{Provider, RateLimit};
 use crate::data::{
-    Company, Contact, Deal, Engagement, HS_COMPANY_BASE, HS_CONTACT_BASE, HS_DEAL_BASE, Kind,
-    World, amount_string, domain_property,
+    Company, Contact, Deal, Engagement, Kind, World, amount_string, domain_property,
 };
 use crate::hubspot::parse_kind;
 use crate::state::{AppState, OutageMode};
-use crate::util::{fmt_iso, form_get, parse_form, sf_id};
+use crate::util::{fmt_iso, form_get, parse_form};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -64,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             "/providers/{provider}/ad-accounts",
             put(crate::linkedin::ad_accounts_visibility),
         )
+        .route("/providers/{provider}/account", put(switch_account))
         .route("/crm/{type}", post(crm_create))
         .route(
             "/crm/{type}/{id}",
@@ -321,6 +321,38 @@ struct EnabledBody {
     enabled: bool,
 }
 
+#[derive(Deserialize)]
+struct AccountBody {
+    account: u64,
+}
+
+/// `PUT /admin/providers/{provider}/account` `{"account": n}`: the next authorization is for
+/// another provider account, as when the user signs in to another HubSpot portal, Salesforce
+/// org or LinkedIn member at the provider's consent page. For HubSpot and Salesforce (one CRM
+/// world) the CRM becomes account `n`'s: other portal/org id, other record ids, deals worth
+/// twice as much; records keep their modification times, so all of them are older than the
+/// previous account's last sync. For LinkedIn the member changes (the ad accounts they see
+/// stay). Account 0 is the generated one. Not kept across restarts.
+async fn switch_account(State(s): State<AppState>, Path(p): Path<String>, raw: String) -> Response {
+    let p = try_resp!(provider(&p));
+    let b: AccountBody = try_resp!(body(&raw));
+    if b.account > 1_000 {
+        return err(StatusCode::BAD_REQUEST, "account must be 0..=1000");
+    }
+    {
+        let mut w = s.world_mut();
+        match p {
+            Provider::Linkedin => w.linkedin_member = b.account,
+            Provider::Hubspot | Provider::Salesforce => {
+                if w.crm_account != b.account {
+                    w.switch_crm_account(b.account);
+                }
+            }
+        }
+    }
+    provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
 async fn rotation(State(s): State<AppState>, Path(p): Path<String>, raw: String) -> Response {
     let p = try_resp!(provider(&p));
     let b: EnabledBody = try_resp!(body(&raw));
@@ -331,9 +363,14 @@ async fn rotation(State(s): State<AppState>, Path(p): Path<String>, raw: String)
 pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<String>) -> Response {
     let p = try_resp!(provider(&p));
     let live = s.oauth(p).live_grants();
+    let account = match p {
+        Provider::Linkedin => s.world().linkedin_member,
+        Provider::Hubspot | Provider::Salesforce => s.world().crm_account,
+    };
     let c = s.controls(p);
     Json(json!({
         "provider": p,
+        "account": account,
         "outage": c.outage,
         "latency_ms": c.latency_ms,
         "malformed_next": c.malformed_next,
@@ -497,6 +534,7 @@ async fn crm_create(State(s): State<AppState>, Path(t): Path<String>, raw: Strin
     let now = s.clock.now_ms();
     let mut w = s.world_mut();
     let idx = w.len(k) as u32;
+    let (hs_id, sf_id) = (w.hs_id(k, idx), w.sf_id(k, idx));
     match k {
         Kind::Company => {
             let Some(name) = b.name else {
@@ -504,8 +542,8 @@ async fn crm_create(State(s): State<AppState>, Path(t): Path<String>, raw: Strin
             };
             let website = b.website.flatten();
             w.companies.push(Company {
-                hs_id: HS_COMPANY_BASE + u64::from(idx),
-                sf_id: sf_id("001", u64::from(idx) + 1),
+                hs_id,
+                sf_id,
                 name,
                 domain: website.as_deref().and_then(domain_property),
                 website,
@@ -518,8 +556,8 @@ async fn crm_create(State(s): State<AppState>, Path(t): Path<String>, raw: Strin
         Kind::Contact => {
             let company = try_resp!(resolve_company(&w, &b.company_id.flatten()));
             w.contacts.push(Contact {
-                hs_id: HS_CONTACT_BASE + u64::from(idx),
-                sf_id: sf_id("003", u64::from(idx) + 1),
+                hs_id,
+                sf_id,
                 first_name: b.first_name.unwrap_or_default(),
                 last_name: b.last_name.unwrap_or_default(),
                 email: b.email.flatten(),
@@ -544,8 +582,8 @@ async fn crm_create(State(s): State<AppState>, Path(t): Path<String>, raw: Strin
             };
             let created = b.created.map(|c| c.timestamp_millis()).unwrap_or(now);
             w.deals.push(Deal {
-                hs_id: HS_DEAL_BASE + u64::from(idx),
-                sf_id: sf_id("006", u64::from(idx) + 1),
+                hs_id,
+                sf_id,
                 name: b.name.unwrap_or_else(|| "New deal".into()),
                 amount_cents,
                 currency: b.currency.unwrap_or_else(|| "USD".into()),
@@ -797,6 +835,15 @@ async fn truth(State(s): State<AppState>, RawQuery(q): RawQuery) -> Response {
             "engagement_rows": w.engagement.len(),
         }),
         matches,
+        // Only when asked for (`include=companies`): the live companies' ids in the current
+        // account.
+        companies: has("companies").then(|| {
+            w.companies
+                .iter()
+                .filter(|c| !c.archived)
+                .map(|c| json!({"hubspot_id": c.hs_id.to_string(), "salesforce_id": c.sf_id, "name": c.name}))
+                .collect()
+        }),
         engagement: has("engagement").then(|| crate::linkedin::engagement_truth(&w)),
         deals,
         pipelines: has("pipelines").then(|| json!(w.pipelines)),
@@ -814,6 +861,8 @@ struct TruthOut {
     counts: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     matches: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    companies: Option<Vec<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     engagement: Option<Vec<crate::linkedin::EngagementTruth>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -206,9 +206,89 @@ pub struct World {
     pub company_idx: ModIndex,
     pub contact_idx: ModIndex,
     pub deal_idx: ModIndex,
+    /// Which CRM account (HubSpot portal, Salesforce org) the data is: 0 as generated;
+    /// [`World::switch_crm_account`] makes it another one.
+    pub crm_account: u64,
+    /// Which LinkedIn member authorizes: 0 as generated.
+    pub linkedin_member: u64,
 }
 
+/// HubSpot ids of account `n` are this far above account 0's.
+const HS_ACCOUNT_STRIDE: u64 = 100_000_000_000;
+/// Salesforce record numbers of account `n` are this far above account 0's.
+const SF_ACCOUNT_STRIDE: u64 = 10_000_000;
+
 impl World {
+    /// The HubSpot portal id of the current CRM account.
+    pub fn hub_id(&self) -> u64 {
+        4_242_424 + self.crm_account
+    }
+
+    /// The Salesforce org id (18 characters, key prefix `00D`) of the current CRM account.
+    pub fn sf_org_id(&self) -> String {
+        crate::util::sf_id("00D", 1 + self.crm_account)
+    }
+
+    /// The LinkedIn member (person URN) who authorizes.
+    pub fn linkedin_member_urn(&self) -> String {
+        format!("urn:li:person:dEmO{:06}", self.linkedin_member)
+    }
+
+    fn hs_base(&self, kind: Kind) -> u64 {
+        let base = match kind {
+            Kind::Company => HS_COMPANY_BASE,
+            Kind::Contact => HS_CONTACT_BASE,
+            Kind::Deal => HS_DEAL_BASE,
+        };
+        base + self.crm_account * HS_ACCOUNT_STRIDE
+    }
+
+    /// The Salesforce id of record `idx` of `kind` in the current account.
+    pub fn sf_id(&self, kind: Kind, idx: u32) -> String {
+        let prefix = match kind {
+            Kind::Company => "001",
+            Kind::Contact => "003",
+            Kind::Deal => "006",
+        };
+        crate::util::sf_id(
+            prefix,
+            u64::from(idx) + 1 + self.crm_account * SF_ACCOUNT_STRIDE,
+        )
+    }
+
+    /// The CRM becomes another account's (`account`, not 0 for a different one): every record
+    /// gets that account's ids (HubSpot and Salesforce), and its deals are worth twice as much,
+    /// so its numbers differ from the previous account's; modification times stay (the records
+    /// are older than any sync of the previous account). The portal and org ids change with it.
+    pub fn switch_crm_account(&mut self, account: u64) {
+        self.crm_account = account;
+        for i in 0..self.companies.len() {
+            let (hs, sf) = (
+                self.hs_id(Kind::Company, i as u32),
+                self.sf_id(Kind::Company, i as u32),
+            );
+            let c = &mut self.companies[i];
+            (c.hs_id, c.sf_id) = (hs, sf);
+        }
+        for i in 0..self.contacts.len() {
+            let (hs, sf) = (
+                self.hs_id(Kind::Contact, i as u32),
+                self.sf_id(Kind::Contact, i as u32),
+            );
+            let c = &mut self.contacts[i];
+            (c.hs_id, c.sf_id) = (hs, sf);
+        }
+        for i in 0..self.deals.len() {
+            let (hs, sf) = (
+                self.hs_id(Kind::Deal, i as u32),
+                self.sf_id(Kind::Deal, i as u32),
+            );
+            let d = &mut self.deals[i];
+            (d.hs_id, d.sf_id) = (hs, sf);
+            d.amount_cents = d.amount_cents.map(|a| a.saturating_mul(2));
+        }
+    }
+
     pub fn mod_index(&self, kind: Kind) -> &ModIndex {
         match kind {
             Kind::Company => &self.company_idx,
@@ -218,15 +298,15 @@ impl World {
     }
 
     pub fn company_by_hs(&self, id: u64) -> Option<u32> {
-        let i = id.checked_sub(HS_COMPANY_BASE)?;
+        let i = id.checked_sub(self.hs_base(Kind::Company))?;
         (i < self.companies.len() as u64).then_some(i as u32)
     }
     pub fn contact_by_hs(&self, id: u64) -> Option<u32> {
-        let i = id.checked_sub(HS_CONTACT_BASE)?;
+        let i = id.checked_sub(self.hs_base(Kind::Contact))?;
         (i < self.contacts.len() as u64).then_some(i as u32)
     }
     pub fn deal_by_hs(&self, id: u64) -> Option<u32> {
-        let i = id.checked_sub(HS_DEAL_BASE)?;
+        let i = id.checked_sub(self.hs_base(Kind::Deal))?;
         (i < self.deals.len() as u64).then_some(i as u32)
     }
 
@@ -239,12 +319,7 @@ impl World {
     }
 
     pub fn hs_id(&self, kind: Kind, idx: u32) -> u64 {
-        let base = match kind {
-            Kind::Company => HS_COMPANY_BASE,
-            Kind::Contact => HS_CONTACT_BASE,
-            Kind::Deal => HS_DEAL_BASE,
-        };
-        base + u64::from(idx)
+        self.hs_base(kind) + u64::from(idx)
     }
 
     pub fn archived(&self, kind: Kind, idx: u32) -> bool {
@@ -1164,6 +1239,8 @@ pub fn generate(seed: u64, sizes: Sizes, anchor: NaiveDate) -> World {
         company_idx,
         contact_idx,
         deal_idx,
+        crm_account: 0,
+        linkedin_member: 0,
     }
 }
 

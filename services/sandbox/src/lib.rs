@@ -166,6 +166,7 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
                 .route("/oauth/v2/accessToken", post(oauth::token)),
             Router::new()
                 .route("/rest/adAccounts", get(linkedin::ad_accounts))
+                .route("/rest/adAccountUsers", get(linkedin::ad_account_users))
                 .route(
                     "/rest/adAccounts/{id}/adCampaigns",
                     get(linkedin::ad_campaigns),

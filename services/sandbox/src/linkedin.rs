@@ -636,6 +636,38 @@ pub async fn organization_errors_clear(
     crate::admin::provider_status(State(s), Path(p.prefix().to_string())).await
 }
 
+/// `GET /rest/adAccountUsers?q=authenticatedUser`: the authenticated member's roles on ad
+/// accounts, each naming the member (`user`, a person URN) and the account.
+pub async fn ad_account_users(State((s, _)): S, RawQuery(q): RawQuery) -> Response {
+    let q = q.unwrap_or_default();
+    let pairs = raw_pairs(&q);
+    if decoded(&pairs, "q").as_deref() != Some("authenticatedUser") {
+        return bad("Query parameter 'q' must be 'authenticatedUser'");
+    }
+    let hidden = s.controls(Provider::Linkedin).ad_accounts_hidden;
+    let w = s.world();
+    let user = w.linkedin_member_urn();
+    let elements: Vec<Value> = w
+        .ad_accounts
+        .iter()
+        .filter(|_| !hidden)
+        .map(|a| {
+            json!({
+                "account": format!("urn:li:sponsoredAccount:{}", a.id),
+                "user": user,
+                "role": "ACCOUNT_MANAGER",
+                "changeAuditStamps": {"created": {"time": 0}, "lastModified": {"time": 0}},
+            })
+        })
+        .collect();
+    let total = elements.len();
+    Json(json!({
+        "elements": elements,
+        "paging": {"start": 0, "count": total, "total": total, "links": []},
+    }))
+    .into_response()
+}
+
 #[derive(serde::Deserialize)]
 struct VisibleBody {
     visible: bool,

@@ -499,8 +499,9 @@ fn success(
             })
         }
         Provider::Salesforce => {
+            let org = s.world().sf_org_id();
             let id = format!(
-                "{}/id/00DDn0000000001EAA/005Dn0000000001AAA",
+                "{}/id/{org}/005Dn0000000001AAA",
                 s.provider_base(Provider::Salesforce)
             );
             let issued_at = now.to_string();
@@ -567,7 +568,7 @@ pub async fn hubspot_token_info(
                 "user": "demo@revenueproven.test",
                 "hub_domain": "demo.revenueproven.test",
                 "scopes": scopes,
-                "hub_id": 4242424,
+                "hub_id": s.world().hub_id(),
                 "app_id": 1234567,
                 "expires_in": expires_in,
                 "user_id": 1,

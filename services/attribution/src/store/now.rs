@@ -20,6 +20,41 @@ pub async fn ensure_workspace(conn: &mut PgConnection, ws: &str) -> Result<(), s
     Ok(())
 }
 
+/// Which side of the workspace's data an account change drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountSide {
+    /// The CRM's companies, deals and pipelines.
+    Crm,
+    /// LinkedIn's engagement rows (organizations are public company pages: their names stay).
+    Linkedin,
+}
+
+/// Drops what the previous provider account gave: the integration now syncs another account,
+/// whose records are pulled in full by the next sync (applied after this, in log order).
+pub async fn forget_account(
+    conn: &mut PgConnection,
+    ws: &str,
+    side: AccountSide,
+) -> Result<u64, sqlx::Error> {
+    let deletes: &[&'static str] = match side {
+        AccountSide::Crm => &[
+            "DELETE FROM attribution_companies WHERE workspace_id = $1",
+            "DELETE FROM attribution_deals WHERE workspace_id = $1",
+            "DELETE FROM attribution_stages WHERE workspace_id = $1",
+        ],
+        AccountSide::Linkedin => &["DELETE FROM attribution_engagement WHERE workspace_id = $1"],
+    };
+    let mut n = 0;
+    for sql in deletes {
+        n += sqlx::query(*sql)
+            .bind(ws)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
+}
+
 pub async fn set_plan(conn: &mut PgConnection, ws: &str, plan: &str) -> Result<(), sqlx::Error> {
     let plan = plan.trim();
     sqlx::query(

@@ -188,6 +188,7 @@ pub fn reconnected(ws: &Workspace, integration: &str, provider: Provider) -> (St
         Event::ConnectionReconnected(ConnectionReconnected {
             provider: provider as i32,
             external_account_id: "acct-1".into(),
+            previous_external_account_id: String::new(),
         }),
     )
 }

@@ -7,7 +7,8 @@ use super::config::{LinkedinConfig, ORG_BATCH};
 use super::engagement::EngagementWalker;
 use super::records::{AdAccount, Campaign, EngagementRow, Organization, OrganizationLookup};
 use super::wire::{
-    AccountsResp, AnalyticsResp, ApiError, CampaignsResp, OrgsResp, restli_date, urn_id,
+    AccountUsersResp, AccountsResp, AnalyticsResp, ApiError, CampaignsResp, OrgsResp, restli_date,
+    urn_id,
 };
 use crate::domain::provider::{Page, Provider, ProviderError, Secret, TokenRejection};
 use crate::providers::http::{Http, Reply, excerpt, join};
@@ -82,6 +83,24 @@ impl LinkedinClient {
                 format!("{code} {message}").trim().to_string(),
             ),
         })
+    }
+
+    /// The authenticated member (a person URN), as their ad account roles name them
+    /// (`/rest/adAccountUsers?q=authenticatedUser`, which the `r_ads` scope allows); `None` when
+    /// they have no role on any ad account.
+    pub async fn authenticated_member(
+        &self,
+        token: &Secret,
+    ) -> Result<Option<String>, ProviderError> {
+        let endpoint = "GET /rest/adAccountUsers";
+        let reply = self
+            .get(token, endpoint, "/rest/adAccountUsers?q=authenticatedUser")
+            .await?;
+        let r: AccountUsersResp = self.http.parse(endpoint, &reply.body)?;
+        Ok(r.elements
+            .into_iter()
+            .map(|e| e.user)
+            .find(|u| !u.trim().is_empty()))
     }
 
     /// One page of ad accounts (`q=search`), `start` = offset.

@@ -22,6 +22,18 @@ pub(super) struct AccountsResp {
 }
 
 #[derive(Deserialize)]
+pub(super) struct AccountUsersResp {
+    #[serde(default)]
+    pub(super) elements: Vec<AccountUserJ>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct AccountUserJ {
+    #[serde(default)]
+    pub(super) user: String,
+}
+
+#[derive(Deserialize)]
 pub(super) struct AccountJ {
     pub(super) id: u64,
     #[serde(default)]

@@ -30,6 +30,8 @@ pub struct TokenSet {
     pub scope: Option<String>,
     /// Salesforce: the API base for this org.
     pub instance_url: Option<String>,
+    /// Salesforce: the identity URL (`.../id/<org id>/<user id>`), which names the org.
+    pub identity: Option<String>,
 }
 
 /// What to send the user to, and what to keep until the callback (keyed by `state`).
@@ -212,6 +214,7 @@ impl OAuthClient {
                     refresh_token_expires_in: r.refresh_token_expires_in.map(Duration::from_secs),
                     scope: r.scope,
                     instance_url: r.instance_url,
+                    identity: r.id,
                 }))
             }
             Err(RequestTokenError::Request(AdapterError::Unavailable(cause))) => {

@@ -27,6 +27,9 @@ pub struct ProviderTokenResponse {
     pub(super) scope: Option<String>,
     #[serde(default)]
     pub(super) instance_url: Option<String>,
+    /// Salesforce: the identity URL, `https://login.salesforce.com/id/<org id>/<user id>`.
+    #[serde(default)]
+    pub(super) id: Option<String>,
 }
 
 fn bearer() -> BasicTokenType {
