@@ -19,6 +19,7 @@ pub struct Clients {
     linkedin_api: String,
     hubspot_api: String,
     linkedin_analytics_cap: usize,
+    linkedin_api_version: String,
     oauth: [OAuthClient; 3],
 }
 
@@ -78,6 +79,7 @@ impl Clients {
             linkedin_api: p.linkedin.api_base.clone(),
             hubspot_api: p.hubspot.api_base.clone(),
             linkedin_analytics_cap: p.linkedin_analytics_cap,
+            linkedin_api_version: p.linkedin_api_version.clone(),
             retry,
             http,
         })
@@ -91,6 +93,7 @@ impl Clients {
         let mut cfg = LinkedinConfig::new(&self.linkedin_api);
         cfg.retry = self.retry;
         cfg.analytics_cap = self.linkedin_analytics_cap;
+        cfg.version = self.linkedin_api_version.clone();
         LinkedinClient::new(cfg, self.http.clone())
     }
 

@@ -39,6 +39,20 @@ pub struct ProvidersConfig {
     /// Rows at which LinkedIn truncates an adAnalytics answer (`CONNECTOR_LINKEDIN_ANALYTICS_CAP`,
     /// 15,000 as the real API; the sandbox can be started with another).
     pub linkedin_analytics_cap: usize,
+    /// The `LinkedIn-Version` header, YYYYMM (`LINKEDIN_API_VERSION`, default
+    /// [`crate::providers::linkedin::DEFAULT_VERSION`]); LinkedIn sunsets each after 12 months.
+    pub linkedin_api_version: String,
+}
+
+/// A LinkedIn API version as the header takes it: YYYYMM, month 01-12.
+pub fn linkedin_version(raw: &str) -> Result<String, String> {
+    let v = raw.trim();
+    let month = v.get(4..).and_then(|m| m.parse::<u32>().ok());
+    if v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()) && matches!(month, Some(1..=12)) {
+        Ok(v.to_string())
+    } else {
+        Err("must be a LinkedIn API version, YYYYMM such as 202611".into())
+    }
 }
 
 /// How the pull worker runs jobs.
@@ -184,6 +198,14 @@ impl ConnectorConfig {
                 crate::providers::linkedin::ANALYTICS_CAP,
             )?
             .max(1),
+            linkedin_api_version: {
+                let raw = var_or(
+                    "LINKEDIN_API_VERSION",
+                    crate::providers::linkedin::DEFAULT_VERSION,
+                );
+                linkedin_version(&raw)
+                    .map_err(|problem| invalid("LINKEDIN_API_VERSION", &raw, problem))?
+            },
         };
         let hint =
             "the token encryption keys, e.g. k1:$(openssl rand -base64 32) (see docs/connector.md)";

@@ -187,6 +187,42 @@ async fn a_provider_outage_fails_the_run_as_provider_outage_with_the_next_schedu
 }
 
 #[tokio::test]
+async fn a_sunset_linkedin_version_fails_as_api_version_and_never_asks_the_user_to_reconnect() {
+    let next = DateTime::parse_from_rfc3339("2026-12-08T06:30:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let h = Harness::with(Options {
+        schedule: Arc::new(At(next)),
+        // LinkedIn sunset 202501 in January 2026: it answers 426 NONEXISTENT_VERSION.
+        tweak: Box::new(|c| c.providers.linkedin_api_version = "202501".into()),
+        ..Default::default()
+    })
+    .await;
+    let id = h.connect(api::Provider::Linkedin).await;
+    h.clear_requests().await;
+    let (_, events) = h.sync(id).await;
+    let f = failed(&events).expect("the run fails");
+    assert_eq!(f.kind, ev::FailureKind::ApiVersion as i32, "{f:?}");
+    assert_eq!(f.step, ev::SyncStep::LinkedinPull as i32);
+    assert!(
+        f.message.contains("202501") && !f.message.contains("Reconnect"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        f.next_attempt_at,
+        Some(rp_platform::contracts::timestamp(next))
+    );
+    let log = h.requests(SbProvider::Linkedin).await;
+    assert_eq!(log.len(), 1, "a refused version is not retried: {log:?}");
+    assert_eq!(log[0]["status"], 426);
+    assert!(h.checkpoint(id, "linkedin_engagement").await.is_none());
+    // Still connected: nothing for the user to do.
+    assert_eq!(h.stream(&id.connection_stream()).await.len(), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_malformed_payload_fails_as_bad_payload_where_it_happened_and_the_checkpoint_stays() {
     let h = Harness::start().await;
     let id = h.connect(api::Provider::Hubspot).await;
@@ -369,6 +405,62 @@ async fn under_a_tight_hubspot_rate_limit_the_sync_waits_instead_of_collecting_4
     let status = h.admin("GET", "/providers/hubspot", Value::Null).await;
     assert_eq!(status["rejected"], 0, "no 429s: {status}");
     assert_eq!(status["peak_window"], 2, "the budget was used: {status}");
+    h.shutdown().await;
+}
+
+/// HubSpot's search endpoints have a limit of their own (about 5 per second per account) and
+/// their answers carry no rate-limit headers. Before, the limiter took a search answer without
+/// headers for "no limit" and sent the incremental sync's search pages unpaced: 429s.
+#[tokio::test]
+async fn incremental_syncs_pace_searches_on_their_own_budget() {
+    let h = Harness::with(Options {
+        sandbox: sandbox::SandboxConfig {
+            sizes: sandbox::Sizes {
+                contacts: 800,
+                ..sandbox::SandboxConfig::for_tests().sizes
+            },
+            ..sandbox::SandboxConfig::for_tests()
+        },
+        ..Default::default()
+    })
+    .await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    h.sync(id).await;
+    // Enough changed contacts for several search pages (100 a page).
+    let truth = h.admin("GET", "/truth?include=", Value::Null).await;
+    let contacts = truth["counts"]["contacts"].as_u64().unwrap_or(0).min(700);
+    assert!(contacts >= 500, "{truth}");
+    for i in 0..contacts {
+        h.admin(
+            "PATCH",
+            &format!("/crm/contacts/{}", 100_001 + i),
+            json!({"title": format!("Edited {i}")}),
+        )
+        .await;
+    }
+    h.admin(
+        "PUT",
+        "/providers/hubspot/rate-limit",
+        json!({"max": 100, "interval_ms": 10000, "daily": 100000,
+               "search_max": 5, "search_interval_ms": 1000}),
+    )
+    .await;
+    h.clear_requests().await;
+    let (run, events) = h.sync(id).await;
+    assert!(failed(&events).is_none(), "{:?}", failed(&events));
+    assert_eq!(
+        counts(&h.batches(&run).await)["contacts"],
+        contacts as usize
+    );
+    let status = h.admin("GET", "/providers/hubspot", Value::Null).await;
+    assert_eq!(status["rejected"], 0, "no 429s: {status}");
+    let searches = h
+        .requests(SbProvider::Hubspot)
+        .await
+        .into_iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/search")))
+        .count();
+    assert!(searches >= 7, "several search pages: {searches}");
     h.shutdown().await;
 }
 

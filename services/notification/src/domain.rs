@@ -150,6 +150,8 @@ pub enum FailureKind {
     Authorization,
     RateLimited,
     Internal,
+    /// The provider refused our API version: ours to fix.
+    ApiVersion,
     /// A producer that did not say (or a kind newer than this reader).
     Unspecified,
 }
@@ -212,6 +214,7 @@ impl FailureKind {
             FailureKind::Authorization => "authorization",
             FailureKind::RateLimited => "rate_limited",
             FailureKind::Internal => "internal",
+            FailureKind::ApiVersion => "api_version",
             FailureKind::Unspecified => "unspecified",
         }
     }
@@ -223,6 +226,7 @@ impl FailureKind {
             FailureKind::Authorization,
             FailureKind::RateLimited,
             FailureKind::Internal,
+            FailureKind::ApiVersion,
             FailureKind::Unspecified,
         ]
         .into_iter()
@@ -500,6 +504,9 @@ fn interrupted(
         }
         FailureKind::BadPayload => format!("{provider} sent data we could not read"),
         FailureKind::Authorization => format!("{provider} did not accept our authorization"),
+        FailureKind::ApiVersion => format!(
+            "{provider} no longer accepts the version of its API we use (our team has been alerted)"
+        ),
         FailureKind::Internal | FailureKind::Unspecified => "of a problem on our side".into(),
     };
     let retry = match next_attempt_at {
@@ -732,6 +739,26 @@ mod tests {
         );
         assert_eq!(d.action, "No action needed");
         assert_eq!(d.resolves, None);
+    }
+
+    #[test]
+    fn a_refused_api_version_is_ours_to_fix_and_asks_nothing_of_the_user() {
+        let then = given(Some(Provider::Linkedin)).when(Fact::SyncFailed {
+            kind: FailureKind::ApiVersion,
+            next_attempt_at: Some(at(30, 6, 0)),
+        });
+        let d = raised(&then)[0];
+        assert_eq!(
+            d.body,
+            "Your LinkedIn sync was interrupted because LinkedIn no longer accepts the version of \
+             its API we use (our team has been alerted). We'll retry automatically at the next \
+             scheduled sync on Mon 30 Nov at 06:00 UTC."
+        );
+        assert_eq!(d.action, "No action needed");
+        assert_eq!(
+            FailureKind::from_code("api_version"),
+            Some(FailureKind::ApiVersion)
+        );
     }
 
     #[test]

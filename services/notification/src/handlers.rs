@@ -53,6 +53,7 @@ fn failure_kind(k: ev::FailureKind) -> FailureKind {
         ev::FailureKind::Authorization => FailureKind::Authorization,
         ev::FailureKind::RateLimited => FailureKind::RateLimited,
         ev::FailureKind::Internal => FailureKind::Internal,
+        ev::FailureKind::ApiVersion => FailureKind::ApiVersion,
         ev::FailureKind::Unspecified => FailureKind::Unspecified,
     }
 }
@@ -64,6 +65,7 @@ fn failure_kind_event(k: FailureKind) -> ev::FailureKind {
         FailureKind::Authorization => ev::FailureKind::Authorization,
         FailureKind::RateLimited => ev::FailureKind::RateLimited,
         FailureKind::Internal => ev::FailureKind::Internal,
+        FailureKind::ApiVersion => ev::FailureKind::ApiVersion,
         FailureKind::Unspecified => ev::FailureKind::Unspecified,
     }
 }

@@ -185,6 +185,24 @@ pub fn classify(err: &ProviderError, refreshed: bool) -> Verdict {
                 status.map_or_else(|| "-".to_string(), |s| s.to_string())
             ),
         },
+        ProviderError::ApiVersionRefused {
+            endpoint,
+            version,
+            message,
+            ..
+        } => {
+            // An operator's problem: alert (the log line operators' alerts match on, and the
+            // failure kind the metrics count), never ask the user to reconnect.
+            tracing::error!(alert = "provider_api_version_refused", provider = %p, %version, %endpoint, %message, "the provider no longer accepts our API version: move the connector to a current one (docs/providers.md)");
+            Verdict::Fail {
+                kind: FailureKind::ApiVersion,
+                message: format!(
+                    "{p} no longer accepts the API version we use ({version}). This is on our \
+                     side and our team has been alerted; nothing is needed from you, and the next \
+                     scheduled sync retries."
+                ),
+            }
+        }
         ProviderError::Denied { .. } => Verdict::Fail {
             kind: FailureKind::Authorization,
             message: format!(

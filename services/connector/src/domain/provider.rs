@@ -135,6 +135,15 @@ pub enum ProviderError {
         status: Option<u16>,
         message: String,
     },
+    /// The provider no longer accepts the API version we send (LinkedIn: 426
+    /// `NONEXISTENT_VERSION`). An operator must move us to a current version.
+    #[error("{provider} refused API version {version} at {endpoint}: {message}")]
+    ApiVersionRefused {
+        provider: Provider,
+        endpoint: String,
+        version: String,
+        message: String,
+    },
     /// The user declined on the provider's consent screen.
     #[error("{provider} authorization was declined: {error}: {description}")]
     Denied {
@@ -153,6 +162,7 @@ impl ProviderError {
             | ProviderError::RateLimited { provider, .. }
             | ProviderError::BadPayload { provider, .. }
             | ProviderError::Request { provider, .. }
+            | ProviderError::ApiVersionRefused { provider, .. }
             | ProviderError::Denied { provider, .. } => *provider,
         }
     }

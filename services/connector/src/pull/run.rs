@@ -907,6 +907,7 @@ async fn end_run(run: &Run, result: Result<Event, RunError>, cancel: &Cancellati
         FailureKind::ProviderOutage
         | FailureKind::RateLimited
         | FailureKind::BadPayload
+        | FailureKind::ApiVersion
         | FailureKind::Internal => run
             .ctx
             .schedule

@@ -91,6 +91,7 @@ pub fn failure_kind_name(kind: FailureKind) -> &'static str {
         FailureKind::Authorization => "authorization",
         FailureKind::RateLimited => "rate_limited",
         FailureKind::Internal => "internal",
+        FailureKind::ApiVersion => "api_version",
         FailureKind::Unspecified => "unknown",
     }
 }

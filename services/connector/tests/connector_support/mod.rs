@@ -77,6 +77,7 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
             attempts: 3,
             retry_delay: Duration::from_millis(5),
             linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
+            linkedin_api_version: connector::providers::linkedin::DEFAULT_VERSION.into(),
         },
         keys: KeyRing::parse(&format!("k1:{}", key_b64(7)), "k1").unwrap(),
         oauth_state_ttl: Duration::from_secs(600),

@@ -40,6 +40,19 @@ pub struct HubspotClient {
     pub(super) http: Http,
     pub(super) cfg: HubspotConfig,
     limiter: RateLimiter,
+    /// The search endpoints' own limit (HubSpot documents about 5 requests per second per
+    /// account, apart from the general one). Search answers carry no rate-limit headers, so
+    /// this budget is fixed and never switched off by their absence.
+    search_limiter: RateLimiter,
+}
+
+/// Which of HubSpot's budgets a request spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Budget {
+    General,
+    /// CRM search: its own budget, and the general one too (conservatively), without learning
+    /// anything from the answer's (absent) headers.
+    Search,
 }
 
 impl HubspotClient {
@@ -51,6 +64,7 @@ impl HubspotClient {
                 retry: cfg.retry,
             },
             limiter: RateLimiter::new(cfg.default_limit.0, cfg.default_limit.1),
+            search_limiter: RateLimiter::fixed(cfg.search_limit.0, cfg.search_limit.1),
             cfg,
         }
     }
@@ -62,21 +76,41 @@ impl HubspotClient {
         endpoint: &str,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Reply, ProviderError> {
+        self.send_on(Budget::General, token, endpoint, make).await
+    }
+
+    async fn send_on(
+        &self,
+        budget: Budget,
+        token: &Secret,
+        endpoint: &str,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Reply, ProviderError> {
         let mut throttled = 0;
         loop {
+            if budget == Budget::Search {
+                self.search_limiter.acquire().await?;
+            }
             self.limiter.acquire().await?;
-            let reply = match self
+            let result = self
                 .http
                 .execute(endpoint, || make().bearer_auth(token.expose()))
-                .await
-            {
+                .await;
+            if budget == Budget::Search {
+                self.search_limiter.release(None);
+            }
+            let reply = match result {
                 Ok(r) => r,
                 Err(e) => {
                     self.limiter.release(None);
                     return Err(e);
                 }
             };
-            self.limiter.release(Some(&reply.headers));
+            // Only the general endpoints' answers say anything of the general budget.
+            self.limiter.release(match budget {
+                Budget::General => Some(&reply.headers),
+                Budget::Search => None,
+            });
             if reply.status.is_success() {
                 return Ok(reply);
             }
@@ -105,7 +139,10 @@ impl HubspotClient {
                         throttled,
                         "HubSpot answered 429, waiting a window"
                     );
-                    self.limiter.saturate();
+                    match budget {
+                        Budget::General => self.limiter.saturate(),
+                        Budget::Search => self.search_limiter.saturate(),
+                    }
                     if let Some(secs) = header_u64(&reply.headers, "retry-after") {
                         tokio::time::sleep(Duration::from_secs(secs)).await;
                     }
@@ -245,7 +282,9 @@ impl HubspotClient {
             "after": "0",
         });
         let reply = self
-            .send(token, &endpoint, || self.http.client.post(&url).json(&body))
+            .send_on(Budget::Search, token, &endpoint, || {
+                self.http.client.post(&url).json(&body)
+            })
             .await?;
         let r: SearchResp = self.http.parse(&endpoint, &reply.body)?;
         let next_after = match r.paging.and_then(|p| p.next) {

@@ -14,6 +14,9 @@ pub struct HubspotConfig {
     pub page_size: usize,
     /// Budget assumed until HubSpot's headers say otherwise.
     pub default_limit: (u32, Duration),
+    /// The search endpoints' own budget: HubSpot documents 5 requests per second per account,
+    /// separate from the general one, and its search answers carry no rate-limit headers.
+    pub search_limit: (u32, Duration),
     /// 429s tolerated (each waited out) before giving up with `RateLimited`.
     pub max_throttled_retries: u32,
 }
@@ -25,6 +28,7 @@ impl HubspotConfig {
             retry: RetryPolicy::default(),
             page_size: 100,
             default_limit: (100, Duration::from_secs(10)),
+            search_limit: (5, Duration::from_secs(1)),
             max_throttled_retries: 5,
         }
     }

@@ -18,6 +18,8 @@ struct LimiterState {
     log: VecDeque<Instant>,
     in_flight: u32,
     daily_remaining: Option<u64>,
+    /// Headers neither change nor switch off this budget.
+    fixed: bool,
 }
 
 /// A sliding-window limiter that mirrors HubSpot's rolling window. A slot is held from sending
@@ -43,8 +45,16 @@ impl RateLimiter {
                 log: VecDeque::new(),
                 in_flight: 0,
                 daily_remaining: None,
+                fixed: false,
             }),
         }
+    }
+
+    /// A budget that answers' headers never change nor switch off (HubSpot's search limit).
+    pub(super) fn fixed(max: u32, interval: Duration) -> Self {
+        let l = Self::new(max, interval);
+        l.lock().fixed = true;
+        l
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LimiterState> {
@@ -86,7 +96,9 @@ impl RateLimiter {
         s.in_flight = s.in_flight.saturating_sub(1);
         let now = Instant::now();
         s.log.push_back(now);
-        let Some(h) = headers else { return };
+        let Some(h) = headers.filter(|_| !s.fixed) else {
+            return;
+        };
         let max = header_u64(h, "x-hubspot-ratelimit-max");
         let interval = header_u64(h, "x-hubspot-ratelimit-interval-milliseconds");
         let remaining = header_u64(h, "x-hubspot-ratelimit-remaining");
@@ -119,5 +131,33 @@ impl RateLimiter {
         for _ in used..max {
             s.log.push_back(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn no_limit_answer() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-hubspot-correlation-id", HeaderValue::from_static("c"));
+        h
+    }
+
+    #[tokio::test]
+    async fn a_fixed_budget_is_not_switched_off_by_an_answer_without_headers() {
+        let general = RateLimiter::new(2, Duration::from_secs(60));
+        let search = RateLimiter::fixed(2, Duration::from_secs(60));
+        for l in [&general, &search] {
+            for _ in 0..2 {
+                l.acquire().await.unwrap();
+                l.release(Some(&no_limit_answer()));
+            }
+        }
+        // The general limiter reads "no headers" as "not limited"; the search budget stays.
+        assert!(!general.lock().fixed && !general.lock().enabled);
+        let s = search.lock();
+        assert!(s.enabled && s.log.len() == 2 && s.max == 2);
     }
 }

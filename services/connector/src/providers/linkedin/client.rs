@@ -72,6 +72,13 @@ impl LinkedinClient {
                 },
                 message,
             },
+            // LinkedIn answers 426 for a version that is not (or no longer) active.
+            426 => ProviderError::ApiVersionRefused {
+                provider: Provider::Linkedin,
+                endpoint: endpoint.to_string(),
+                version: self.cfg.version.clone(),
+                message: format!("{code} {message}").trim().to_string(),
+            },
             429 => ProviderError::RateLimited {
                 provider: Provider::Linkedin,
                 retry_after: None,

@@ -3,6 +3,11 @@
 
 use crate::providers::RetryPolicy;
 
+/// The `LinkedIn-Version` sent unless `LINKEDIN_API_VERSION` says otherwise. LinkedIn supports a
+/// version for 12 months (202611: until November 2027); how to move to the next one is in
+/// docs/providers.md.
+pub const DEFAULT_VERSION: &str = "202611";
+
 /// The real API truncates adAnalytics responses at this many elements.
 pub const ANALYTICS_CAP: usize = 15_000;
 /// At most this many ids per organizations batch call.
@@ -25,7 +30,7 @@ impl LinkedinConfig {
     pub fn new(api_base: &str) -> Self {
         LinkedinConfig {
             api_base: api_base.to_string(),
-            version: "202501".into(),
+            version: DEFAULT_VERSION.into(),
             analytics_cap: ANALYTICS_CAP,
             initial_chunk_days: 31,
             retry: RetryPolicy::default(),

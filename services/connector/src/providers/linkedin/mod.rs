@@ -17,7 +17,7 @@ mod records;
 mod wire;
 
 pub use client::LinkedinClient;
-pub use config::{ANALYTICS_CAP, LinkedinConfig, ORG_BATCH};
+pub use config::{ANALYTICS_CAP, DEFAULT_VERSION, LinkedinConfig, ORG_BATCH};
 pub use engagement::EngagementWalker;
 pub use records::{
     AdAccount, Campaign, EngagementChunk, EngagementRow, Organization, OrganizationLookup,

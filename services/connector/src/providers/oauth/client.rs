@@ -102,17 +102,20 @@ impl OAuthClient {
         self.cfg.refresh_policy
     }
 
-    /// The URL to send the user to, with PKCE S256 and the caller's `state`. Keep the verifier
-    /// (server side, keyed by state) until the callback.
+    /// The URL to send the user to, with the caller's `state` and, where the provider takes it
+    /// ([`OAuthConfig::pkce`]), PKCE S256. Keep the verifier (server side, keyed by state) until
+    /// the callback; it is not sent where PKCE is not used.
     pub fn authorize_url(&self, state: &str) -> AuthorizationStart {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state_owned = state.to_string();
-        let (url, csrf) = self
+        let mut request = self
             .inner
             .authorize_url(move || CsrfToken::new(state_owned))
-            .add_scopes(self.cfg.scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge)
-            .url();
+            .add_scopes(self.cfg.scopes.iter().cloned().map(Scope::new));
+        if self.cfg.pkce {
+            request = request.set_pkce_challenge(challenge);
+        }
+        let (url, csrf) = request.url();
         AuthorizationStart {
             url: url.to_string(),
             state: csrf.secret().clone(),
@@ -158,12 +161,14 @@ impl OAuthClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self
+            let mut request = self
                 .inner
-                .exchange_code(AuthorizationCode::new(code.expose().to_string()))
-                .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_string()))
-                .request_async(&adapter)
-                .await;
+                .exchange_code(AuthorizationCode::new(code.expose().to_string()));
+            if self.cfg.pkce {
+                request = request
+                    .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_string()));
+            }
+            let result = request.request_async(&adapter).await;
             match self.settle(result, Grant::Code, attempt, None) {
                 Ok(Some(t)) => return Ok(t),
                 Ok(None) => tokio::time::sleep(self.cfg.retry.delay(attempt)).await,

@@ -18,6 +18,21 @@ pub struct OAuthConfig {
     /// How long the provider's refresh tokens live (its documented policy by default; a
     /// Salesforce connected app whose policy expires them sets its life here).
     pub refresh_policy: RefreshPolicy,
+    /// Whether the flow carries PKCE (S256): where the provider supports it for a web app
+    /// with a client secret (HubSpot, Salesforce), never where it does not (LinkedIn's
+    /// standard 3-legged flow has no PKCE). See docs/providers.md.
+    pub pkce: bool,
+}
+
+/// PKCE per provider (docs/providers.md, "OAuth"): HubSpot documents `code_challenge` /
+/// `code_verifier` as optional and Salesforce supports PKCE for web-server flows, so both get
+/// it (a stolen code is useless without the verifier); LinkedIn's standard web flow does not
+/// take PKCE (only its native-app flow does), so it is not sent there.
+pub fn pkce_of(provider: Provider) -> bool {
+    match provider {
+        Provider::Linkedin => false,
+        Provider::Hubspot | Provider::Salesforce => true,
+    }
 }
 
 impl OAuthConfig {
@@ -100,6 +115,7 @@ impl OAuthConfig {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             retry: RetryPolicy::default(),
             refresh_policy: refresh_policy_of(provider),
+            pkce: pkce_of(provider),
         }
     }
 }
