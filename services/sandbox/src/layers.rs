@@ -274,7 +274,11 @@ pub async fn api_layer(
                     "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
                 );
             }
-            Some(Ok(v)) if v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()) => {}
+            Some(Ok(v))
+                if crate::linkedin_versions::is_active(
+                    v,
+                    crate::util::to_datetime(s.clock.now_ms()).date_naive(),
+                ) => {}
             Some(v) => {
                 let shown = v.unwrap_or("?").to_string();
                 return errors::linkedin(

@@ -20,6 +20,7 @@ mod errors;
 mod hubspot;
 mod layers;
 mod linkedin;
+mod linkedin_versions;
 mod oauth;
 mod persist;
 mod restli;
