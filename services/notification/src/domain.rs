@@ -152,6 +152,8 @@ pub enum FailureKind {
     Internal,
     /// The provider refused our API version: ours to fix.
     ApiVersion,
+    /// The run stopped making progress (the watchdog), or one of its events was dead-lettered.
+    Stalled,
     /// A producer that did not say (or a kind newer than this reader).
     Unspecified,
 }
@@ -215,6 +217,7 @@ impl FailureKind {
             FailureKind::RateLimited => "rate_limited",
             FailureKind::Internal => "internal",
             FailureKind::ApiVersion => "api_version",
+            FailureKind::Stalled => "stalled",
             FailureKind::Unspecified => "unspecified",
         }
     }
@@ -227,6 +230,7 @@ impl FailureKind {
             FailureKind::RateLimited,
             FailureKind::Internal,
             FailureKind::ApiVersion,
+            FailureKind::Stalled,
             FailureKind::Unspecified,
         ]
         .into_iter()
@@ -507,7 +511,9 @@ fn interrupted(
         FailureKind::ApiVersion => format!(
             "{provider} no longer accepts the version of its API we use (our team has been alerted)"
         ),
-        FailureKind::Internal | FailureKind::Unspecified => "of a problem on our side".into(),
+        FailureKind::Internal | FailureKind::Stalled | FailureKind::Unspecified => {
+            "of a problem on our side".into()
+        }
     };
     let retry = match next_attempt_at {
         Some(at) => format!(

@@ -54,6 +54,7 @@ fn failure_kind(k: ev::FailureKind) -> FailureKind {
         ev::FailureKind::RateLimited => FailureKind::RateLimited,
         ev::FailureKind::Internal => FailureKind::Internal,
         ev::FailureKind::ApiVersion => FailureKind::ApiVersion,
+        ev::FailureKind::Stalled => FailureKind::Stalled,
         ev::FailureKind::Unspecified => FailureKind::Unspecified,
     }
 }
@@ -66,6 +67,7 @@ fn failure_kind_event(k: FailureKind) -> ev::FailureKind {
         FailureKind::RateLimited => ev::FailureKind::RateLimited,
         FailureKind::Internal => ev::FailureKind::Internal,
         FailureKind::ApiVersion => ev::FailureKind::ApiVersion,
+        FailureKind::Stalled => ev::FailureKind::Stalled,
         FailureKind::Unspecified => ev::FailureKind::Unspecified,
     }
 }

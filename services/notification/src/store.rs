@@ -286,6 +286,7 @@ fn promise_of(
         Ok(ev::FailureKind::RateLimited) => FailureKind::RateLimited,
         Ok(ev::FailureKind::Internal) => FailureKind::Internal,
         Ok(ev::FailureKind::ApiVersion) => FailureKind::ApiVersion,
+        Ok(ev::FailureKind::Stalled) => FailureKind::Stalled,
         Ok(ev::FailureKind::Unspecified) | Err(_) => FailureKind::Unspecified,
     };
     (Some(kind.code()), next_attempt_at)

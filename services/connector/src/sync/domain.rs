@@ -92,6 +92,7 @@ pub fn failure_kind_name(kind: FailureKind) -> &'static str {
         FailureKind::RateLimited => "rate_limited",
         FailureKind::Internal => "internal",
         FailureKind::ApiVersion => "api_version",
+        FailureKind::Stalled => "stalled",
         FailureKind::Unspecified => "unknown",
     }
 }
