@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::{Provider, RateLimit};
+use crate::config::{Provider, RateLimit, SearchLimit};
 use crate::data::{
     Company, Contact, Deal, Engagement, Kind, World, amount_string, domain_property,
 };
@@ -221,10 +221,14 @@ async fn latency(State(s): State<AppState>, Path(p): Path<String>, raw: String) 
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RateBody {
     max: Option<u32>,
     interval_ms: Option<u64>,
     daily: Option<u64>,
+    /// HubSpot's search limit (its own window).
+    search_max: Option<u32>,
+    search_interval_ms: Option<u64>,
 }
 
 async fn rate_limit_set(State(s): State<AppState>, Path(p): Path<String>, raw: String) -> Response {
@@ -240,17 +244,25 @@ async fn rate_limit_set(State(s): State<AppState>, Path(p): Path<String>, raw: S
                     interval_ms: b.interval_ms.unwrap_or(d.interval_ms),
                     daily: b.daily.unwrap_or(d.daily),
                 };
-                if rl.max == 0 || rl.interval_ms == 0 {
+                let search = SearchLimit {
+                    max: b.search_max.unwrap_or(c.search_limit.max),
+                    interval_ms: b.search_interval_ms.unwrap_or(c.search_limit.interval_ms),
+                };
+                if rl.max == 0 || rl.interval_ms == 0 || search.max == 0 || search.interval_ms == 0
+                {
                     return err(
                         StatusCode::BAD_REQUEST,
-                        "max and interval_ms must be positive",
+                        "max, interval_ms, search_max and search_interval_ms must be positive",
                     );
                 }
                 c.rate = Some(rl);
+                c.search_limit = search;
             }
             Provider::Salesforce => match b.daily {
-                Some(d) => c.daily_limit = Some(d),
-                None => return err(StatusCode::BAD_REQUEST, "salesforce takes {\"daily\": N}"),
+                Some(d) if b.max.is_none() && b.interval_ms.is_none() && b.search_max.is_none() && b.search_interval_ms.is_none() => {
+                    c.daily_limit = Some(d)
+                }
+                _ => return err(StatusCode::BAD_REQUEST, "salesforce takes {\"daily\": N}"),
             },
             Provider::Linkedin => {
                 return err(
@@ -262,6 +274,8 @@ async fn rate_limit_set(State(s): State<AppState>, Path(p): Path<String>, raw: S
         c.window.clear();
         c.daily_used = 0;
         c.peak_window = 0;
+        c.search_window.clear();
+        c.search_peak_window = 0;
         c.rejected = 0;
     }
     provider_status(State(s), Path(p.prefix().to_string())).await
@@ -274,6 +288,7 @@ async fn rate_limit_off(State(s): State<AppState>, Path(p): Path<String>) -> Res
         c.rate = None;
         c.daily_limit = None;
         c.window.clear();
+        c.search_window.clear();
     }
     provider_status(State(s), Path(p.prefix().to_string())).await
 }
@@ -381,6 +396,11 @@ pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<Str
         "daily_used": c.daily_used,
         "window_used": c.window.len(),
         "peak_window": c.peak_window,
+        // HubSpot's search limit, while the rate limit is on (null otherwise, and for the
+        // other providers).
+        "search_limit": (p == Provider::Hubspot && c.rate.is_some()).then_some(c.search_limit),
+        "search_window_used": c.search_window.len(),
+        "search_peak_window": c.search_peak_window,
         "rejected": c.rejected,
         "api_requests": c.requests,
         "live_grants": live,

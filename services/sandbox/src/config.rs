@@ -136,6 +136,25 @@ impl RateLimit {
     };
 }
 
+/// HubSpot's separate limit on the CRM search endpoints (`POST /crm/v3/objects/{type}/search`):
+/// a rolling window of its own, per account, next to the general one. Applies while the HubSpot
+/// rate limit is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchLimit {
+    /// Searches allowed per rolling interval.
+    pub max: u32,
+    /// Interval length in milliseconds.
+    pub interval_ms: u64,
+}
+
+impl SearchLimit {
+    /// HubSpot's documented search limit: 5 requests per second per account.
+    pub const HUBSPOT_DEFAULT: SearchLimit = SearchLimit {
+        max: 5,
+        interval_ms: 1_000,
+    };
+}
+
 /// Everything the sandbox needs to start.
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
@@ -159,6 +178,8 @@ pub struct SandboxConfig {
     pub rotate_refresh_tokens: bool,
     /// HubSpot rate limit; `None` = off.
     pub hubspot_rate_limit: Option<RateLimit>,
+    /// HubSpot's search limit, applied while `hubspot_rate_limit` is on.
+    pub hubspot_search_limit: SearchLimit,
     /// Salesforce daily API request limit; `None` = unlimited.
     pub salesforce_daily_limit: Option<u64>,
     /// LinkedIn adAnalytics truncation (the real API returns at most 15,000 elements).
@@ -192,6 +213,7 @@ impl Default for SandboxConfig {
             ],
             rotate_refresh_tokens: false,
             hubspot_rate_limit: Some(RateLimit::HUBSPOT_DEFAULT),
+            hubspot_search_limit: SearchLimit::HUBSPOT_DEFAULT,
             salesforce_daily_limit: Some(100_000),
             linkedin_analytics_cap: 15_000,
             hubspot_search_cap: 10_000,

@@ -25,13 +25,16 @@ pub fn linkedin_bad_request(msg: &str) -> Response {
 }
 
 /// HubSpot API error: `{"status":"error","message":..,"correlationId":..,"category":..}`.
+/// The answer carries the same id in `X-HubSpot-Correlation-Id`, as HubSpot's do.
 pub fn hubspot(status: StatusCode, category: &str, msg: &str) -> Response {
+    let id = correlation_id();
     (
         status,
+        [("x-hubspot-correlation-id", id.clone())],
         Json(json!({
             "status": "error",
             "message": msg,
-            "correlationId": correlation_id(),
+            "correlationId": id,
             "category": category,
         })),
     )

@@ -5,15 +5,15 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::config::Provider;
+use crate::config::{Provider, RateLimit};
 use crate::errors::{self, correlation_id};
 use crate::oauth::{TokenProblem, bearer};
-use crate::state::{AppState, LoggedRequest, OutageMode};
+use crate::state::{AppState, Controls, LoggedRequest, OutageMode};
 use crate::util::{fmt_iso, parse_form};
 
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -173,60 +173,38 @@ pub async fn api_layer(
     next: Next,
 ) -> Response {
     let mut extra: Vec<(&'static str, HeaderValue)> = Vec::new();
+    // HubSpot: every API answer carries a correlation id (the one in its error bodies).
+    let hubspot_correlation = correlation_id();
+    let is_search = p == Provider::Hubspot
+        && req.method() == Method::POST
+        && req.uri().path().ends_with("/search");
     {
         let mut c = s.controls(p);
         c.requests += 1;
         match p {
             Provider::Hubspot => {
                 if let Some(rl) = c.rate {
-                    let now = Instant::now();
-                    let interval = Duration::from_millis(rl.interval_ms);
-                    while c.window.front().is_some_and(|t| *t + interval <= now) {
-                        c.window.pop_front();
-                    }
-                    let daily_over = c.daily_used >= rl.daily;
-                    let window_over = c.window.len() >= rl.max as usize;
-                    if !daily_over && !window_over {
-                        c.window.push_back(now);
-                        c.daily_used += 1;
-                        c.peak_window = c.peak_window.max(c.window.len() as u32);
-                    }
-                    extra.push((
-                        "x-hubspot-ratelimit-interval-milliseconds",
-                        header_value(rl.interval_ms),
-                    ));
-                    extra.push(("x-hubspot-ratelimit-max", header_value(rl.max)));
-                    extra.push((
-                        "x-hubspot-ratelimit-remaining",
-                        header_value((rl.max as usize).saturating_sub(c.window.len())),
-                    ));
-                    extra.push(("x-hubspot-ratelimit-daily", header_value(rl.daily)));
-                    extra.push((
-                        "x-hubspot-ratelimit-daily-remaining",
-                        header_value(rl.daily.saturating_sub(c.daily_used)),
-                    ));
-                    if daily_over || window_over {
+                    let refused = if is_search {
+                        hubspot_search_window(&mut c, rl, s.clock.now_ms())
+                    } else {
+                        hubspot_general_window(&mut c, rl, &mut extra)
+                    };
+                    if let Some((msg, policy, group)) = refused {
                         c.rejected += 1;
-                        let (msg, policy) = if daily_over {
-                            ("You have reached your daily limit.", "DAILY")
-                        } else {
-                            (
-                                "You have reached your ten_secondly_rolling limit.",
-                                "TEN_SECONDLY_ROLLING",
-                            )
-                        };
-                        let mut resp = (
-                            StatusCode::TOO_MANY_REQUESTS,
-                            axum::Json(json!({
-                                "status": "error",
-                                "message": msg,
-                                "errorType": "RATE_LIMIT",
-                                "correlationId": correlation_id(),
-                                "policyName": policy,
-                            })),
-                        )
-                            .into_response();
+                        let mut body = json!({
+                            "status": "error",
+                            "message": msg,
+                            "errorType": "RATE_LIMIT",
+                            "correlationId": hubspot_correlation,
+                            "policyName": policy,
+                        });
+                        if let (Some(g), Some(o)) = (group, body.as_object_mut()) {
+                            o.insert("groupName".into(), g.into());
+                        }
+                        let mut resp =
+                            (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
                         add_headers(&mut resp, extra);
+                        set_hubspot_correlation(&mut resp, &hubspot_correlation);
                         return resp;
                     }
                 }
@@ -298,6 +276,9 @@ pub async fn api_layer(
     if let Err(problem) = check {
         let mut resp = unauthorized(p, problem);
         add_headers(&mut resp, extra);
+        if p == Provider::Hubspot {
+            set_hubspot_correlation(&mut resp, &hubspot_correlation);
+        }
         return resp;
     }
 
@@ -317,8 +298,96 @@ pub async fn api_layer(
         }
     }
     add_headers(&mut resp, extra);
+    if p == Provider::Hubspot {
+        set_hubspot_correlation(&mut resp, &hubspot_correlation);
+    }
     resp
 }
+
+/// HubSpot's general rolling window (real time): counts the request and says so in the
+/// `X-HubSpot-RateLimit-Interval-Milliseconds`, `-Max` and `-Remaining` headers; never the
+/// `-Daily` ones, which OAuth-authenticated calls (all of the sandbox's) do not carry. The
+/// daily cap is still counted and enforced (a sandbox knob). `Some((message, policy, group))`
+/// when the request is refused.
+fn hubspot_general_window(
+    c: &mut Controls,
+    rl: RateLimit,
+    extra: &mut Vec<(&'static str, HeaderValue)>,
+) -> Option<(&'static str, &'static str, Option<&'static str>)> {
+    let now = Instant::now();
+    let interval = Duration::from_millis(rl.interval_ms);
+    while c.window.front().is_some_and(|t| *t + interval <= now) {
+        c.window.pop_front();
+    }
+    let daily_over = c.daily_used >= rl.daily;
+    let window_over = c.window.len() >= rl.max as usize;
+    if !daily_over && !window_over {
+        c.window.push_back(now);
+        c.daily_used += 1;
+        c.peak_window = c.peak_window.max(c.window.len() as u32);
+    }
+    extra.push((
+        "x-hubspot-ratelimit-interval-milliseconds",
+        header_value(rl.interval_ms),
+    ));
+    extra.push(("x-hubspot-ratelimit-max", header_value(rl.max)));
+    extra.push((
+        "x-hubspot-ratelimit-remaining",
+        header_value((rl.max as usize).saturating_sub(c.window.len())),
+    ));
+    if daily_over {
+        Some(("You have reached your daily limit.", "DAILY", None))
+    } else if window_over {
+        Some((
+            "You have reached your ten_secondly_rolling limit.",
+            "TEN_SECONDLY_ROLLING",
+            None,
+        ))
+    } else {
+        None
+    }
+}
+
+/// HubSpot's search limit: its own rolling window (sandbox clock), apart from the general one,
+/// and no `X-HubSpot-RateLimit-*` headers. A search counts toward the daily total like any call.
+fn hubspot_search_window(
+    c: &mut Controls,
+    rl: RateLimit,
+    now_ms: i64,
+) -> Option<(&'static str, &'static str, Option<&'static str>)> {
+    let interval = i64::try_from(c.search_limit.interval_ms).unwrap_or(i64::MAX);
+    while c
+        .search_window
+        .front()
+        .is_some_and(|t| t.saturating_add(interval) <= now_ms)
+    {
+        c.search_window.pop_front();
+    }
+    if c.daily_used >= rl.daily {
+        return Some(("You have reached your daily limit.", "DAILY", None));
+    }
+    if c.search_window.len() >= c.search_limit.max as usize {
+        return Some((
+            "You have reached your secondly limit.",
+            "SECONDLY",
+            Some("publicapi:crm-search"),
+        ));
+    }
+    c.search_window.push_back(now_ms);
+    c.daily_used += 1;
+    c.search_peak_window = c.search_peak_window.max(c.search_window.len() as u32);
+    None
+}
+
+/// `X-HubSpot-Correlation-Id`, unless the answer already has one (an error body's own).
+fn set_hubspot_correlation(resp: &mut Response, id: &str) {
+    if !resp.headers().contains_key(HUBSPOT_CORRELATION) {
+        resp.headers_mut()
+            .insert(HUBSPOT_CORRELATION, header_value(id));
+    }
+}
+
+const HUBSPOT_CORRELATION: HeaderName = HeaderName::from_static("x-hubspot-correlation-id");
 
 fn add_headers(resp: &mut Response, extra: Vec<(&'static str, HeaderValue)>) {
     for (k, v) in extra {

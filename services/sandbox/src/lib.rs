@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{OAuthClient, Provider, RateLimit, SandboxConfig, Sizes};
+pub use config::{OAuthClient, Provider, RateLimit, SandboxConfig, SearchLimit, Sizes};
 use state::{AppState, Inner};
 
 /// A running sandbox. Dropping it stops the server.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Parser;
-use sandbox::{Provider, RateLimit, Sandbox, SandboxConfig, Sizes};
+use sandbox::{Provider, RateLimit, Sandbox, SandboxConfig, SearchLimit, Sizes};
 
 /// Plays LinkedIn, HubSpot and Salesforce (APIs and OAuth) over generated data.
 #[derive(Debug, Parser)]
@@ -45,6 +45,9 @@ struct Args {
     /// HubSpot limit as MAX/INTERVAL_MS (e.g. 100/10000), or "off".
     #[arg(long, env = "SANDBOX_HUBSPOT_RATE_LIMIT", default_value = "100/10000")]
     hubspot_rate_limit: String,
+    /// HubSpot's search limit as MAX/INTERVAL_MS (applies while the rate limit is on).
+    #[arg(long, env = "SANDBOX_HUBSPOT_SEARCH_LIMIT", default_value = "5/1000")]
+    hubspot_search_limit: String,
     /// Salesforce daily API request limit, or "off".
     #[arg(long, env = "SANDBOX_SALESFORCE_DAILY_LIMIT", default_value = "100000")]
     salesforce_daily_limit: String,
@@ -66,6 +69,21 @@ fn parse_rate(s: &str) -> anyhow::Result<Option<RateLimit>> {
         interval_ms: interval.trim().parse().context("rate limit INTERVAL_MS")?,
         daily: RateLimit::HUBSPOT_DEFAULT.daily,
     }))
+}
+
+fn parse_search_limit(s: &str) -> anyhow::Result<SearchLimit> {
+    let (max, interval) = s
+        .split_once('/')
+        .context("hubspot search limit must be MAX/INTERVAL_MS")?;
+    let limit = SearchLimit {
+        max: max.trim().parse().context("search limit MAX")?,
+        interval_ms: interval.trim().parse().context("search limit INTERVAL_MS")?,
+    };
+    anyhow::ensure!(
+        limit.max > 0 && limit.interval_ms > 0,
+        "hubspot search limit: MAX and INTERVAL_MS must be positive"
+    );
+    Ok(limit)
 }
 
 #[tokio::main]
@@ -92,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         check_client_credentials: args.check_client,
         rotate_refresh_tokens: args.rotate_refresh,
         hubspot_rate_limit: parse_rate(&args.hubspot_rate_limit)?,
+        hubspot_search_limit: parse_search_limit(&args.hubspot_search_limit)?,
         salesforce_daily_limit: if args.salesforce_daily_limit.eq_ignore_ascii_case("off") {
             None
         } else {

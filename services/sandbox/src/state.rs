@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Provider, RateLimit, SandboxConfig};
+use crate::config::{Provider, RateLimit, SandboxConfig, SearchLimit};
 use crate::data::World;
 use crate::oauth::OAuthState;
 use crate::persist::{Restored, StateDir};
@@ -40,6 +40,11 @@ pub struct Controls {
     pub window: VecDeque<Instant>,
     pub daily_used: u64,
     pub peak_window: u32,
+    /// HubSpot's search limit (applies while `rate` is on) and its own window: when each
+    /// counted search came, on the sandbox clock (ms), so advancing the clock rolls it.
+    pub search_limit: SearchLimit,
+    pub search_window: VecDeque<i64>,
+    pub search_peak_window: u32,
     pub rejected: u64,
     pub requests: u64,
     /// HubSpot: records edited in the CRM while a search is being paged (one shot).
@@ -88,6 +93,9 @@ impl Controls {
             window: VecDeque::new(),
             daily_used: 0,
             peak_window: 0,
+            search_limit: cfg.hubspot_search_limit,
+            search_window: VecDeque::new(),
+            search_peak_window: 0,
             rejected: 0,
             requests: 0,
             edit_during_search: None,
