@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run test lint bench infra build fmt clean-test-dbs
+.PHONY: run test contract lint bench infra build fmt clean-test-dbs
 
 ## Bring up PostgreSQL and NATS when missing, build, start every service, show it working.
 ## A release build: the first full cycle of the typical workspace takes ~16 s there and over a
@@ -15,6 +15,12 @@ run: infra
 test: infra
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## The providers' own client libraries (HubSpot, LinkedIn, Salesforce; Python, pinned) against
+## the sandbox: fails on any divergence from the real APIs (infra/contract/README.md). Needs no
+## PostgreSQL or NATS; installs its venv in target/contract-venv on the first run.
+contract:
+	@CARGO=$(CARGO) bash infra/contract/run.sh
 
 ## fmt --check and clippy -D warnings.
 lint:
