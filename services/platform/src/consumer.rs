@@ -510,7 +510,7 @@ impl<H: Handler> Worker<H> {
                 self.dead_letter(
                     durable,
                     msg,
-                    Some(event.event_id()),
+                    Some(event),
                     event_type,
                     stream_seq,
                     deliveries,
@@ -591,26 +591,17 @@ impl<H: Handler> Worker<H> {
         &self,
         durable: &str,
         msg: &jetstream::Message,
-        event_id: Option<uuid::Uuid>,
+        event: Option<&RecordedEvent>,
         event_type: &str,
         stream_seq: u64,
         deliveries: i64,
         error: &str,
     ) {
-        let res = sqlx::query(
-            "INSERT INTO dead_letters (consumer, event_id, event_type, subject, stream_seq, deliveries, error, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (consumer, stream_seq) DO NOTHING",
-        )
-        .bind(durable)
-        .bind(event_id)
-        .bind(event_type)
-        .bind(msg.subject.as_str())
-        .bind(i64::try_from(stream_seq).unwrap_or(i64::MAX))
-        .bind(deliveries)
-        .bind(error)
-        .bind(msg.payload.as_ref())
-        .execute(&self.pool)
-        .await;
+        let res = self
+            .record_dead_letter(
+                durable, msg, event, event_type, stream_seq, deliveries, error,
+            )
+            .await;
         match res {
             Ok(_) => {
                 self.cfg
@@ -630,6 +621,74 @@ impl<H: Handler> Worker<H> {
             }
         }
     }
+}
+
+impl<H: Handler> Worker<H> {
+    /// The dead letter's row and, for a decoded event, EventDeadLettered (so that whoever owns
+    /// the event's causal chain, such as the sync run it belongs to, learns of it), in one
+    /// transaction. A letter already recorded (a redelivery) appends nothing again.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_dead_letter(
+        &self,
+        durable: &str,
+        msg: &jetstream::Message,
+        event: Option<&RecordedEvent>,
+        event_type: &str,
+        stream_seq: u64,
+        deliveries: i64,
+        error: &str,
+    ) -> Result<(), DeadLetterError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO dead_letters (consumer, event_id, event_type, subject, stream_seq, deliveries, error, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (consumer, stream_seq) DO NOTHING",
+        )
+        .bind(durable)
+        .bind(event.map(RecordedEvent::event_id))
+        .bind(event_type)
+        .bind(msg.subject.as_str())
+        .bind(i64::try_from(stream_seq).unwrap_or(i64::MAX))
+        .bind(deliveries)
+        .bind(error)
+        .bind(msg.payload.as_ref())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if let (true, Some(e)) = (inserted, event) {
+            let meta = e.meta();
+            let told = crate::contracts::events::v1::EventDeadLettered {
+                consumer: durable.to_string(),
+                event_id: e.event_id().to_string(),
+                event_type: event_type.to_string(),
+                error: error.chars().take(500).collect(),
+                position: u64::try_from(e.position).unwrap_or(0),
+            };
+            let stream = if meta.workspace_id.is_empty() {
+                "deadletters".to_string()
+            } else {
+                format!("deadletters-{}", meta.workspace_id)
+            };
+            let new = NewEvent::new(
+                meta.workspace_id.clone(),
+                crate::contracts::events::v1::envelope::Event::EventDeadLettered(told),
+            )
+            .integration(meta.integration_id.clone())
+            .caused_by(e);
+            eventlog::append_in(&mut tx, &stream, ExpectedVersion::Any, vec![new]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Why a dead letter could not be recorded.
+#[derive(Debug, thiserror::Error)]
+enum DeadLetterError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Append(#[from] eventlog::AppendError),
 }
 
 async fn ack(msg: &jetstream::Message, kind: AckKind) {

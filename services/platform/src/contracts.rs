@@ -50,6 +50,7 @@ impl Event {
             Event::NotificationUpdated(_) => "NotificationUpdated",
             Event::ApiKeyIssued(_) => "ApiKeyIssued",
             Event::ApiKeyRevoked(_) => "ApiKeyRevoked",
+            Event::EventDeadLettered(_) => "EventDeadLettered",
         }
     }
 }
@@ -80,6 +81,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "NotificationUpdated",
     "ApiKeyIssued",
     "ApiKeyRevoked",
+    "EventDeadLettered",
 ];
 
 /// Converts a chrono time into a protobuf timestamp.

@@ -242,6 +242,35 @@ async fn a_message_that_exhausts_its_retries_is_dead_lettered_with_its_error() {
     cancel.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(handler.calls.load(AtomicOrdering::SeqCst), 3);
+    // Whoever owns the event's causal chain learns of it from the log: EventDeadLettered, with
+    // the event's workspace and correlation, once (not again for a redelivery).
+    let told = env
+        .store
+        .read_stream("deadletters-w1", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    let Some(Event::EventDeadLettered(d)) = told[0].event() else {
+        panic!("{told:?}")
+    };
+    assert_eq!(
+        (d.consumer.as_str(), d.event_type.as_str()),
+        ("dl", "SyncRequested")
+    );
+    assert_eq!(d.error, "downstream unavailable");
+    assert_eq!(
+        d.event_id,
+        dead[0].event_id.map(|i| i.to_string()).unwrap_or_default()
+    );
+    let original = env.store.read_stream("s", 0, 10).await.unwrap();
+    assert_eq!(
+        told[0].meta().correlation_id,
+        original[0].meta().correlation_id
+    );
+    assert_eq!(
+        told[0].meta().causation_id,
+        original[0].event_id().to_string()
+    );
     env.cleanup().await;
 }
 
