@@ -259,7 +259,12 @@ async fn rate_limit_set(State(s): State<AppState>, Path(p): Path<String>, raw: S
                 c.search_limit = search;
             }
             Provider::Salesforce => match b.daily {
-                Some(d) if b.max.is_none() && b.interval_ms.is_none() && b.search_max.is_none() && b.search_interval_ms.is_none() => {
+                Some(d)
+                    if b.max.is_none()
+                        && b.interval_ms.is_none()
+                        && b.search_max.is_none()
+                        && b.search_interval_ms.is_none() =>
+                {
                     c.daily_limit = Some(d)
                 }
                 _ => return err(StatusCode::BAD_REQUEST, "salesforce takes {\"daily\": N}"),

@@ -103,7 +103,11 @@ mod tests {
             assert_eq!(row.released, (y, m, 1), "{}", row.version);
             assert_eq!(row.sunset, (y + 1, m, 1), "{}", row.version);
             if let Some(next) = VERSIONS.get(i + 1) {
-                let expected = if m == 12 { (y + 1) as u32 * 100 + 1 } else { row.version + 1 };
+                let expected = if m == 12 {
+                    (y + 1) as u32 * 100 + 1
+                } else {
+                    row.version + 1
+                };
                 assert_eq!(next.version, expected);
             }
         }

@@ -77,7 +77,10 @@ fn parse_search_limit(s: &str) -> anyhow::Result<SearchLimit> {
         .context("hubspot search limit must be MAX/INTERVAL_MS")?;
     let limit = SearchLimit {
         max: max.trim().parse().context("search limit MAX")?,
-        interval_ms: interval.trim().parse().context("search limit INTERVAL_MS")?,
+        interval_ms: interval
+            .trim()
+            .parse()
+            .context("search limit INTERVAL_MS")?,
     };
     anyhow::ensure!(
         limit.max > 0 && limit.interval_ms > 0,

@@ -1,5 +1,6 @@
-//! The three OAuth 2.0 authorization servers: authorize (consents at once), token (code +
-//! PKCE S256, refresh), with each provider's own success and error shapes.
+//! The three OAuth 2.0 authorization servers: authorize (consents at once), token (code, with
+//! PKCE S256 where the provider does it and the client asked for it; refresh), with each
+//! provider's own success and error shapes.
 
 use std::collections::HashMap;
 
@@ -208,15 +209,45 @@ pub async fn authorize(
         }
         redirect(&with_params(redirect_uri, &ps))
     };
-    if get("response_type") != "code" {
-        return back("unsupported_response_type", "response_type must be code");
+    // response_type: LinkedIn and Salesforce require `code`; HubSpot's authorize URL has no
+    // such parameter (client_id, scope, redirect_uri, state), so it may be left out there. Any
+    // other value is refused: the sandbox has only the authorization code flow.
+    let response_type = form_get(&params, "response_type");
+    let response_type_ok = match (p, response_type) {
+        (_, Some("code")) => true,
+        (Provider::Hubspot, None) => true,
+        _ => false,
+    };
+    if !response_type_ok {
+        return match p {
+            Provider::Salesforce => {
+                back("unsupported_response_type", "response type not supported")
+            }
+            Provider::Linkedin | Provider::Hubspot => {
+                back("unsupported_response_type", "response_type must be code")
+            }
+        };
     }
-    let challenge = get("code_challenge");
-    if challenge.is_empty() || get("code_challenge_method") != "S256" {
-        return back(
-            "invalid_request",
-            "PKCE is required: code_challenge with code_challenge_method=S256",
-        );
+    // PKCE: LinkedIn's 3-legged web flow has none (a challenge sent anyway is ignored, and the
+    // token request needs no verifier). HubSpot and Salesforce enforce it only when the
+    // authorize request carried a challenge; S256 is the only method modelled (Salesforce's
+    // docs leave the method out: S256 is implied there).
+    let challenge = match p {
+        Provider::Linkedin => "",
+        Provider::Hubspot | Provider::Salesforce => get("code_challenge"),
+    };
+    if !challenge.is_empty() {
+        let method_ok = match (p, form_get(&params, "code_challenge_method")) {
+            (_, Some("S256")) => true,
+            (Provider::Salesforce, None) => true,
+            _ => false,
+        };
+        if !method_ok {
+            return back(
+                "invalid_request",
+                "code_challenge_method must be S256 when a code_challenge is sent",
+            );
+        }
     }
     {
         let mut c = s.controls(p);
@@ -400,7 +431,8 @@ pub async fn token(
             if cg.redirect_uri != get("redirect_uri") {
                 return token_error(p, TokErr::RedirectMismatch);
             }
-            if !pkce_matches(get("code_verifier"), &cg.challenge) {
+            // PKCE only when the authorize request carried a challenge (never for LinkedIn).
+            if !cg.challenge.is_empty() && !pkce_matches(get("code_verifier"), &cg.challenge) {
                 return token_error(p, TokErr::BadVerifier);
             }
             o.next_grant += 1;
@@ -479,7 +511,7 @@ fn success(
             let mut b = json!({
                 "access_token": access,
                 "expires_in": ttl_ms / 1000,
-                "scope": scope,
+                "scope": linkedin_scope(scope),
             });
             if let (Some(r), Some(o)) = (refresh, b.as_object_mut()) {
                 o.insert("refresh_token".into(), r.into());
@@ -530,6 +562,16 @@ fn success(
         Json(body),
     )
         .into_response()
+}
+
+/// LinkedIn answers the granted scopes comma-separated (`r_ads,r_ads_reporting`), whichever way
+/// the authorize request separated them (LinkedIn takes spaces, `%20`, or commas there).
+fn linkedin_scope(requested: &str) -> String {
+    requested
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
@@ -596,6 +638,19 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linkedin_scopes_are_answered_comma_separated() {
+        assert_eq!(
+            linkedin_scope("r_ads r_ads_reporting  r_organization_social"),
+            "r_ads,r_ads_reporting,r_organization_social"
+        );
+        assert_eq!(
+            linkedin_scope("r_ads,r_ads_reporting"),
+            "r_ads,r_ads_reporting"
+        );
+        assert_eq!(linkedin_scope(""), "");
+    }
 
     #[test]
     fn pkce_s256_matches_rfc7636_example() {
