@@ -11,7 +11,7 @@ use crate::config::Provider;
 use crate::data::{Kind, World, amount_string};
 use crate::errors::{hubspot, hubspot_validation as bad};
 use crate::state::AppState;
-use crate::util::{fmt_iso, form_get, parse_form};
+use crate::util::{fmt_iso, form_get, parse_form, percent_encode};
 
 type S = State<(AppState, Provider)>;
 
@@ -188,15 +188,66 @@ fn render(w: &World, k: Kind, idx: u32, props: &[String], assoc: bool) -> Value 
     o
 }
 
-fn split_list(v: Option<&str>) -> Vec<String> {
-    v.map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(String::from)
-            .collect()
-    })
-    .unwrap_or_default()
+/// Every value of a list parameter, in both of HubSpot's forms: repeated
+/// (`properties=a&properties=b`) and comma-separated (`properties=a,b`), or mixed; duplicates
+/// dropped, first occurrence kept.
+fn list_param(params: &[(String, String)], key: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (_, v) in params.iter().filter(|(k, _)| k == key) {
+        for item in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            if !out.iter().any(|o| o == item) {
+                out.push(item.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The `archived` flag: `true`/`false` in any case (HubSpot parses it as a boolean); absent =
+/// false; anything else is HubSpot's 400, never read as false (that would silently list live
+/// records for an archived listing).
+#[allow(clippy::result_large_err)]
+fn archived_param(params: &[(String, String)]) -> Result<bool, Response> {
+    match form_get(params, "archived") {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(bad(&format!(
+            "Invalid value '{v}' for query parameter 'archived': expected true or false"
+        ))),
+    }
+}
+
+/// The parameters of a read (list or one record) the sandbox does not model: refused in
+/// HubSpot's shape rather than ignored, since ignoring them would answer something plausible and
+/// wrong.
+#[allow(clippy::result_large_err)]
+fn unmodelled_read_params(params: &[(String, String)]) -> Result<(), Response> {
+    if !list_param(params, "propertiesWithHistory").is_empty() {
+        return Err(bad(
+            "propertiesWithHistory is not supported by the sandbox: it keeps no property history",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the `associations` asked for are the ones the sandbox has (contacts and deals to
+/// companies); anything else is refused.
+#[allow(clippy::result_large_err)]
+fn associations_param(k: Kind, params: &[(String, String)]) -> Result<bool, Response> {
+    let mut assoc = false;
+    for a in list_param(params, "associations") {
+        match a.as_str() {
+            "companies" | "company" | "0-2" if k != Kind::Company => assoc = true,
+            _ => {
+                return Err(bad(&format!(
+                    "association {a} is not supported by the sandbox for {}",
+                    kind_path(k)
+                )));
+            }
+        }
+    }
+    Ok(assoc)
 }
 
 /// `GET /crm/v3/objects/{type}?limit&after&properties&associations&archived`
@@ -215,22 +266,18 @@ pub async fn list(State((s, _)): S, Path(t): Path<String>, RawQuery(q): RawQuery
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return bad("after must be a paging cursor returned by a previous call"),
     };
-    let archived = form_get(&params, "archived") == Some("true");
-    let mut props = split_list(form_get(&params, "properties"));
-    props.dedup();
-    let assoc_names = split_list(form_get(&params, "associations"));
-    let mut assoc = false;
-    for a in &assoc_names {
-        match a.as_str() {
-            "companies" | "company" | "0-2" if k != Kind::Company => assoc = true,
-            _ => {
-                return bad(&format!(
-                    "association {a} is not supported by the sandbox for {}",
-                    kind_path(k)
-                ));
-            }
-        }
+    let archived = match archived_param(&params) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Err(r) = unmodelled_read_params(&params) {
+        return r;
     }
+    let props = list_param(&params, "properties");
+    let assoc = match associations_param(k, &params) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let w = s.world();
     let n = w.len(k);
     let base_id = w.hs_id(k, 0);
@@ -248,10 +295,22 @@ pub async fn list(State((s, _)): S, Path(t): Path<String>, RawQuery(q): RawQuery
     let mut body = json!({"results": results});
     if i < n {
         let next = w.hs_id(k, i as u32).to_string();
+        // The request's own query with the next cursor, as HubSpot's link keeps it: a client
+        // following it reads the same properties, associations and archived records.
+        let mut query: Vec<String> = params
+            .iter()
+            .filter(|(key, _)| key != "after")
+            .map(|(key, v)| format!("{}={}", percent_encode(key), percent_encode(v)))
+            .collect();
+        if form_get(&params, "limit").is_none() {
+            query.push(format!("limit={limit}"));
+        }
+        query.push(format!("after={next}"));
         let link = format!(
-            "{}/crm/v3/objects/{}?limit={limit}&after={next}",
+            "{}/crm/v3/objects/{}?{}",
             s.provider_base(Provider::Hubspot),
-            kind_path(k)
+            kind_path(k),
+            query.join("&")
         );
         if let Some(o) = body.as_object_mut() {
             o.insert(
@@ -273,15 +332,33 @@ pub async fn get_one(
         return bad(&format!("Unable to infer object type from: {t}"));
     };
     let params = parse_form(q.as_deref().unwrap_or(""));
-    let props = split_list(form_get(&params, "properties"));
-    let assoc = form_get(&params, "associations").is_some() && k != Kind::Company;
+    let archived = match archived_param(&params) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Err(r) = unmodelled_read_params(&params) {
+        return r;
+    }
+    if let Some(idp) = form_get(&params, "idProperty").filter(|p| *p != "hs_object_id") {
+        return bad(&format!(
+            "idProperty {idp} is not supported by the sandbox: records are read by hs_object_id"
+        ));
+    }
+    let props = list_param(&params, "properties");
+    let assoc = match associations_param(k, &params) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let w = s.world();
     match id
         .parse::<u64>()
         .ok()
         .and_then(|n| w.find(k, &n.to_string()))
     {
-        Some(idx) if !w.archived(k, idx) => Json(render(&w, k, idx, &props, assoc)).into_response(),
+        // `archived=true` reads an archived record; without it only live ones are found.
+        Some(idx) if w.archived(k, idx) == archived => {
+            Json(render(&w, k, idx, &props, assoc)).into_response()
+        }
         _ => hubspot(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
