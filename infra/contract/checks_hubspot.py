@@ -139,14 +139,17 @@ def hubspot_search_modified_window(ctx):
 
 
 @check
-def hubspot_search_contacts_lastmodifieddate(ctx):
-    req = PublicObjectSearchRequest(
-        filter_groups=[FilterGroup(filters=[Filter(property_name="lastmodifieddate", operator="GTE", value="0")])],
-        sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}], properties=CONTACT, limit=100, after="0")
-    r = hs(ctx).crm.contacts.search_api.do_search(req)
-    expect(r.total > 0 and r.results, f"total {r.total}")
-    for x in r.results:
-        expect_keys(x.properties, CONTACT, f"contact {x.id}")
+def hubspot_search_contacts_and_deals(ctx):
+    # contacts filter and sort on lastmodifieddate, deals on hs_lastmodifieddate (the connector's)
+    for api, modified, props in [(hs(ctx).crm.contacts.search_api, "lastmodifieddate", CONTACT),
+                                 (hs(ctx).crm.deals.search_api, "hs_lastmodifieddate", DEAL)]:
+        req = PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=[Filter(property_name=modified, operator="GTE", value="0")])],
+            sorts=[{"propertyName": modified, "direction": "ASCENDING"}], properties=props, limit=100, after="0")
+        r = api.do_search(req)
+        expect(r.total > 0 and r.results, f"{modified} search: total {r.total}")
+        for x in r.results:
+            expect_keys(x.properties, props, f"record {x.id}")
 
 
 @check
@@ -185,6 +188,12 @@ def hubspot_association_batch_read(ctx):
     r = hs(ctx).crm.associations.v4.batch_api.get_page("deals", "companies", body)
     got = {x._from.id: [t.to_object_id for t in x.to] for x in r.results}
     expect_eq(got, {str(d["hubspot_id"]): [str(d["hubspot_company_id"])] for d in deals}, "associations")
+    contacts = [c for c in hs(ctx).crm.contacts.basic_api.get_page(limit=20, properties=["associatedcompanyid"]).results
+                if c.properties.get("associatedcompanyid")][:5]
+    body = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": c.id} for c in contacts])
+    r = hs(ctx).crm.associations.v4.batch_api.get_page("contacts", "companies", body)
+    got = {x._from.id: [t.to_object_id for t in x.to] for x in r.results}
+    expect_eq(got, {c.id: [c.properties["associatedcompanyid"]] for c in contacts}, "contact associations")
 
 
 @check
@@ -311,3 +320,15 @@ def hubspot_expired_token_then_refresh(ctx):
                                         client_id=c["client_id"], client_secret=c["client_secret"])
     ctx.set_tokens("hubspot", {"access_token": t.access_token})
     hs(ctx).crm.companies.basic_api.get_page(limit=1)
+
+
+@check
+def hubspot_revoked_grant(ctx):
+    ctx.call_admin("POST", "/providers/hubspot/grants/revoke")
+    try:
+        status, body, _ = api_error(lambda: hs(ctx).crm.companies.basic_api.get_page(limit=1))
+        expect_eq((status, body.get("category")), (401, "INVALID_AUTHENTICATION"), "status, category")
+        refused = ctx.refresh("hubspot", ctx.tokens("hubspot")["refresh_token"])
+        expect_eq((refused.status_code, refused.json().get("status")), (400, "BAD_REFRESH_TOKEN"), "refresh after revocation")
+    finally:
+        ctx.forget("hubspot")

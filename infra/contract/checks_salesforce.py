@@ -152,13 +152,18 @@ def salesforce_deleted(ctx):
     expect(victim in {d["id"] for d in r["deletedRecords"]}, f"{victim} not among {r['deletedRecords'][:5]}")
     for d in r["deletedRecords"]:
         expect_keys(d, ["id", "deletedDate"], "deleted record")
+    # the answer is complete up to latestDateCovered, never past the end asked for
+    covered = datetime.strptime(r["latestDateCovered"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    expect(covered <= utc(now), f"latestDateCovered {r['latestDateCovered']} after end")
 
 
 @check
 def salesforce_deleted_too_old(ctx):
     now = ctx.sandbox_now()
     status, code, _ = sf_error(lambda: sf(ctx).Account.deleted(utc(now - 31 * 86_400_000), utc(now)))
-    expect_eq((status, code), (400, "INVALID_REPLICATION_DATE"), "status, errorCode")
+    expect_eq((status, code), (400, "INVALID_REPLICATION_DATE"), "start 31 days back: status, errorCode")
+    status, code, _ = sf_error(lambda: sf(ctx).Account.deleted(utc(now), utc(now - 3_600_000)))
+    expect_eq((status, code), (400, "INVALID_REPLICATION_DATE"), "end before start: status, errorCode")
 
 
 @check
@@ -208,3 +213,15 @@ def salesforce_daily_limit(ctx):
         ctx.call_admin("PUT", "/providers/salesforce/rate-limit", {"daily": 100000})
     expect_eq((status, code), (403, "REQUEST_LIMIT_EXCEEDED"), "status, errorCode")
     expect_eq(first.get("message"), "TotalRequests Limit exceeded.", "message")
+
+
+@check
+def salesforce_revoked_grant(ctx):
+    ctx.call_admin("POST", "/providers/salesforce/grants/revoke")
+    try:
+        status, code, _ = sf_error(lambda: query(sf(ctx), "SELECT Id FROM Account LIMIT 1"))
+        expect_eq((status, code), (401, "INVALID_SESSION_ID"), "status, errorCode")
+        refused = ctx.refresh("salesforce", ctx.tokens("salesforce")["refresh_token"])
+        expect_eq((refused.status_code, refused.json().get("error")), (400, "invalid_grant"), "refresh after revocation")
+    finally:
+        ctx.forget("salesforce")

@@ -93,8 +93,8 @@ SANDBOX_ENV = {
     "SANDBOX_COMPANIES": "200",
     "SANDBOX_CONTACTS": "2100",  # more than one Salesforce batch (2,000): query_more has work
     "SANDBOX_DEALS": "100",
-    "SANDBOX_ORGS": "40",
-    "SANDBOX_DAYS": "60",
+    "SANDBOX_ORGS": "600",  # a year of their engagement passes adAnalytics' 15,000-element cap
+    "SANDBOX_DAYS": "365",
     "SANDBOX_HUBSPOT_RATE_LIMIT": "off",  # the rate-limit checks turn it on through the admin API
     "NO_COLOR": "1",
     "RUST_LOG": "info",
@@ -285,6 +285,10 @@ class Ctx:
     def set_tokens(self, provider, answer):
         old = self._tokens.get(provider, {})
         self._tokens[provider] = {**old, **answer}
+
+    def forget(self, provider):
+        """Drop a provider's tokens (after revoking them): the next use makes a new grant."""
+        self._tokens.pop(provider, None)
 
     def sandbox_now(self):
         return self.get_admin("/clock")["now_ms"]
