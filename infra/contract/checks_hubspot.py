@@ -96,8 +96,9 @@ def hubspot_list_with_associations(ctx):
         expect_keys(r.properties, DEAL, f"deal {r.id} properties")
         company = truth[r.id]["hubspot_company_id"]
         got = r.associations["companies"].results if r.associations and "companies" in r.associations else []
-        expect_eq([(a.id, a.type) for a in got], [(str(company), "deal_to_company")] if company else [],
-                  f"deal {r.id} associations")
+        # HubSpot may list a pair twice (deal_to_company and deal_to_company_unlabeled)
+        expect_eq({a.id for a in got}, {str(company)} if company else set(), f"deal {r.id} associated companies")
+        expect(not got or "deal_to_company" in {a.type for a in got}, f"deal {r.id} association types {got}")
     contacts = hs(ctx).crm.contacts.basic_api.get_page(limit=20, properties=comma(CONTACT), associations=["companies"])
     for r in contacts.results:
         expect_keys(r.properties, CONTACT, f"contact {r.id} properties")
