@@ -430,7 +430,9 @@ fn is_modified_prop(k: Kind, p: &str) -> bool {
     p == "hs_lastmodifieddate" || (k == Kind::Contact && p == "lastmodifieddate")
 }
 
-const OPERATORS: [&str; 10] = [
+/// The filter operators the sandbox implements: all of HubSpot's. Any other (or a lower-case
+/// one, which HubSpot does not take either) is HubSpot's 400, never ignored.
+const OPERATORS: [&str; 13] = [
     "EQ",
     "NEQ",
     "GT",
@@ -439,9 +441,76 @@ const OPERATORS: [&str; 10] = [
     "LTE",
     "BETWEEN",
     "IN",
+    "NOT_IN",
     "HAS_PROPERTY",
     "NOT_HAS_PROPERTY",
+    "CONTAINS_TOKEN",
+    "NOT_CONTAINS_TOKEN",
 ];
+
+/// What a filter must carry for its operator; `Err` is the 400's message. A filter missing its
+/// value would otherwise match nothing (or everything) without a word.
+fn check_filter(f: &Filter) -> Result<(), String> {
+    let op = f.operator.as_str();
+    if !OPERATORS.contains(&op) {
+        return Err(format!(
+            "Unsupported operator {op} (expected one of {})",
+            OPERATORS.join(", ")
+        ));
+    }
+    let has_value = f.value.as_ref().is_some_and(|v| !v.is_null());
+    match op {
+        "HAS_PROPERTY" | "NOT_HAS_PROPERTY" => Ok(()),
+        "IN" | "NOT_IN" if f.values.is_empty() => Err(format!(
+            "{op} filter on {} needs a non-empty values list",
+            f.property_name
+        )),
+        "IN" | "NOT_IN" => Ok(()),
+        "BETWEEN" if !has_value || f.high_value.as_ref().is_none_or(Value::is_null) => Err(
+            format!("BETWEEN filter on {} needs value and highValue", f.property_name),
+        ),
+        _ if !has_value => Err(format!(
+            "{op} filter on {} needs a value",
+            f.property_name
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// HubSpot's CONTAINS_TOKEN: the value is a whole token (word) of the property, case
+/// insensitive, or, with `*` wildcards, a pattern matching a token or the whole value
+/// (`*@hubspot.com`, `jo*`).
+fn contains_token(actual: &str, pattern: &str) -> bool {
+    let a = actual.to_lowercase();
+    let p = pattern.trim().to_lowercase();
+    let mut tokens = a.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty());
+    if p.contains('*') {
+        glob(&p, &a) || tokens.any(|t| glob(&p, t))
+    } else {
+        a == p || tokens.any(|t| t == p)
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return text == pattern;
+    }
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
+    {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
 
 /// Compare a record's property to a filter. Numbers and datetimes compare numerically.
 fn matches(w: &World, k: Kind, idx: u32, f: &Filter) -> bool {
@@ -469,8 +538,9 @@ fn matches(w: &World, k: Kind, idx: u32, f: &Filter) -> bool {
         "HAS_PROPERTY" => actual.is_some(),
         "NOT_HAS_PROPERTY" => actual.is_none(),
         op => {
+            // A record without the property is "not equal", "not in" and "without the token".
             let Some(a) = actual else {
-                return op == "NEQ";
+                return matches!(op, "NEQ" | "NOT_IN" | "NOT_CONTAINS_TOKEN");
             };
             let v = f.value.as_ref();
             match op {
@@ -488,6 +558,10 @@ fn matches(w: &World, k: Kind, idx: u32, f: &Filter) -> bool {
                         )
                 }
                 "IN" => f.values.iter().any(|v| cmp(&a, v) == Some(Equal)),
+                "NOT_IN" => !f.values.iter().any(|v| cmp(&a, v) == Some(Equal)),
+                "CONTAINS_TOKEN" => v.is_some_and(|v| contains_token(&a, &value_str(v))),
+                "NOT_CONTAINS_TOKEN" => !v.is_some_and(|v| contains_token(&a, &value_str(v))),
+                // check_filter refused every other operator before any record was read.
                 _ => false,
             }
         }
@@ -528,8 +602,8 @@ pub async fn search(State((s, _)): S, Path(t): Path<String>, body: String) -> Re
             return bad("At most 6 filters per filterGroup are allowed");
         }
         for f in &g.filters {
-            if !OPERATORS.contains(&f.operator.as_str()) {
-                return bad(&format!("Unsupported operator {}", f.operator));
+            if let Err(m) = check_filter(f) {
+                return bad(&m);
             }
             if is_modified_prop(k, &f.property_name)
                 && matches!(
@@ -562,10 +636,11 @@ pub async fn search(State((s, _)): S, Path(t): Path<String>, body: String) -> Re
     };
     let w = s.world();
     let index = w.mod_index(k);
-    // Narrow by modified-time bounds when there is exactly one group.
+    // Narrow by modified-time bounds when there is exactly one group (groups are ORed: the
+    // first group's bounds say nothing about the others' records).
     let (mut lo, mut hi) = (i64::MIN, i64::MAX);
     let mut simple = req.filter_groups.len() <= 1;
-    if let Some(g) = req.filter_groups.first() {
+    if let (Some(g), true) = (req.filter_groups.first(), req.filter_groups.len() == 1) {
         for f in &g.filters {
             let v = f.value.as_ref().and_then(time_value);
             match (
@@ -808,4 +883,23 @@ pub async fn associations_batch(
         o.insert("errors".into(), Value::Array(errors));
     }
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_token_matches_words_and_wildcards_not_substrings() {
+        assert!(contains_token("Blue Ridge Analytics GmbH", "ridge"));
+        assert!(contains_token("Blue Ridge Analytics GmbH", "RIDGE"));
+        assert!(!contains_token("Blue Ridge Analytics GmbH", "rid"));
+        assert!(contains_token("Blue Ridge Analytics GmbH", "rid*"));
+        assert!(contains_token("jane.doe@hubspot.com", "*@hubspot.com"));
+        assert!(contains_token("jane.doe@hubspot.com", "hubspot"));
+        assert!(!contains_token("jane.doe@hubspot.com", "*@example.com"));
+        assert!(contains_token("a-b", "a*b"));
+        assert!(contains_token("x", "*"));
+        assert!(!contains_token("", "x"));
+    }
 }
