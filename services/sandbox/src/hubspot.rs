@@ -839,6 +839,7 @@ pub async fn associations_batch(
     let w = s.world();
     let now = fmt_iso(s.clock.now_ms());
     let type_id = if k == Kind::Deal { 5 } else { 1 };
+    let from_type = if k == Kind::Deal { "deal" } else { "contact" };
     let mut results = Vec::new();
     let mut errors = Vec::new();
     for input in &req.inputs {
@@ -861,11 +862,18 @@ pub async fn associations_batch(
                     "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": "Primary"}],
                 }],
             })),
+            // HubSpot's per-input error, word for word; it answers an id that does not exist
+            // (or is archived) the same way as one without a company.
             None => errors.push(json!({
                 "status": "error",
                 "category": "OBJECT_NOT_FOUND",
-                "message": format!("No company is associated with {from} {id}."),
-                "context": {"fromObjectId": [id]},
+                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                "message": format!("No company is associated with {from_type} {id}."),
+                "context": {
+                    "fromObjectId": [id],
+                    "fromObjectType": [from_type],
+                    "toObjectType": ["company"],
+                },
             })),
         }
     }
