@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let scheduler = scheduler::Scheduler {
         pool: svc.pool.clone(),
         clock: clock.clone(),
-        config: scheduler::SchedulerConfig::default(),
+        config: scheduler::SchedulerConfig::from_env()?,
     };
     let cancel = svc.cancel.clone();
     svc.spawn(async move { scheduler.run(cancel).await });

@@ -14,9 +14,9 @@ use rp_platform::contracts::api::v1::{
 };
 use rp_platform::contracts::events::v1::{
     AccountsMatched, AttributionUpdated, CompaniesResolved, ConnectionConnected,
-    ConnectionDisconnected, DisconnectReason, FailureKind, ObjectCount, ObjectType, Provider,
-    PullCompleted, SyncFailed, SyncStarted, SyncStep, SyncStepStarted, SyncTrigger,
-    envelope::Event,
+    ConnectionDisconnected, DisconnectReason, EventDeadLettered, FailureKind, ObjectCount,
+    ObjectType, Provider, PullCompleted, SyncFailed, SyncStarted, SyncStep, SyncStepStarted,
+    SyncTrigger, envelope::Event,
 };
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, ReadFilter};
 use rp_platform::relay::Relay;
@@ -126,6 +126,9 @@ impl World {
             Event::AccountsMatched(s) => s.sync_run_id.clone(),
             Event::AttributionUpdated(s) => s.sync_run_id.clone(),
             Event::SyncFailed(s) => s.sync_run_id.clone(),
+            // The dead-lettered event's correlation: the test names the run in `consumer`'s
+            // place below.
+            Event::EventDeadLettered(d) => d.event_id.clone(),
             _ => String::new(),
         };
         let mut ev = NewEvent::new(self.workspace.clone(), e).integration(integration);
@@ -660,5 +663,164 @@ async fn watch_pushes_health_when_it_changes() {
     .await
     .unwrap();
     assert_eq!(update.integrations[0].last_attempt_outcome, "running");
+    w.stop().await;
+}
+
+// ---- The watchdog (issue 14) ----------------------------------------------------------------
+
+impl World {
+    /// Sync Now; the run id.
+    async fn sync_now(&self, id: &str) -> String {
+        self.client
+            .clone()
+            .sync_now(self.req(SyncNowRequest {
+                integration_id: id.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .sync_run_id
+    }
+
+    /// The run's SyncStarted and its step `step` started, now.
+    async fn at_step(&self, id: &str, run: &str, step: SyncStep) {
+        let stream = format!("syncrun-{run}");
+        self.append(
+            &stream,
+            id,
+            Event::SyncStarted(SyncStarted {
+                sync_run_id: run.into(),
+                provider: Provider::Hubspot as i32,
+            }),
+        )
+        .await;
+        self.append(
+            &stream,
+            id,
+            Event::SyncStepStarted(SyncStepStarted {
+                sync_run_id: run.into(),
+                step: step as i32,
+            }),
+        )
+        .await;
+        self.wait_health(id, |h| h.current_step == step as i32)
+            .await;
+    }
+
+    async fn failures(&self, run: &str) -> Vec<SyncFailed> {
+        self.env
+            .store
+            .read_stream(&format!("syncrun-{run}"), 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event() {
+                Some(Event::SyncFailed(f)) => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_never_completes_is_failed_as_stalled_once_and_the_next_sync_starts_afresh() {
+    let w = World::new("2026-12-01T09:00:00Z").await;
+    let id = w.connect(Provider::Hubspot).await;
+    let run = w.sync_now(&id).await;
+    // The CRM pull completed, matching started, and the matcher never reports.
+    w.at_step(&id, &run, SyncStep::Matching).await;
+    let s = w.scheduler();
+    w.clock.set(utc("2026-12-01T09:19:00Z"));
+    assert!(
+        s.tick().await.unwrap().stalled.is_empty(),
+        "within the limit"
+    );
+    w.clock.set(utc("2026-12-01T09:21:00Z"));
+    assert_eq!(s.tick().await.unwrap().stalled, vec![rp_platform::ids::SyncRunId::parse(&run).unwrap()]);
+    let h = w
+        .wait_health(&id, |h| h.running_sync_run_id.is_empty())
+        .await;
+    assert_eq!(h.last_attempt_outcome, "failed: stalled", "{h:?}");
+    let f = w.failures(&run).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].kind, FailureKind::Stalled as i32);
+    assert_eq!(f[0].step, SyncStep::Matching as i32);
+    assert!(
+        f[0].message.contains("no progress at matching"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].next_attempt_at.is_some(),
+        "names the next scheduled sync"
+    );
+    // Once: later ticks find nothing live.
+    w.clock.set(utc("2026-12-01T10:30:00Z"));
+    assert!(s.tick().await.unwrap().stalled.is_empty());
+    assert_eq!(w.failures(&run).await.len(), 1);
+    // Sync Now starts a fresh run instead of joining the dead one.
+    let fresh = w.sync_now(&id).await;
+    assert_ne!(fresh, run);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_event_of_a_run_fails_the_run_at_once_with_the_reason() {
+    let w = World::new("2026-12-01T09:00:00Z").await;
+    let id = w.connect(Provider::Hubspot).await;
+    let run = w.sync_now(&id).await;
+    w.at_step(&id, &run, SyncStep::CrmPull).await;
+    // The matcher gave up on the run's PullCompleted (as the consumer runtime tells it).
+    w.append(
+        &format!("deadletters-{}", w.workspace),
+        &id,
+        Event::EventDeadLettered(EventDeadLettered {
+            consumer: "matcher".into(),
+            event_id: run.clone(),
+            event_type: "PullCompleted".into(),
+            error: "sync run id is not a UUID".into(),
+            position: 1,
+        }),
+    )
+    .await;
+    let h = w
+        .wait_health(&id, |h| h.running_sync_run_id.is_empty())
+        .await;
+    assert_eq!(h.last_attempt_outcome, "failed: stalled", "{h:?}");
+    let f = w.failures(&run).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].message
+            .contains("matcher service could not handle PullCompleted (sync run id is not a UUID)"),
+        "{}",
+        f[0].message
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stalled_at_the_daily_slot_is_failed_and_the_slot_starts_a_fresh_run() {
+    let w = World::new("2026-12-01T05:30:00Z").await;
+    let id = w.connect(Provider::Hubspot).await;
+    w.client
+        .clone()
+        .set_sync_schedule(w.req(SetSyncScheduleRequest {
+            integration_id: id.clone(),
+            local_time: "06:00".into(),
+            time_zone: "UTC".into(),
+        }))
+        .await
+        .unwrap();
+    w.clock.set(utc("2026-12-01T05:35:00Z"));
+    let run = w.sync_now(&id).await;
+    w.at_step(&id, &run, SyncStep::Matching).await;
+    // The slot: the run is 25 minutes old (under the 3 h that used to count as alive), and
+    // idle for longer than matching may take.
+    w.clock.set(utc("2026-12-01T06:00:20Z"));
+    let report = w.scheduler().tick().await.unwrap();
+    assert_eq!(report.stalled, vec![rp_platform::ids::SyncRunId::parse(&run).unwrap()]);
+    assert!(report.joined.is_empty(), "{report:?}");
+    assert_eq!(report.started.len(), 1, "{report:?}");
+    assert_ne!(report.started[0].to_string(), run);
     w.stop().await;
 }

@@ -16,6 +16,116 @@ use rp_platform::provider::Provider;
 /// nobody resumed it): the next request fails it and starts afresh.
 pub const MAX_RUN_AGE: Duration = Duration::hours(3);
 
+/// How long a live run may go without progress before the watchdog interrupts it, per state.
+/// Progress is any event of the run (its steps, its pulled batches). The defaults fit the
+/// typical workspace with a wide margin: a typical cycle takes about a minute, a pull appends a
+/// batch every few seconds even under HubSpot's rate limit, and matching a 1M x 1M workspace
+/// takes a few minutes (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StallLimits {
+    /// Requested, not yet started: waiting for a pull worker (behind others when many runs
+    /// start at once).
+    pub requested: Duration,
+    /// Pulling (LinkedIn, company resolution, CRM): no batch appended for this long.
+    pub pull: Duration,
+    pub matching: Duration,
+    pub attribution: Duration,
+}
+
+impl Default for StallLimits {
+    fn default() -> Self {
+        Self {
+            requested: Duration::minutes(30),
+            pull: Duration::minutes(30),
+            matching: Duration::minutes(20),
+            attribution: Duration::minutes(20),
+        }
+    }
+}
+
+impl StallLimits {
+    /// The limit for a run in `state`; `None` for a run that is not live.
+    pub fn limit(&self, state: RunState) -> Option<Duration> {
+        match state {
+            RunState::Requested => Some(self.requested),
+            RunState::Running(SyncStep::Matching) => Some(self.matching),
+            RunState::Running(SyncStep::Attribution) => Some(self.attribution),
+            RunState::Running(_) => Some(self.pull),
+            _ => None,
+        }
+    }
+}
+
+/// The watchdog's verdict on a run whose last progress was at `last_progress`: the failure to
+/// end it with when it is live and has made no progress for longer than its state's limit.
+pub fn stalled(
+    run: &SyncRun,
+    last_progress: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limits: &StallLimits,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Option<Failure> {
+    let limit = limits.limit(run.state)?;
+    let idle = now - last_progress;
+    if idle <= limit {
+        return None;
+    }
+    let step = run.state.step();
+    let at = match step {
+        SyncStep::Unspecified => "before its first step".to_string(),
+        s => format!("at {}", step_words(s)),
+    };
+    Some(Failure {
+        kind: FailureKind::Stalled,
+        step,
+        message: format!(
+            "the sync made no progress {at} for {} minutes (the limit is {}); it was stopped so \
+             that the next sync starts afresh",
+            idle.num_minutes(),
+            limit.num_minutes()
+        ),
+        location: "watchdog".into(),
+        next_attempt_at,
+    })
+}
+
+/// A step in words, for messages.
+pub fn step_words(step: SyncStep) -> &'static str {
+    match step {
+        SyncStep::LinkedinPull => "the LinkedIn pull",
+        SyncStep::CompanyResolution => "company resolution",
+        SyncStep::CrmPull => "the CRM pull",
+        SyncStep::Matching => "matching",
+        SyncStep::Attribution => "attribution",
+        SyncStep::Unspecified => "an unknown step",
+    }
+}
+
+/// The failure that ends a run one of whose events a consumer gave up on (dead-lettered): the
+/// step that event belonged to can never complete.
+pub fn dead_lettered(
+    run: &SyncRun,
+    consumer: &str,
+    event_type: &str,
+    error: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Option<Failure> {
+    if !run.state.is_live() {
+        return None;
+    }
+    let error: String = error.chars().take(200).collect();
+    Some(Failure {
+        kind: FailureKind::Stalled,
+        step: run.state.step(),
+        message: format!(
+            "the {consumer} service could not handle {event_type} ({error}); the sync was stopped \
+             so that the next one starts afresh"
+        ),
+        location: format!("dead letter: {consumer}"),
+        next_attempt_at,
+    })
+}
+
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
@@ -471,6 +581,63 @@ mod tests {
             requested_by: "test".into(),
             scheduled_for: None,
         }
+    }
+
+    #[test]
+    fn the_watchdog_stops_a_live_run_idle_past_its_steps_limit_and_nothing_else() {
+        let limits = StallLimits::default();
+        let next = Some(t(24 * 60));
+        // Matching: 20 minutes without an event of the run.
+        let run = given(&[
+            requested(SyncTrigger::Manual),
+            started(),
+            step(SyncStep::Matching),
+        ]);
+        assert_eq!(
+            stalled(&run, t(2), t(22), &limits, next),
+            None,
+            "20 min is the limit"
+        );
+        let f = stalled(&run, t(2), t(23), &limits, next).expect("21 min idle");
+        assert_eq!(f.kind, FailureKind::Stalled);
+        assert_eq!(f.step, SyncStep::Matching);
+        assert_eq!(f.next_attempt_at, next);
+        assert!(
+            f.message.contains("no progress at matching for 21 minutes"),
+            "{}",
+            f.message
+        );
+        // The failure ends the run as any failure does: failed, stalled, at its step.
+        let ended = apply(
+            run.clone(),
+            &decide(&run, Command::Fail(f), t(23)).unwrap()[0],
+            t(23),
+        );
+        assert_eq!(ended.state, RunState::Failed(FailureKind::Stalled));
+        assert_eq!(ended.state.outcome(), "failed: stalled");
+        // A pull has its own limit; a finished run is never stalled.
+        let pulling = given(&[requested(SyncTrigger::Manual), step(SyncStep::CrmPull)]);
+        assert!(stalled(&pulling, t(1), t(30), &limits, None).is_none());
+        assert!(stalled(&pulling, t(1), t(32), &limits, None).is_some());
+        let done = given(&[requested(SyncTrigger::Manual), completed()]);
+        assert!(stalled(&done, t(0), t(10_000), &limits, None).is_none());
+        // Never started: waiting for a worker.
+        let waiting = given(&[requested(SyncTrigger::Scheduled)]);
+        let f = stalled(&waiting, t(0), t(31), &limits, None).unwrap();
+        assert!(f.message.contains("before its first step"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_dead_lettered_event_of_a_live_run_fails_it_with_the_reason() {
+        let run = given(&[requested(SyncTrigger::Manual), step(SyncStep::Matching)]);
+        let f = dead_lettered(&run, "matcher", "PullCompleted", "bad id", None).unwrap();
+        assert_eq!((f.kind, f.step), (FailureKind::Stalled, SyncStep::Matching));
+        assert!(
+            f.message
+                .contains("matcher service could not handle PullCompleted (bad id)")
+        );
+        let done = given(&[requested(SyncTrigger::Manual), completed()]);
+        assert_eq!(dead_lettered(&done, "matcher", "X", "y", None), None);
     }
 
     #[test]

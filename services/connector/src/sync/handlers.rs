@@ -34,6 +34,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "AttributionUpdated",
     "SyncCompleted",
     "SyncFailed",
+    "EventDeadLettered",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,21 @@ impl Handler for Orchestrator {
                     store::ensure_integration(&mut ctx.tx, id, ws, &facts, at).await?;
                 }
                 store::set_disconnected(&mut ctx.tx, id, d).await?;
+            }
+            // A consumer gave up on an event of a run: its step can never complete.
+            (Event::EventDeadLettered(d), _) => {
+                if let Ok(run) = SyncRunId::parse(&meta.correlation_id) {
+                    super::watchdog::fail_dead_lettered(
+                        &mut ctx.tx,
+                        &run,
+                        &d.consumer,
+                        &d.event_type,
+                        &d.error,
+                        at,
+                    )
+                    .await
+                    .map_err(|e| HandlerError::Retry(e.to_string()))?;
+                }
             }
             (Event::SyncScheduleSet(s), Some(id)) => {
                 if let Ok(schedule) = DailySchedule::parse(&s.local_time, &s.time_zone) {

@@ -9,6 +9,7 @@
 //! | [`scheduler`], [`schedule`] | the daily scheduler; slots, DST, catch-up and the clock |
 //! | [`store`] | the only writer of `sync_integrations`, `sync_runs`, `sync_run_steps` |
 //! | [`api`] | gRPC `rp.api.v1.Sync`: health, Watch, Sync Now, schedules, run history |
+//! | [`watchdog`] | stalled runs and runs with a dead-lettered event are failed, never left running |
 
 pub mod api;
 pub mod domain;
@@ -16,3 +17,4 @@ pub mod handlers;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod watchdog;

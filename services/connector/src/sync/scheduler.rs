@@ -1,9 +1,11 @@
 //! The daily scheduler: a task in every connector replica that requests each connected
 //! integration's sync when its slot comes (or once after downtime), exactly once per slot.
 
+use super::domain::StallLimits;
 use super::handlers::{RequestError, SyncRequest, request_sync_in};
 use super::schedule::{self, Clock, Due, LinkedinState};
 use super::store;
+use super::watchdog;
 use chrono::Duration as ChronoDuration;
 use rp_platform::contracts::events::v1::SyncTrigger;
 use rp_platform::ids::SyncRunId;
@@ -25,6 +27,33 @@ pub struct SchedulerConfig {
     pub catch_up_spread: ChronoDuration,
     /// How long a CRM slot waits at most for the same workspace's LinkedIn sync (default 3 h).
     pub max_hold: ChronoDuration,
+    /// How long a live run may make no progress before the watchdog fails it, per state
+    /// (`CONNECTOR_STALL_REQUESTED`, `_PULL`, `_MATCHING`, `_ATTRIBUTION`: 30, 30, 20, 20 min).
+    pub stall_limits: StallLimits,
+}
+
+impl SchedulerConfig {
+    /// The defaults, with the watchdog's limits from the environment.
+    pub fn from_env() -> Result<Self, rp_platform::config::ConfigError> {
+        let d = StallLimits::default();
+        let limit = |var: &str, default: ChronoDuration| {
+            let std_default = default.to_std().unwrap_or(Duration::from_secs(1_800));
+            rp_platform::config::duration_or(var, std_default).map(|v| {
+                ChronoDuration::from_std(v)
+                    .unwrap_or(default)
+                    .max(ChronoDuration::seconds(1))
+            })
+        };
+        Ok(Self {
+            stall_limits: StallLimits {
+                requested: limit("CONNECTOR_STALL_REQUESTED", d.requested)?,
+                pull: limit("CONNECTOR_STALL_PULL", d.pull)?,
+                matching: limit("CONNECTOR_STALL_MATCHING", d.matching)?,
+                attribution: limit("CONNECTOR_STALL_ATTRIBUTION", d.attribution)?,
+            },
+            ..Self::default()
+        })
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -34,6 +63,7 @@ impl Default for SchedulerConfig {
             on_time_grace: ChronoDuration::minutes(15),
             catch_up_spread: ChronoDuration::minutes(15),
             max_hold: super::domain::MAX_RUN_AGE,
+            stall_limits: StallLimits::default(),
         }
     }
 }
@@ -53,6 +83,8 @@ pub struct TickReport {
     pub deferred: usize,
     /// CRM slots waiting for their workspace's LinkedIn sync (the daily cycle's order).
     pub held: usize,
+    /// Runs the watchdog failed as stalled (before the slots were looked at).
+    pub stalled: Vec<SyncRunId>,
 }
 
 impl<C: Clock> Scheduler<C> {
@@ -75,6 +107,13 @@ impl<C: Clock> Scheduler<C> {
     pub async fn tick(&self) -> Result<TickReport, RequestError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
+        // Stalled runs first, so that a slot due now starts afresh instead of joining one.
+        match watchdog::sweep(&self.pool, now, &self.config.stall_limits).await {
+            Ok(stalled) => report.stalled = stalled,
+            Err(e) => {
+                tracing::warn!(error = %e, "sync watchdog failed; will retry at the next tick")
+            }
+        }
         let integrations = store::connected_integrations(&self.pool).await?;
         // What each workspace's LinkedIn sync is doing, for the daily cycle's order.
         let mut linkedin: HashMap<&str, LinkedinState> = HashMap::new();
