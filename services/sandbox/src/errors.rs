@@ -77,3 +77,17 @@ pub fn not_found(p: Provider) -> Response {
         Provider::Salesforce => salesforce(s, "NOT_FOUND", "The requested resource does not exist"),
     }
 }
+
+/// A method the route does not take, in the provider's shape (not an empty 405).
+pub fn method_not_allowed(p: Provider) -> Response {
+    let s = StatusCode::METHOD_NOT_ALLOWED;
+    match p {
+        Provider::Linkedin => linkedin(s, "METHOD_NOT_ALLOWED", None, "Method not allowed"),
+        Provider::Hubspot => hubspot(s, "METHOD_NOT_ALLOWED", "Method not allowed"),
+        Provider::Salesforce => salesforce(
+            s,
+            "METHOD_NOT_ALLOWED",
+            "HTTP Method is not allowed for this resource",
+        ),
+    }
+}

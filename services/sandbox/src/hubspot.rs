@@ -466,13 +466,13 @@ fn check_filter(f: &Filter) -> Result<(), String> {
             f.property_name
         )),
         "IN" | "NOT_IN" => Ok(()),
-        "BETWEEN" if !has_value || f.high_value.as_ref().is_none_or(Value::is_null) => Err(
-            format!("BETWEEN filter on {} needs value and highValue", f.property_name),
-        ),
-        _ if !has_value => Err(format!(
-            "{op} filter on {} needs a value",
-            f.property_name
-        )),
+        "BETWEEN" if !has_value || f.high_value.as_ref().is_none_or(Value::is_null) => {
+            Err(format!(
+                "BETWEEN filter on {} needs value and highValue",
+                f.property_name
+            ))
+        }
+        _ if !has_value => Err(format!("{op} filter on {} needs a value", f.property_name)),
         _ => Ok(()),
     }
 }
@@ -483,7 +483,9 @@ fn check_filter(f: &Filter) -> Result<(), String> {
 fn contains_token(actual: &str, pattern: &str) -> bool {
     let a = actual.to_lowercase();
     let p = pattern.trim().to_lowercase();
-    let mut tokens = a.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty());
+    let mut tokens = a
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty());
     if p.contains('*') {
         glob(&p, &a) || tokens.any(|t| glob(&p, t))
     } else {
@@ -498,8 +500,7 @@ fn glob(pattern: &str, text: &str) -> bool {
     if parts.len() == 1 {
         return text == pattern;
     }
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];

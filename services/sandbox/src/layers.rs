@@ -407,3 +407,72 @@ async fn truncate_body(resp: Response) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(out))
 }
+
+/// Rest.li query tunnelling (LinkedIn API routes): a client whose query is too long for a URL
+/// sends `POST` with `X-HTTP-Method-Override: GET`, `Content-Type:
+/// application/x-www-form-urlencoded` and the query string as the body. The request goes on as
+/// that GET (body query after any URL query). Any other POST is refused in LinkedIn's shape.
+pub async fn restli_tunnel(req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let method_override = header_lower(req.headers(), "x-http-method-override");
+    let content_type = header_lower(req.headers(), "content-type");
+    match method_override.as_deref() {
+        Some("get") => {}
+        _ => {
+            return errors::linkedin(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                None,
+                "POST is not allowed on this resource (a query too long for the URL is tunnelled: POST with X-HTTP-Method-Override: GET and the query as an application/x-www-form-urlencoded body)",
+            );
+        }
+    }
+    if !content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded")) {
+        return errors::linkedin_bad_request(
+            "A tunnelled query needs Content-Type: application/x-www-form-urlencoded",
+        );
+    }
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return errors::linkedin(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "REQUEST_ENTITY_TOO_LARGE",
+            None,
+            "Request body too large",
+        );
+    };
+    let Ok(tunnelled) = std::str::from_utf8(&bytes) else {
+        return errors::linkedin_bad_request("The tunnelled query is not UTF-8");
+    };
+    let query: Vec<&str> = parts
+        .uri
+        .query()
+        .into_iter()
+        .chain(std::iter::once(tunnelled.trim()))
+        .filter(|q| !q.is_empty())
+        .collect();
+    let path_and_query = if query.is_empty() {
+        parts.uri.path().to_string()
+    } else {
+        format!("{}?{}", parts.uri.path(), query.join("&"))
+    };
+    let Ok(uri) = path_and_query.parse::<axum::http::Uri>() else {
+        return errors::linkedin_bad_request(
+            "The tunnelled query is not a valid query string (percent-encode it)",
+        );
+    };
+    parts.uri = uri;
+    parts.method = Method::GET;
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove("x-http-method-override");
+    next.run(Request::from_parts(parts, Body::empty())).await
+}
+
+fn header_lower(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+}

@@ -7,6 +7,7 @@
 //! use sandbox::{Provider, Sandbox, SandboxConfig};
 //! let sb = Sandbox::spawn(SandboxConfig::for_tests()).await?;
 //! let hubspot_base = sb.url(Provider::Hubspot); // http://127.0.0.1:PORT/hubspot
+//! let salesforce = sb.url(Provider::Salesforce); // http://127.0.0.1:PORT (an org's origin)
 //! sb.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -34,7 +35,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -102,7 +103,9 @@ impl Sandbox {
         &self.base_url
     }
 
-    /// Base URL of one provider (API and OAuth): `http://127.0.0.1:PORT/hubspot`.
+    /// Base URL of one provider (API and OAuth): `http://127.0.0.1:PORT/hubspot`; Salesforce's
+    /// is the bare origin `http://127.0.0.1:PORT`, as a Salesforce org's (also served under
+    /// `/salesforce`).
     pub fn url(&self, p: Provider) -> String {
         self.state.provider_base(p)
     }
@@ -157,7 +160,11 @@ impl Drop for Sandbox {
     }
 }
 
-fn provider_router(state: &AppState, p: Provider) -> Router {
+/// One provider's routes (OAuth and API) with their layers: log, outage and latency around
+/// everything; limits, token and malformed answers around API routes; for LinkedIn, Rest.li
+/// query tunnelling. `at_root`: the Salesforce org's origin, which serves the same routes (and
+/// an unknown `/services/...` path with Salesforce's 404) beside the other providers' prefixes.
+fn provider_routes(state: &AppState, p: Provider, at_root: bool) -> Router {
     let st = (state.clone(), p);
     type R = Router<(AppState, Provider)>;
     let (oauth, api): (R, R) = match p {
@@ -165,16 +172,33 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
             Router::new()
                 .route("/oauth/v2/authorization", get(oauth::authorize))
                 .route("/oauth/v2/accessToken", post(oauth::token)),
+            // Every GET also takes a POST: a Rest.li query tunnelled in a form body (the
+            // tunnel layer turns it back into the GET, or refuses it).
             Router::new()
-                .route("/rest/adAccounts", get(linkedin::ad_accounts))
-                .route("/rest/adAccountUsers", get(linkedin::ad_account_users))
+                .route(
+                    "/rest/adAccounts",
+                    get(linkedin::ad_accounts).post(linkedin::ad_accounts),
+                )
+                .route(
+                    "/rest/adAccountUsers",
+                    get(linkedin::ad_account_users).post(linkedin::ad_account_users),
+                )
                 .route(
                     "/rest/adAccounts/{id}/adCampaigns",
-                    get(linkedin::ad_campaigns),
+                    get(linkedin::ad_campaigns).post(linkedin::ad_campaigns),
                 )
-                .route("/rest/adAnalytics", get(linkedin::ad_analytics))
-                .route("/rest/organizations", get(linkedin::organizations))
-                .route("/rest/organizations/{id}", get(linkedin::organization)),
+                .route(
+                    "/rest/adAnalytics",
+                    get(linkedin::ad_analytics).post(linkedin::ad_analytics),
+                )
+                .route(
+                    "/rest/organizations",
+                    get(linkedin::organizations).post(linkedin::organizations),
+                )
+                .route(
+                    "/rest/organizations/{id}",
+                    get(linkedin::organization).post(linkedin::organization),
+                ),
         ),
         Provider::Hubspot => (
             Router::new()
@@ -201,6 +225,8 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
                 .route("/services/data", get(salesforce::versions)),
             Router::new()
                 .route("/services/data/{version}/query", get(salesforce::query))
+                // Real Salesforce takes the trailing slash too.
+                .route("/services/data/{version}/query/", get(salesforce::query))
                 .route(
                     "/services/data/{version}/sobjects/{sobject}/deleted/",
                     get(salesforce::deleted),
@@ -211,10 +237,21 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
                 ),
         ),
     };
-    let api = api.route_layer(from_fn_with_state(st.clone(), layers::api_layer));
-    oauth
-        .merge(api)
-        .fallback(move || async move { errors::not_found(p) })
+    let mut api = api.route_layer(from_fn_with_state(st.clone(), layers::api_layer));
+    if p == Provider::Linkedin {
+        api = api.route_layer(axum::middleware::from_fn(layers::restli_tunnel));
+    }
+    let mut routes = oauth.merge(api);
+    if at_root {
+        routes = routes.route(
+            "/services/{*rest}",
+            any(move || async move { errors::not_found(p) }),
+        );
+    } else {
+        routes = routes.fallback(move || async move { errors::not_found(p) });
+    }
+    routes
+        .method_not_allowed_fallback(move || async move { errors::method_not_allowed(p) })
         .layer(from_fn_with_state(st.clone(), layers::provider_layer))
         .with_state(st)
 }
@@ -222,20 +259,35 @@ fn provider_router(state: &AppState, p: Provider) -> Router {
 fn app(state: AppState) -> Router {
     let index = {
         let base = state.base_url.clone();
+        let [linkedin, hubspot, salesforce] = Provider::ALL.map(|p| state.provider_base(p));
         move || async move {
             axum::Json(serde_json::json!({
                 "service": "provider sandbox",
-                "linkedin": format!("{base}/linkedin"),
-                "hubspot": format!("{base}/hubspot"),
-                "salesforce": format!("{base}/salesforce"),
+                "linkedin": linkedin,
+                "hubspot": hubspot,
+                "salesforce": salesforce,
                 "admin": format!("{base}/admin"),
             }))
         }
     };
     Router::new()
         .route("/", get(index))
-        .nest("/linkedin", provider_router(&state, Provider::Linkedin))
-        .nest("/hubspot", provider_router(&state, Provider::Hubspot))
-        .nest("/salesforce", provider_router(&state, Provider::Salesforce))
+        .nest(
+            "/linkedin",
+            provider_routes(&state, Provider::Linkedin, false),
+        )
+        .nest(
+            "/hubspot",
+            provider_routes(&state, Provider::Hubspot, false),
+        )
+        .nest(
+            "/salesforce",
+            provider_routes(&state, Provider::Salesforce, false),
+        )
+        // A Salesforce org serves its OAuth and REST API at its origin (`instance_url` is a
+        // bare origin, `https://yourInstance.my.salesforce.com`): so does the sandbox, beside
+        // the `/salesforce` prefix kept for older clients. `/services/...` is no other
+        // provider's path.
+        .merge(provider_routes(&state, Provider::Salesforce, true))
         .nest("/admin", admin::router(state.clone()))
 }

@@ -213,11 +213,10 @@ pub async fn authorize(
     // such parameter (client_id, scope, redirect_uri, state), so it may be left out there. Any
     // other value is refused: the sandbox has only the authorization code flow.
     let response_type = form_get(&params, "response_type");
-    let response_type_ok = match (p, response_type) {
-        (_, Some("code")) => true,
-        (Provider::Hubspot, None) => true,
-        _ => false,
-    };
+    let response_type_ok = matches!(
+        (p, response_type),
+        (_, Some("code")) | (Provider::Hubspot, None)
+    );
     if !response_type_ok {
         return match p {
             Provider::Salesforce => {
@@ -237,11 +236,10 @@ pub async fn authorize(
         Provider::Hubspot | Provider::Salesforce => get("code_challenge"),
     };
     if !challenge.is_empty() {
-        let method_ok = match (p, form_get(&params, "code_challenge_method")) {
-            (_, Some("S256")) => true,
-            (Provider::Salesforce, None) => true,
-            _ => false,
-        };
+        let method_ok = matches!(
+            (p, form_get(&params, "code_challenge_method")),
+            (_, Some("S256")) | (Provider::Salesforce, None)
+        );
         if !method_ok {
             return back(
                 "invalid_request",

@@ -268,8 +268,13 @@ impl Inner {
         log.entries.push_back(entry);
     }
 
-    /// Base URL of one provider, e.g. `http://127.0.0.1:7700/hubspot`.
+    /// Base URL of one provider, e.g. `http://127.0.0.1:7700/hubspot`. Salesforce's is the bare
+    /// origin (`http://127.0.0.1:7700`), as a Salesforce org's `instance_url` is; its routes are
+    /// also served under `/salesforce`.
     pub fn provider_base(&self, p: Provider) -> String {
-        format!("{}/{}", self.base_url, p.prefix())
+        match p {
+            Provider::Salesforce => self.base_url.clone(),
+            Provider::Linkedin | Provider::Hubspot => format!("{}/{}", self.base_url, p.prefix()),
+        }
     }
 }
