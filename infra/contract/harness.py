@@ -5,10 +5,12 @@ own client libraries against it.
 """
 
 import base64
+import ctypes
 import hashlib
 import os
 import re
 import secrets
+import signal
 import subprocess
 import threading
 import time
@@ -101,6 +103,14 @@ SANDBOX_ENV = {
 }
 
 
+def die_with_parent():
+    """In the child: SIGTERM when the suite dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class SandboxProcess:
     """`target/debug/sandbox` on a port of its own, its log in `log_path`."""
 
@@ -109,8 +119,10 @@ class SandboxProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
         env.update(SANDBOX_ENV)
         self.log = open(log_path, "w")
+        self.log_path = log_path
         self.proc = subprocess.Popen(
-            [binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=die_with_parent,
         )
         self.base = None
         ready = threading.Event()

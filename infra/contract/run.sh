@@ -22,5 +22,5 @@ if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]
 fi
 
 "${CARGO:-cargo}" build --quiet -p sandbox
-mkdir -p "$root/target/contract"
-exec "$venv/bin/python" -B "$here/suite.py" "$root/target/debug/sandbox" "$root/target/contract/sandbox.log" "$@"
+mkdir -p "$root/target/contract"  # one log per run: runs may go in parallel
+exec "$venv/bin/python" -B "$here/suite.py" "$root/target/debug/sandbox" "$root/target/contract/sandbox.$$.log" "$@"

@@ -4,9 +4,11 @@ client libraries and fail on any divergence from the real APIs.
     python suite.py SANDBOX_BINARY LOG_FILE [NAME_FILTER...]
 
 Starts the sandbox on a port of its own (memory only), runs every check whose name contains one
-of the filters (all without filters), stops the sandbox, prints `N passed, M failed`.
+of the filters (all without filters), stops the sandbox, prints `N passed, M failed`. The
+sandbox's log is kept only when a check failed.
 """
 
+import os
 import sys
 
 import checks_hubspot
@@ -36,9 +38,11 @@ def main(argv):
     finally:
         sandbox.stop()
     if failed:
-        print("\nfailed:")
+        print(f"\nfailed (sandbox log: {log_path}):")
         for name, reason in failed:
             print(f"  {name}: {reason}")
+    else:
+        os.remove(log_path)
     print(f"\n{passed} passed, {len(failed)} failed")
     return 1 if failed else 0
 
