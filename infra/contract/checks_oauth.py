@@ -1,7 +1,8 @@
 """OAuth 2.0: the three authorization servers, by the connector's flow (code + PKCE) and by the
 providers' own client helpers (LinkedIn's AuthClient, HubSpot's get_auth_url / TokensApi), which
-send no PKCE: PKCE is optional at all three (LinkedIn's 3-legged flow has no PKCE parameters at
-all: learn.microsoft.com/linkedin/shared/authentication/authorization-code-flow)."""
+send no PKCE: PKCE is optional at HubSpot and Salesforce, and LinkedIn's standard web flow has
+no PKCE parameters at all (learn.microsoft.com/linkedin/shared/authentication/
+authorization-code-flow; PKCE is its separate native-client flow)."""
 
 import json
 from urllib.parse import parse_qs, urlparse
@@ -12,7 +13,7 @@ from hubspot.oauth import ApiException as HubspotOAuthError
 from hubspot.utils.oauth import get_auth_url
 from linkedin_api.clients.auth.client import AuthClient
 
-from harness import REDIRECT_URI, SCOPES, check, expect, expect_eq, expect_keys, reroute
+from harness import REDIRECT_URI, SCOPES, Divergence, check, expect, expect_eq, expect_keys, reroute
 
 
 def follow_authorize(session, url):
@@ -130,12 +131,12 @@ def hubspot_refresh_refused(ctx):
         hubspot_client(ctx).oauth.tokens_api.create(grant_type="refresh_token", refresh_token="na1-unknown",
                                                     client_id=c["client_id"], client_secret=c["client_secret"])
     except HubspotOAuthError as e:
-        expect_eq(e.status, 400, "status")
         body = json.loads(e.body)
+        expect_eq(e.status, 400, "status")
         expect_keys(body, ["status", "message", "correlationId"], "error body")
         expect_eq(body["status"], "BAD_REFRESH_TOKEN", "status field")
     else:
-        raise AssertionError("a refresh with an unknown token succeeded")
+        raise Divergence("a refresh with an unknown token succeeded")
 
 
 @check
