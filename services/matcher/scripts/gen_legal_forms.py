@@ -26,7 +26,8 @@ What is left out, and why (rules about language, not about any data set):
 
 Added, and why: romanised and English renderings that companies use every day but ISO 20275
 spells differently or not at all (Japanese forms are listed in Nihon-shiki romanisation,
-"kabusikigaisya"; everyone writes "Kabushiki Kaisha" or "K.K."). These are listed in SUPPLEMENT.
+"kabusikigaisya"; everyone writes "Kabushiki Kaisha" or "K.K."), and current forms in their
+own script that the list lacks (Russian "АО", "ПАО", ...). These are listed in SUPPLEMENT.
 """
 import sys
 import unicodedata
@@ -61,6 +62,10 @@ SUPPLEMENT = [
     "Y.K.", "Goshi Kaisha", "Gomei Kaisha",
     "Co., Ltd.", "Company Limited", "Pte. Ltd.", "Pvt. Ltd.", "Private Limited", "Sdn. Bhd.",
     "Pty. Ltd.", "Proprietary Limited", "Corp.", "Inc.", "L.L.C.", "Ltda.", "S/A", "GmbH & Co. KG",
+    # Forms of the Russian Civil Code since 2014 and of neighbouring codes, in their own script
+    # (the ELF list has ООО, ЗАО, ОАО but not these): joint-stock (public, non-public), and the
+    # Ukrainian and Kazakh limited and joint-stock companies.
+    "АО", "ПАО", "НАО", "ТОВ", "ПрАТ", "ПАТ", "ТОО",
 ]
 
 

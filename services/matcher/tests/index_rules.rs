@@ -711,3 +711,86 @@ fn given_hostile_input_then_nothing_panics() {
     }
     assert_eq!(ix.results().len(), weird.len() + 1);
 }
+
+// ---- International names (issue 18) ---------------------------------------------------------
+
+#[test]
+fn a_name_in_cyrillic_matches_its_latin_account_by_its_reading_with_a_weaker_score() {
+    let ix = given(
+        vec![crm_in("crm-1", "Lindqvist Software", None, "US")],
+        vec![li_in("li-1", "ООО «Линдквист Софтваре»", None, "RU")],
+    );
+    let r = result(&ix, "li-1");
+    assert_eq!(r.matches.len(), 1, "{r:?}");
+    let m = &r.matches[0];
+    assert_eq!(m.method, Method::Name);
+    assert!(m.score.value() < 0.9, "weaker than the same letters: {m:?}");
+    assert!(
+        m.reason.contains("ООО «Линдквист Софтваре»") && m.reason.contains("lindkvistsoftvare"),
+        "shows the original and the reading: {}",
+        m.reason
+    );
+}
+
+#[test]
+fn two_latin_names_that_only_read_alike_are_different_names() {
+    let ix = given(
+        // "xeno cedar" and "kseno kedar" read alike ("ksenokedar"), and are three letters apart.
+        vec![crm("crm-1", "Kseno Kedar Works", None)],
+        vec![li("li-1", "Xeno Cedar Works", None)],
+    );
+    assert!(pairs(&ix, "li-1").is_empty());
+}
+
+#[test]
+fn a_look_alike_across_scripts_goes_to_review_with_both_spellings() {
+    // One letter apart, one of them in full-width forms: another company unless other evidence
+    // agrees.
+    let ix = given(
+        vec![crm_in(
+            "crm-1",
+            "Ｉｎｄｉｇｏ　Ｄｅｌｔａ　Ｂｉｏ",
+            None,
+            "JP",
+        )],
+        vec![li_in("li-1", "Irdigo Delta Bio", None, "DE")],
+    );
+    let r = result(&ix, "li-1");
+    assert!(r.matches.is_empty(), "{r:?}");
+    let review = r.review.expect("a person decides");
+    let c = &review.candidates[0];
+    assert!(
+        c.reason.contains("Ｉｎｄｉｇｏ") && c.reason.contains("indigo delta bio"),
+        "{}",
+        c.reason
+    );
+    // One letter apart in Cyrillic: nothing at all (readings must be equal).
+    let ix = given(
+        vec![crm("crm-1", "Nimbus Cloud", None)],
+        vec![li_in("li-1", "Нрмбус Клоуд", None, "RU")],
+    );
+    assert!(pairs(&ix, "li-1").is_empty());
+}
+
+#[test]
+fn a_full_width_name_typed_in_another_office_matches_whatever_its_country() {
+    let ix = given(
+        vec![crm_in(
+            "crm-1",
+            "ＭＩＬＬＥＲ　ＳＴＵＤＩＯＳ　ＩＮＣ",
+            None,
+            "JP",
+        )],
+        vec![li_in("li-1", "Miller Studios Co.", None, "US")],
+    );
+    assert_eq!(
+        pairs(&ix, "li-1"),
+        vec![("crm-1".to_string(), Method::Name)]
+    );
+    // The same letters in the same form keep the country rule.
+    let ix = given(
+        vec![crm_in("crm-1", "Miller Studios", None, "JP")],
+        vec![li_in("li-1", "Miller Studios Co.", None, "US")],
+    );
+    assert!(pairs(&ix, "li-1").is_empty());
+}

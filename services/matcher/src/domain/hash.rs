@@ -28,6 +28,8 @@ pub(crate) enum KeyKind {
     TokenCount = 9,
     /// A CRM account's identity (read by manual decisions).
     CrmId = 10,
+    /// The Latin reading of a name (transliterated and folded, no spaces).
+    Reading = 11,
 }
 
 /// Incremental builder of a key.

@@ -16,6 +16,16 @@
 //!
 //! Every word left is *distinctive*: two names that differ in one of them name different
 //! companies ("Apex Bright Foods" is not "Apex Bright Health").
+//!
+//! Names in other scripts (docs/matching.md, "International names"):
+//!
+//! 7. Legal forms written in a non-Latin script are also stripped at the *start*, where those
+//!    languages put them ("ООО «Линдквист Софтваре»" → "линдквист софтваре").
+//! 8. Each record also gets a *Latin reading* ([`latin_reading`]): the core transliterated to
+//!    ASCII by `deunicode` (any script), then folded by [`phonetic_fold`] so that the spellings
+//!    a transliteration produces for one word agree ("Софтваре" → "softvare" and "Software"
+//!    both read "softvare"). Only an *exact* equality of readings counts, and only between a
+//!    name in another script and one in Latin letters ([`NameForm`]).
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -132,12 +142,126 @@ pub(crate) fn normalize_with(raw: &str, out: &mut String, scratch: &mut NameScra
     if tokens.len() > 1 && tokens.get(0) == "the" {
         first = 1;
     }
-    let end = strip_legal_forms(tokens, first, legal_forms());
+    let forms = legal_forms();
+    while tokens.len() - first > 1 && is_local_script_form(tokens, first, forms) {
+        first += 1;
+    }
+    let end = strip_legal_forms(tokens, first, forms);
     for i in first..end {
         if i > first {
             out.push(' ');
         }
         out.push_str(tokens.get(i));
+    }
+}
+
+/// How a name was written, which says how much its spelling can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum NameForm {
+    /// Latin letters (with or without marks): compared letter for letter.
+    #[default]
+    Native,
+    /// Compatibility forms (full-width Latin, ideographic spaces): typed on a CJK input method.
+    /// Folds to the same letters, but its country and near-spellings are weaker evidence.
+    Width,
+    /// Letters of another script (Cyrillic, Greek, CJK, ...): comparable to Latin only through
+    /// a transliteration, which is weaker evidence than the same letters.
+    Transliterated,
+}
+
+impl NameForm {
+    /// How `raw` is written: another script wins over compatibility forms.
+    pub(crate) fn of(raw: &str) -> NameForm {
+        let mut form = NameForm::Native;
+        for c in raw.chars() {
+            if c.is_ascii() {
+                continue;
+            }
+            if matches!(c, '\u{3000}' | '\u{FF01}'..='\u{FFEF}') {
+                form = NameForm::Width;
+            } else if c.is_alphabetic() && !is_latin(c) {
+                return NameForm::Transliterated;
+            }
+        }
+        form
+    }
+}
+
+/// A Latin letter (any of Unicode's Latin blocks).
+fn is_latin(c: char) -> bool {
+    matches!(c,
+        '\u{00C0}'..='\u{024F}'   // Latin-1 Supplement letters, Latin Extended-A and -B
+        | '\u{0250}'..='\u{02AF}' // IPA extensions
+        | '\u{1E00}'..='\u{1EFF}' // Latin Extended Additional
+        | '\u{2C60}'..='\u{2C7F}' // Latin Extended-C
+        | '\u{A720}'..='\u{A7FF}' // Latin Extended-D
+        | '\u{AB30}'..='\u{AB6F}' // Latin Extended-E
+        | '\u{FB00}'..='\u{FB06}' // Latin ligatures
+        | '\u{00AA}' | '\u{00BA}')
+}
+
+/// The Latin reading of a normalised core, compacted (no spaces): every token transliterated to
+/// ASCII (`deunicode`, any script), lowercased, abbreviations spelled out, then
+/// [`phonetic_fold`]ed. Empty when nothing of the name reads in Latin letters.
+pub(crate) fn latin_reading(core: &str, out: &mut String) {
+    out.clear();
+    let mut word = String::new();
+    for token in core.split(' ') {
+        word.clear();
+        for c in token.chars() {
+            if c.is_ascii() {
+                word.push(c.to_ascii_lowercase());
+            } else if let Some(t) = deunicode::deunicode_char(c) {
+                word.extend(
+                    t.chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .map(|c| c.to_ascii_lowercase()),
+                );
+            }
+        }
+        phonetic_fold(expand_abbreviation(&word), out);
+    }
+}
+
+/// Folds the spellings one sound gets from different transliterations into one, so that a
+/// name transliterated letter by letter into another script and back reads as the original:
+/// `shch`/`sch` → `sh`, `dzh` → `j`, `kh` → `h`, `ph` → `f`, `th` → `t`, `ck`/`c`/`q` → `k`, `x` → `ks`,
+/// `w` → `v`, `y` → `i`. Rules about transliteration in general, not about any data set; applied
+/// to both sides, and only ever compared for equality (a letter that differs still differs).
+pub(crate) fn phonetic_fold(word: &str, out: &mut String) {
+    let b = word.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        let (emit, used): (&str, usize) = if rest.starts_with(b"shch") {
+            ("sh", 4)
+        } else if rest.starts_with(b"dzh") {
+            ("j", 3)
+        } else if rest.starts_with(b"sch") {
+            ("sh", 3)
+        } else if rest.starts_with(b"kh") {
+            ("h", 2)
+        } else if rest.starts_with(b"ph") {
+            ("f", 2)
+        } else if rest.starts_with(b"th") {
+            ("t", 2)
+        } else if rest.starts_with(b"ck") {
+            ("k", 2)
+        } else {
+            match b[i] {
+                b'c' | b'q' => ("k", 1),
+                b'x' => ("ks", 1),
+                b'w' => ("v", 1),
+                b'y' => ("i", 1),
+                _ => {
+                    out.push(b[i] as char);
+                    i += 1;
+                    continue;
+                }
+            }
+        };
+        out.push_str(emit);
+        i += used;
     }
 }
 
@@ -306,6 +430,15 @@ fn abbreviation(t: &str) -> Option<&'static str> {
 
 /// Strips legal forms (and a dangling "and") from the end of tokens `first..`; returns where the
 /// name ends.
+/// A one-token legal form written in a non-Latin script at `i` ("ооо", "ао", "株式会社"): those
+/// languages put the form before the name.
+fn is_local_script_form(tokens: &Tokens, i: usize, forms: &LegalForms) -> bool {
+    let t = tokens.get(i);
+    t.chars()
+        .any(|c| c.is_alphabetic() && !c.is_ascii() && !is_latin(c))
+        && forms.forms.contains(&tokens.seq_key(i, i + 1))
+}
+
 fn strip_legal_forms(tokens: &Tokens, first: usize, forms: &LegalForms) -> usize {
     let mut end = tokens.len();
     loop {
@@ -437,6 +570,68 @@ mod tests {
 
     fn n(s: &str) -> String {
         NormalizedName::new(s).as_str().to_string()
+    }
+
+    fn reading(s: &str) -> String {
+        let mut out = String::new();
+        latin_reading(&n(s), &mut out);
+        out
+    }
+
+    #[test]
+    fn how_a_name_is_written_is_known() {
+        assert_eq!(NameForm::of("Garcia & Lindqvist"), NameForm::Native);
+        assert_eq!(NameForm::of("Cedár Solütíons Łódź"), NameForm::Native);
+        assert_eq!(
+            NameForm::of("Ｇａｒｃｉａ　ａｎｄ　Ｌｉｎｄｑｖｉｓｔ"),
+            NameForm::Width
+        );
+        assert_eq!(NameForm::of("ООО «Линдквист»"), NameForm::Transliterated);
+        assert_eq!(NameForm::of("Ωμέγα Λογισμικό"), NameForm::Transliterated);
+        assert_eq!(NameForm::of("株式会社クレスト"), NameForm::Transliterated);
+    }
+
+    #[test]
+    fn full_width_names_fold_to_the_same_name() {
+        assert_eq!(
+            n("Ｇａｒｃｉａ　ａｎｄ　Ｌｉｎｄｑｖｉｓｔ　ＫＧ"),
+            n("Garcia & Lindqvist")
+        );
+        assert_eq!(
+            n("ＭＩＬＬＥＲ　ＳＴＵＤＩＯＳ　ＩＮＣ　（Ｇｌｏｂａｌ）"),
+            "miller studios"
+        );
+    }
+
+    #[test]
+    fn local_script_legal_forms_go_at_the_start_and_quotes_go() {
+        assert_eq!(n("ООО «Линдквист Софтваре»"), "линдквист софтваре");
+        assert_eq!(n("ПАО «Гаркиа Капитал»"), "гаркиа капитал");
+        assert_eq!(n("АО „Делта Био“"), "делта био");
+        // A Latin word that is also a form is a name at the start ("AG" of "AG Insurance").
+        assert_eq!(n("AG Insurance"), "ag insurance");
+        // A lone form is the name.
+        assert_eq!(n("ООО"), "ооо");
+    }
+
+    #[test]
+    fn a_name_transliterated_letter_by_letter_reads_as_the_original() {
+        for (other, latin) in [
+            ("Апекс Ечо Софтваре", "Apex Echo Software"),
+            ("ООО «Линдквист Софтваре»", "LINDQVIST SOFTWARE"),
+            ("Хеликс Орбит Хеалт", "Helix Orbit Health"),
+            ("Щмидт Анд Ковалски", "Schmidt & Kowalski"),
+            ("Джунипер Дйнамикс", "Juniper Dynamics"),
+            ("Бригхт Лумен Нетворкс", "Bright Lumen Networks"),
+            ("Кедар Ирон Секуритй", "Cedar Iron Security"),
+        ] {
+            assert_eq!(reading(other), reading(latin), "{other} / {latin}");
+        }
+        // Greek, letter by letter.
+        assert_eq!(reading("Δελτα Βιο"), reading("Delta Bio"));
+        // One letter apart is another name.
+        assert_ne!(reading("Нрмбус Клоуд"), reading("Nimbus Cloud"));
+        assert_ne!(reading("Атлат Секуритй"), reading("Atlas Security"));
     }
 
     #[test]

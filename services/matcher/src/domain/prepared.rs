@@ -6,7 +6,7 @@ use super::fuzzy::fuzzy_index_keys;
 use super::hash::{KeyHasher, KeyKind, key};
 use super::hosts::{SharedHostKind, is_generic_sub_label, known_shared_host_str};
 use super::model::{CrmAccount, CrmId, LinkedInCompany, LinkedInId};
-use super::names::{NameScratch, compact_key, exact_key, normalize_with};
+use super::names::{NameForm, NameScratch, compact_key, exact_key, latin_reading, normalize_with};
 use super::site::AddressParts;
 
 /// A piece of a record's text.
@@ -67,6 +67,12 @@ pub(super) struct Prepared {
     pub(super) core: Span,
     pub(super) exact: u64,
     pub(super) compact: u64,
+    /// How the name was written.
+    pub(super) form: NameForm,
+    /// The Latin reading of the core (see [`latin_reading`]), shown in reasons.
+    pub(super) reading: Span,
+    /// Its key; 0 when the reading is empty.
+    pub(super) reading_key: u64,
     pub(super) addrs: Box<[Addr]>,
     pub(super) country: Option<[u8; 2]>,
 }
@@ -77,6 +83,7 @@ pub(super) struct Prepared {
 pub(super) struct PrepScratch {
     pub(super) name: NameScratch,
     pub(super) core: String,
+    pub(super) reading: String,
     pub(super) fallback: String,
     pub(super) host: String,
     pub(super) path: String,
@@ -117,6 +124,16 @@ impl Prepared {
         };
         let name_span = push(text, name_raw);
         let core_span = push(text, core);
+        // A name in another script is compared through its Latin reading; so is every Latin
+        // name, to be compared with those.
+        let form = NameForm::of(name_raw);
+        latin_reading(core, &mut sc.reading);
+        let reading_span = push(text, &sc.reading);
+        let reading_key = if sc.reading.is_empty() {
+            0
+        } else {
+            key(KeyKind::Reading, &sc.reading)
+        };
         let addrs = &mut sc.addrs;
         addrs.clear();
         for (field, value) in fields {
@@ -169,6 +186,9 @@ impl Prepared {
         Prepared {
             exact: exact_key(core),
             compact: compact_key(core),
+            form,
+            reading: reading_span,
+            reading_key,
             text: Box::from(text.as_str()),
             name_raw: name_span,
             core: core_span,
@@ -191,6 +211,11 @@ impl Prepared {
     #[inline]
     pub(super) fn core(&self) -> &str {
         self.s(self.core)
+    }
+
+    #[inline]
+    pub(super) fn reading(&self) -> &str {
+        self.s(self.reading)
     }
 
     #[inline]
@@ -360,6 +385,9 @@ impl CrmEntry {
         self.rec.site_keys(out);
         out.push(self.rec.exact);
         out.push(self.rec.compact);
+        if self.rec.reading_key != 0 {
+            out.push(self.rec.reading_key);
+        }
         fuzzy_index_keys(self.rec.core(), out);
         out.push(key(KeyKind::CrmId, self.id.as_str()));
     }

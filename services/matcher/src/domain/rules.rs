@@ -34,6 +34,7 @@ use super::hash::{KeyKind, key};
 use super::hosts::SharedHostKind;
 use super::index::MatchIndex;
 use super::model::{Candidate, CrmId, DecisionKind, LinkedInResult, Match, Method, Review, Score};
+use super::names::NameForm;
 use super::prepared::{Addr, AddrField, CrmEntry, LiEntry, Prepared, country_str, same_brand};
 use super::trust::{Effective, trust_dep};
 
@@ -56,6 +57,9 @@ enum Conflict<'a> {
     Countries([u8; 2], [u8; 2]),
     /// Both sides have trusted sites, and they differ: LinkedIn's, the CRM's.
     Websites(Effective<'a>, Effective<'a>),
+    /// Near names written differently (one in another script or in full-width forms): a
+    /// look-alike of another company unless other evidence agrees.
+    AcrossScripts,
 }
 
 impl Conflict<'_> {
@@ -76,6 +80,9 @@ impl Conflict<'_> {
                 push_all(out, &[", CRM ", ce.raw(), " → "]);
                 ce.write_shown(out);
             }
+            Conflict::AcrossScripts => out.push_str(
+                "the names are written differently (another script or full-width forms) and differ by a letter: a look-alike unless other evidence agrees",
+            ),
         }
     }
 }
@@ -161,6 +168,8 @@ struct Cand<'a> {
     conflict: Option<Conflict<'a>>,
     /// Set for fuzzy candidates.
     hit: Option<FuzzyHit<'a>>,
+    /// Found by the Latin reading of a name in another script.
+    reading: bool,
 }
 
 struct Ctx<'a, 'f> {
@@ -202,6 +211,14 @@ impl<'a> Ctx<'a, '_> {
         self.fp.push(self.x.rec.compact);
         if !self.x.rec.core().is_empty() {
             let mut cands = self.same_name(&self.x.rec, rejected);
+            if !cands.is_empty() {
+                for c in &mut cands {
+                    c.conflict = self.conflict(c.c);
+                }
+                return self.decide(cands, Method::Name);
+            }
+            // 2b. The same name in another script: the Latin readings are equal.
+            let mut cands = self.same_reading(rejected);
             if !cands.is_empty() {
                 for c in &mut cands {
                     c.conflict = self.conflict(c.c);
@@ -283,6 +300,34 @@ impl<'a> Ctx<'a, '_> {
                     c,
                     conflict: None,
                     hit: None,
+                    reading: false,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.c.id.cmp(&b.c.id));
+        out
+    }
+
+    /// CRM accounts whose name reads the same in Latin letters, when one of the two names is
+    /// in another script (two Latin names that only read alike are different names).
+    fn same_reading(&mut self, rejected: &dyn Fn(&CrmId) -> bool) -> Vec<Cand<'a>> {
+        let rec = &self.x.rec;
+        if rec.reading_key == 0 {
+            return Vec::new();
+        }
+        self.fp.push(rec.reading_key);
+        let mut out: Vec<Cand<'a>> = Vec::new();
+        for s in self.ix.crm_keys.slots(&[rec.reading_key]) {
+            if let Some(c) = self.crm(s)
+                && c.rec.reading_key == rec.reading_key
+                && (rec.form == NameForm::Transliterated || c.rec.form == NameForm::Transliterated)
+                && !rejected(&c.id)
+            {
+                out.push(Cand {
+                    c,
+                    conflict: None,
+                    hit: None,
+                    reading: true,
                 });
             }
         }
@@ -316,12 +361,17 @@ impl<'a> Ctx<'a, '_> {
                     c,
                     conflict: None,
                     hit: Some(hit),
+                    reading: false,
                 });
             }
         }
         self.fp.extend(read);
         for c in &mut out {
-            c.conflict = self.conflict(c.c);
+            c.conflict = if c.c.rec.form != self.x.rec.form {
+                Some(Conflict::AcrossScripts)
+            } else {
+                self.conflict(c.c)
+            };
         }
         out.sort_by(|a, b| a.c.id.cmp(&b.c.id));
         out
@@ -329,8 +379,12 @@ impl<'a> Ctx<'a, '_> {
 
     /// Conflicting evidence between the LinkedIn company and a CRM account, if any.
     fn conflict(&mut self, c: &'a CrmEntry) -> Option<Conflict<'a>> {
+        // A name written in another script or in full-width forms was localised, or typed in
+        // another office: its record's country tells where that happened, not where the
+        // company is, so countries that differ do not conflict then.
         if let (Some(a), Some(b)) = (self.x.rec.country, c.rec.country)
             && a != b
+            && self.x.rec.form == c.rec.form
         {
             return Some(Conflict::Countries(a, b));
         }
@@ -588,6 +642,21 @@ impl<'a> Ctx<'a, '_> {
                 reason.push(')');
                 h.score
             }
+            None if cand.reading => {
+                push_all(
+                    &mut reason,
+                    &[
+                        "name \"",
+                        self.x.rec.name_raw(),
+                        "\" reads \"",
+                        self.x.rec.reading(),
+                        "\" in Latin letters, as does CRM name \"",
+                        c.rec.name_raw(),
+                        "\" (transliterated: weaker than the same letters)",
+                    ],
+                );
+                0.85
+            }
             None => {
                 push_all(
                     &mut reason,
@@ -630,11 +699,37 @@ impl<'a> Ctx<'a, '_> {
             let score = cand.hit.as_ref().map_or(0.8, |h| h.score * 0.9);
             let mut why = String::with_capacity(128);
             match &cand.hit {
+                Some(h) if c.rec.form != self.x.rec.form => {
+                    push_all(
+                        &mut why,
+                        &[
+                            "name ≈ \"",
+                            c.rec.name_raw(),
+                            "\" (read \"",
+                            c.rec.core(),
+                            "\"; ",
+                        ],
+                    );
+                    h.detail.write_to(&mut why);
+                    why.push(')');
+                }
                 Some(h) => {
                     push_all(&mut why, &["name ≈ \"", c.rec.name_raw(), "\" ("]);
                     h.detail.write_to(&mut why);
                     why.push(')');
                 }
+                None if cand.reading => push_all(
+                    &mut why,
+                    &[
+                        "\"",
+                        self.x.rec.name_raw(),
+                        "\" and CRM name \"",
+                        c.rec.name_raw(),
+                        "\" both read \"",
+                        c.rec.reading(),
+                        "\" in Latin letters",
+                    ],
+                ),
                 None => push_all(&mut why, &["name = \"", c.rec.name_raw(), "\""]),
             }
             why.push_str("; ");

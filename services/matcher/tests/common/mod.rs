@@ -1,4 +1,5 @@
-//! Loading the labelled development set (tests/data/dev, copied from shared/matching/dev).
+//! Loading the labelled development sets (tests/data/dev and tests/data/dev-wild, copied from
+//! shared/matching).
 
 #![allow(dead_code)]
 
@@ -25,7 +26,24 @@ fn opt(v: &Value, k: &str) -> Option<String> {
 }
 
 pub fn load_dev() -> DevSet {
-    let linkedin = lines(include_str!("../data/dev/linkedin.jsonl"))
+    load(
+        include_str!("../data/dev/linkedin.jsonl"),
+        include_str!("../data/dev/crm.jsonl"),
+        include_str!("../data/dev/truth.jsonl"),
+    )
+}
+
+/// The international set: other scripts, full-width forms, IDNs, look-alikes across scripts.
+pub fn load_dev_wild() -> DevSet {
+    load(
+        include_str!("../data/dev-wild/linkedin.jsonl"),
+        include_str!("../data/dev-wild/crm.jsonl"),
+        include_str!("../data/dev-wild/truth.jsonl"),
+    )
+}
+
+fn load(linkedin: &str, crm: &str, truth: &str) -> DevSet {
+    let linkedin = lines(linkedin)
         .map(|v| LinkedInCompany {
             id: LinkedInId::parse(&opt(&v, "id").unwrap()).unwrap(),
             name: opt(&v, "name").unwrap_or_default(),
@@ -34,7 +52,7 @@ pub fn load_dev() -> DevSet {
             country: opt(&v, "country"),
         })
         .collect();
-    let crm = lines(include_str!("../data/dev/crm.jsonl"))
+    let crm = lines(crm)
         .map(|v| CrmAccount {
             id: CrmId::parse(&opt(&v, "id").unwrap()).unwrap(),
             name: opt(&v, "name").unwrap_or_default(),
@@ -43,7 +61,7 @@ pub fn load_dev() -> DevSet {
             country: opt(&v, "country"),
         })
         .collect();
-    let truth = lines(include_str!("../data/dev/truth.jsonl"))
+    let truth = lines(truth)
         .map(|v| {
             let ids = v["crm_ids"]
                 .as_array()
