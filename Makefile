@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run test contract lint bench infra build fmt clean-test-dbs
+.PHONY: run test test-alerts contract lint bench infra build fmt clean-test-dbs
 
 ## Bring up PostgreSQL and NATS when missing, build, start every service, show it working.
 ## A release build: the first full cycle of the typical workspace takes ~16 s there and over a
@@ -11,10 +11,16 @@ run: infra
 	$(CARGO) build --release --workspace --bins
 	@BIN=target/release bash infra/run.sh
 
-## The whole test suite against real PostgreSQL and NATS (brought up when missing).
-test: infra
+## The whole test suite against real PostgreSQL and NATS (brought up when missing), and the
+## alert rules' tests.
+test: infra test-alerts
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## The alert rules (infra/prometheus/alerts.yml): valid, and every rule's unit tests.
+test-alerts: infra
+	promtool check rules infra/prometheus/alerts.yml
+	promtool test rules infra/prometheus/alerts_test.yml
 
 ## The providers' own client libraries (HubSpot, LinkedIn, Salesforce; Python, pinned) against
 ## the sandbox: fails on any divergence from the real APIs (infra/contract/README.md). Needs no

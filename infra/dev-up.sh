@@ -2,7 +2,9 @@
 # Makes sure PostgreSQL and NATS (with JetStream) are reachable for local runs, tests and CI.
 # When one is not reachable at its configured address and it is local, start it; when it is not
 # installed, install it from the OS packages (as root, unless RP_NO_INSTALL=1), or print exactly
-# what to install. Safe to run again and again.
+# what to install. Also installs Prometheus (prometheus and promtool) the same way, for the
+# metrics scrape test and the alert rules' tests; it is never started here (tests start their
+# own). Safe to run again and again.
 set -euo pipefail
 
 PG_HOST=${PGHOST:-127.0.0.1}
@@ -51,4 +53,15 @@ else
   start-stop-daemon --start --oknodo --background --exec "$bin" -- \
     -a "$NATS_HOST" -p "$NATS_PORT" -js -sd "$NATS_STORE" -l /var/log/nats-server.log
   wait_for "$NATS_HOST" "$NATS_PORT" NATS
+fi
+
+# --- Prometheus (binaries only: the tests start their own server) ------------------------------
+if command -v promtool >/dev/null && { command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ]; }; then
+  say "prometheus and promtool are installed"
+else
+  apt_install --no-install-recommends prometheus
+  # Where systemd runs, the package starts a system-wide Prometheus; nothing here needs it.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi

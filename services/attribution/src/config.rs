@@ -46,6 +46,15 @@ impl Config {
     pub const DEFAULT_GRPC_ADDR: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50053);
 
+    /// `ATTRIBUTION_METRICS_ADDR`'s default: where Prometheus scrapes the service's `/metrics`.
+    pub const DEFAULT_METRICS_ADDR: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9103);
+
+    /// `ATTRIBUTION_METRICS_ADDR` (default `127.0.0.1:9103`): the metrics endpoint's address.
+    pub fn metrics_addr() -> Result<SocketAddr, ConfigError> {
+        rp_platform::metrics::addr_from_env("ATTRIBUTION_METRICS_ADDR", Self::DEFAULT_METRICS_ADDR)
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             settings: Settings::from_env()?,

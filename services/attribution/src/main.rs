@@ -42,7 +42,9 @@ async fn run() -> anyhow::Result<()> {
 
 /// Runs the service until SIGTERM/SIGINT.
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics_addr = Config::metrics_addr()?;
     let mut svc = Service::start("attribution").await?;
+    svc.serve_metrics(metrics_addr).await?;
     attribution::store::migrate(&svc.pool).await?;
     let settings = Arc::new(config.settings);
     // Per-workspace order: a sync's records are in the projection before its AccountsMatched.

@@ -162,6 +162,15 @@ fn provider(
 }
 
 impl ConnectorConfig {
+    /// `CONNECTOR_METRICS_ADDR`'s default: where Prometheus scrapes the connector's `/metrics`.
+    pub const DEFAULT_METRICS_ADDR: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
+
+    /// `CONNECTOR_METRICS_ADDR` (default `127.0.0.1:9101`): the metrics endpoint's address.
+    pub fn metrics_addr() -> Result<SocketAddr, ConfigError> {
+        rp_platform::metrics::addr_from_env("CONNECTOR_METRICS_ADDR", Self::DEFAULT_METRICS_ADDR)
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let grpc_addr = addr("CONNECTOR_GRPC_ADDR", "127.0.0.1:50051")?;
         let http_addr = addr("CONNECTOR_HTTP_ADDR", "127.0.0.1:8081")?;

@@ -10,6 +10,7 @@
 //! | [`vault`], [`crypto`] | the token vault and its AES-256-GCM key ring |
 //! | [`handlers`], [`pull`] | SyncRequested becomes a pull job; the worker runs pulls |
 //! | [`store`] | the connector's tables |
+//! | [`metrics`] | provider requests, HubSpot's budget, token refreshes, disconnections (the sync run's are in `sync::metrics`) |
 //! | [`sync`] | the sync run's home: run aggregate, Sync Now, orchestrator, scheduler, health API |
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod connect;
 pub mod crypto;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod providers;
 pub mod pull;
 pub mod store;

@@ -14,9 +14,12 @@ use rp_platform::runtime::Service;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let metrics_addr = ConnectorConfig::metrics_addr()?;
     let config = ConnectorConfig::from_env()?;
     let mut svc = Service::start("connector").await?;
     store::migrate(&svc.pool).await?;
+    connector::metrics::init();
+    svc.serve_metrics(metrics_addr).await?;
     let (grpc_addr, http_addr) = (config.grpc_addr, config.http_addr);
 
     // SyncFailed says when the next attempt is: the scheduler's next slot (sync/).
@@ -47,6 +50,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let cancel = svc.cancel.clone();
     svc.spawn(async move { scheduler.run(cancel).await });
+    // Live runs and their steps' age, for the stuck-run alert (docs/metrics.md).
+    svc.spawn(connector::sync::metrics::watch_live_runs(
+        svc.pool.clone(),
+        svc.cancel.clone(),
+    ));
     let services = Services::new()
         .service(connector.grpc_service())
         .service(SyncApi::new(svc.pool.clone(), clock).into_server());

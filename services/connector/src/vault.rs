@@ -255,6 +255,7 @@ impl Vault {
             // Nothing to refresh with: as good as a refused grant.
             let reason = DisconnectReason::AuthorizationExpired;
             let msg = "the provider gave no refresh token".to_string();
+            crate::metrics::token_refresh_failed(conn.provider, "no_refresh_token");
             disconnect_in(&mut tx, &conn, reason, &msg, cause).await?;
             tx.commit().await?;
             return Err(VaultError::Disconnected {
@@ -290,6 +291,7 @@ impl Vault {
                 )
                 .await?;
                 tx.commit().await?;
+                crate::metrics::token_refreshed(conn.provider);
                 tracing::info!(integration_id = %id, generation, "access token refreshed");
                 Ok(Access {
                     token: tokens.access_token,
@@ -310,6 +312,7 @@ impl Vault {
                 };
                 let reason = refusal_cause(reason, known_deadline, now);
                 tracing::warn!(integration_id = %id, provider = %conn.provider, ?reason, %provider_message, "refresh refused: disconnecting");
+                crate::metrics::token_refresh_failed(conn.provider, "refused");
                 disconnect_in(&mut tx, &conn, reason, &provider_message, cause).await?;
                 tx.commit().await?;
                 Err(VaultError::Disconnected {
@@ -317,7 +320,10 @@ impl Vault {
                     provider_message,
                 })
             }
-            Err(e) => Err(VaultError::Provider(e)),
+            Err(e) => {
+                crate::metrics::token_refresh_failed(conn.provider, "provider_error");
+                Err(VaultError::Provider(e))
+            }
         }
     }
 
@@ -390,5 +396,6 @@ pub async fn disconnect_in(
     // The health projection too, in this transaction: whoever disconnected (or whatever sync
     // found the grant refused) reads Disconnected at once, without waiting for the orchestrator.
     sync_store::project_connection(conn, row.integration_id, ws, &disconnected, Utc::now()).await?;
+    crate::metrics::disconnected(row.provider, reason);
     Ok(true)
 }

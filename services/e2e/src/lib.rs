@@ -60,6 +60,8 @@ pub struct System {
     sandbox_url: String,
     /// `services[0]` is the connector.
     services: Vec<ServiceProcess>,
+    /// Each service's name and the address of its metrics endpoint (`GET /metrics`).
+    pub metrics: Vec<(&'static str, String)>,
     /// The connector's environment, to start it again ([`System::start_connector`]).
     connector_vars: Vec<(String, String)>,
     /// Follows no redirect, so that the OAuth flow can be walked hop by hop.
@@ -90,8 +92,21 @@ impl System {
         let (connector_grpc, connector_http) = (free_port(), free_port());
         let (matcher_grpc, attribution_grpc, notification_grpc) =
             (free_port(), free_port(), free_port());
+        let metrics: Vec<(&'static str, String)> =
+            ["connector", "matcher", "attribution", "notification"]
+                .into_iter()
+                .map(|s| (s, format!("127.0.0.1:{}", free_port())))
+                .collect();
+        let metrics_var = |i: usize| {
+            let (name, addr) = &metrics[i];
+            (
+                format!("{}_METRICS_ADDR", name.to_uppercase()),
+                addr.clone(),
+            )
+        };
         let token_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         let mut connector = vec![
+            metrics_var(0),
             (
                 "CONNECTOR_GRPC_ADDR".to_string(),
                 format!("127.0.0.1:{connector_grpc}"),
@@ -121,18 +136,24 @@ impl System {
             spawn(
                 &env,
                 "matcher",
-                &[(
-                    "MATCHER_GRPC_ADDR".into(),
-                    format!("127.0.0.1:{matcher_grpc}"),
-                )],
+                &[
+                    (
+                        "MATCHER_GRPC_ADDR".into(),
+                        format!("127.0.0.1:{matcher_grpc}"),
+                    ),
+                    metrics_var(1),
+                ],
             ),
             spawn(
                 &env,
                 "attribution",
-                &[(
-                    "ATTRIBUTION_GRPC_ADDR".into(),
-                    format!("127.0.0.1:{attribution_grpc}"),
-                )],
+                &[
+                    (
+                        "ATTRIBUTION_GRPC_ADDR".into(),
+                        format!("127.0.0.1:{attribution_grpc}"),
+                    ),
+                    metrics_var(2),
+                ],
             ),
             spawn(
                 &env,
@@ -143,6 +164,7 @@ impl System {
                         format!("127.0.0.1:{notification_grpc}"),
                     ),
                     ("RP_APP_BASE_URL".into(), APP.into()),
+                    metrics_var(3),
                 ],
             ),
         ];
@@ -162,6 +184,7 @@ impl System {
             sandbox,
             sandbox_url,
             services,
+            metrics,
             connector_vars,
             http,
         }

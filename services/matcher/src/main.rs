@@ -37,7 +37,9 @@ fn serve() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config = matcher::Config::from_env()?;
+    let metrics_addr = matcher::Config::metrics_addr()?;
     let mut svc = Service::start("matcher").await?;
+    svc.serve_metrics(metrics_addr).await?;
     let grpc = matcher::start(&mut svc, &config).await?;
     tracing::info!(%grpc, "matcher serving");
     svc.wait().await

@@ -20,6 +20,15 @@ impl Config {
     pub const DEFAULT_APP_BASE_URL: &'static str = "http://localhost:3000";
     pub const DEFAULT_CONNECTIONS_PATH: &'static str = "/workspace/connections";
 
+    /// `NOTIFICATION_METRICS_ADDR`'s default: where Prometheus scrapes the service's `/metrics`.
+    pub const DEFAULT_METRICS_ADDR: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9104);
+
+    /// `NOTIFICATION_METRICS_ADDR` (default `127.0.0.1:9104`): the metrics endpoint's address.
+    pub fn metrics_addr() -> Result<SocketAddr, ConfigError> {
+        rp_platform::metrics::addr_from_env("NOTIFICATION_METRICS_ADDR", Self::DEFAULT_METRICS_ADDR)
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let default_addr = SocketAddr::from(([127, 0, 0, 1], 50054));
         let grpc_addr = parse_or("NOTIFICATION_GRPC_ADDR", default_addr)?;

@@ -6,6 +6,7 @@ use rp_platform::runtime::Service;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = notification::Config::from_env()?;
+    let metrics_addr = notification::Config::metrics_addr()?;
     let mut svc = Service::start("notification").await?;
     if std::env::args().nth(1).as_deref() == Some("rebuild") {
         notification::store::migrate(&svc.pool).await?;
@@ -17,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
         svc.cancel.cancel();
         return svc.wait().await;
     }
+    svc.serve_metrics(metrics_addr).await?;
     notification::start(&mut svc, &config).await?;
     svc.wait().await
 }

@@ -13,6 +13,8 @@
 //!   (and replicas) work in parallel. [`Ordering::Unordered`] shares one durable consumer with up
 //!   to `concurrency` messages in flight per replica. Either way, replicas of a service share the
 //!   work (queue semantics): each message goes to one of them.
+//! * Metrics (`rp_platform::metrics`, docs/metrics.md), by consumer name: handling time, dead
+//!   letters, and the lag (pending messages) read from JetStream every few seconds.
 //! * Graceful shutdown: when the token is cancelled, stop pulling, finish in-flight messages, ack,
 //!   return.
 
@@ -215,6 +217,11 @@ pub async fn run<H: Handler>(
         .await
         .map_err(|e| setup(&e))?;
     let cfg = Arc::new(cfg);
+    let labels = crate::metrics::ConsumerMetrics::labels(&cfg.name);
+    let metrics = crate::metrics::consumer();
+    // Present from the start, so an alert on their increase sees the first one.
+    let _ = metrics.dead_letters.get_or_create(&labels);
+    let _ = metrics.durables_recreated.get_or_create(&labels);
     let mut tasks = JoinSet::new();
     let bindings: Vec<(String, String, i64, usize)> = match cfg.ordering {
         Ordering::PerWorkspace => (0..bus_cfg.partitions)
@@ -234,6 +241,12 @@ pub async fn run<H: Handler>(
             concurrency.max(1),
         )],
     };
+    tasks.spawn(refresh_lag(
+        stream.clone(),
+        bindings.iter().map(|b| b.0.clone()).collect(),
+        labels,
+        cancel.clone(),
+    ));
     for (durable, filter, max_ack_pending, concurrency) in bindings {
         let config = pull::Config {
             durable_name: Some(durable.clone()),
@@ -284,6 +297,54 @@ pub async fn run<H: Handler>(
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// How often a consumer's lag is read from the server (`rp_consumer_pending_messages`).
+const LAG_REFRESH: Duration = Duration::from_secs(5);
+
+/// Keeps the consumer's lag gauges: its durables' pending and unacknowledged messages, summed,
+/// read from JetStream every [`LAG_REFRESH`] until `cancel`. A durable that cannot be read this
+/// time (a reconnect, one being created again) leaves the gauges as they were.
+async fn refresh_lag(
+    stream: jetstream::stream::Stream,
+    durables: Vec<String>,
+    labels: crate::metrics::Labels<1>,
+    cancel: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let metrics = crate::metrics::consumer();
+    let mut tick = tokio::time::interval(LAG_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let (mut pending, mut ack_pending) = (0u64, 0u64);
+        let mut complete = true;
+        for durable in &durables {
+            match stream.consumer_info(durable).await {
+                Ok(info) => {
+                    pending += info.num_pending;
+                    ack_pending += info.num_ack_pending as u64;
+                }
+                Err(e) => {
+                    tracing::debug!(consumer = %durable, error = %e, "cannot read the consumer's lag");
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if complete {
+            metrics
+                .pending
+                .get_or_create(&labels)
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            metrics
+                .ack_pending
+                .get_or_create(&labels)
+                .set(i64::try_from(ack_pending).unwrap_or(i64::MAX));
+        }
     }
 }
 
@@ -402,6 +463,10 @@ impl<H: Handler> Worker<H> {
                             .stats
                             .durables_recreated
                             .fetch_add(1, AtomicOrdering::SeqCst);
+                        crate::metrics::consumer()
+                            .durables_recreated
+                            .get_or_create(&crate::metrics::ConsumerMetrics::labels(&self.cfg.name))
+                            .inc();
                         continue 'subscription;
                     }
                     Err(e) => {
@@ -462,10 +527,15 @@ impl<H: Handler> Worker<H> {
             &event.meta().traceparent,
             &event.meta().tracestate,
         );
+        let started = std::time::Instant::now();
         let outcome = self
             .handle_with_progress(&msg, &event)
             .instrument(span.clone())
             .await;
+        crate::metrics::consumer()
+            .handle_seconds
+            .get_or_create(&crate::metrics::ConsumerMetrics::labels(&self.cfg.name))
+            .observe(started.elapsed().as_secs_f64());
         self.settle(
             durable,
             &msg,
@@ -608,6 +678,10 @@ impl<H: Handler> Worker<H> {
                     .stats
                     .dead_lettered
                     .fetch_add(1, AtomicOrdering::SeqCst);
+                crate::metrics::consumer()
+                    .dead_letters
+                    .get_or_create(&crate::metrics::ConsumerMetrics::labels(&self.cfg.name))
+                    .inc();
                 ack(msg, AckKind::Term).await
             }
             Err(e) => {

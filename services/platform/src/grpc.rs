@@ -4,6 +4,8 @@
 //!   `grpc.health.v1.Health` service (each service reported `SERVING` by name, and `""` for the
 //!   whole server) and server reflection (`grpc.reflection.v1` and `v1alpha`) over every
 //!   contract in `proto/`, so `grpcurl` works without local `.proto` files.
+//! * Every call is counted by method and status code, and open server streams are gauged
+//!   ([`crate::metrics::GrpcMetricsLayer`]; docs/metrics.md).
 //! * Shutdown follows the service's [`CancellationToken`]: health turns `NOT_SERVING` (and health
 //!   `Watch` streams end), the listener closes, in-flight calls finish. Long-lived server
 //!   streams must end on the same token (tonic waits for every open call); one that does not is
@@ -200,6 +202,7 @@ pub async fn serve(
         }
     };
     let server = tonic::transport::Server::builder()
+        .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, signal);
     let task = tokio::spawn(async move {

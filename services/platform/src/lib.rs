@@ -11,6 +11,7 @@ pub mod db;
 pub mod eventlog;
 pub mod grpc;
 pub mod ids;
+pub mod metrics;
 pub mod paging;
 pub mod plans;
 pub mod provider;

@@ -111,7 +111,10 @@ impl Relay {
     /// what was acknowledged before the failure and returns the error: the next round resumes at
     /// the first event the stream may not hold, so nothing after it can land first.
     pub async fn publish_pending(&self) -> Result<u64, RelayError> {
+        let metrics = crate::metrics::relay();
         let mut from = self.checkpoint().await?;
+        let head = self.store.head_position().await?;
+        metrics.lag.set((head - from).max(0));
         let mut total = 0;
         loop {
             let page = self
@@ -119,6 +122,7 @@ impl Relay {
                 .read_all(from, self.page, &ReadFilter::default())
                 .await?;
             if page.is_empty() {
+                metrics.lag.set(0);
                 return Ok(total);
             }
             let published = publish_in_order(&self.js, &self.bus, &page).await;
@@ -126,12 +130,24 @@ impl Relay {
                 let last = page[published.acked - 1].position;
                 self.save_checkpoint(last).await?;
                 total += published.acked as u64;
+                metrics.published.inc_by(published.acked as u64);
+                metrics.lag.set((head - last).max(0));
                 from = last;
             }
             if let Some(e) = published.error {
+                metrics.publish_errors.inc();
                 return Err(e.into());
             }
         }
+    }
+
+    /// The relay lag as the log says (head minus checkpoint), for a process that is not the
+    /// leader: every process reports the same lag, so the metric is there whichever leads.
+    async fn observe_lag(&self) -> Result<(), sqlx::Error> {
+        let from = self.checkpoint().await?;
+        let head = self.store.head_position().await?;
+        crate::metrics::relay().lag.set((head - from).max(0));
+        Ok(())
     }
 
     /// Runs until `cancel` fires: waits for leadership, then follows the log.
@@ -164,15 +180,19 @@ impl Relay {
             if got {
                 break;
             }
+            if let Err(e) = self.observe_lag().await {
+                tracing::debug!(error = %e, "cannot read the relay lag");
+            }
             tokio::select! {
                 _ = cancel.cancelled() => { let _ = conn.close().await; return Ok(()); }
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
         tracing::info!(stream = %self.bus.stream, "relay is the leader");
-        let mut listener = PgListener::connect_with(self.store.pool()).await?;
-        listener.listen("rp_events").await?;
+        crate::metrics::relay().leader.set(1);
         let result = async {
+            let mut listener = PgListener::connect_with(self.store.pool()).await?;
+            listener.listen("rp_events").await?;
             loop {
                 let n = self.publish_pending().await?;
                 if n > 0 {
@@ -186,6 +206,7 @@ impl Relay {
             }
         }
         .await;
+        crate::metrics::relay().leader.set(0);
         // Closing the session releases the advisory lock.
         let _ = conn.close().await;
         result

@@ -1,6 +1,7 @@
 //! What every service binary does at startup and shutdown, so `main.rs` stays wiring only:
 //! read config, start telemetry, connect to PostgreSQL and NATS, apply migrations, make sure
-//! the stream exists, run the relay, and turn SIGTERM/SIGINT into a cancellation.
+//! the stream exists, run the relay, serve the metrics, and turn SIGTERM/SIGINT into a
+//! cancellation.
 
 use crate::bus::{self, BusConfig};
 use crate::config::PlatformConfig;
@@ -103,6 +104,19 @@ impl Service {
                 .await
                 .map_err(Into::into)
         });
+    }
+
+    /// Serves the process' metrics on `addr` (`GET /metrics`) until shutdown; returns the address
+    /// it is bound to. `addr` comes from the service's `<SERVICE>_METRICS_ADDR`.
+    pub async fn serve_metrics(
+        &mut self,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::SocketAddr, crate::metrics::MetricsError> {
+        let server = crate::metrics::serve(addr, self.cancel.clone()).await?;
+        let local = server.local_addr();
+        self.tasks
+            .spawn(async move { server.wait().await.map_err(Into::into) });
+        Ok(local)
     }
 
     /// Runs any other task until shutdown (it must watch `self.cancel`).

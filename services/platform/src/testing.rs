@@ -261,11 +261,21 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Starts `bin` (e.g. `env!("CARGO_BIN_EXE_attribution")`) with the test's infrastructure
-    /// and `extra` environment. Its logs go to the test's stderr.
+    /// and `extra` environment. Its logs go to the test's stderr. Its metrics endpoint listens
+    /// on a port of its own choosing unless `extra` names one, so services of tests running in
+    /// parallel never contend for the default metrics ports.
     pub fn spawn(bin: &str, env: &TestEnv, extra: &[(&str, &str)]) -> Self {
         let mut cmd = tokio::process::Command::new(bin);
         for (k, v) in env.env_vars() {
             cmd.env(k, v);
+        }
+        for var in [
+            "CONNECTOR_METRICS_ADDR",
+            "MATCHER_METRICS_ADDR",
+            "ATTRIBUTION_METRICS_ADDR",
+            "NOTIFICATION_METRICS_ADDR",
+        ] {
+            cmd.env(var, "127.0.0.1:0");
         }
         for (k, v) in extra {
             cmd.env(k, v);

@@ -1,5 +1,6 @@
 //! The request loop every provider client shares: send, retry 5xx / timeouts with backoff,
-//! hand the rest back for provider-specific classification.
+//! hand the rest back for provider-specific classification. Every attempt and retry is counted
+//! (`rp_provider_requests_total`, `rp_provider_retries_total`; docs/metrics.md).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use crate::domain::provider::{OutageCause, Provider, ProviderError};
+use crate::metrics;
 
 /// How often and how patiently a client retries an unavailable provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +64,13 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let cause = match make().send().await {
+            let sent = make().send().await;
+            match &sent {
+                Ok(resp) => metrics::provider_request(self.provider, Some(resp.status().as_u16())),
+                Err(e) if !e.is_builder() => metrics::provider_request(self.provider, None),
+                Err(_) => {}
+            }
+            let cause = match sent {
                 Ok(resp) if resp.status().is_server_error() => {
                     OutageCause::Status(resp.status().as_u16())
                 }
@@ -94,6 +102,7 @@ impl Http {
                     attempts: attempt,
                 });
             }
+            metrics::provider_retry(self.provider);
             let delay = self.retry.delay(attempt);
             tracing::debug!(
                 provider = %self.provider,

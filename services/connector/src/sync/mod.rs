@@ -7,6 +7,7 @@
 //! | [`domain`] | `SyncRun`, `RunState`, `decide`, `apply`: every rule of a run's life, no I/O |
 //! | [`handlers`] | Sync Now and the scheduler's request (load, decide, append), the orchestrator consumer |
 //! | [`scheduler`], [`schedule`] | the daily scheduler; slots, DST, catch-up and the clock |
+//! | [`metrics`] | runs by provider, trigger and outcome, step durations, failures by kind, live runs |
 //! | [`store`] | the only writer of `sync_integrations`, `sync_runs`, `sync_run_steps` |
 //! | [`api`] | gRPC `rp.api.v1.Sync`: health, Watch, Sync Now, schedules, run history |
 //! | [`watchdog`] | stalled runs and runs with a dead-lettered event are failed, never left running |
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

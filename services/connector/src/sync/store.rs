@@ -8,8 +8,8 @@ use super::domain::{ConnectionFacts, RunState, SyncRun};
 use super::schedule::DailySchedule;
 use chrono::{DateTime, Utc};
 use rp_platform::contracts::api::v1 as api;
-use rp_platform::contracts::events::v1::ConnectionDisconnected;
 use rp_platform::contracts::events::v1::envelope::Event;
+use rp_platform::contracts::events::v1::{ConnectionDisconnected, SyncStep};
 use rp_platform::contracts::timestamp;
 use rp_platform::eventlog::{self, ReadError};
 use rp_platform::ids::{IntegrationId, SyncRunId, WorkspaceId};
@@ -436,6 +436,13 @@ pub async fn project_run(
         // Only step reports so far: the row comes with the request.
         return Ok(());
     };
+    // What the metrics count of this transition, less what the rows already showed (the same
+    // transition is projected more than once).
+    let mut seen = super::metrics::observe(before, after);
+    if !seen.is_empty() {
+        let (state, completed) = projected(conn, run).await?;
+        seen = seen.already_projected(state.as_deref(), &completed);
+    }
     let failure = after.failure.as_ref();
     sqlx::query(
         "INSERT INTO sync_runs (sync_run_id, integration_id, workspace_id, provider, trigger, state, current_step, \
@@ -508,7 +515,31 @@ pub async fn project_run(
         .execute(&mut *conn)
         .await?;
     }
+    super::metrics::record(owner.provider, &seen);
     Ok(())
+}
+
+/// The run's row as projected so far: its state name (if it has a row) and its completed steps.
+async fn projected(
+    conn: &mut PgConnection,
+    run: &SyncRunId,
+) -> Result<(Option<String>, Vec<SyncStep>), sqlx::Error> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM sync_runs WHERE sync_run_id = $1")
+            .bind(run.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let steps: Vec<i32> = sqlx::query_scalar(
+        "SELECT step FROM sync_run_steps WHERE sync_run_id = $1 AND completed_at IS NOT NULL",
+    )
+    .bind(run.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let steps = steps
+        .into_iter()
+        .filter_map(|s| SyncStep::try_from(s).ok())
+        .collect();
+    Ok((state, steps))
 }
 
 /// Makes the run the integration's active one (a request that started it).

@@ -20,6 +20,23 @@ struct LimiterState {
     daily_remaining: Option<u64>,
     /// Headers neither change nor switch off this budget.
     fixed: bool,
+    /// Its name in `rp_provider_rate_limit_used_ratio`: `general` or `search`.
+    budget: &'static str,
+}
+
+impl LimiterState {
+    /// The window's use as a request takes its slot, for the metrics.
+    fn report(&self) {
+        if self.enabled {
+            let used = self.log.len() as u64 + u64::from(self.in_flight);
+            crate::metrics::rate_limit_used(
+                Provider::Hubspot,
+                self.budget,
+                used,
+                u64::from(self.max),
+            );
+        }
+    }
 }
 
 /// A sliding-window limiter that mirrors HubSpot's rolling window. A slot is held from sending
@@ -46,6 +63,7 @@ impl RateLimiter {
                 in_flight: 0,
                 daily_remaining: None,
                 fixed: false,
+                budget: "general",
             }),
         }
     }
@@ -53,7 +71,11 @@ impl RateLimiter {
     /// A budget that answers' headers never change nor switch off (HubSpot's search limit).
     pub(super) fn fixed(max: u32, interval: Duration) -> Self {
         let l = Self::new(max, interval);
-        l.lock().fixed = true;
+        {
+            let mut s = l.lock();
+            s.fixed = true;
+            s.budget = "search";
+        }
         l
     }
 
@@ -79,6 +101,7 @@ impl RateLimiter {
                 }
                 if !s.enabled || (s.log.len() as u32 + s.in_flight) < s.max {
                     s.in_flight += 1;
+                    s.report();
                     return Ok(());
                 }
                 match s.log.front() {
