@@ -203,9 +203,14 @@ fn is_latin(c: char) -> bool {
 /// The Latin reading of a normalised core, compacted (no spaces): every token transliterated to
 /// ASCII (`deunicode`, any script), lowercased, abbreviations spelled out, then
 /// [`phonetic_fold`]ed. Empty when nothing of the name reads in Latin letters.
+#[cfg(test)]
 pub(crate) fn latin_reading(core: &str, out: &mut String) {
+    latin_reading_with(core, out, &mut String::new());
+}
+
+/// [`latin_reading`] with a word buffer kept between calls.
+pub(crate) fn latin_reading_with(core: &str, out: &mut String, word: &mut String) {
     out.clear();
-    let mut word = String::new();
     for token in core.split(' ') {
         word.clear();
         for c in token.chars() {
@@ -219,7 +224,7 @@ pub(crate) fn latin_reading(core: &str, out: &mut String) {
                 );
             }
         }
-        phonetic_fold(expand_abbreviation(&word), out);
+        phonetic_fold(expand_abbreviation(word), out);
     }
 }
 
@@ -627,8 +632,18 @@ mod tests {
         ] {
             assert_eq!(reading(other), reading(latin), "{other} / {latin}");
         }
-        // Greek, letter by letter.
+        // Greek, letter by letter; names that are transliterations in real life.
+        assert_eq!(reading("Δελτα Βιο"), "deltabio");
         assert_eq!(reading("Δελτα Βιο"), reading("Delta Bio"));
+        for (other, latin) in [
+            ("Северсталь", "Severstal"),
+            ("Газпром", "Gazprom"),
+            ("Сбербанк", "Sberbank"),
+        ] {
+            assert_eq!(reading(other), reading(latin), "{other} / {latin}");
+        }
+        // Kanji read as Chinese, kana by sound: not an English name's reading.
+        assert_ne!(reading("株式会社クレスト"), reading("Crest"));
         // One letter apart is another name.
         assert_ne!(reading("Нрмбус Клоуд"), reading("Nimbus Cloud"));
         assert_ne!(reading("Атлат Секуритй"), reading("Atlas Security"));

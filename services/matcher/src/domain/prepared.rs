@@ -6,7 +6,9 @@ use super::fuzzy::fuzzy_index_keys;
 use super::hash::{KeyHasher, KeyKind, key};
 use super::hosts::{SharedHostKind, is_generic_sub_label, known_shared_host_str};
 use super::model::{CrmAccount, CrmId, LinkedInCompany, LinkedInId};
-use super::names::{NameForm, NameScratch, compact_key, exact_key, latin_reading, normalize_with};
+use super::names::{
+    NameForm, NameScratch, compact_key, exact_key, latin_reading_with, normalize_with,
+};
 use super::site::AddressParts;
 
 /// A piece of a record's text.
@@ -69,7 +71,7 @@ pub(super) struct Prepared {
     pub(super) compact: u64,
     /// How the name was written.
     pub(super) form: NameForm,
-    /// The Latin reading of the core (see [`latin_reading`]), shown in reasons.
+    /// The Latin reading of the core (see `names::latin_reading`), shown in reasons.
     pub(super) reading: Span,
     /// Its key; 0 when the reading is empty.
     pub(super) reading_key: u64,
@@ -84,6 +86,7 @@ pub(super) struct PrepScratch {
     pub(super) name: NameScratch,
     pub(super) core: String,
     pub(super) reading: String,
+    pub(super) word: String,
     pub(super) fallback: String,
     pub(super) host: String,
     pub(super) path: String,
@@ -127,7 +130,7 @@ impl Prepared {
         // A name in another script is compared through its Latin reading; so is every Latin
         // name, to be compared with those.
         let form = NameForm::of(name_raw);
-        latin_reading(core, &mut sc.reading);
+        latin_reading_with(core, &mut sc.reading, &mut sc.word);
         let reading_span = push(text, &sc.reading);
         let reading_key = if sc.reading.is_empty() {
             0
