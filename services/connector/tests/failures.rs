@@ -193,8 +193,9 @@ async fn a_sunset_linkedin_version_fails_as_api_version_and_never_asks_the_user_
         .with_timezone(&Utc);
     let h = Harness::with(Options {
         schedule: Arc::new(At(next)),
-        // LinkedIn sunset 202501 in January 2026: it answers 426 NONEXISTENT_VERSION.
-        tweak: Box::new(|c| c.providers.linkedin_api_version = "202501".into()),
+        // At the tests' pinned date (2025-06-30) LinkedIn had sunset 202406 (on 2025-06-01): it
+        // answers 426 NONEXISTENT_VERSION.
+        tweak: Box::new(|c| c.providers.linkedin_api_version = "202406".into()),
         ..Default::default()
     })
     .await;
@@ -205,7 +206,7 @@ async fn a_sunset_linkedin_version_fails_as_api_version_and_never_asks_the_user_
     assert_eq!(f.kind, ev::FailureKind::ApiVersion as i32, "{f:?}");
     assert_eq!(f.step, ev::SyncStep::LinkedinPull as i32);
     assert!(
-        f.message.contains("202501") && !f.message.contains("Reconnect"),
+        f.message.contains("202406") && !f.message.contains("Reconnect"),
         "{}",
         f.message
     );

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 fn client(env: &Env, cap: usize) -> LinkedinClient {
     let mut cfg = LinkedinConfig::new(&env.url(Provider::Linkedin));
+    // Active at the tests' pinned date (2025-06-30).
+    cfg.version = "202506".into();
     cfg.retry = fast_retry();
     cfg.analytics_cap = cap;
     LinkedinClient::new(cfg, env.http.clone())
@@ -193,6 +195,8 @@ async fn a_year_of_engagement_is_split_under_the_real_15000_cap() {
     let env = start(cfg).await;
     let t = token(&env).await;
     let mut cfg = LinkedinConfig::new(&env.url(Provider::Linkedin));
+    // Active at the tests' pinned date (2025-06-30).
+    cfg.version = "202506".into();
     cfg.retry = fast_retry();
     // Quarters hold ~16,000 rows: the real cap must split them.
     cfg.initial_chunk_days = 92;

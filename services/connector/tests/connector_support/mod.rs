@@ -77,7 +77,7 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
             attempts: 3,
             retry_delay: Duration::from_millis(5),
             linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
-            linkedin_api_version: connector::providers::linkedin::DEFAULT_VERSION.into(),
+            linkedin_api_version: TEST_LINKEDIN_VERSION.into(),
         },
         keys: KeyRing::parse(&format!("k1:{}", key_b64(7)), "k1").unwrap(),
         oauth_state_ttl: Duration::from_secs(600),
@@ -108,6 +108,11 @@ pub struct Harness {
     pub workspace: Uuid,
     pub api_key: String,
 }
+
+/// The `LinkedIn-Version` these tests send: the sandbox runs pinned to 2025-06-30
+/// (`SandboxConfig::for_tests`), when LinkedIn's production default (202611) was not released
+/// yet and answered 426, as the real API would.
+pub const TEST_LINKEDIN_VERSION: &str = "202506";
 
 pub struct Options {
     pub sandbox: SandboxConfig,
