@@ -37,7 +37,7 @@ static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
     };
     register(
         "rp_provider_requests",
-        "HTTP requests sent to a provider's API or token endpoint (each attempt), by answer class",
+        "HTTP requests sent to a provider's API (each attempt, retries included), by answer class",
         m.provider_requests.clone(),
     );
     register(
