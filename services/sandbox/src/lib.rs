@@ -232,6 +232,20 @@ fn provider_routes(state: &AppState, p: Provider, at_root: bool) -> Router {
                     get(salesforce::deleted),
                 )
                 .route(
+                    "/services/data/{version}/sobjects/{sobject}/updated/",
+                    get(salesforce::updated),
+                )
+                .route("/services/data/{version}/sobjects", get(salesforce::describe_global))
+                .route("/services/data/{version}/sobjects/", get(salesforce::describe_global))
+                .route(
+                    "/services/data/{version}/sobjects/{sobject}/describe",
+                    get(salesforce::describe),
+                )
+                .route(
+                    "/services/data/{version}/sobjects/{sobject}/describe/",
+                    get(salesforce::describe),
+                )
+                .route(
                     "/services/data/{version}/query/{locator}",
                     get(salesforce::query_more),
                 ),

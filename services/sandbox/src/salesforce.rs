@@ -599,3 +599,151 @@ pub async fn deleted_index_lag(State(s): State<AppState>, raw: String) -> Respon
     s.controls(Provider::Salesforce).deleted_index_lag_ms = ms;
     Json(json!({"deleted_index_lag_seconds": b.seconds})).into_response()
 }
+
+// ---- Describe and getUpdated (served for clients that call them; the connector does not) ----
+
+/// The sObjects the sandbox serves, in describe order.
+const SOBJECTS: [crate::soql::SfObject; 4] = [
+    crate::soql::SfObject::Account,
+    crate::soql::SfObject::Contact,
+    crate::soql::SfObject::Opportunity,
+    crate::soql::SfObject::OpportunityStage,
+];
+
+fn key_prefix(o: crate::soql::SfObject) -> &'static str {
+    match o {
+        crate::soql::SfObject::Account => "001",
+        crate::soql::SfObject::Contact => "003",
+        crate::soql::SfObject::Opportunity => "006",
+        crate::soql::SfObject::OpportunityStage => "01J",
+    }
+}
+
+fn sobject_urls(version: &str, name: &str) -> serde_json::Value {
+    let base = format!("/services/data/{version}/sobjects/{name}");
+    json!({
+        "sobject": base,
+        "describe": format!("{base}/describe"),
+        "rowTemplate": format!("{base}/{{ID}}"),
+    })
+}
+
+fn not_found() -> Response {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
+/// `GET /services/data/{version}/sobjects`: describeGlobal, the sObjects this org serves (only
+/// the four the sandbox models; a real org lists hundreds).
+pub async fn describe_global(Path(version): Path<String>) -> Response {
+    if !valid_version(&version) {
+        return not_found();
+    }
+    let sobjects: Vec<_> = SOBJECTS
+        .iter()
+        .map(|o| {
+            json!({
+                "name": o.name(), "label": o.name(), "labelPlural": format!("{}s", o.name()),
+                "keyPrefix": key_prefix(*o), "custom": false, "queryable": true,
+                "retrieveable": true, "replicateable": true, "searchable": true,
+                "createable": false, "updateable": false, "deletable": false,
+                "urls": sobject_urls(&version, o.name()),
+            })
+        })
+        .collect();
+    Json(json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})).into_response()
+}
+
+/// A field's Salesforce type, from its name (the sandbox's fields follow Salesforce's naming).
+fn field_type(name: &str) -> &'static str {
+    match name {
+        "Id" => "id",
+        "CloseDate" => "date",
+        "Amount" => "currency",
+        "Probability" | "DefaultProbability" => "percent",
+        "SortOrder" => "int",
+        n if n.starts_with("Is") => "boolean",
+        n if n.ends_with("Date") || n.ends_with("Modstamp") => "datetime",
+        n if n.ends_with("Id") => "reference",
+        _ => "string",
+    }
+}
+
+/// `GET /services/data/{version}/sobjects/{SObject}/describe`: the fields the sandbox serves.
+pub async fn describe(Path((version, sobject)): Path<(String, String)>) -> Response {
+    let Some(o) = crate::soql::SfObject::parse(&sobject).filter(|_| valid_version(&version)) else {
+        return not_found();
+    };
+    let fields: Vec<_> = o
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = field_type(f);
+            json!({
+                "name": f, "label": f, "type": ty, "nillable": *f != "Id",
+                "custom": false, "filterable": true, "sortable": ty != "boolean",
+                "updateable": false, "createable": false,
+            })
+        })
+        .collect();
+    Json(json!({
+        "name": o.name(), "label": o.name(), "labelPlural": format!("{}s", o.name()),
+        "keyPrefix": key_prefix(o), "custom": false, "queryable": true, "replicateable": true,
+        "fields": fields, "urls": sobject_urls(&version, o.name()),
+    }))
+    .into_response()
+}
+
+/// `GET /services/data/{version}/sobjects/{SObject}/updated/?start=ISO&end=ISO`: ids of the
+/// live records of the type modified in `[start, end]`, `{ids, latestDateCovered}`; the same
+/// date rules as getDeleted.
+pub async fn updated(
+    State((s, _)): S,
+    Path((version, sobject)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !valid_version(&version) {
+        return not_found();
+    }
+    let kind = match sobject.as_str() {
+        "Account" => Kind::Company,
+        "Contact" => Kind::Contact,
+        "Opportunity" => Kind::Deal,
+        _ => return not_found(),
+    };
+    let params = parse_form(raw.as_deref().unwrap_or(""));
+    let bad = |m: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", m);
+    let Some(start) = form_get(&params, "start").and_then(parse_replication_date) else {
+        return bad("start: a date-time in ISO 8601 form is required");
+    };
+    let Some(end) = form_get(&params, "end").and_then(parse_replication_date) else {
+        return bad("end: a date-time in ISO 8601 form is required");
+    };
+    if end <= start {
+        return bad("end must be after start");
+    }
+    let now = s.clock.now_ms();
+    if start < now - DELETED_RETENTION_MS {
+        return bad("start must not be earlier than 30 days ago");
+    }
+    let covered = whole_second(end.min(now));
+    let w = s.world();
+    let mut rows: Vec<(i64, String)> = (0..w.len(kind) as u32)
+        .filter(|&i| !w.archived(kind, i))
+        .filter_map(|i| {
+            let (ms, id) = match kind {
+                Kind::Company => w.companies.get(i as usize).map(|c| (c.modified_ms, &c.sf_id)),
+                Kind::Contact => w.contacts.get(i as usize).map(|c| (c.modified_ms, &c.sf_id)),
+                Kind::Deal => w.deals.get(i as usize).map(|d| (d.modified_ms, &d.sf_id)),
+            }?;
+            let ms = whole_second(ms);
+            (start <= ms && ms <= covered).then(|| (ms, id.clone()))
+        })
+        .collect();
+    rows.sort_unstable();
+    let ids: Vec<String> = rows.into_iter().map(|(_, id)| id).collect();
+    Json(json!({"ids": ids, "latestDateCovered": sf_time(covered)})).into_response()
+}

@@ -28,7 +28,7 @@ impl SfObject {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         [
             SfObject::Account,
             SfObject::Contact,
