@@ -7,7 +7,9 @@
 //! drives it as a user would: [`System::connect`] through the real OAuth flow, [`System::sync_now`]
 //! and [`System::finished_run`], the sandbox's admin API to change what the providers do.
 //! [`System::stop`] stops every process and drops the database and the stream; a test that panics
-//! before it still kills its processes and drops both (on drop).
+//! before it still kills its processes and drops both (on drop). [`System::kill_service`] and
+//! [`System::start_service`] crash any service (`kill -9`) and start it again; [`System::start_on`]
+//! runs the system on a [`TestEnv`] of the test's making (its own PostgreSQL or nats-server).
 //!
 //! Nothing waits by sleeping: every wait is for a condition, with [`WAIT`] as its limit. The
 //! binaries must be built first (`cargo build --workspace --bins`).
@@ -58,12 +60,10 @@ pub struct System {
     key: String,
     sandbox: ServiceProcess,
     sandbox_url: String,
-    /// `services[0]` is the connector.
-    services: Vec<ServiceProcess>,
+    /// In [`SERVICES`]' order.
+    services: Vec<Service>,
     /// Each service's name and the address of its metrics endpoint (`GET /metrics`).
     pub metrics: Vec<(&'static str, String)>,
-    /// The connector's environment, to start it again ([`System::start_connector`]).
-    connector_vars: Vec<(String, String)>,
     /// Follows no redirect, so that the OAuth flow can be walked hop by hop.
     http: reqwest::Client,
 }
@@ -82,7 +82,19 @@ impl System {
         data: &SandboxData,
         connector_vars: &[(String, String)],
     ) -> Self {
-        let env = TestEnv::new().await;
+        Self::start_on(TestEnv::new().await, plan, data, &[], connector_vars).await
+    }
+
+    /// [`System::start_with`] on `env` (a [`TestEnv`] on the test's own PostgreSQL cluster or
+    /// nats-server, say), with `vars` in every service's environment (a `DATABASE_URL` through
+    /// a [`faults::DbProxy`], a retry schedule), before its own.
+    pub async fn start_on(
+        env: TestEnv,
+        plan: &str,
+        data: &SandboxData,
+        vars: &[(String, String)],
+        connector_vars: &[(String, String)],
+    ) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -132,9 +144,10 @@ impl System {
         connector.extend(providers);
         connector.extend(connector_vars.iter().cloned());
         let services = vec![
-            spawn(&env, "connector", &connector),
-            spawn(
+            service(&env, vars, "connector", &connector),
+            service(
                 &env,
+                vars,
                 "matcher",
                 &[
                     (
@@ -144,8 +157,9 @@ impl System {
                     metrics_var(1),
                 ],
             ),
-            spawn(
+            service(
                 &env,
+                vars,
                 "attribution",
                 &[
                     (
@@ -155,8 +169,9 @@ impl System {
                     metrics_var(2),
                 ],
             ),
-            spawn(
+            service(
                 &env,
+                vars,
                 "notification",
                 &[
                     (
@@ -169,7 +184,6 @@ impl System {
             ),
         ];
 
-        let connector_vars = connector;
         let (workspace_id, key) = workspace_with_key(&env, plan).await;
         let connector = grpc_channel(connector_grpc).await;
         Self {
@@ -185,15 +199,13 @@ impl System {
             sandbox_url,
             services,
             metrics,
-            connector_vars,
             http,
         }
     }
 
     /// Kills the connector process with SIGKILL (no chance to give its jobs back).
     pub async fn kill_connector(&mut self) {
-        let status = self.services.remove(0).kill().await;
-        assert!(!status.success(), "the connector was killed: {status:?}");
+        self.kill_service("connector").await;
     }
 
     /// Starts a connector process again (after [`System::kill_connector`]), with the same
@@ -201,18 +213,57 @@ impl System {
     /// [`faults::DbProxy`], say.
     /// Returns once its gRPC server answers.
     pub async fn start_connector(&mut self, vars: &[(String, String)]) {
-        self.connector_vars.extend(vars.iter().cloned());
-        let connector = spawn(&self.env, "connector", &self.connector_vars);
-        self.services.insert(0, connector);
-        let port = self
-            .connector_vars
+        self.start_service("connector", vars).await;
+    }
+
+    /// Kills the service `name` (one of [`SERVICES`]) with SIGKILL: a crash, no shutdown code
+    /// runs.
+    pub async fn kill_service(&mut self, name: &str) {
+        let i = self.index(name);
+        let process = self.services[i]
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("the {name} is not running"));
+        let status = process.kill().await;
+        assert!(!status.success(), "the {name} was killed: {status:?}");
+    }
+
+    /// Starts the service `name` again (after [`System::kill_service`]), with the same
+    /// environment and ports, plus `vars` (from now on). Returns once its gRPC server answers.
+    pub async fn start_service(&mut self, name: &str, vars: &[(String, String)]) {
+        let i = self.index(name);
+        let s = &mut self.services[i];
+        assert!(s.process.is_none(), "the {name} is running");
+        s.vars.extend(vars.iter().cloned());
+        let grpc = format!("{}_GRPC_ADDR", name.to_uppercase());
+        let port = s
+            .vars
             .iter()
             .rev()
-            .find(|(k, _)| k == "CONNECTOR_GRPC_ADDR")
+            .find(|(k, _)| *k == grpc)
             .and_then(|(_, v)| v.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or_else(|| panic!("the connector has no CONNECTOR_GRPC_ADDR"));
+            .unwrap_or_else(|| panic!("the {name} has no {grpc}"));
+        let vars: Vec<(&str, &str)> = s
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        s.process = Some(ServiceProcess::spawn(&bin(name), &self.env, &vars));
         grpc_channel(port).await;
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no service {name}: one of {SERVICES:?}"))
+    }
+
+    /// Runs the operators' CLI (`rp`) against the system's database and stream, as an operator
+    /// would; its one JSON line (pass `--json`).
+    pub async fn rp(&self, args: &[&str]) -> Value {
+        rp_cli(&self.env, args).await
     }
 
     /// `msg` as a request with the workspace's API key.
@@ -378,7 +429,7 @@ impl System {
     /// Stops every service (each must exit cleanly) and the sandbox, and drops the test's
     /// database and stream.
     pub async fn stop(self) {
-        for p in self.services {
+        for p in self.services.into_iter().filter_map(|s| s.process) {
             let status = p.terminate(Duration::from_secs(30)).await;
             assert!(
                 status.success(),
@@ -501,6 +552,32 @@ async fn rp_cli(env: &TestEnv, args: &[&str]) -> Value {
         .lines()
         .find_map(|l| serde_json::from_str::<Value>(l).ok())
         .unwrap_or_else(|| panic!("rp {args:?} printed no JSON: {stdout}"))
+}
+
+/// The services a [`System`] runs, each as its own process.
+pub const SERVICES: [&str; 4] = ["connector", "matcher", "attribution", "notification"];
+
+/// A service's process (none while killed) and the environment it was started with, to start it
+/// again.
+struct Service {
+    name: &'static str,
+    vars: Vec<(String, String)>,
+    process: Option<ServiceProcess>,
+}
+
+/// Starts the service `name` with `common` then its own `vars`.
+fn service(
+    env: &TestEnv,
+    common: &[(String, String)],
+    name: &'static str,
+    vars: &[(String, String)],
+) -> Service {
+    let vars: Vec<(String, String)> = common.iter().chain(vars).cloned().collect();
+    Service {
+        name,
+        process: Some(spawn(env, name, &vars)),
+        vars,
+    }
 }
 
 /// Starts the workspace binary `name` against the test's infrastructure, with `vars`.

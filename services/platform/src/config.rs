@@ -107,6 +107,64 @@ pub struct PlatformConfig {
     pub db_limits: crate::db::SessionLimits,
     /// `RP_PROCESSED_RETENTION`, `RP_DEAD_LETTER_RETENTION`.
     pub retention: crate::consumer::Retention,
+    /// `RP_CONSUMER_MAX_DELIVER`, `RP_CONSUMER_RETRY_DELAYS`.
+    pub consumer_retry: ConsumerRetry,
+}
+
+/// Every consumer's retry schedule, when the environment overrides it (`RP_CONSUMER_MAX_DELIVER`:
+/// deliveries before a failing event is dead-lettered; `RP_CONSUMER_RETRY_DELAYS`: the delays
+/// before the 1st, 2nd, ... redelivery, comma-separated, the last repeating). Unset, each
+/// consumer keeps its own (`ConsumerConfig::new`: 6 deliveries, 1 s, 5 s, 30 s, 2 min, 5 min).
+/// Shortened, a fault outlasts the schedule in seconds instead of minutes (`make chaos`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerRetry {
+    pub max_deliver: Option<i64>,
+    pub retry_delays: Option<Vec<Duration>>,
+}
+
+impl ConsumerRetry {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let max_deliver = match std::env::var("RP_CONSUMER_MAX_DELIVER") {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "RP_CONSUMER_MAX_DELIVER".into(),
+                        value: v,
+                        problem: "a whole number of deliveries, at least 1".into(),
+                    });
+                }
+            },
+            _ => None,
+        };
+        let retry_delays = match std::env::var("RP_CONSUMER_RETRY_DELAYS") {
+            Ok(v) if !v.trim().is_empty() => Some(
+                v.split(',')
+                    .map(|d| parse_duration(d.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|problem| ConfigError::Invalid {
+                        var: "RP_CONSUMER_RETRY_DELAYS".into(),
+                        value: v.clone(),
+                        problem: format!("comma-separated durations (1s,5s,30s): {problem}"),
+                    })?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            max_deliver,
+            retry_delays,
+        })
+    }
+
+    /// `cfg` with the overridden parts of the schedule.
+    pub fn apply(&self, cfg: &mut crate::consumer::ConsumerConfig) {
+        if let Some(n) = self.max_deliver {
+            cfg.max_deliver = n;
+        }
+        if let Some(d) = &self.retry_delays {
+            cfg.retry_delays = d.clone();
+        }
+    }
 }
 
 impl PlatformConfig {
@@ -139,6 +197,7 @@ impl PlatformConfig {
             nats_url,
             db_limits: crate::db::SessionLimits::from_env()?,
             retention: crate::consumer::Retention::from_env(bus.max_age)?,
+            consumer_retry: ConsumerRetry::from_env()?,
             bus,
         })
     }

@@ -87,12 +87,13 @@ impl Service {
         &self.config.bus
     }
 
-    /// Runs a consumer until shutdown.
+    /// Runs a consumer until shutdown, with the retry schedule `RP_CONSUMER_*` sets, if any.
     pub fn consume<H: crate::consumer::Handler>(
         &mut self,
-        cfg: crate::consumer::ConsumerConfig,
+        mut cfg: crate::consumer::ConsumerConfig,
         handler: std::sync::Arc<H>,
     ) {
+        self.config.consumer_retry.apply(&mut cfg);
         let (js, bus, pool, cancel) = (
             self.js.clone(),
             self.config.bus.clone(),

@@ -10,6 +10,7 @@ use crate::bus::{self, BusConfig};
 use crate::config::PlatformConfig;
 use crate::eventlog::EventStore;
 use async_nats::jetstream;
+pub use async_nats::jetstream::stream::StorageType;
 use futures::StreamExt;
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -51,14 +52,45 @@ fn with_database(server_url: &str, db: &str) -> String {
     format!("{head}/{db}{query}")
 }
 
+/// Where a [`TestEnv`] makes its database and stream, and how the stream keeps its messages.
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    /// A URL of the PostgreSQL server (any database on it; default `RP_TEST_DATABASE_URL`).
+    pub database_server_url: String,
+    /// Default `RP_TEST_NATS_URL`.
+    pub nats_url: String,
+    /// `Memory` by default; `File` for a test that restarts its own nats-server and expects the
+    /// stream to survive, as in production.
+    pub storage: StorageType,
+    /// The stream's duplicate window (`RP_BUS_DEDUP_WINDOW`; default 2 min).
+    pub dedup_window: Duration,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            database_server_url: admin_url(),
+            nats_url: nats_url(),
+            storage: StorageType::Memory,
+            dedup_window: BusConfig::default().dedup_window,
+        }
+    }
+}
+
 impl TestEnv {
     /// A fresh, migrated database and a fresh stream. Panics (failing the test) when the
     /// infrastructure is not there, saying what is missing.
     pub async fn new() -> Self {
+        Self::with(EnvOptions::default()).await
+    }
+
+    /// [`TestEnv::new`] on other servers or with another stream layout: a test's own
+    /// PostgreSQL cluster or nats-server, a file-backed stream.
+    pub async fn with(options: EnvOptions) -> Self {
         crate::install_crypto_provider();
         crate::telemetry::init_for_tests();
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let admin = admin_url();
+        let admin = options.database_server_url;
         let database_url = with_database(&admin, &format!("rp_test_{id}"));
         crate::db::ensure_database(&database_url)
             .await
@@ -69,7 +101,7 @@ impl TestEnv {
         crate::db::migrate(&pool)
             .await
             .unwrap_or_else(|e| panic!("migrations: {e}"));
-        let nats_url = nats_url();
+        let nats_url = options.nats_url;
         let nats = bus::connect(&nats_url, "test")
             .await
             .unwrap_or_else(|e| panic!("{e} (is nats-server -js running?)"));
@@ -78,7 +110,8 @@ impl TestEnv {
             prefix: format!("t{id}"),
             stream: format!("T_{id}"),
             partitions: 4,
-            storage: async_nats::jetstream::stream::StorageType::Memory,
+            storage: options.storage,
+            dedup_window: options.dedup_window,
             ..BusConfig::default()
         };
         bus::ensure_stream(&js, &bus)
@@ -106,6 +139,7 @@ impl TestEnv {
             bus: self.bus.clone(),
             db_limits: crate::db::SessionLimits::default(),
             retention: crate::consumer::Retention::for_stream(self.bus.max_age),
+            consumer_retry: crate::config::ConsumerRetry::default(),
         }
     }
 
@@ -117,7 +151,18 @@ impl TestEnv {
             ("RP_BUS_PREFIX".into(), self.bus.prefix.clone()),
             ("RP_BUS_STREAM".into(), self.bus.stream.clone()),
             ("RP_BUS_PARTITIONS".into(), self.bus.partitions.to_string()),
-            ("RP_BUS_STORAGE".into(), "memory".into()),
+            (
+                "RP_BUS_STORAGE".into(),
+                match self.bus.storage {
+                    StorageType::File => "file",
+                    StorageType::Memory => "memory",
+                }
+                .into(),
+            ),
+            (
+                "RP_BUS_DEDUP_WINDOW".into(),
+                format!("{}ms", self.bus.dedup_window.as_millis()),
+            ),
         ]
     }
 
@@ -387,10 +432,7 @@ impl PrivateNats {
     /// Starts `nats-server -js` on a free port with a fresh store directory, and waits until it
     /// accepts connections.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("a free port: {e}"));
+        let port = free_port();
         let store = std::env::temp_dir().join(format!("rp-nats-{}", uuid::Uuid::new_v4().simple()));
         let mut nats = Self {
             port,
@@ -409,6 +451,27 @@ impl PrivateNats {
     /// and store, as a crashed broker coming back.
     pub async fn crash_and_restart(&mut self) {
         self.kill();
+        self.restart_process().await;
+    }
+
+    /// Stops the server as an operator's restart does (SIGTERM: it closes its clients'
+    /// connections and flushes its store), waits for it to exit, and starts it again on the same
+    /// port and store.
+    pub async fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let exited = eventually(
+                std::time::Duration::from_secs(20),
+                "nats-server to exit after SIGTERM",
+                || {
+                    let done = c.try_wait().map(|s| s.is_some()).unwrap_or(true);
+                    async move { done.then_some(()) }
+                },
+            );
+            exited.await;
+        }
         self.restart_process().await;
     }
 
