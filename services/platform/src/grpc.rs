@@ -4,6 +4,9 @@
 //!   `grpc.health.v1.Health` service (each service reported `SERVING` by name, and `""` for the
 //!   whole server) and server reflection (`grpc.reflection.v1` and `v1alpha`) over every
 //!   contract in `proto/`, so `grpcurl` works without local `.proto` files.
+//! * Every server bounds its transport: a request timeout ([`REQUEST_TIMEOUT`]), at most
+//!   [`MAX_STREAMS_PER_CONNECTION`] concurrent streams per connection, HTTP/2 keepalive pings
+//!   (a client that vanished is dropped after [`KEEPALIVE_INTERVAL`] + [`KEEPALIVE_TIMEOUT`]).
 //! * Every call is counted by method and status code, and open server streams are gauged
 //!   ([`crate::metrics::GrpcMetricsLayer`]; docs/metrics.md).
 //! * Shutdown follows the service's [`CancellationToken`]: health turns `NOT_SERVING` (and health
@@ -184,7 +187,9 @@ pub async fn serve(
     let local_addr = listener
         .local_addr()
         .map_err(|source| GrpcError::Bind { addr, source })?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(KEEPALIVE_INTERVAL));
 
     // On cancel: report NOT_SERVING, then drop the statuses so `Watch` streams end and do not
     // hold the graceful shutdown open; then stop accepting and drain.
@@ -201,7 +206,7 @@ pub async fn serve(
             tracing::info!("gRPC server shutting down: draining open calls");
         }
     };
-    let server = tonic::transport::Server::builder()
+    let server = limits(tonic::transport::Server::builder())
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, signal);
@@ -225,6 +230,24 @@ pub async fn serve(
         health,
         task,
     })
+}
+
+/// How long a unary call (or a stream's opening) may take before `CANCELLED`; a client's shorter
+/// `grpc-timeout` wins.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent HTTP/2 streams one connection may open; more wait for the client's turn.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+/// A connection is pinged after this much silence and closed when the ping goes unanswered for
+/// [`KEEPALIVE_TIMEOUT`], so a vanished client does not keep its streams for ever.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every server's transport bounds (issue 15.1; docs/security.md).
+fn limits(b: tonic::transport::Server) -> tonic::transport::Server {
+    b.timeout(REQUEST_TIMEOUT)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }
 
 /// Our error kinds, as a caller of the API sees them. Convert with `Status::from`.
