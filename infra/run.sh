@@ -5,7 +5,8 @@
 # as it has shown the system working (exit 0 only when the demo worked): what the run-twice test
 # uses. Every address can be moved with the services' own variables (SANDBOX_ADDR,
 # CONNECTOR_GRPC_ADDR, CONNECTOR_HTTP_ADDR, MATCHER_GRPC_ADDR, ATTRIBUTION_GRPC_ADDR,
-# NOTIFICATION_GRPC_ADDR); `rp` is pointed at the moved ones.
+# NOTIFICATION_GRPC_ADDR, and each service's <SERVICE>_METRICS_ADDR); `rp` is pointed at the moved
+# ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,5 +101,6 @@ if [ "${RUN_ONCE:-0}" = 1 ]; then
   echo "RUN_ONCE=1: the demo worked; stopping."
   exit 0
 fi
+echo "Metrics (GET /metrics): connector ${CONNECTOR_METRICS_ADDR:-127.0.0.1:9101}, matcher ${MATCHER_METRICS_ADDR:-127.0.0.1:9102}, attribution ${ATTRIBUTION_METRICS_ADDR:-127.0.0.1:9103}, notification ${NOTIFICATION_METRICS_ADDR:-127.0.0.1:9104}"
 echo "Running. In another terminal: $BIN/rp events tail --follow   ·   Ctrl-C stops everything."
 wait "${pids[@]}" 2>/dev/null || true

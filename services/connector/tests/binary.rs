@@ -44,6 +44,7 @@ async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {
         .env("RUST_LOG", "debug")
         .env("CONNECTOR_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("CONNECTOR_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("CONNECTOR_METRICS_ADDR", "127.0.0.1:0")
         .env("CONNECTOR_TOKEN_KEYS", format!("k1:{}", key_b64(7)))
         .env("CONNECTOR_TOKEN_KEY_ID", "k1")
         .env(

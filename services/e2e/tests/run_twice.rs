@@ -39,6 +39,10 @@ impl Installation {
             ("MATCHER_GRPC_ADDR", addr()),
             ("ATTRIBUTION_GRPC_ADDR", addr()),
             ("NOTIFICATION_GRPC_ADDR", addr()),
+            ("CONNECTOR_METRICS_ADDR", addr()),
+            ("MATCHER_METRICS_ADDR", addr()),
+            ("ATTRIBUTION_METRICS_ADDR", addr()),
+            ("NOTIFICATION_METRICS_ADDR", addr()),
             // A small workspace, so that a debug build syncs it in seconds.
             ("SANDBOX_COMPANIES", "150".into()),
             ("SANDBOX_CONTACTS", "300".into()),
