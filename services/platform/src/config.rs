@@ -124,31 +124,43 @@ pub struct ConsumerRetry {
 
 impl ConsumerRetry {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let max_deliver = match std::env::var("RP_CONSUMER_MAX_DELIVER") {
-            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<i64>() {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::parse(
+            var("RP_CONSUMER_MAX_DELIVER").as_deref(),
+            var("RP_CONSUMER_RETRY_DELAYS").as_deref(),
+        )
+    }
+
+    /// The schedule from the variables' values (`None`: unset).
+    pub fn parse(
+        max_deliver: Option<&str>,
+        retry_delays: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let max_deliver = match max_deliver {
+            Some(v) => match v.trim().parse::<i64>() {
                 Ok(n) if n >= 1 => Some(n),
                 _ => {
                     return Err(ConfigError::Invalid {
                         var: "RP_CONSUMER_MAX_DELIVER".into(),
-                        value: v,
+                        value: v.into(),
                         problem: "a whole number of deliveries, at least 1".into(),
                     });
                 }
             },
-            _ => None,
+            None => None,
         };
-        let retry_delays = match std::env::var("RP_CONSUMER_RETRY_DELAYS") {
-            Ok(v) if !v.trim().is_empty() => Some(
+        let retry_delays = match retry_delays {
+            Some(v) => Some(
                 v.split(',')
                     .map(|d| parse_duration(d.trim()))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|problem| ConfigError::Invalid {
                         var: "RP_CONSUMER_RETRY_DELAYS".into(),
-                        value: v.clone(),
+                        value: v.into(),
                         problem: format!("comma-separated durations (1s,5s,30s): {problem}"),
                     })?,
             ),
-            _ => None,
+            None => None,
         };
         Ok(Self {
             max_deliver,
@@ -213,6 +225,29 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+    }
+
+    #[test]
+    fn a_consumer_retry_schedule_overrides_only_what_is_set() {
+        let mut cfg = crate::consumer::ConsumerConfig::new(
+            "c",
+            crate::consumer::Ordering::Unordered { concurrency: 1 },
+        );
+        let defaults = (cfg.max_deliver, cfg.retry_delays.clone());
+        ConsumerRetry::parse(None, None).unwrap().apply(&mut cfg);
+        assert_eq!((cfg.max_deliver, cfg.retry_delays.clone()), defaults);
+        ConsumerRetry::parse(Some("3"), Some("200ms, 1s"))
+            .unwrap()
+            .apply(&mut cfg);
+        assert_eq!(cfg.max_deliver, 3);
+        assert_eq!(
+            cfg.retry_delays,
+            vec![Duration::from_millis(200), Duration::from_secs(1)]
+        );
+        for (max, delays) in [(Some("0"), None), (Some("x"), None), (None, Some("1s,5"))] {
+            let e = ConsumerRetry::parse(max, delays).unwrap_err().to_string();
+            assert!(e.contains("RP_CONSUMER_"), "{e}");
+        }
     }
 
     #[test]
