@@ -2,18 +2,18 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run test test-alerts chaos contract lint bench infra build fmt clean-test-dbs
+.PHONY: run test test-alerts chaos contract lint bench infra build fmt clean-test-dbs web
 
 ## Bring up PostgreSQL and NATS when missing, build, start every service, show it working.
 ## A release build: the first full cycle of the typical workspace takes ~16 s there and over a
 ## minute in a debug build (docs/benchmarks.md, "First full cycle").
-run: infra
+run: infra web
 	$(CARGO) build --release --workspace --bins
 	@BIN=target/release bash infra/run.sh
 
-## The whole test suite against real PostgreSQL and NATS (brought up when missing), and the
-## alert rules' tests.
-test: infra test-alerts
+## The whole test suite against real PostgreSQL and NATS (brought up when missing), the alert
+## rules' tests, and the page's browser tests (headless Chromium; e2e tests/web_browser.rs).
+test: infra test-alerts web
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
@@ -54,6 +54,14 @@ bench: infra
 
 infra:
 	@bash infra/dev-up.sh
+
+## The page (services/web/ui): its pinned npm toolchain installed locally (npm ci, only when
+## package-lock.json changed), the client generated from proto/, type-checked and bundled into
+## services/web/ui/dist, which the `web` binary serves.
+UI := services/web/ui
+web:
+	@cd $(UI) && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	@cd $(UI) && npm run --silent build
 
 build:
 	$(CARGO) build --workspace --bins

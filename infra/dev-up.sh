@@ -4,7 +4,8 @@
 # installed, install it from the OS packages (as root, unless RP_NO_INSTALL=1), or print exactly
 # what to install. Also installs Prometheus (prometheus and promtool) the same way, for the
 # metrics scrape test and the alert rules' tests; it is never started here (tests start their
-# own). Safe to run again and again.
+# own). Also installs Node.js/npm (the page's toolchain, `make web`) and Debian's chromium (the
+# browser tests drive it; no browser is downloaded) when missing. Safe to run again and again.
 set -euo pipefail
 
 PG_HOST=${PGHOST:-127.0.0.1}
@@ -64,4 +65,16 @@ else
   if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
+fi
+
+# --- The page's toolchain and the browser tests' Chromium -------------------------------------
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  say "node $(node --version) and npm are installed"
+else
+  apt_install --no-install-recommends nodejs npm
+fi
+if [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+  say "chromium is installed"
+else
+  apt_install --no-install-recommends chromium fonts-dejavu-core
 fi

@@ -72,6 +72,11 @@ echo "== migrating $DATABASE_URL"
 echo "== starting"
 start sandbox
 for svc in connector matcher attribution notification; do start "$svc"; done
+# The page and its gRPC-Web edge (services/web). For this demo only, it hands the demo
+# workspace's key (from $RUN/demo.env) to a browser on this machine that asks, in a POST body.
+export WEB_ADDR=${WEB_ADDR:-127.0.0.1:3000}
+export WEB_DEMO_ENV=${WEB_DEMO_ENV:-$RUN/demo.env}
+start web
 
 # Give each process a moment to bind and subscribe; fail loudly if one died at startup.
 for _ in $(seq 1 50); do
@@ -102,5 +107,8 @@ if [ "${RUN_ONCE:-0}" = 1 ]; then
   exit 0
 fi
 echo "Metrics (GET /metrics): connector ${CONNECTOR_METRICS_ADDR:-127.0.0.1:9101}, matcher ${MATCHER_METRICS_ADDR:-127.0.0.1:9102}, attribution ${ATTRIBUTION_METRICS_ADDR:-127.0.0.1:9103}, notification ${NOTIFICATION_METRICS_ADDR:-127.0.0.1:9104}"
+web_port=${WEB_ADDR##*:}
+echo "The page: http://localhost:$web_port/workspace/connections"
+echo "  (click \"Use the demo workspace\", or sign in with WS and RP_API_KEY from $RUN/demo.env)"
 echo "Running. In another terminal: $BIN/rp events tail --follow   ·   Ctrl-C stops everything."
 wait "${pids[@]}" 2>/dev/null || true

@@ -64,6 +64,8 @@ pub struct System {
     services: Vec<Service>,
     /// Each service's name and the address of its metrics endpoint (`GET /metrics`).
     pub metrics: Vec<(&'static str, String)>,
+    /// Each service's `<NAME>_GRPC_ADDR` variable and its value (the web edge takes them).
+    pub grpc_addrs: Vec<(String, String)>,
     /// Follows no redirect, so that the OAuth flow can be walked hop by hop.
     http: reqwest::Client,
 }
@@ -198,6 +200,15 @@ impl System {
             sandbox,
             sandbox_url,
             services,
+            grpc_addrs: [
+                ("CONNECTOR", connector_grpc),
+                ("MATCHER", matcher_grpc),
+                ("ATTRIBUTION", attribution_grpc),
+                ("NOTIFICATION", notification_grpc),
+            ]
+            .into_iter()
+            .map(|(name, port)| (format!("{name}_GRPC_ADDR"), format!("127.0.0.1:{port}")))
+            .collect(),
             metrics,
             http,
         }
@@ -264,6 +275,17 @@ impl System {
     /// would; its one JSON line (pass `--json`).
     pub async fn rp(&self, args: &[&str]) -> Value {
         rp_cli(&self.env, args).await
+    }
+
+    /// The workspace's API key (`authorization: Bearer <key>`), for a client of the test's own
+    /// (a browser).
+    pub fn api_key(&self) -> &str {
+        &self.key
+    }
+
+    /// The provider sandbox's base URL (its admin API is under `/admin`).
+    pub fn sandbox_url(&self) -> &str {
+        &self.sandbox_url
     }
 
     /// `msg` as a request with the workspace's API key.

@@ -39,6 +39,7 @@ impl Installation {
             ("MATCHER_GRPC_ADDR", addr()),
             ("ATTRIBUTION_GRPC_ADDR", addr()),
             ("NOTIFICATION_GRPC_ADDR", addr()),
+            ("WEB_ADDR", addr()),
             ("CONNECTOR_METRICS_ADDR", addr()),
             ("MATCHER_METRICS_ADDR", addr()),
             ("ATTRIBUTION_METRICS_ADDR", addr()),

@@ -173,11 +173,14 @@ async fn page(State(state): State<AppState>, method: Method, req: Request) -> Re
 async fn demo_session(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(path) = state.demo_env.as_ref() else {
         return (StatusCode::NOT_FOUND, "no demo workspace here\n").into_response();
     };
-    if !peer.ip().is_loopback() {
+    // Loopback peers only, and only under a loopback name: a site whose name was made to
+    // resolve to 127.0.0.1 (DNS rebinding) does not get the key.
+    if !peer.ip().is_loopback() || !is_loopback_host(&headers) {
         return (
             StatusCode::FORBIDDEN,
             "the demo workspace is for this machine only\n",
@@ -215,6 +218,18 @@ async fn demo_session(
         )
             .into_response(),
     }
+}
+
+fn is_loopback_host(h: &HeaderMap) -> bool {
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 /// Refuses a state-changing request sent by another origin's page (the browser says which in
@@ -265,6 +280,14 @@ mod tests {
             h.insert(header::ORIGIN, o.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn the_demo_key_is_handed_out_under_a_loopback_name_only() {
+        assert!(is_loopback_host(&headers(None, "localhost:3000")));
+        assert!(is_loopback_host(&headers(None, "127.0.0.1:3000")));
+        assert!(is_loopback_host(&headers(None, "[::1]:3000")));
+        assert!(!is_loopback_host(&headers(None, "rebound.example:3000")));
     }
 
     #[test]

@@ -272,3 +272,37 @@ async fn other_services_other_origins_and_unreachable_backends_get_an_answer_the
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[tokio::test]
+async fn the_demo_workspace_is_handed_to_this_machine_in_a_post_body_only_when_configured() {
+    let dir = built_page();
+    let demo = dir.join("demo.env");
+    std::fs::write(&demo, "WS=ws-1\nRP_API_KEY=rp_demo_key\n").unwrap();
+    let mut c = config(&dir, "http://127.0.0.1:1");
+    c.demo_env = Some(demo);
+    let url = start(c).await;
+    let http = http1();
+    let res = http
+        .post(format!("{url}/demo/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["workspace_id"], "ws-1");
+    assert_eq!(body["api_key"], "rp_demo_key");
+    let res = http
+        .post(format!("{url}/demo/session"))
+        .header("host", "rebound.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "not under another name");
+    let res = http
+        .get(format!("{url}/demo/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 200, "never by GET (a link or an image)");
+}
