@@ -102,13 +102,13 @@ echo "== the event log (newest 20)"
 echo "== consumers"
 "$BIN/rp" consumers || true
 echo
+web_port=${WEB_ADDR##*:}
+echo "The page: http://localhost:$web_port/workspace/connections"
+echo "  (click \"Use the demo workspace\", or sign in with WS and RP_API_KEY from $RUN/demo.env)"
 if [ "${RUN_ONCE:-0}" = 1 ]; then
   echo "RUN_ONCE=1: the demo worked; stopping."
   exit 0
 fi
 echo "Metrics (GET /metrics): connector ${CONNECTOR_METRICS_ADDR:-127.0.0.1:9101}, matcher ${MATCHER_METRICS_ADDR:-127.0.0.1:9102}, attribution ${ATTRIBUTION_METRICS_ADDR:-127.0.0.1:9103}, notification ${NOTIFICATION_METRICS_ADDR:-127.0.0.1:9104}"
-web_port=${WEB_ADDR##*:}
-echo "The page: http://localhost:$web_port/workspace/connections"
-echo "  (click \"Use the demo workspace\", or sign in with WS and RP_API_KEY from $RUN/demo.env)"
 echo "Running. In another terminal: $BIN/rp events tail --follow   ·   Ctrl-C stops everything."
 wait "${pids[@]}" 2>/dev/null || true

@@ -6,6 +6,13 @@ import { messageOf, type Api } from "./api";
 import { h, replace } from "./dom";
 import { money, when } from "./format";
 
+/** One line per currency: amounts in different currencies are never added together. */
+function amounts(m: MetricTotal | undefined): HTMLElement[] {
+  const list = m?.amounts ?? [];
+  if (list.length === 0) return [h("span", { class: "amount" }, "0")];
+  return list.map((a) => h("span", { class: "amount" }, money([a])));
+}
+
 const MODELS: [AttributionModel, string][] = [
   [AttributionModel.LINEAR, "Linear"],
   [AttributionModel.FIRST_TOUCH, "First touch"],
@@ -69,7 +76,7 @@ export class DashboardPage {
 
   private render(d: Dashboard): void {
     const metric = (label: string, key: string, m: MetricTotal | undefined) =>
-      h("div", { class: "tile", "data-metric": key }, h("h2", {}, label), h("p", { class: "number" }, money(m?.amounts ?? [])), h("p", { class: "sub" }, `${m?.deals ?? 0} deals`));
+      h("div", { class: "tile", "data-metric": key }, h("h2", {}, label), h("p", { class: "number" }, ...amounts(m)), h("p", { class: "sub" }, `${m?.deals ?? 0} deals`));
     const c = d.companies;
     replace(
       this.body,

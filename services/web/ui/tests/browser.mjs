@@ -156,6 +156,8 @@ test("Sync Now: the step changes live and the last sync time updates without a r
       if (t && window.__steps.at(-1) !== t) window.__steps.push(t);
     }).observe(dd, { childList: true, characterData: true, subtree: true });
   });
+  // HubSpot answers a little slowly (as it does), so each step is on screen long enough to see.
+  await admin("PUT", "/providers/hubspot/latency", { ms: 100 });
   await hubspot.getByRole("button", { name: "Sync Now" }).click();
   await field(hubspot, "message").filter({ hasText: "sync started" }).waitFor();
   await field(hubspot, "step").filter({ hasText: /\w/ }).waitFor();
@@ -164,7 +166,9 @@ test("Sync Now: the step changes live and the last sync time updates without a r
     const c = document.querySelector('article[data-provider="hubspot"]');
     return c.dataset.running === "no" && c.querySelector('[data-field="last-sync"]').textContent !== "never";
   }, null, { timeout: WAIT });
+  await admin("PUT", "/providers/hubspot/latency", { ms: 0 });
   const steps = await page.evaluate(() => window.__steps);
+  console.log(`steps shown while the sync ran: ${JSON.stringify(steps)}`);
   assert.ok(steps.length >= 2, `the current step changed while it ran: ${JSON.stringify(steps)}`);
   assert.match(await field(hubspot, "last-attempt").textContent(), /Completed/);
   assert.ok(await sameDocument(page), "no reload");
