@@ -11,6 +11,7 @@ use connector::sync::{handlers as sync_handlers, scheduler};
 use connector::{Connector, callback, handlers, store};
 use rp_platform::grpc::{self, Services};
 use rp_platform::runtime::Service;
+use rp_platform::streams::{OpenStreams, StreamLimits};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -55,9 +56,15 @@ async fn main() -> anyhow::Result<()> {
         svc.pool.clone(),
         svc.cancel.clone(),
     ));
-    let services = Services::new()
-        .service(connector.grpc_service())
-        .service(SyncApi::new(svc.pool.clone(), clock).into_server());
+    let services = Services::new().service(connector.grpc_service()).service(
+        SyncApi::new(svc.pool.clone(), clock)
+            .with_streams(OpenStreams::new(
+                svc.pool.clone(),
+                StreamLimits::from_env()?,
+                svc.cancel.clone(),
+            ))
+            .into_server(),
+    );
 
     let serving = grpc::serve(grpc_addr, svc.cancel.clone(), services).await?;
     svc.spawn(async move { serving.wait().await.map_err(Into::into) });

@@ -17,6 +17,7 @@ pub mod plans;
 pub mod provider;
 pub mod relay;
 pub mod runtime;
+pub mod streams;
 pub mod telemetry;
 pub mod testing;
 

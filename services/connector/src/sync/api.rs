@@ -4,6 +4,7 @@
 use super::handlers::{self, RequestError, SyncRequest};
 use super::schedule::{Clock, DailySchedule, ScheduleError};
 use super::store;
+use super::watch::{Change, HealthHub};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use rp_platform::apikeys::{self, Caller};
@@ -17,9 +18,11 @@ use rp_platform::eventlog::{ExpectedVersion, NewEvent};
 use rp_platform::grpc;
 use rp_platform::ids::{IntegrationId, SyncRunId, WorkspaceId};
 use rp_platform::paging::{self, PageSize};
+use rp_platform::streams::{self, OpenStreams, StreamLimits};
 use sqlx::PgPool;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 const RUNS_PAGE: PageSize = PageSize::new(20, 100);
@@ -28,6 +31,10 @@ const RUNS_TOKEN: &str = "runs1";
 pub struct SyncApi<C: Clock> {
     pool: PgPool,
     clock: Arc<C>,
+    /// Open Watch streams: capped per key and workspace, ended on shutdown and revocation.
+    streams: OpenStreams,
+    /// The process's one health listener, fanned out to every Watch.
+    hub: Arc<HealthHub>,
 }
 
 /// An integration of the caller's workspace, as the log says it is now.
@@ -38,8 +45,30 @@ struct Owned {
 }
 
 impl<C: Clock> SyncApi<C> {
+    /// With the default stream limits and no shutdown; a service gives its own with
+    /// [`SyncApi::with_streams`].
     pub fn new(pool: PgPool, clock: Arc<C>) -> Self {
-        Self { pool, clock }
+        let streams = OpenStreams::new(
+            pool.clone(),
+            StreamLimits::default(),
+            CancellationToken::new(),
+        );
+        Self::build(pool, clock, streams)
+    }
+
+    fn build(pool: PgPool, clock: Arc<C>, streams: OpenStreams) -> Self {
+        let hub = Arc::new(HealthHub::new(pool.clone(), streams.shutdown()));
+        Self {
+            pool,
+            clock,
+            streams,
+            hub,
+        }
+    }
+
+    /// Watch streams counted and ended by `streams` (the process's limits and shutdown).
+    pub fn with_streams(self, streams: OpenStreams) -> Self {
+        Self::build(self.pool, self.clock, streams)
     }
 
     pub fn into_server(self) -> sync_server::SyncServer<Self> {
@@ -103,11 +132,11 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
     ) -> Result<Response<Self::WatchConnectionHealthStream>, Status> {
         let caller = self.caller(&request).await?;
         let ws = caller.authorize(&request.get_ref().workspace_id)?;
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
-            .await
-            .map_err(db("watching connection health"))?;
-        listener
-            .listen(store::HEALTH_CHANNEL)
+        let permit = self.streams.open(&caller)?;
+        // Subscribed before the first read, so a change committed meanwhile is not missed.
+        let mut changes = self
+            .hub
+            .subscribe()
             .await
             .map_err(db("watching connection health"))?;
         let (pool, clock) = (self.pool.clone(), self.clock.clone());
@@ -133,21 +162,25 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
                 }
                 // Wait for a change in this workspace (or the client leaving).
                 loop {
+                    use tokio::sync::broadcast::error::RecvError;
                     tokio::select! {
                         _ = tx.closed() => return,
-                        n = listener.recv() => match n {
-                            Ok(n) if n.payload() == channel_payload => break,
-                            Ok(_) => continue,
-                            Err(e) => {
-                                let _ = tx.send(Err(grpc::unavailable("watching connection health", &e))).await;
-                                return;
-                            }
+                        c = changes.recv() => match c {
+                            Ok(Change::Workspace(w)) if w == channel_payload => break,
+                            Ok(Change::Workspace(_)) => continue,
+                            // Changes may have been missed: read again.
+                            Ok(Change::Everything) | Err(RecvError::Lagged(_)) => break,
+                            // The hub stopped: the service is shutting down.
+                            Err(RecvError::Closed) => return,
                         }
                     }
                 }
             }
         });
-        let stream: HealthStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let stream: HealthStream = Box::pin(streams::guard(
+            permit,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
         Ok(Response::new(stream))
     }
 

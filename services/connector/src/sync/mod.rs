@@ -10,6 +10,7 @@
 //! | [`metrics`] | runs by provider, trigger and outcome, step durations, failures by kind, live runs |
 //! | [`store`] | the only writer of `sync_integrations`, `sync_runs`, `sync_run_steps` |
 //! | [`api`] | gRPC `rp.api.v1.Sync`: health, Watch, Sync Now, schedules, run history |
+//! | [`watch`] | one health LISTEN per process, fanned out to every Watch |
 //! | [`watchdog`] | stalled runs and runs with a dead-lettered event are failed, never left running |
 
 pub mod api;
@@ -19,4 +20,5 @@ pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod watch;
 pub mod watchdog;
