@@ -194,6 +194,35 @@ test("the dashboard's number changes when a sync completes, without a reload", a
   await other.context().close();
 });
 
+test("a HubSpot outage interrupts a sync: still Connected, the bell says it retries by itself, and the next sync resolves it", async () => {
+  await nav(page, "Connections").click();
+  const hubspot = card(page, "hubspot");
+  await admin("PUT", "/providers/hubspot/outage", { mode: "503" });
+  try {
+    await hubspot.getByRole("button", { name: "Sync Now" }).click();
+    await field(hubspot, "last-attempt").filter({ hasText: "Failed (provider outage)" }).waitFor();
+  } finally {
+    await admin("DELETE", "/providers/hubspot/outage");
+  }
+  assert.equal(await field(hubspot, "status").textContent(), "Connected", "an outage is not the user's to fix");
+  const bell = page.getByRole("button", { name: /^Notifications, \d+ unread$/ });
+  await bell.click();
+  const panel = page.locator("#bell-panel");
+  const item = panel.locator(`li[data-integration="${hubspotId}"]`).filter({ hasText: /interrupted/i }).first();
+  await item.waitFor();
+  assert.match(await item.textContent(), /HubSpot/);
+  assert.match(await item.textContent(), /retry automatically/i);
+  await shot(page, "bell-sync-interrupted");
+  await bell.click();
+  // The provider is back: Sync Now completes, and the bell says the interruption is over.
+  await hubspot.getByRole("button", { name: "Sync Now" }).click();
+  await field(hubspot, "last-attempt").filter({ hasText: "Completed" }).waitFor();
+  await bell.click();
+  await panel.locator(`li[data-integration="${hubspotId}"]`).filter({ hasText: /resumed/i }).first().waitFor();
+  await shot(page, "bell-sync-resumed");
+  await bell.click();
+});
+
 test("revoked in HubSpot: a sync shows Disconnected with what to do, and the bell's link lands on the integration", async () => {
   await nav(page, "Connections").click();
   const hubspot = card(page, "hubspot");
