@@ -1,8 +1,9 @@
 //! The `rp.api.v1.Notifications` gRPC service: the notification bell.
 //!
 //! Every call is authenticated with an API key and may only name the key's own workspace.
-//! Subscribe is fed by core NATS subscriptions on the workspace's NotificationRaised and
-//! NotificationUpdated subjects (an update is sent as the notification again, same id, new text):
+//! Subscribe streams are capped per API key and workspace and end on shutdown and when their key
+//! is revoked ([`rp_platform::streams`]). Subscribe is fed by core NATS subscriptions on the
+//! workspace's NotificationRaised and NotificationUpdated subjects (an update is sent as the notification again, same id, new text):
 //! the relay publishes an event only after it is committed to the log, so the bell never shows
 //! a notification that was rolled back, and every replica of the service sees every workspace's
 //! notifications whichever replica raised them (a per-process broadcast channel would see only
@@ -25,6 +26,7 @@ use rp_platform::grpc;
 use rp_platform::ids::WorkspaceId;
 use rp_platform::paging::{self, PageSize};
 use rp_platform::provider::Provider;
+use rp_platform::streams::{self, OpenStreams, StreamLimits};
 use sqlx::PgPool;
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -44,8 +46,9 @@ pub struct NotificationsApi {
     pool: PgPool,
     nats: async_nats::Client,
     bus: BusConfig,
-    /// Subscribe streams end when this fires, so a shutdown does not wait on open bells.
-    cancel: CancellationToken,
+    /// Open Subscribe streams: capped per key and workspace, ended on shutdown (the service's
+    /// token) and when their key is revoked.
+    streams: OpenStreams,
 }
 
 impl NotificationsApi {
@@ -55,11 +58,22 @@ impl NotificationsApi {
         bus: BusConfig,
         cancel: CancellationToken,
     ) -> Self {
+        Self::with_limits(pool, nats, bus, cancel, StreamLimits::default())
+    }
+
+    /// [`NotificationsApi::new`] with the process's stream limits (`RP_GRPC_MAX_STREAMS_*`).
+    pub fn with_limits(
+        pool: PgPool,
+        nats: async_nats::Client,
+        bus: BusConfig,
+        cancel: CancellationToken,
+        limits: StreamLimits,
+    ) -> Self {
         Self {
+            streams: OpenStreams::new(pool.clone(), limits, cancel),
             pool,
             nats,
             bus,
-            cancel,
         }
     }
 
@@ -357,9 +371,10 @@ impl Notifications for NotificationsApi {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         async {
-            let (_, ws) = self
+            let (caller, ws) = self
                 .authorize(&request, &request.get_ref().workspace_id)
                 .await?;
+            let permit = self.streams.open(&caller)?;
             let mut subs = Vec::new();
             for event_type in ["NotificationRaised", "NotificationUpdated"] {
                 let subject = self.bus.subject(&ws.to_string(), event_type);
@@ -380,7 +395,6 @@ impl Notifications for NotificationsApi {
             let mut recent = Recent::new();
             let pool = self.pool.clone();
             let stream = futures::stream::select_all(subs)
-                .take_until(self.cancel.clone().cancelled_owned())
                 .filter_map(move |msg| {
                     let item = from_message(&msg)
                         .filter(|(event_id, _)| recent.first_time(event_id))
@@ -403,7 +417,7 @@ impl Notifications for NotificationsApi {
                         }
                     }
                 });
-            let stream: NotificationStream = Box::pin(stream);
+            let stream: NotificationStream = Box::pin(streams::guard(permit, stream));
             Ok(Response::new(stream))
         }
         .instrument(span("Subscribe"))

@@ -29,11 +29,12 @@ pub async fn start(svc: &mut Service, config: &Config) -> anyhow::Result<SocketA
             config.connections_link.clone(),
         )),
     );
-    let api = api::NotificationsApi::new(
+    let api = api::NotificationsApi::with_limits(
         svc.pool.clone(),
         svc.nats.clone(),
         svc.bus().clone(),
         svc.cancel.clone(),
+        rp_platform::streams::StreamLimits::from_env()?,
     );
     let serving = grpc::serve(
         config.grpc_addr,
