@@ -235,8 +235,14 @@ fn provider_routes(state: &AppState, p: Provider, at_root: bool) -> Router {
                     "/services/data/{version}/sobjects/{sobject}/updated/",
                     get(salesforce::updated),
                 )
-                .route("/services/data/{version}/sobjects", get(salesforce::describe_global))
-                .route("/services/data/{version}/sobjects/", get(salesforce::describe_global))
+                .route(
+                    "/services/data/{version}/sobjects",
+                    get(salesforce::describe_global),
+                )
+                .route(
+                    "/services/data/{version}/sobjects/",
+                    get(salesforce::describe_global),
+                )
                 .route(
                     "/services/data/{version}/sobjects/{sobject}/describe",
                     get(salesforce::describe),

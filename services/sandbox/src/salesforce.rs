@@ -735,8 +735,14 @@ pub async fn updated(
         .filter(|&i| !w.archived(kind, i))
         .filter_map(|i| {
             let (ms, id) = match kind {
-                Kind::Company => w.companies.get(i as usize).map(|c| (c.modified_ms, &c.sf_id)),
-                Kind::Contact => w.contacts.get(i as usize).map(|c| (c.modified_ms, &c.sf_id)),
+                Kind::Company => w
+                    .companies
+                    .get(i as usize)
+                    .map(|c| (c.modified_ms, &c.sf_id)),
+                Kind::Contact => w
+                    .contacts
+                    .get(i as usize)
+                    .map(|c| (c.modified_ms, &c.sf_id)),
                 Kind::Deal => w.deals.get(i as usize).map(|d| (d.modified_ms, &d.sf_id)),
             }?;
             let ms = whole_second(ms);
