@@ -482,39 +482,11 @@ pub async fn deleted(
             "The requested resource does not exist",
         );
     }
-    let kind = match sobject.as_str() {
-        "Account" => Kind::Company,
-        "Contact" => Kind::Contact,
-        "Opportunity" => Kind::Deal,
-        _ => {
-            return sf_error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                &format!(
-                    "The requested resource does not exist: sObject type '{sobject}' is not supported."
-                ),
-            );
-        }
+    let (kind, start, end, now) = match replication_request(&s, &sobject, raw.as_deref()) {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
-    let params = parse_form(raw.as_deref().unwrap_or(""));
-    let bad = |m: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", m);
-    let Some(start) = form_get(&params, "start").and_then(parse_replication_date) else {
-        return bad("start: a date-time in ISO 8601 form is required");
-    };
-    let Some(end) = form_get(&params, "end").and_then(parse_replication_date) else {
-        return bad("end: a date-time in ISO 8601 form is required");
-    };
-    if end <= start {
-        return bad("end must be after start");
-    }
-    let now = s.clock.now_ms();
     let earliest = now - DELETED_RETENTION_MS;
-    if start < earliest {
-        return bad(&format!(
-            "start must not be earlier than {} (deleted records are kept 30 days)",
-            sf_time(earliest)
-        ));
-    }
     // The deletion index may lag (`PUT /admin/providers/salesforce/deleted-index-lag`): it is
     // complete up to `latestDateCovered` only, and newer deletions are not in it yet.
     let lag = s.controls(Provider::Salesforce).deleted_index_lag_ms;
@@ -708,27 +680,10 @@ pub async fn updated(
     if !valid_version(&version) {
         return not_found();
     }
-    let kind = match sobject.as_str() {
-        "Account" => Kind::Company,
-        "Contact" => Kind::Contact,
-        "Opportunity" => Kind::Deal,
-        _ => return not_found(),
+    let (kind, start, end, now) = match replication_request(&s, &sobject, raw.as_deref()) {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
-    let params = parse_form(raw.as_deref().unwrap_or(""));
-    let bad = |m: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", m);
-    let Some(start) = form_get(&params, "start").and_then(parse_replication_date) else {
-        return bad("start: a date-time in ISO 8601 form is required");
-    };
-    let Some(end) = form_get(&params, "end").and_then(parse_replication_date) else {
-        return bad("end: a date-time in ISO 8601 form is required");
-    };
-    if end <= start {
-        return bad("end must be after start");
-    }
-    let now = s.clock.now_ms();
-    if start < now - DELETED_RETENTION_MS {
-        return bad("start must not be earlier than 30 days ago");
-    }
     let covered = whole_second(end.min(now));
     let w = s.world();
     let mut rows: Vec<(i64, String)> = (0..w.len(kind) as u32)
@@ -752,4 +707,48 @@ pub async fn updated(
     rows.sort_unstable();
     let ids: Vec<String> = rows.into_iter().map(|(_, id)| id).collect();
     Json(json!({"ids": ids, "latestDateCovered": sf_time(covered)})).into_response()
+}
+
+/// What getDeleted and getUpdated read from a request: the sObject's kind and the window
+/// `[start, end]`, checked as Salesforce checks it (ISO 8601 dates, `end` after `start`, `start`
+/// no older than the 30 days the index keeps); the sandbox clock's now.
+fn replication_request(
+    s: &crate::state::AppState,
+    sobject: &str,
+    raw: Option<&str>,
+) -> Result<(Kind, i64, i64, i64), Response> {
+    let kind = match sobject {
+        "Account" => Kind::Company,
+        "Contact" => Kind::Contact,
+        "Opportunity" => Kind::Deal,
+        _ => {
+            return Err(sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                &format!(
+                    "The requested resource does not exist: sObject type '{sobject}' is not supported."
+                ),
+            ));
+        }
+    };
+    let params = parse_form(raw.unwrap_or(""));
+    let bad = |m: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", m);
+    let Some(start) = form_get(&params, "start").and_then(parse_replication_date) else {
+        return Err(bad("start: a date-time in ISO 8601 form is required"));
+    };
+    let Some(end) = form_get(&params, "end").and_then(parse_replication_date) else {
+        return Err(bad("end: a date-time in ISO 8601 form is required"));
+    };
+    if end <= start {
+        return Err(bad("end must be after start"));
+    }
+    let now = s.clock.now_ms();
+    let earliest = now - DELETED_RETENTION_MS;
+    if start < earliest {
+        return Err(bad(&format!(
+            "start must not be earlier than {} (deleted records are kept 30 days)",
+            sf_time(earliest)
+        )));
+    }
+    Ok((kind, start, end, now))
 }
