@@ -417,6 +417,60 @@ impl System {
         v
     }
 
+    /// Every dashboard number for each of `windows` and every attribution model, without what
+    /// names the installation or the moment (workspace, run, as-of time, version): identical
+    /// data gives identical lists, whatever the installation (the oracle of the account-change,
+    /// chaos and cluster tests).
+    pub async fn dashboards(&self, windows: &[u32]) -> Vec<api::Dashboard> {
+        let mut out = Vec::new();
+        for &window_days in windows {
+            for model in MODELS {
+                let mut d = self
+                    .attribution
+                    .clone()
+                    .get_dashboard(self.req(api::GetDashboardRequest {
+                        workspace_id: self.workspace_id.clone(),
+                        window_days,
+                        model: model as i32,
+                    }))
+                    .await
+                    .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
+                    .into_inner();
+                d.workspace_id.clear();
+                d.sync_run_id.clear();
+                d.as_of = None;
+                d.version = 0;
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// Every (LinkedIn id, CRM id) pair the matcher matched, all pages.
+    pub async fn matched_pairs(&self) -> std::collections::BTreeSet<(String, String)> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .matches
+                .clone()
+                .list_matches(self.req(api::ListMatchesRequest {
+                    workspace_id: self.workspace_id.clone(),
+                    page_size: 1000,
+                    page_token: token,
+                    linkedin_id: String::new(),
+                }))
+                .await
+                .unwrap_or_else(|e| panic!("ListMatches: {e}"))
+                .into_inner();
+            out.extend(page.matches.into_iter().map(|m| (m.linkedin_id, m.crm_id)));
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            token = page.next_page_token;
+        }
+    }
+
     /// The workspace's notifications, newest first (the first 100).
     pub async fn notifications_list(&self) -> Vec<api::Notification> {
         self.notifications
@@ -621,6 +675,15 @@ async fn grpc_channel(port: u16) -> Channel {
 }
 
 pub use rp_platform::testing::free_port;
+
+/// Every attribution model, in the order [`System::dashboards`] reads them.
+pub const MODELS: [api::AttributionModel; 5] = [
+    api::AttributionModel::FirstTouch,
+    api::AttributionModel::LastTouch,
+    api::AttributionModel::Linear,
+    api::AttributionModel::TimeDecay,
+    api::AttributionModel::UShaped,
+];
 
 /// The directory of the workspace binaries the running test was built with (`target/<profile>/`),
 /// as `infra/run.sh` takes it in `BIN`.

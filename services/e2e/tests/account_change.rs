@@ -31,13 +31,6 @@ const SANDBOX: SandboxData = SandboxData {
     hubspot_rate_limit: false,
 };
 
-const MODELS: [api::AttributionModel; 5] = [
-    api::AttributionModel::FirstTouch,
-    api::AttributionModel::LastTouch,
-    api::AttributionModel::Linear,
-    api::AttributionModel::TimeDecay,
-    api::AttributionModel::UShaped,
-];
 
 fn slug(p: api::Provider) -> &'static str {
     match p {
@@ -48,60 +41,15 @@ fn slug(p: api::Provider) -> &'static str {
     }
 }
 
-/// Every number of the dashboard, for every window of the plan and every model, without what
-/// names the installation or the moment (workspace, run, as-of time, version).
+/// Every number of the dashboard, for every window of the "growth" plan (RP_PLANS' default)
+/// and every model.
 async fn numbers(s: &System) -> Vec<api::Dashboard> {
-    let get = |window_days: u32, model: api::AttributionModel| async move {
-        let mut d = s
-            .attribution
-            .clone()
-            .get_dashboard(s.req(api::GetDashboardRequest {
-                workspace_id: s.workspace_id.clone(),
-                window_days,
-                model: model as i32,
-            }))
-            .await
-            .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
-            .into_inner();
-        d.workspace_id.clear();
-        d.sync_run_id.clear();
-        d.as_of = None;
-        d.version = 0;
-        d
-    };
-    let mut out = Vec::new();
-    // The "growth" plan's windows (RP_PLANS' default).
-    for w in [30, 90, 180] {
-        for m in MODELS {
-            out.push(get(w, m).await);
-        }
-    }
-    out
+    s.dashboards(&[30, 90, 180]).await
 }
 
 /// The CRM ids the matcher matched.
 async fn matched_crm_ids(s: &System) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut token = String::new();
-    loop {
-        let page = s
-            .matches
-            .clone()
-            .list_matches(s.req(api::ListMatchesRequest {
-                workspace_id: s.workspace_id.clone(),
-                page_size: 1000,
-                page_token: token,
-                linkedin_id: String::new(),
-            }))
-            .await
-            .unwrap_or_else(|e| panic!("ListMatches: {e}"))
-            .into_inner();
-        out.extend(page.matches.into_iter().map(|m| m.crm_id));
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        token = page.next_page_token;
-    }
+    s.matched_pairs().await.into_iter().map(|(_, crm)| crm).collect()
 }
 
 /// The sandbox's CRM company ids (of the provider's kind) in its current account.

@@ -39,7 +39,7 @@
 //! runs some faults only. The binaries must be built first (`cargo build --workspace --bins`).
 
 use e2e::faults::{DbProxy, PrivateNats, PrivatePostgres};
-use e2e::{SandboxData, Sizes, System};
+use e2e::{MODELS, SandboxData, Sizes, System};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1::{FailureKind, envelope::Event};
 use rp_platform::eventlog::ReadFilter;
@@ -53,13 +53,6 @@ use std::time::{Duration, Instant};
 const PLAN: &str = "growth";
 /// The growth plan's lookback windows (`RP_PLANS`' default).
 const WINDOWS: [u32; 3] = [30, 90, 180];
-const MODELS: [api::AttributionModel; 5] = [
-    api::AttributionModel::FirstTouch,
-    api::AttributionModel::LastTouch,
-    api::AttributionModel::Linear,
-    api::AttributionModel::TimeDecay,
-    api::AttributionModel::UShaped,
-];
 
 /// The typical workspace (`Sizes::TYPICAL`: 50,000 companies, 200,000 contacts, 20,000 deals,
 /// 5,000 engaged organizations, a year of engagement) scaled down ten times, the year kept: a
@@ -428,31 +421,9 @@ async fn reference() -> Reference {
 
 // ---- what is read of the system -----------------------------------------------------------------
 
-/// Every dashboard number, for every window of the plan and every model, without what names the
-/// installation or the moment (workspace, run, as-of time, version).
+/// Every dashboard number, for every window of the plan and every model.
 async fn numbers(s: &System) -> Vec<api::Dashboard> {
-    let mut out = Vec::new();
-    for window_days in WINDOWS {
-        for model in MODELS {
-            let mut d = s
-                .attribution
-                .clone()
-                .get_dashboard(s.req(api::GetDashboardRequest {
-                    workspace_id: s.workspace_id.clone(),
-                    window_days,
-                    model: model as i32,
-                }))
-                .await
-                .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
-                .into_inner();
-            d.workspace_id.clear();
-            d.sync_run_id.clear();
-            d.as_of = None;
-            d.version = 0;
-            out.push(d);
-        }
-    }
-    out
+    s.dashboards(&WINDOWS).await
 }
 
 /// The projections' record counts for the workspace.

@@ -137,28 +137,7 @@ async fn dashboard_deals(
 
 /// The matcher's current matches, (LinkedIn org, CRM company).
 async fn matcher_matches(s: &System) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    let mut token = String::new();
-    loop {
-        let page = s
-            .matches
-            .clone()
-            .list_matches(s.req(api::ListMatchesRequest {
-                workspace_id: s.workspace_id.clone(),
-                page_size: 1000,
-                page_token: token,
-                linkedin_id: String::new(),
-            }))
-            .await
-            .unwrap_or_else(|e| panic!("ListMatches: {e}"))
-            .into_inner();
-        out.extend(page.matches.into_iter().map(|m| (m.linkedin_id, m.crm_id)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
-    out
+    s.matched_pairs().await
 }
 
 // ---- the truth ----------------------------------------------------------------------------------
