@@ -563,7 +563,8 @@ async fn bad_keys_other_workspaces_and_bad_arguments_get_clear_errors() {
         .await
         .unwrap_err();
     assert_eq!(other.code(), Code::PermissionDenied);
-    // A key of another workspace cannot Sync Now this integration.
+    // A key of another workspace cannot Sync Now this integration: to it, the integration does
+    // not exist (issue 15.4: ids of other workspaces cannot be probed).
     let (_, other_key) = rp_platform::testing::workspace_with_key(&w.env, "starter").await;
     let mut r = tonic::Request::new(SyncNowRequest {
         integration_id: id.clone(),
@@ -574,7 +575,7 @@ async fn bad_keys_other_workspaces_and_bad_arguments_get_clear_errors() {
     );
     assert_eq!(
         c.sync_now(r).await.unwrap_err().code(),
-        Code::PermissionDenied
+        Code::NotFound
     );
     let bad_time = c
         .set_sync_schedule(w.req(SetSyncScheduleRequest {

@@ -321,7 +321,10 @@ impl Notifications for NotificationsApi {
             let id = Uuid::parse_str(raw).map_err(|_| {
                 grpc::invalid_argument(
                     "notification_id",
-                    format!("must be a notification id (a UUID) as List returns it (got {raw:?})"),
+                    format!(
+                        "must be a notification id (a UUID) as List returns it (got {:?})",
+                        rp_platform::ids::shorten(raw)
+                    ),
                 )
             })?;
             let done = store::mark_read(&self.pool, ws, id)

@@ -297,8 +297,9 @@ impl Caller {
             .map_err(|why| grpc::invalid_argument("workspace_id", why))?;
         if requested != self.workspace_id {
             tracing::warn!(key_id = %self.key_id, key_workspace = %self.workspace_id, requested = %requested, "request for another workspace refused");
+            // The message names only the key's own workspace: never the one asked for.
             return Err(grpc::permission_denied(format!(
-                "this API key belongs to workspace {}; it cannot act on workspace {requested}",
+                "this API key belongs to workspace {}; it can act on that workspace only",
                 self.workspace_id
             )));
         }
@@ -435,8 +436,10 @@ mod tests {
             key_id: KeyId::generate(),
         };
         assert_eq!(caller.authorize(&mine.to_string()).unwrap().as_uuid(), mine);
-        let other = caller.authorize(&Uuid::new_v4().to_string()).unwrap_err();
+        let asked = Uuid::new_v4().to_string();
+        let other = caller.authorize(&asked).unwrap_err();
         assert_eq!(other.code(), tonic::Code::PermissionDenied);
+        assert!(!other.message().contains(&asked), "{}", other.message());
         let garbage = caller.authorize("not-a-uuid").unwrap_err();
         assert_eq!(garbage.code(), tonic::Code::InvalidArgument);
         assert!(garbage.message().starts_with("workspace_id: "));

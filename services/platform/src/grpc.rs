@@ -270,9 +270,22 @@ pub enum ApiError {
     Unavailable { operation: String },
 }
 
+/// Longest message an error carries, in characters: whatever a request sent, a message quoting
+/// it stays short (issue 15.4). Messages are written to be far shorter.
+pub const MAX_MESSAGE_CHARS: usize = 512;
+
+fn bounded(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let mut short: String = message.chars().take(MAX_MESSAGE_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        let message = e.to_string();
+        let message = bounded(e.to_string());
         match e {
             ApiError::InvalidArgument { .. } => Status::invalid_argument(message),
             ApiError::NotFound(_) => Status::not_found(message),
@@ -361,5 +374,12 @@ mod tests {
             assert_eq!(status.code(), code);
             assert_eq!(status.message(), message);
         }
+    }
+
+    #[test]
+    fn a_message_quoting_a_megabyte_stays_short() {
+        let e = invalid_argument("x", format!("bad (got {:?})", "y".repeat(1 << 20)));
+        assert_eq!(e.message().chars().count(), MAX_MESSAGE_CHARS);
+        assert!(e.message().starts_with("x: bad (got \"yyy"));
     }
 }

@@ -224,7 +224,9 @@ async fn a_key_acts_only_for_its_own_workspace() {
     assert_eq!(caller.authorize(&a.to_string()).unwrap(), a);
     let denied = caller.authorize(&b.to_string()).unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    assert!(denied.message().contains(&b.to_string()));
+    // It names the key's own workspace, never the one asked for (issue 15.4).
+    assert!(!denied.message().contains(&b.to_string()));
+    assert!(denied.message().contains(&a.to_string()));
     env.cleanup().await;
 }
 

@@ -91,8 +91,12 @@ impl<C: Clock> SyncApi<C> {
         let (workspace, facts) = store::connection_facts(&mut conn, id)
             .await
             .map_err(|e| grpc::unavailable("reading the integration", &e))?
-            .ok_or_else(|| grpc::not_found(format!("no integration {id}")))?;
-        caller.authorize(&workspace.to_string())?;
+            .ok_or_else(|| no_integration(id))?;
+        // Another workspace's integration answers exactly as an unknown one: ids of other
+        // workspaces cannot be probed.
+        if workspace != caller.workspace_id {
+            return Err(no_integration(id));
+        }
         Ok(Owned {
             id,
             workspace,
@@ -217,10 +221,9 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
                 joined_running: r.joined_running,
             })),
             Err(RequestError::Disconnected { provider }) => Err(disconnected(provider)),
-            Err(RequestError::NotFound(id)) => Err(grpc::not_found(format!("no integration {id}"))),
-            Err(RequestError::OtherWorkspace(_)) => Err(grpc::permission_denied(
-                "this integration belongs to another workspace",
-            )),
+            Err(RequestError::NotFound(id) | RequestError::OtherWorkspace(id)) => {
+                Err(no_integration(id))
+            }
             Err(e) => Err(grpc::unavailable("requesting the sync", &e)),
         }
     }
@@ -339,13 +342,18 @@ impl<C: Clock> sync_server::Sync for SyncApi<C> {
             .ok()
             .and_then(|u| SyncRunId::parse(&u.to_string()).ok())
             .ok_or_else(|| grpc::invalid_argument("sync_run_id", "must be the run's UUID"))?;
-        let (workspace, run) = store::get_run(&self.pool, &id)
+        let (_, run) = store::get_run(&self.pool, &id)
             .await
             .map_err(db("reading the sync run"))?
+            .filter(|(workspace, _)| *workspace == caller.workspace_id)
             .ok_or_else(|| grpc::not_found(format!("no sync run {id}")))?;
-        caller.authorize(&workspace.to_string())?;
         Ok(Response::new(run))
     }
+}
+
+/// An unknown integration, or another workspace's: the same answer.
+fn no_integration(id: IntegrationId) -> Status {
+    grpc::not_found(format!("no integration {id} in this workspace"))
 }
 
 fn disconnected(provider: &str) -> Status {
