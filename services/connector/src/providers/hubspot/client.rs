@@ -47,6 +47,9 @@ pub struct HubspotClient {
 }
 
 /// Which of HubSpot's budgets a request spends.
+/// The longest a 429's `Retry-After` is waited, in seconds; HubSpot's windows are 10 s.
+const MAX_RETRY_AFTER_SECS: u64 = 60;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Budget {
     General,
@@ -144,7 +147,9 @@ impl HubspotClient {
                         Budget::Search => self.search_limiter.saturate(),
                     }
                     if let Some(secs) = header_u64(&reply.headers, "retry-after") {
-                        tokio::time::sleep(Duration::from_secs(secs)).await;
+                        // Bounded: a Retry-After of years must not park the pull (issue 15.10).
+                        tokio::time::sleep(Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)))
+                            .await;
                     }
                 }
                 401 => {

@@ -9,6 +9,13 @@ use reqwest::header::HeaderMap;
 
 use crate::domain::provider::{Provider, ProviderError};
 
+/// The largest window the limiter believes a header about (HubSpot's real windows are 100 to
+/// 190 requests per 10 s): a bigger claim is clamped, never allocated.
+pub(super) const MAX_WINDOW: u32 = 10_000;
+/// The longest and shortest window interval believed from a header.
+const MAX_INTERVAL: Duration = Duration::from_secs(600);
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 #[derive(Debug)]
 struct LimiterState {
     enabled: bool,
@@ -129,8 +136,9 @@ impl RateLimiter {
         match (max, interval) {
             (Some(m), Some(i)) if m > 0 && i > 0 => {
                 s.enabled = true;
-                s.max = m as u32;
-                s.interval = Duration::from_millis(i);
+                // Clamped: a header is the provider's word, not a size to allocate.
+                s.max = m.min(u64::from(MAX_WINDOW)) as u32;
+                s.interval = Duration::from_millis(i).clamp(MIN_INTERVAL, MAX_INTERVAL);
             }
             // No rate-limit headers: HubSpot is not limiting this client.
             _ if remaining.is_none() => s.enabled = false,
@@ -138,7 +146,7 @@ impl RateLimiter {
         }
         if let Some(rem) = remaining {
             let used = s.log.len() as u64 + u64::from(s.in_flight);
-            let local = u64::from(s.max).saturating_sub(used);
+            let local = u64::from(s.max.min(MAX_WINDOW)).saturating_sub(used);
             // Someone else shares the account's budget: count their requests as ours.
             for _ in rem..local {
                 s.log.push_back(now);
@@ -150,7 +158,7 @@ impl RateLimiter {
     pub(super) fn saturate(&self) {
         let mut s = self.lock();
         let now = Instant::now();
-        let (max, used) = (s.max as usize, s.log.len());
+        let (max, used) = (s.max.min(MAX_WINDOW) as usize, s.log.len());
         for _ in used..max {
             s.log.push_back(now);
         }
@@ -182,5 +190,34 @@ mod tests {
         assert!(!general.lock().fixed && !general.lock().enabled);
         let s = search.lock();
         assert!(s.enabled && s.log.len() == 2 && s.max == 2);
+    }
+
+    /// Issue 15.10: a hostile or broken answer's window size must not make the limiter
+    /// allocate an entry per claimed request (4,000,000,000 would be 64 GB).
+    #[tokio::test]
+    async fn an_absurd_window_in_the_headers_is_clamped() {
+        for claimed in ["4000000", "4000000000"] {
+            let l = RateLimiter::new(100, Duration::from_secs(10));
+            let mut h = HeaderMap::new();
+            h.insert("x-hubspot-ratelimit-max", HeaderValue::from_static(claimed));
+            h.insert(
+                "x-hubspot-ratelimit-interval-milliseconds",
+                HeaderValue::from_static("10000"),
+            );
+            h.insert(
+                "x-hubspot-ratelimit-remaining",
+                HeaderValue::from_static("0"),
+            );
+            l.acquire().await.unwrap();
+            l.release(Some(&h));
+            l.saturate();
+            let s = l.lock();
+            assert!(s.max <= MAX_WINDOW, "{claimed}: max {}", s.max);
+            assert!(
+                s.log.len() <= MAX_WINDOW as usize,
+                "{claimed}: {} entries",
+                s.log.len()
+            );
+        }
     }
 }
