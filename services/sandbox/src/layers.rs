@@ -242,6 +242,22 @@ pub async fn api_layer(
         }
     }
 
+    let check = match bearer(req.headers()) {
+        None => Err(TokenProblem::Missing),
+        Some(t) => s.oauth(p).check_access(t, s.clock.now_ms()),
+    };
+    if let Err(problem) = check {
+        let mut resp = unauthorized(p, problem);
+        add_headers(&mut resp, extra);
+        if p == Provider::Hubspot {
+            set_hubspot_correlation(&mut resp, &hubspot_correlation);
+        }
+        return resp;
+    }
+
+    // The version after the token: a gateway authenticates before it routes to a versioned
+    // API (not verified against LinkedIn; an expired token with a sunset version answers 401,
+    // so a client refreshes, and learns of the version with its fresh token).
     if p == Provider::Linkedin {
         match req.headers().get("linkedin-version").map(|v| v.to_str()) {
             None => {
@@ -267,19 +283,6 @@ pub async fn api_layer(
                 );
             }
         }
-    }
-
-    let check = match bearer(req.headers()) {
-        None => Err(TokenProblem::Missing),
-        Some(t) => s.oauth(p).check_access(t, s.clock.now_ms()),
-    };
-    if let Err(problem) = check {
-        let mut resp = unauthorized(p, problem);
-        add_headers(&mut resp, extra);
-        if p == Provider::Hubspot {
-            set_hubspot_correlation(&mut resp, &hubspot_correlation);
-        }
-        return resp;
     }
 
     let mut resp = next.run(req).await;
