@@ -484,7 +484,7 @@ pub async fn deleted(
     }
     let (kind, start, end, now) = match replication_request(&s, &sobject, raw.as_deref()) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let earliest = now - DELETED_RETENTION_MS;
     // The deletion index may lag (`PUT /admin/providers/salesforce/deleted-index-lag`): it is
@@ -682,7 +682,7 @@ pub async fn updated(
     }
     let (kind, start, end, now) = match replication_request(&s, &sobject, raw.as_deref()) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let covered = whole_second(end.min(now));
     let w = s.world();
@@ -716,39 +716,43 @@ fn replication_request(
     s: &crate::state::AppState,
     sobject: &str,
     raw: Option<&str>,
-) -> Result<(Kind, i64, i64, i64), Response> {
+) -> Result<(Kind, i64, i64, i64), Box<Response>> {
     let kind = match sobject {
         "Account" => Kind::Company,
         "Contact" => Kind::Contact,
         "Opportunity" => Kind::Deal,
         _ => {
-            return Err(sf_error(
+            return Err(Box::new(sf_error(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
                 &format!(
                     "The requested resource does not exist: sObject type '{sobject}' is not supported."
                 ),
-            ));
+            )));
         }
     };
     let params = parse_form(raw.unwrap_or(""));
     let bad = |m: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", m);
     let Some(start) = form_get(&params, "start").and_then(parse_replication_date) else {
-        return Err(bad("start: a date-time in ISO 8601 form is required"));
+        return Err(Box::new(bad(
+            "start: a date-time in ISO 8601 form is required",
+        )));
     };
     let Some(end) = form_get(&params, "end").and_then(parse_replication_date) else {
-        return Err(bad("end: a date-time in ISO 8601 form is required"));
+        return Err(Box::new(bad(
+            "end: a date-time in ISO 8601 form is required",
+        )));
     };
     if end <= start {
-        return Err(bad("end must be after start"));
+        return Err(Box::new(bad("end must be after start")));
     }
     let now = s.clock.now_ms();
     let earliest = now - DELETED_RETENTION_MS;
     if start < earliest {
-        return Err(bad(&format!(
+        return Err(Box::new(bad(&format!(
             "start must not be earlier than {} (deleted records are kept 30 days)",
             sf_time(earliest)
-        )));
+        ))));
     }
     Ok((kind, start, end, now))
 }
