@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: run test test-alerts chaos contract lint bench infra build fmt clean-test-dbs web
+.PHONY: run test test-alerts chaos cluster-test load contract lint bench infra build fmt clean-test-dbs web
 
 ## Bring up PostgreSQL and NATS when missing, build, start every service, show it working.
 ## A release build: the first full cycle of the typical workspace takes ~16 s there and over a
@@ -31,6 +31,16 @@ test-alerts: infra
 chaos: infra
 	$(CARGO) build --workspace --bins
 	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p e2e --test chaos -- --ignored --test-threads=1 --nocapture
+
+## Two replicas of every service on a three-node NATS cluster of its own (JetStream, the stream
+## with 3 replicas; infra/nats-cluster.sh is the same layout for people), 10 workspaces syncing
+## LinkedIn and HubSpot: work shared (each replica's handled count printed), per-workspace order
+## held, and kill -9 of a replica, the stream leader's node stopped, and both at once, each
+## recovered with every dashboard equal to the undisturbed one (services/e2e/tests/cluster.rs).
+## About 2 minutes; not part of `make test`. CLUSTER_WORKSPACES=20 runs more.
+cluster-test: infra
+	$(CARGO) build --workspace --bins
+	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p e2e --test cluster -- --ignored --test-threads=1 --nocapture
 
 ## The providers' own client libraries (HubSpot, LinkedIn, Salesforce; Python, pinned) against
 ## the sandbox: fails on any divergence from the real APIs (infra/contract/README.md). Needs no

@@ -28,7 +28,9 @@ use serde_json::Value;
 use std::time::Duration;
 use tonic::transport::Channel;
 
+pub mod cluster;
 pub mod faults;
+pub mod tenants;
 
 /// How long any one wait of a scenario may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -62,6 +64,9 @@ pub struct System {
     sandbox_url: String,
     /// In [`SERVICES`]' order.
     services: Vec<Service>,
+    /// Second replicas ([`System::start_second_replicas`]), in [`SERVICES`]' order; none until
+    /// then.
+    second: Vec<Service>,
     /// Each service's name and the address of its metrics endpoint (`GET /metrics`).
     pub metrics: Vec<(&'static str, String)>,
     /// Each service's `<NAME>_GRPC_ADDR` variable and its value (the web edge takes them).
@@ -200,6 +205,7 @@ impl System {
             sandbox,
             sandbox_url,
             services,
+            second: Vec::new(),
             grpc_addrs: [
                 ("CONNECTOR", connector_grpc),
                 ("MATCHER", matcher_grpc),
@@ -262,6 +268,74 @@ impl System {
             .collect();
         s.process = Some(ServiceProcess::spawn(&bin(name), &self.env, &vars));
         grpc_channel(port).await;
+    }
+
+    /// Starts a second replica of every service: the same environment (database, stream,
+    /// durable consumers, settings) on ports of its own (gRPC, the connector's HTTP, metrics),
+    /// as a second machine would run it. The test's clients stay on the first replicas. Returns
+    /// once every new gRPC server answers.
+    pub async fn start_second_replicas(&mut self) {
+        assert!(self.second.is_empty(), "the second replicas are running");
+        for s in &self.services {
+            let own = |k: &str| {
+                k.ends_with("_GRPC_ADDR")
+                    || k.ends_with("_METRICS_ADDR")
+                    || k.ends_with("_HTTP_ADDR")
+            };
+            let mut vars: Vec<(String, String)> =
+                s.vars.iter().filter(|(k, _)| !own(k)).cloned().collect();
+            let upper = s.name.to_uppercase();
+            let grpc = free_port();
+            vars.push((format!("{upper}_GRPC_ADDR"), format!("127.0.0.1:{grpc}")));
+            vars.push((
+                format!("{upper}_METRICS_ADDR"),
+                format!("127.0.0.1:{}", free_port()),
+            ));
+            if s.name == "connector" {
+                vars.push((
+                    "CONNECTOR_HTTP_ADDR".into(),
+                    format!("127.0.0.1:{}", free_port()),
+                ));
+            }
+            self.second.push(service(&self.env, &[], s.name, &vars));
+            grpc_channel(grpc).await;
+        }
+    }
+
+    /// Every running service process: (service, replica 0 or 1, pid, metrics address).
+    pub fn processes(&self) -> Vec<(&'static str, usize, u32, String)> {
+        let metrics = |s: &Service| {
+            let var = format!("{}_METRICS_ADDR", s.name.to_uppercase());
+            s.vars
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let first = self.services.iter().map(|s| (s, 0));
+        let second = self.second.iter().map(|s| (s, 1));
+        first
+            .chain(second)
+            .filter_map(|(s, r)| {
+                let pid = s.process.as_ref()?.id()?;
+                Some((s.name, r, pid, metrics(s)))
+            })
+            .collect()
+    }
+
+    /// Kills replica `replica` (0: the first, 1: the second) of the service `name` with SIGKILL.
+    pub async fn kill_replica(&mut self, name: &str, replica: usize) {
+        if replica == 0 {
+            return self.kill_service(name).await;
+        }
+        let i = self.index(name);
+        let process = self.second[i]
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("the {name}'s second replica is not running"));
+        let status = process.kill().await;
+        assert!(!status.success(), "the {name} was killed: {status:?}");
     }
 
     fn index(&self, name: &str) -> usize {
@@ -505,7 +579,8 @@ impl System {
     /// Stops every service (each must exit cleanly) and the sandbox, and drops the test's
     /// database and stream.
     pub async fn stop(self) {
-        for p in self.services.into_iter().filter_map(|s| s.process) {
+        let all = self.services.into_iter().chain(self.second);
+        for p in all.filter_map(|s| s.process) {
             let status = p.terminate(Duration::from_secs(30)).await;
             assert!(
                 status.success(),

@@ -204,17 +204,30 @@ pub enum BusError {
 }
 
 /// Connects to NATS. Fails fast (a few seconds) when NATS is not there, naming the URL.
+///
+/// `url` may name several servers of a cluster, comma-separated (`nats://a:4222,nats://b:4222`):
+/// the client connects to any one that answers and reconnects to another when its server goes
+/// (it also learns the cluster's other members from the server it reaches), so a service started
+/// while one node is down still comes up (docs/deploy.md).
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    let err = |message: String| BusError::Connect {
+        url: url.into(),
+        message,
+    };
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
-        .connect(url)
+        .connect(servers)
         .await
-        .map_err(|e| BusError::Connect {
-            url: url.into(),
-            message: e.to_string(),
-        })
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Creates the stream, or brings an existing one to the configured settings. Idempotent.

@@ -64,6 +64,8 @@ pub struct EnvOptions {
     pub storage: StorageType,
     /// The stream's duplicate window (`RP_BUS_DEDUP_WINDOW`; default 2 min).
     pub dedup_window: Duration,
+    /// The stream's replicas (`RP_BUS_REPLICAS`; 1, or 3 on a NATS cluster).
+    pub replicas: usize,
 }
 
 impl Default for EnvOptions {
@@ -73,6 +75,7 @@ impl Default for EnvOptions {
             nats_url: nats_url(),
             storage: StorageType::Memory,
             dedup_window: BusConfig::default().dedup_window,
+            replicas: 1,
         }
     }
 }
@@ -112,6 +115,7 @@ impl TestEnv {
             partitions: 4,
             storage: options.storage,
             dedup_window: options.dedup_window,
+            replicas: options.replicas,
             ..BusConfig::default()
         };
         bus::ensure_stream(&js, &bus)
@@ -163,6 +167,7 @@ impl TestEnv {
                 "RP_BUS_DEDUP_WINDOW".into(),
                 format!("{}ms", self.bus.dedup_window.as_millis()),
             ),
+            ("RP_BUS_REPLICAS".into(), self.bus.replicas.to_string()),
         ]
     }
 
@@ -243,7 +248,7 @@ impl Drop for TestEnv {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(client) = async_nats::connect(nats_url).await {
+                if let Ok(client) = bus::connect(&nats_url, "test-cleanup").await {
                     cleanup(admin, url, jetstream::new(client), stream).await;
                 }
             });
@@ -335,6 +340,11 @@ impl ServiceProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
         Self { child }
+    }
+
+    /// The process's id (none once it has exited and been waited for).
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL (a crash: no shutdown code runs) and waits for it.
