@@ -3,8 +3,10 @@
 //! Every call is authenticated with an API key and may only name the key's own workspace.
 //! Subscribe streams are capped per API key and workspace and end on shutdown and when their key
 //! is revoked ([`rp_platform::streams`]). Subscribe is fed by core NATS subscriptions on the
-//! workspace's NotificationRaised and NotificationUpdated subjects (an update is sent as the notification again, same id, new text):
-//! the relay publishes an event only after it is committed to the log, so the bell never shows
+//! workspace's NotificationRaised and NotificationUpdated subjects, but what it pushes is read from
+//! the projection by the message's notification id, never taken from the message (a forged
+//! message on the bus names no notification of the workspace and is dropped; an update is sent
+//! as the notification again, same id, new text): the relay publishes an event only after it is committed to the log, so the bell never shows
 //! a notification that was rolled back, and every replica of the service sees every workspace's
 //! notifications whichever replica raised them (a per-process broadcast channel would see only
 //! its own).
@@ -173,13 +175,11 @@ fn from_row(r: NotificationRow) -> Notification {
     }
 }
 
-/// What a message on a notification subject asks the bell to show.
-enum Pushed {
-    /// A new notification, as the bell shows it (unread, unresolved).
-    Raised(Box<Notification>),
-    /// New words for a notification: sent again as the projection has it now.
-    Updated(Uuid),
-}
+/// Which notification a message on a notification subject names. The message's own text is
+/// never shown: anyone who can publish on the bus could forge it (issue 15.5). The bell pushes
+/// the notification as the projection has it, which the handler committed with the event before
+/// the relay published it; an id the projection does not hold in the workspace is dropped.
+struct Pushed(Uuid);
 
 /// A NotificationRaised or NotificationUpdated from the bus, and its event id (what a relay's
 /// republish repeats).
@@ -200,34 +200,13 @@ fn from_message(msg: &async_nats::Message) -> Option<(String, Pushed)> {
         }
     };
     let meta = event.meta();
-    let n = match event.event() {
-        Some(Event::NotificationRaised(n)) => n,
-        Some(Event::NotificationUpdated(u)) => {
-            let id = Uuid::parse_str(&u.notification_id).ok()?;
-            return Some((meta.event_id.clone(), Pushed::Updated(id)));
-        }
+    let id = match event.event() {
+        Some(Event::NotificationRaised(n)) => &n.notification_id,
+        Some(Event::NotificationUpdated(u)) => &u.notification_id,
         _ => return None,
     };
-    let raised = Notification {
-        notification_id: n.notification_id.clone(),
-        workspace_id: meta.workspace_id.clone(),
-        integration_id: meta.integration_id.clone(),
-        provider: Provider::from_event(n.provider)
-            .map(|p| p.display_name().to_string())
-            .unwrap_or_default(),
-        kind: kind(&n.kind) as i32,
-        incident_key: n.incident_key.clone(),
-        title: n.title.clone(),
-        body: n.body.clone(),
-        action: n.action.clone(),
-        link: n.link.clone(),
-        raised_at: meta.occurred_at,
-        read_at: None,
-        resolved_at: None,
-        resolves_notification_id: n.resolves_notification_id.clone(),
-        updated_at: None,
-    };
-    Some((meta.event_id.clone(), Pushed::Raised(Box::new(raised))))
+    let id = Uuid::parse_str(id).ok()?;
+    Some((meta.event_id.clone(), Pushed(id)))
 }
 
 /// Remembers the last few event ids pushed, so a relay republishing a page after a crash does not
@@ -407,16 +386,17 @@ impl Notifications for NotificationsApi {
                 .filter_map(move |pushed| {
                     let pool = pool.clone();
                     async move {
-                        match pushed {
-                            Pushed::Raised(n) => Some(Ok(*n)),
-                            // Committed with the projection before the relay published it.
-                            Pushed::Updated(id) => match store::get(&pool, ws, id).await {
-                                Ok(row) => row.map(|r| Ok(from_row(r))),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, notification_id = %id, "an updated notification could not be read; the client's next List shows it");
-                                    None
-                                }
-                            },
+                        let Pushed(id) = pushed;
+                        match store::get(&pool, ws, id).await {
+                            Ok(Some(row)) => Some(Ok(from_row(row))),
+                            Ok(None) => {
+                                tracing::warn!(notification_id = %id, "a notification message names a notification the workspace does not have: not pushed (forged?)");
+                                None
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, notification_id = %id, "a notification could not be read; the client's next List shows it");
+                                None
+                            }
                         }
                     }
                 });
