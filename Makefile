@@ -42,6 +42,15 @@ cluster-test: infra
 	$(CARGO) build --workspace --bins
 	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test -p e2e --test cluster -- --ignored --test-threads=1 --nocapture
 
+## N workspaces at once (LOAD_WORKSPACES, default 10,100; 10,100,1000 for the whole curve; small
+## data, LOAD_COMPANIES=300), each level on a fresh system in a release build: Sync Now on every
+## integration, then the shared daily slot. Prints runs per minute, p50/p95/max run duration,
+## every service's peak memory, dashboards differing (must be 0) and failures (must be 0)
+## (services/e2e/tests/load.rs; the curve is in docs/benchmarks.md). Not part of `make test`.
+load: infra
+	$(CARGO) build --release --workspace --bins
+	RUST_LOG=$${RUST_LOG:-error} $(CARGO) test --release -p e2e --test load -- --ignored --test-threads=1 --nocapture
+
 ## The providers' own client libraries (HubSpot, LinkedIn, Salesforce; Python, pinned) against
 ## the sandbox: fails on any divergence from the real APIs (infra/contract/README.md). Needs no
 ## PostgreSQL or NATS; installs its venv in target/contract-venv on the first run.
