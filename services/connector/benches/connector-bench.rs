@@ -112,6 +112,8 @@ fn parent_config(sb: &Sandbox) -> anyhow::Result<ConnectorConfig> {
             attempts: 4,
             retry_delay: Duration::from_millis(200),
             linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
+            max_response_bytes: connector::providers::DEFAULT_MAX_RESPONSE_BYTES,
+            max_pages: connector::providers::DEFAULT_MAX_PAGES,
         },
         keys: KeyRing::parse(&format!("{id}:{key}"), id).map_err(|e| anyhow!(e))?,
         oauth_state_ttl: Duration::from_secs(600),

@@ -20,6 +20,8 @@ pub struct Clients {
     hubspot_api: String,
     linkedin_analytics_cap: usize,
     linkedin_api_version: String,
+    max_response_bytes: usize,
+    max_pages: u64,
     oauth: [OAuthClient; 3],
 }
 
@@ -80,6 +82,8 @@ impl Clients {
             hubspot_api: p.hubspot.api_base.clone(),
             linkedin_analytics_cap: p.linkedin_analytics_cap,
             linkedin_api_version: p.linkedin_api_version.clone(),
+            max_response_bytes: p.max_response_bytes,
+            max_pages: p.max_pages,
             retry,
             http,
         })
@@ -94,18 +98,26 @@ impl Clients {
         cfg.retry = self.retry;
         cfg.analytics_cap = self.linkedin_analytics_cap;
         cfg.version = self.linkedin_api_version.clone();
+        cfg.max_response_bytes = self.max_response_bytes;
         LinkedinClient::new(cfg, self.http.clone())
     }
 
     pub fn hubspot(&self) -> HubspotClient {
         let mut cfg = HubspotConfig::new(&self.hubspot_api);
         cfg.retry = self.retry;
+        cfg.max_response_bytes = self.max_response_bytes;
         HubspotClient::new(cfg, self.http.clone())
     }
 
     pub fn salesforce(&self, instance_url: &str) -> SalesforceClient {
         let mut cfg = SalesforceConfig::new(instance_url);
         cfg.retry = self.retry;
+        cfg.max_response_bytes = self.max_response_bytes;
         SalesforceClient::new(cfg, self.http.clone())
+    }
+
+    /// The most pages one paged read of one object may take in one run (`CONNECTOR_MAX_PAGES`).
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
     }
 }

@@ -42,6 +42,14 @@ pub struct ProvidersConfig {
     /// The `LinkedIn-Version` header, YYYYMM (`LINKEDIN_API_VERSION`, default
     /// [`crate::providers::linkedin::DEFAULT_VERSION`]); LinkedIn sunsets each after 12 months.
     pub linkedin_api_version: String,
+    /// The most bytes one provider answer may have (`CONNECTOR_MAX_RESPONSE_BYTES`, 16 MiB: a
+    /// full LinkedIn analytics answer of 15,000 rows is about 6 MB); read incrementally, a larger
+    /// answer is refused as bad data once the cap is passed, never held whole.
+    pub max_response_bytes: usize,
+    /// The most pages one paged read of one object may take in one run
+    /// (`CONNECTOR_MAX_PAGES`, 100,000: ten million HubSpot records); past it, or at a cursor
+    /// the read already followed, the run fails as bad data naming the endpoint.
+    pub max_pages: u64,
 }
 
 /// A LinkedIn API version as the header takes it: YYYYMM, month 01-12.
@@ -215,6 +223,12 @@ impl ConnectorConfig {
                 linkedin_version(&raw)
                     .map_err(|problem| invalid("LINKEDIN_API_VERSION", &raw, problem))?
             },
+            max_response_bytes: parse_or(
+                "CONNECTOR_MAX_RESPONSE_BYTES",
+                crate::providers::DEFAULT_MAX_RESPONSE_BYTES,
+            )?
+            .max(64 * 1024),
+            max_pages: parse_or("CONNECTOR_MAX_PAGES", crate::providers::DEFAULT_MAX_PAGES)?.max(1),
         };
         let hint =
             "the token encryption keys, e.g. k1:$(openssl rand -base64 32) (see docs/connector.md)";

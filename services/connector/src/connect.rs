@@ -385,6 +385,12 @@ impl ConnectFlow {
                 tracing::warn!(integration_id = %id, %provider, error = %e, "code exchange failed");
                 let reason = match e {
                     ProviderError::Outage { .. } => "provider_unavailable",
+                    ProviderError::BadPayload { detail, .. }
+                        if detail
+                            .starts_with(crate::providers::salesforce::UNTRUSTED_INSTANCE_URL) =>
+                    {
+                        "untrusted_instance_url"
+                    }
                     _ => "exchange_failed",
                 };
                 return Ok(CallbackOutcome::Failed {

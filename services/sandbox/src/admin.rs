@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/providers/{provider}/malformed", post(malformed))
         .route(
+            "/providers/{provider}/hostile",
+            put(hostile_on).delete(hostile_off),
+        )
+        .route(
             "/providers/{provider}/edit-during-search",
             put(edit_during_search),
         )
@@ -310,6 +314,32 @@ async fn malformed(State(s): State<AppState>, Path(p): Path<String>, raw: String
     provider_status(State(s), Path(p.prefix().to_string())).await
 }
 
+async fn hostile_on(State(s): State<AppState>, Path(p): Path<String>, raw: String) -> Response {
+    let p = try_resp!(provider(&p));
+    let h: crate::state::Hostile = try_resp!(body(&raw));
+    if h.instance_url.is_some() && p != Provider::Salesforce {
+        return err(StatusCode::BAD_REQUEST, "instance_url is Salesforce's");
+    }
+    if matches!(
+        h.mode,
+        Some(crate::state::HostileMode::RepeatCursor | crate::state::HostileMode::EndlessPages)
+    ) && p != Provider::Hubspot
+    {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "repeat_cursor and endless_pages are modelled on HubSpot's list pages",
+        );
+    }
+    s.controls(p).hostile = Some(h);
+    provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
+async fn hostile_off(State(s): State<AppState>, Path(p): Path<String>) -> Response {
+    let p = try_resp!(provider(&p));
+    s.controls(p).hostile = None;
+    provider_status(State(s), Path(p.prefix().to_string())).await
+}
+
 async fn edit_during_search(
     State(s): State<AppState>,
     Path(p): Path<String>,
@@ -411,6 +441,12 @@ pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<Str
         "live_grants": live,
         "organization_errors": c.organization_errors,
         "ad_accounts_hidden": c.ad_accounts_hidden,
+        "hostile": c.hostile.as_ref().map(|h| json!({
+            "mode": h.mode,
+            "bytes": h.bytes,
+            "instance_url": h.instance_url,
+            "bytes_served": h.bytes_served.load(std::sync::atomic::Ordering::Relaxed),
+        })),
     }))
     .into_response()
 }

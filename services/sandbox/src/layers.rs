@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::config::{Provider, RateLimit};
 use crate::errors::{self, correlation_id};
 use crate::oauth::{TokenProblem, bearer};
-use crate::state::{AppState, Controls, LoggedRequest, OutageMode};
+use crate::state::{AppState, Controls, Hostile, HostileMode, LoggedRequest, OutageMode};
 use crate::util::{fmt_iso, parse_form};
 
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -285,8 +285,32 @@ pub async fn api_layer(
         }
     }
 
+    let hostile = s.controls(p).hostile.clone();
+    let mode = hostile.as_ref().and_then(|h| h.mode);
+    let paging = matches!(
+        mode,
+        Some(HostileMode::RepeatCursor | HostileMode::EndlessPages)
+    ) && p == Provider::Hubspot
+        && is_list_page(&req);
+    // A hostile cursor serves the first page again: the request goes on without it.
+    let (req, cursor_no) = if paging { strip_after(req) } else { (req, 0) };
     let mut resp = next.run(req).await;
     if resp.status().is_success() {
+        match (mode, &hostile) {
+            (Some(HostileMode::HugeBody), Some(h)) => {
+                let mut resp = huge_body(h);
+                add_headers(&mut resp, extra);
+                return resp;
+            }
+            (Some(m), _) if paging => {
+                let cursor = match m {
+                    HostileMode::RepeatCursor => "hostile-1".to_string(),
+                    _ => format!("hostile-{}", cursor_no + 1),
+                };
+                resp = with_next_cursor(resp, &cursor).await;
+            }
+            _ => {}
+        }
         let malformed = {
             let mut c = s.controls(p);
             if c.malformed_next > 0 {
@@ -478,4 +502,91 @@ fn header_lower(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// HubSpot's list of an object type: `GET …/crm/v3/objects/{type}`.
+fn is_list_page(req: &Request) -> bool {
+    let segs: Vec<&str> = req.uri().path().trim_end_matches('/').rsplit('/').collect();
+    req.method() == Method::GET && segs.len() >= 2 && segs[1] == "objects"
+}
+
+/// The request without its `after` (a hostile cursor the handler would refuse), and the number
+/// of the hostile cursor it carried (`hostile-<n>`; 0 for none).
+fn strip_after(mut req: Request) -> (Request, u64) {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let mut n = 0;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("after=") {
+            Some(v) => {
+                n = v
+                    .strip_prefix("hostile-")
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0);
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    let path = req.uri().path().to_string();
+    let uri = if kept.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(u) = uri.parse() {
+        *req.uri_mut() = u;
+    }
+    (req, n)
+}
+
+/// The answer with `paging.next.after` set to `cursor`.
+async fn with_next_cursor(resp: Response, cursor: &str) -> Response {
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "answer too large").into_response();
+    };
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("paging".into(), json!({"next": {"after": cursor}}));
+    }
+    let mut parts = parts;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(v.to_string()))
+}
+
+/// An answer of `h.bytes` (64 MiB by default) that looks like the start of a JSON document and
+/// never ends before the last byte: streamed in 64 KiB chunks, counted as they are written.
+fn huge_body(h: &Hostile) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let total = h.bytes.unwrap_or(64 * 1024 * 1024);
+    let served = h.bytes_served.clone();
+    let head: &'static [u8] = b"{\"results\":[";
+    let stream = futures::stream::unfold(0u64, move |sent| {
+        let served = served.clone();
+        async move {
+            if sent >= total {
+                return None;
+            }
+            let n = (total - sent).min(CHUNK as u64) as usize;
+            let mut chunk = vec![b' '; n];
+            if sent == 0 {
+                let k = head.len().min(n);
+                chunk[..k].copy_from_slice(&head[..k]);
+            }
+            served.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)),
+                sent + n as u64,
+            ))
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }

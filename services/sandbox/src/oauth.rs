@@ -543,7 +543,12 @@ fn success(
                 "access_token": access,
                 "signature": STANDARD.encode(h.finalize()),
                 "scope": if scope.is_empty() { "api refresh_token" } else { scope },
-                "instance_url": s.provider_base(Provider::Salesforce),
+                "instance_url": s
+                    .controls(p)
+                    .hostile
+                    .as_ref()
+                    .and_then(|h| h.instance_url.clone())
+                    .unwrap_or_else(|| s.provider_base(Provider::Salesforce)),
                 "id": id,
                 "token_type": "Bearer",
                 "issued_at": issued_at,

@@ -57,6 +57,41 @@ pub struct Controls {
     pub organization_errors: std::collections::BTreeMap<u64, u16>,
     /// LinkedIn: the member sees no ad account (`adAccounts` answers an empty list).
     pub ad_accounts_hidden: bool,
+    /// A provider gone hostile (`PUT /admin/providers/{p}/hostile`); `None` = behaves.
+    pub hostile: Option<Hostile>,
+}
+
+/// How a hostile provider answers (issue 15.10): bodies too big to hold, paging that never ends,
+/// a Salesforce `instance_url` pointing elsewhere.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hostile {
+    /// What successful API answers become; `None` = unchanged.
+    #[serde(default)]
+    pub mode: Option<HostileMode>,
+    /// `huge_body`: bytes per answer (default 64 MiB), streamed, never held whole.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// Salesforce: the `instance_url` token answers give instead of the sandbox's.
+    #[serde(default)]
+    pub instance_url: Option<String>,
+    /// `huge_body`: bytes actually written to clients so far (a client that stops reading at
+    /// its cap stops the stream).
+    #[serde(skip)]
+    pub bytes_served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostileMode {
+    /// Every successful API answer is an endless-looking JSON document of `bytes` bytes.
+    HugeBody,
+    /// HubSpot list pages: every page names the same `after` cursor, and that cursor serves the
+    /// first page again.
+    RepeatCursor,
+    /// HubSpot list pages: every page names a new `after` cursor, and every cursor serves the
+    /// first page again: paging never ends.
+    EndlessPages,
 }
 
 /// A fault of the real world: while a search of `object` is paged, once `after_page` pages of it
@@ -103,6 +138,7 @@ impl Controls {
             sf_edit_after_query: None,
             organization_errors: std::collections::BTreeMap::new(),
             ad_accounts_hidden: false,
+            hostile: None,
         }
     }
 }

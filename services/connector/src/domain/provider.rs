@@ -198,3 +198,71 @@ mod tests {
         assert!(!format!("{:?}", Holder { token: s }).contains("AQV"));
     }
 }
+
+/// A paged read of one object: every cursor followed once, at most `max` pages. A provider
+/// that names a cursor again, or pages on past any size the object could have, would keep a
+/// pull alive for ever (renewing its lease, blocking the integration's later syncs and a pull
+/// slot); the read stops as bad data instead (issue 15.10).
+#[derive(Debug, Clone)]
+pub struct PageGuard {
+    seen: std::collections::HashSet<String>,
+    pages: u64,
+    max: u64,
+}
+
+impl PageGuard {
+    /// A read of at most `max` pages (`CONNECTOR_MAX_PAGES`), `pages` of them read already
+    /// (a read resumed from its walk).
+    pub fn new(max: u64, pages: u64) -> Self {
+        PageGuard {
+            seen: std::collections::HashSet::new(),
+            pages,
+            max: max.max(1),
+        }
+    }
+
+    /// Before reading the page at `cursor` (`None`: the first page): `Err` says why this read
+    /// must stop.
+    pub fn next(&mut self, cursor: Option<&str>) -> Result<(), String> {
+        if let Some(c) = cursor
+            && !self.seen.insert(c.to_string())
+        {
+            let shown: String = c.chars().take(64).collect();
+            return Err(format!(
+                "the paging cursor {shown:?} came again: the pages would never end"
+            ));
+        }
+        self.pages += 1;
+        if self.pages > self.max {
+            return Err(format!(
+                "more than {} pages of one object (CONNECTOR_MAX_PAGES): the pages would never end",
+                self.max
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod page_guard_tests {
+    use super::PageGuard;
+
+    #[test]
+    fn a_cursor_named_again_stops_the_read() {
+        let mut g = PageGuard::new(100, 0);
+        assert!(g.next(None).is_ok());
+        assert!(g.next(Some("a")).is_ok());
+        assert!(g.next(Some("b")).is_ok());
+        let e = g.next(Some("a")).unwrap_err();
+        assert!(e.contains("\"a\" came again"), "{e}");
+    }
+
+    #[test]
+    fn pages_past_the_cap_stop_the_read_counting_a_resumed_reads_pages() {
+        let mut g = PageGuard::new(3, 1);
+        assert!(g.next(Some("1")).is_ok());
+        assert!(g.next(Some("2")).is_ok());
+        let e = g.next(Some("3")).unwrap_err();
+        assert!(e.contains("more than 3 pages"), "{e}");
+    }
+}

@@ -52,6 +52,42 @@ pub(crate) struct Http {
     pub client: reqwest::Client,
     pub provider: Provider,
     pub retry: RetryPolicy,
+    /// The most bytes one answer may have; a larger one is bad data (read incrementally, so it
+    /// is never held whole).
+    pub max_body: usize,
+}
+
+/// Why an answer's body could not be read.
+pub(crate) enum BodyError {
+    /// It passed the cap (the detail says by how much it claimed or was read).
+    TooLarge(String),
+    Transport(reqwest::Error),
+}
+
+/// Read `resp`'s body chunk by chunk, giving up as soon as it passes `max` bytes (or claims to
+/// in `Content-Length`), so a provider cannot make us hold an answer of any size.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Bytes, BodyError> {
+    let too_large =
+        |what: String| BodyError::TooLarge(format!("the answer {what}, past the {max}-byte cap"));
+    if let Some(len) = resp.content_length()
+        && len > max as u64
+    {
+        return Err(too_large(format!("claims {len} bytes")));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large(format!(
+                "went on beyond {} bytes",
+                body.len() + chunk.len()
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 impl Http {
@@ -77,7 +113,7 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    match resp.bytes().await {
+                    match read_capped(resp, self.max_body).await {
                         Ok(body) => {
                             return Ok(Reply {
                                 status,
@@ -85,8 +121,14 @@ impl Http {
                                 body,
                             });
                         }
-                        Err(e) if e.is_timeout() => OutageCause::Timeout,
-                        Err(e) => OutageCause::Connection(e.without_url().to_string()),
+                        Err(BodyError::TooLarge(detail)) => {
+                            let detail = format!("{detail} (CONNECTOR_MAX_RESPONSE_BYTES)");
+                            return Err(self.bad_payload(endpoint, detail));
+                        }
+                        Err(BodyError::Transport(e)) if e.is_timeout() => OutageCause::Timeout,
+                        Err(BodyError::Transport(e)) => {
+                            OutageCause::Connection(e.without_url().to_string())
+                        }
                     }
                 }
                 Err(e) if e.is_builder() => {

@@ -18,6 +18,14 @@ use std::time::Duration;
 
 pub use http::RetryPolicy;
 
+/// `CONNECTOR_MAX_RESPONSE_BYTES`' default: 16 MiB, a few MiB above the largest legitimate
+/// answer (a LinkedIn analytics answer at its 15,000-row cap is about 6 MB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// `CONNECTOR_MAX_PAGES`' default: pages of one object in one run (ten million HubSpot records
+/// at 100 a page), far beyond any real account, short of for ever.
+pub const DEFAULT_MAX_PAGES: u64 = 100_000;
+
 static CRYPTO: Once = Once::new();
 
 /// Install rustls' ring crypto provider as the process default (reqwest is built with

@@ -458,9 +458,12 @@ async fn hubspot_object<T: HubspotObject>(
                 pull.resume(w);
                 (after, page_no, complete) = (w.after.clone(), w.pages, w.complete);
             }
+            let endpoint = format!("GET /crm/v3/objects/{}", T::PATH);
+            let mut guard = run.page_guard(page_no);
             while !complete {
                 page_no += 1;
                 run.position = format!("{} page {page_no}", T::PATH);
+                run.next_page(&mut guard, &endpoint, after.as_deref())?;
                 let page = with_token!(run, t => client.list_page::<T>(&t, after.as_deref()));
                 let at_start = pull.mark();
                 let n = page.records.len();
@@ -491,9 +494,13 @@ async fn hubspot_object<T: HubspotObject>(
         }
         Some(since) => {
             let mut walker = client.modified_between::<T>(since, until);
+            let endpoint = format!("POST /crm/v3/objects/{}/search", T::PATH);
+            let mut guard = run.page_guard(0);
             loop {
                 page_no += 1;
                 run.position = format!("{} search page {page_no}", T::PATH);
+                // The walker's offsets restart with each window: only the count is guarded.
+                run.next_page(&mut guard, &endpoint, None)?;
                 let page = with_token!(run, t => walker.next_page(client, &t));
                 let Some(records) = page else { break };
                 for r in records {
@@ -507,9 +514,12 @@ async fn hubspot_object<T: HubspotObject>(
     if deletions.previous.is_some() || pull.previous.is_some() {
         let mut after: Option<String> = None;
         let mut page_no = 0u64;
+        let endpoint = format!("GET /crm/v3/objects/{}?archived=true", T::PATH);
+        let mut guard = run.page_guard(0);
         loop {
             page_no += 1;
             run.position = format!("{} archived page {page_no}", T::PATH);
+            run.next_page(&mut guard, &endpoint, after.as_deref())?;
             let page = with_token!(run, t => client.archived_page::<T>(&t, after.as_deref()));
             for d in &page.records {
                 deletions.report(run, &mut pull, d).await?;
@@ -658,6 +668,9 @@ async fn salesforce_object<T: SalesforceObject>(
     let since = pull.previous.as_ref().map(|p| p.signpost);
     let mut batch_no = 1u64;
     run.position = format!("{} batch {batch_no}", T::NAME);
+    let endpoint = format!("GET /services/data/../query ({})", T::NAME);
+    let mut guard = run.page_guard(0);
+    run.next_page(&mut guard, &endpoint, None)?;
     let mut page = with_token!(run, t => client.modified_since::<T>(&t, since));
     loop {
         for r in std::mem::take(&mut page.records) {
@@ -669,6 +682,7 @@ async fn salesforce_object<T: SalesforceObject>(
         let Some(next) = page.next.take() else { break };
         batch_no += 1;
         run.position = format!("{} batch {batch_no}", T::NAME);
+        run.next_page(&mut guard, &endpoint, Some(&next))?;
         page = with_token!(run, t => client.query_more::<T>(&t, &next));
     }
     let mut deletions = DeletionPull::start(run, kind, signpost).await?;

@@ -56,8 +56,11 @@ pub(crate) async fn pull(run: &mut Run) -> Result<Event, RunError> {
     // Ad accounts, and which account each campaign belongs to.
     let mut accounts = Vec::new();
     let mut start = 0usize;
+    let mut guard = run.page_guard(0);
     loop {
         run.position = format!("adAccounts start {start}");
+        let cursor = (start > 0).then(|| start.to_string());
+        run.next_page(&mut guard, "GET /rest/adAccounts", cursor.as_deref())?;
         let page = with_token!(run, t => client.ad_accounts(&t, start));
         accounts.extend(page.records.into_iter().map(|a| a.id));
         match page.next.and_then(|n| n.parse().ok()) {
@@ -82,8 +85,15 @@ pub(crate) async fn pull(run: &mut Run) -> Result<Event, RunError> {
     let mut account_campaigns: HashMap<u64, Vec<u64>> = HashMap::new();
     for &account in &accounts {
         let mut start = 0usize;
+        let mut guard = run.page_guard(0);
         loop {
             run.position = format!("adCampaigns of {account} start {start}");
+            let cursor = (start > 0).then(|| start.to_string());
+            run.next_page(
+                &mut guard,
+                "GET /rest/adAccounts/{id}/adCampaigns",
+                cursor.as_deref(),
+            )?;
             let page = with_token!(run, t => client.campaigns(&t, account, start));
             for c in page.records {
                 campaign_account.insert(c.id, c.account_id);

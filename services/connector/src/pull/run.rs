@@ -18,7 +18,7 @@ use super::progress::Progress;
 use super::{PullContext, crm, linkedin};
 use crate::domain::batch::Oversized;
 use crate::domain::failure::{Verdict, classify, disconnected_message};
-use crate::domain::provider::{ProviderError, Secret};
+use crate::domain::provider::{PageGuard, ProviderError, Secret};
 use crate::domain::{
     ConnectionStatus, DisconnectReason, IntegrationId, ObjectKind, Provider, SyncRunId,
 };
@@ -192,6 +192,35 @@ impl Run {
                 RunError::Infra(other.to_string())
             }
         }
+    }
+
+    /// The provider's answers cannot go on (a cursor named again, pages past the cap): the
+    /// run fails as bad data from `endpoint`.
+    pub fn bad_data(&self, endpoint: &str, detail: String) -> RunError {
+        let e = ProviderError::BadPayload {
+            provider: self.provider,
+            endpoint: endpoint.to_string(),
+            detail,
+        };
+        self.failure(&e, false)
+    }
+
+    /// Before reading the page at `cursor` of `endpoint`: a cursor named again, or a page past
+    /// `CONNECTOR_MAX_PAGES`, fails the run as bad data.
+    pub fn next_page(
+        &self,
+        guard: &mut PageGuard,
+        endpoint: &str,
+        cursor: Option<&str>,
+    ) -> Result<(), RunError> {
+        guard
+            .next(cursor)
+            .map_err(|detail| self.bad_data(endpoint, detail))
+    }
+
+    /// A guard for one paged read (`CONNECTOR_MAX_PAGES`).
+    pub fn page_guard(&self, pages_read: u64) -> PageGuard {
+        PageGuard::new(self.ctx.clients.max_pages(), pages_read)
     }
 
     fn failure(&self, e: &ProviderError, refreshed: bool) -> RunError {

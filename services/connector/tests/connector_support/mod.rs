@@ -78,6 +78,8 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
             retry_delay: Duration::from_millis(5),
             linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
             linkedin_api_version: TEST_LINKEDIN_VERSION.into(),
+            max_response_bytes: connector::providers::DEFAULT_MAX_RESPONSE_BYTES,
+            max_pages: connector::providers::DEFAULT_MAX_PAGES,
         },
         keys: KeyRing::parse(&format!("k1:{}", key_b64(7)), "k1").unwrap(),
         oauth_state_ttl: Duration::from_secs(600),

@@ -35,6 +35,7 @@ export function oauthResult(q: URLSearchParams): { ok: boolean; text: string } |
         state_expired: "the sign-in took too long",
         exchange_failed: "the provider did not give us access",
         provider_unavailable: "the provider is unavailable right now",
+        untrusted_instance_url: "Salesforce sent us to a server that is not Salesforce, so no access was kept",
       };
       const why = reasons[q.get("reason") ?? ""] ?? "something went wrong";
       return { ok: false, text: `Connecting did not complete: ${why}. Please click Connect (or Reconnect) again.` };

@@ -65,6 +65,7 @@ impl HubspotClient {
                 client,
                 provider: Provider::Hubspot,
                 retry: cfg.retry,
+                max_body: cfg.max_response_bytes,
             },
             limiter: RateLimiter::new(cfg.default_limit.0, cfg.default_limit.1),
             search_limiter: RateLimiter::fixed(cfg.search_limit.0, cfg.search_limit.1),

@@ -19,6 +19,8 @@ pub struct HubspotConfig {
     pub search_limit: (u32, Duration),
     /// 429s tolerated (each waited out) before giving up with `RateLimited`.
     pub max_throttled_retries: u32,
+    /// The most bytes one answer may have (`CONNECTOR_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
 }
 
 impl HubspotConfig {
@@ -30,6 +32,7 @@ impl HubspotConfig {
             default_limit: (100, Duration::from_secs(10)),
             search_limit: (5, Duration::from_secs(1)),
             max_throttled_retries: 5,
+            max_response_bytes: crate::providers::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

@@ -26,6 +26,7 @@ impl LinkedinClient {
                 client,
                 provider: Provider::Linkedin,
                 retry: cfg.retry,
+                max_body: cfg.max_response_bytes,
             },
             cfg,
         }

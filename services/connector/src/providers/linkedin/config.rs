@@ -24,6 +24,8 @@ pub struct LinkedinConfig {
     /// Walks start with ranges of at most this many days (fewer wasted truncated calls).
     pub initial_chunk_days: u32,
     pub retry: RetryPolicy,
+    /// The most bytes one answer may have (`CONNECTOR_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
 }
 
 impl LinkedinConfig {
@@ -34,6 +36,7 @@ impl LinkedinConfig {
             analytics_cap: ANALYTICS_CAP,
             initial_chunk_days: 31,
             retry: RetryPolicy::default(),
+            max_response_bytes: crate::providers::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

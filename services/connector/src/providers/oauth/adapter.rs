@@ -11,6 +11,7 @@ use oauth2::{
 
 use super::wire::{ProviderTokenError, ProviderTokenResponse};
 use crate::domain::provider::OutageCause;
+use crate::providers::http::BodyError;
 
 /// The `oauth2` client as we configure it (authorize and token endpoints set).
 pub(super) type Client = oauth2::Client<
@@ -33,7 +34,14 @@ pub enum AdapterError {
     Unavailable(OutageCause),
     #[error("bad request: {0}")]
     Build(String),
+    /// The answer passed [`MAX_TOKEN_ANSWER`]: bad data, not read further.
+    #[error("{0}")]
+    TooLarge(String),
 }
+
+/// The most bytes a token answer may have: they are a few hundred bytes; a provider (or whoever
+/// answers at its URL) sending more is not read further (issue 15.10).
+pub const MAX_TOKEN_ANSWER: usize = 1024 * 1024;
 
 /// `oauth2`'s async HTTP client over our reqwest client.
 pub struct ReqwestAdapter<'a>(pub &'a reqwest::Client);
@@ -60,7 +68,11 @@ impl<'c> AsyncHttpClient<'c> for ReqwestAdapter<'_> {
                 )));
             }
             let headers = resp.headers().clone();
-            let bytes = resp.bytes().await.map_err(transport)?;
+            let bytes = match crate::providers::http::read_capped(resp, MAX_TOKEN_ANSWER).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge(detail)) => return Err(AdapterError::TooLarge(detail)),
+                Err(BodyError::Transport(e)) => return Err(transport(e)),
+            };
             let mut out = http::Response::builder()
                 .status(status)
                 .body(bytes.to_vec())

@@ -209,6 +209,21 @@ impl OAuthClient {
         let endpoint = format!("POST {}", self.cfg.token_url);
         match result {
             Ok(r) => {
+                // Salesforce says where the org's API is; every later call carries the token
+                // there, so only a Salesforce host (or our configured sandbox) is believed.
+                if provider == Provider::Salesforce
+                    && let Some(instance) = r.instance_url.as_deref()
+                    && let Err(detail) = crate::providers::salesforce::check_instance_url(
+                        instance,
+                        &self.cfg.token_url,
+                    )
+                {
+                    return Err(ProviderError::BadPayload {
+                        provider,
+                        endpoint,
+                        detail,
+                    });
+                }
                 let new_refresh = r.refresh_token.map(|t| Secret::new(t.into_secret()));
                 let rotated = matches!((&new_refresh, used_refresh), (Some(n), Some(o)) if n != o);
                 Ok(Some(TokenSet {
@@ -232,6 +247,13 @@ impl OAuthClient {
                 } else {
                     Ok(None)
                 }
+            }
+            Err(RequestTokenError::Request(AdapterError::TooLarge(detail))) => {
+                Err(ProviderError::BadPayload {
+                    provider,
+                    endpoint,
+                    detail,
+                })
             }
             Err(RequestTokenError::Request(AdapterError::Build(m))) => {
                 Err(ProviderError::Request {

@@ -98,6 +98,7 @@ impl SalesforceClient {
                 client,
                 provider: Provider::Salesforce,
                 retry: cfg.retry,
+                max_body: cfg.max_response_bytes,
             },
             cfg,
         }

@@ -9,6 +9,8 @@ pub struct SalesforceConfig {
     /// e.g. `v60.0`.
     pub api_version: String,
     pub retry: RetryPolicy,
+    /// The most bytes one answer may have (`CONNECTOR_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
 }
 
 impl SalesforceConfig {
@@ -17,6 +19,7 @@ impl SalesforceConfig {
             instance_url: instance_url.to_string(),
             api_version: "v60.0".into(),
             retry: RetryPolicy::default(),
+            max_response_bytes: crate::providers::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

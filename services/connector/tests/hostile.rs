@@ -1,0 +1,149 @@
+//! Bounds on what providers send (issue 15.10), each against a hostile mode of the sandbox
+//! (`PUT /admin/providers/{p}/hostile`): a body too big to hold, a paging cursor that repeats,
+//! paging that never ends, and a Salesforce `instance_url` that is not Salesforce.
+
+mod connector_support;
+
+use connector_support::{Harness, Options, failed};
+use rp_platform::contracts::api::v1 as api;
+use rp_platform::contracts::events::v1 as ev;
+use serde_json::json;
+
+const MIB: u64 = 1024 * 1024;
+
+async fn harness(max_response_bytes: usize, max_pages: u64) -> Harness {
+    Harness::with(Options {
+        tweak: Box::new(move |c| {
+            c.providers.max_response_bytes = max_response_bytes;
+            c.providers.max_pages = max_pages;
+        }),
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_huge_body_fails_the_run_as_bad_data_at_the_cap_without_being_read_whole() {
+    let h = harness(MIB as usize, 1_000).await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    let total = 256 * MIB;
+    h.admin(
+        "PUT",
+        "/providers/hubspot/hostile",
+        json!({"mode": "huge_body", "bytes": total}),
+    )
+    .await;
+    let (_, events) = h.sync(id).await;
+    let f = failed(&events).expect("the run fails");
+    assert_eq!(f.kind, ev::FailureKind::BadPayload as i32, "{f:?}");
+    assert!(
+        f.message.contains("1048576-byte cap"),
+        "says the answer passed the cap: {}",
+        f.message
+    );
+    assert!(
+        f.location.contains("/crm/v3/objects/companies"),
+        "names the endpoint: {}",
+        f.location
+    );
+    let status = h.admin("GET", "/providers/hubspot", json!(null)).await;
+    let served = status["hostile"]["bytes_served"].as_u64().unwrap();
+    assert!(
+        served < total / 4,
+        "the client stopped reading near its cap: {served} of {total} bytes were sent"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeated_paging_cursor_fails_the_run_as_bad_data_naming_the_endpoint() {
+    let h = harness(connector::providers::DEFAULT_MAX_RESPONSE_BYTES, 1_000).await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    h.admin(
+        "PUT",
+        "/providers/hubspot/hostile",
+        json!({"mode": "repeat_cursor"}),
+    )
+    .await;
+    let (_, events) = h.sync(id).await;
+    let f = failed(&events).expect("the run fails instead of paging for ever");
+    assert_eq!(f.kind, ev::FailureKind::BadPayload as i32, "{f:?}");
+    assert!(f.message.contains("hostile-1"), "{}", f.message);
+    assert!(f.message.contains("again"), "{}", f.message);
+    assert!(
+        f.location.contains("/crm/v3/objects/companies"),
+        "{}",
+        f.location
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn endless_pages_fail_the_run_as_bad_data_at_the_page_cap() {
+    let h = harness(connector::providers::DEFAULT_MAX_RESPONSE_BYTES, 12).await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    h.admin(
+        "PUT",
+        "/providers/hubspot/hostile",
+        json!({"mode": "endless_pages"}),
+    )
+    .await;
+    h.clear_requests().await;
+    let (_, events) = h.sync(id).await;
+    let f = failed(&events).expect("the run fails instead of paging for ever");
+    assert_eq!(f.kind, ev::FailureKind::BadPayload as i32, "{f:?}");
+    assert!(f.message.contains("more than 12 pages"), "{}", f.message);
+    assert!(
+        f.location.contains("/crm/v3/objects/companies"),
+        "{}",
+        f.location
+    );
+    let pages = h
+        .requests(sandbox::Provider::Hubspot)
+        .await
+        .into_iter()
+        .filter(|r| r["path"].as_str() == Some("/crm/v3/objects/companies"))
+        .count();
+    assert_eq!(pages, 12, "stopped at the cap");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_salesforce_instance_url_elsewhere_is_refused_at_connect() {
+    for hostile in [
+        "https://evil.example.com",
+        "http://na1.salesforce.com",
+        "https://salesforce.com.evil.example",
+    ] {
+        let h = Harness::start().await;
+        h.admin(
+            "PUT",
+            "/providers/salesforce/hostile",
+            json!({"instance_url": hostile}),
+        )
+        .await;
+        let started = h
+            .grpc()
+            .await
+            .start_connect(h.req(api::StartConnectRequest {
+                workspace_id: h.ws(),
+                provider: api::Provider::Salesforce as i32,
+            }))
+            .await
+            .expect("StartConnect")
+            .into_inner();
+        let cb = h.follow_authorize(&started.authorize_url).await;
+        let page = h.callback(&cb).await;
+        assert!(
+            page.contains("status=error") && page.contains("reason=untrusted_instance_url"),
+            "{hostile}: {page}"
+        );
+        let id = connector::domain::IntegrationId::parse(&started.integration_id).unwrap();
+        let conn = h.stream(&id.connection_stream()).await;
+        assert!(
+            conn.iter().all(|e| e.event_type() != "ConnectionConnected"),
+            "{hostile}: not connected"
+        );
+        h.shutdown().await;
+    }
+}
