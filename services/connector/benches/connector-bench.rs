@@ -121,6 +121,7 @@ fn parent_config(sb: &Sandbox) -> anyhow::Result<ConnectorConfig> {
         signpost_margin: Duration::from_secs(300),
         provider_clock_url: Some(format!("{}/clock", sb.admin_url())),
         plans: Plans::parse(DEFAULT_PLANS).map_err(|e| anyhow!(e))?,
+        callback_rate: rp_platform::ratelimit::Rate::new(10, 60),
         pull: PullConfig {
             concurrency: 1,
             lease: Duration::from_secs(60),

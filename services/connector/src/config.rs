@@ -103,6 +103,9 @@ pub struct ConnectorConfig {
     pub provider_clock_url: Option<String>,
     pub plans: Plans,
     pub pull: PullConfig,
+    /// OAuth callbacks one client address may make (`CONNECTOR_CALLBACK_RATE_PER_ADDR` per
+    /// second, 10, in bursts of `CONNECTOR_CALLBACK_BURST_PER_ADDR`, 60); beyond: 429.
+    pub callback_rate: rp_platform::ratelimit::Rate,
 }
 
 fn invalid(var: &str, value: &str, problem: impl Into<String>) -> ConfigError {
@@ -287,6 +290,10 @@ impl ConnectorConfig {
             signpost_margin: duration_or("CONNECTOR_SIGNPOST_MARGIN", Duration::from_secs(300))?,
             provider_clock_url,
             plans,
+            callback_rate: rp_platform::ratelimit::Rate::new(
+                parse_or("CONNECTOR_CALLBACK_RATE_PER_ADDR", 10u32)?,
+                parse_or("CONNECTOR_CALLBACK_BURST_PER_ADDR", 60u32)?,
+            ),
             pull: PullConfig {
                 concurrency,
                 lease,

@@ -110,7 +110,7 @@ impl Connector {
 
     /// The HTTP routes: the OAuth callback.
     pub fn http_router(&self) -> axum::Router {
-        callback::router(self.flow.clone())
+        callback::router(self.flow.clone(), self.config.callback_rate)
     }
 
     /// The SyncRequested / WorkspaceCreated consumer.

@@ -1,6 +1,7 @@
 //! Bounds on what providers send (issue 15.10), each against a hostile mode of the sandbox
 //! (`PUT /admin/providers/{p}/hostile`): a body too big to hold, a paging cursor that repeats,
-//! paging that never ends, and a Salesforce `instance_url` that is not Salesforce.
+//! paging that never ends, and a Salesforce `instance_url` that is not Salesforce. And the OAuth
+//! callback per client address (issue 15.2): one address cannot make it work without bound.
 
 mod connector_support;
 
@@ -146,4 +147,24 @@ async fn a_salesforce_instance_url_elsewhere_is_refused_at_connect() {
         );
         h.shutdown().await;
     }
+}
+
+/// The OAuth callback per client address (issue 15.2): past its burst an address is answered
+/// 429 with a Retry-After, without a token exchange or a database query.
+#[tokio::test]
+async fn the_callback_answers_429_to_an_address_over_its_rate() {
+    let h = Harness::with(Options {
+        tweak: Box::new(|c| c.callback_rate = rp_platform::ratelimit::Rate::new(1, 3)),
+        ..Default::default()
+    })
+    .await;
+    let url = format!("http://{}/oauth/callback?state=forged&code=x", h.http_addr);
+    for i in 0..3 {
+        let r = h.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "call {i}");
+    }
+    let r = h.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    h.shutdown().await;
 }

@@ -334,24 +334,96 @@ fn parse_authorization(metadata: &MetadataMap) -> Result<Presented, Status> {
     Ok(Presented { key_id, secret })
 }
 
-/// Authenticates a call from its `authorization` metadata. Missing, malformed, unknown and
-/// revoked keys are `UNAUTHENTICATED`, each with a message that says what to do; a database
-/// failure is `UNAVAILABLE`.
+/// Why a call was not authenticated: the `reason` label of `rp_grpc_auth_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Missing,
+    Malformed,
+    Unknown,
+    Revoked,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::Unknown => "unknown",
+            Refusal::Revoked => "revoked",
+        }
+    }
+}
+
+/// Authenticates a call from its `authorization` metadata, then counts it against the key's
+/// rate ([`crate::ratelimit::grpc_per_key`]): every gRPC method calls this first. Missing,
+/// malformed, unknown and revoked keys are `UNAUTHENTICATED`, each with a message that says
+/// what to do, logged (the key id when one was presented, never the secret) and counted in
+/// `rp_grpc_auth_failures_total`; a key over its rate is `RESOURCE_EXHAUSTED` saying when to
+/// retry; a database failure is `UNAVAILABLE`.
 pub async fn authenticate(pool: &PgPool, metadata: &MetadataMap) -> Result<Caller, Status> {
-    let presented = parse_authorization(metadata)?;
+    let caller = match check(pool, metadata).await {
+        Ok(caller) => caller,
+        Err(Failure::Refused(reason, key_id, status)) => {
+            crate::metrics::grpc()
+                .auth_failures
+                .get_or_create(&[("reason", reason.as_str().to_string())])
+                .inc();
+            tracing::warn!(
+                reason = reason.as_str(),
+                key_id = key_id.as_ref().map(KeyId::as_str),
+                "gRPC call refused: API key not accepted"
+            );
+            return Err(status);
+        }
+        Err(Failure::Other(status)) => return Err(status),
+    };
+    let limiter = crate::ratelimit::grpc_per_key();
+    if let Err(wait) = limiter.check(&caller.key_id.0) {
+        crate::metrics::grpc().rate_limited.inc();
+        let rate = limiter.rate();
+        tracing::warn!(key_id = %caller.key_id, workspace_id = %caller.workspace_id, "gRPC call refused: API key over its rate");
+        return Err(Status::resource_exhausted(format!(
+            "API key {} is over its rate of {} calls per second (bursts of {}); retry in {} ms",
+            caller.key_id,
+            rate.per_second,
+            rate.burst,
+            wait.as_millis().max(1)
+        )));
+    }
+    Ok(caller)
+}
+
+enum Failure {
+    Refused(Refusal, Option<KeyId>, Status),
+    Other(Status),
+}
+
+async fn check(pool: &PgPool, metadata: &MetadataMap) -> Result<Caller, Failure> {
+    let presented = parse_authorization(metadata).map_err(|status| {
+        let reason = if metadata.get("authorization").is_none() {
+            Refusal::Missing
+        } else {
+            Refusal::Malformed
+        };
+        Failure::Refused(reason, None, status)
+    })?;
     let row: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT workspace_id, secret_sha256, revoked_at FROM api_keys WHERE key_id = $1",
     )
     .bind(presented.key_id.as_str())
     .fetch_optional(pool)
     .await
-    .map_err(|e| grpc::unavailable("checking the API key", &e))?;
+    .map_err(|e| Failure::Other(grpc::unavailable("checking the API key", &e)))?;
     let digest = sha256(&presented.secret);
     let unknown = || {
-        grpc::unauthenticated(format!(
-            "unknown API key {}: it does not exist or its secret is wrong; {HOW}",
-            presented.key_id
-        ))
+        Failure::Refused(
+            Refusal::Unknown,
+            Some(presented.key_id.clone()),
+            grpc::unauthenticated(format!(
+                "unknown API key {}: it does not exist or its secret is wrong; {HOW}",
+                presented.key_id
+            )),
+        )
     };
     let Some((workspace, stored_hex, revoked_at)) = row else {
         return Err(unknown());
@@ -365,11 +437,15 @@ pub async fn authenticate(pool: &PgPool, metadata: &MetadataMap) -> Result<Calle
         return Err(unknown());
     }
     if let Some(at) = revoked_at {
-        return Err(grpc::unauthenticated(format!(
-            "API key {} was revoked at {}; create a new one with `rp keys create --workspace {workspace}`",
-            presented.key_id,
-            at.format("%Y-%m-%d %H:%M UTC")
-        )));
+        return Err(Failure::Refused(
+            Refusal::Revoked,
+            Some(presented.key_id.clone()),
+            grpc::unauthenticated(format!(
+                "API key {} was revoked at {}; create a new one with `rp keys create --workspace {workspace}`",
+                presented.key_id,
+                at.format("%Y-%m-%d %H:%M UTC")
+            )),
+        ));
     }
     Ok(Caller {
         workspace_id: WorkspaceId::new(workspace),

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod paging;
 pub mod plans;
 pub mod provider;
+pub mod ratelimit;
 pub mod relay;
 pub mod runtime;
 pub mod streams;

@@ -291,12 +291,18 @@ pub struct GrpcMetrics {
     pub handled: Family<Labels<3>, Counter>,
     /// `grpc_service`, `grpc_method`: server-streaming calls open now.
     pub open_streams: Family<Labels<2>, Gauge>,
+    /// `reason` (`missing`, `malformed`, `unknown`, `revoked`): calls refused as unauthenticated.
+    pub auth_failures: Family<Labels<1>, Counter>,
+    /// Calls refused because their API key was over its rate (`RP_GRPC_RATE_PER_KEY`).
+    pub rate_limited: Counter,
 }
 
 static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
     let m = GrpcMetrics {
         handled: Family::default(),
         open_streams: Family::default(),
+        auth_failures: Family::default(),
+        rate_limited: Counter::default(),
     };
     register(
         "rp_grpc_server_handled",
@@ -307,6 +313,16 @@ static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
         "rp_grpc_server_open_streams",
         "Server-streaming gRPC calls open now (Watch, Subscribe), by service and method",
         m.open_streams.clone(),
+    );
+    register(
+        "rp_grpc_auth_failures",
+        "gRPC calls refused as unauthenticated, by reason (missing, malformed, unknown, revoked)",
+        m.auth_failures.clone(),
+    );
+    register(
+        "rp_grpc_rate_limited",
+        "gRPC calls refused because their API key was over its rate (RP_GRPC_RATE_PER_KEY)",
+        m.rate_limited.clone(),
     );
     m
 });

@@ -87,6 +87,7 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
         signpost_margin: Duration::from_secs(120),
         provider_clock_url: Some(format!("{}/clock", sb.admin_url())),
         plans: Plans::parse(DEFAULT_PLANS).unwrap(),
+        callback_rate: rp_platform::ratelimit::Rate::new(10, 60),
         pull: PullConfig {
             concurrency: 2,
             lease: Duration::from_secs(10),
