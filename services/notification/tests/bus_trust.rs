@@ -10,8 +10,9 @@ use rp_platform::contracts::api::v1::SubscribeRequest;
 use rp_platform::contracts::events::v1::{
     DisconnectReason, Envelope, EventMeta, NotificationRaised, Provider, envelope::Event,
 };
+use rp_platform::eventlog::ExpectedVersion;
 use rp_platform::eventlog::RecordedEvent;
-use rp_platform::testing::TestEnv;
+use rp_platform::testing::{EnvOptions, PrivateNats, TestEnv};
 use support::*;
 use uuid::Uuid;
 
@@ -116,6 +117,77 @@ async fn a_forged_notification_on_the_bus_never_reaches_a_bell() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].notification_id, pushed.notification_id);
     assert!(listed.iter().all(|n| n.link != PHISHING));
+    drop(bell);
+    svc.stop().await;
+    env.cleanup().await;
+}
+
+/// infra/nats/nats-server.conf for any prefix and stream (tests make their own), with passwords.
+const CONFIG: &str = include_str!("../../../infra/nats/nats-server.conf");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_works_as_its_nats_user_with_the_shipped_permissions() {
+    let config = CONFIG.replace("rp.v1.", "*.v1.").replace("RP_EVENTS", "*");
+    let (admin, me) = ("pwadmin0", "pwnotification0");
+    let other = "pwother0";
+    let vars = [
+        ("RP_NATS_ADMIN_PASSWORD", admin),
+        ("RP_NATS_NOTIFICATION_PASSWORD", me),
+        ("RP_NATS_CONNECTOR_PASSWORD", other),
+        ("RP_NATS_MATCHER_PASSWORD", other),
+        ("RP_NATS_ATTRIBUTION_PASSWORD", other),
+        ("RP_NATS_RP_PASSWORD", other),
+    ];
+    let nats = PrivateNats::start_with_config(&config, &vars).await;
+    let at = |user: &str, password: &str| {
+        nats.url()
+            .replace("nats://", &format!("nats://{user}:{password}@"))
+    };
+    // The test itself (stream setup and cleanup) acts as the admin.
+    let env = TestEnv::with(EnvOptions {
+        nats_url: at("admin", admin),
+        ..EnvOptions::default()
+    })
+    .await;
+    // The service as `notification`: it ensures the stream, its relay publishes, its durables
+    // consume, the bell listens; all within its permissions.
+    let mut platform = env.platform_config();
+    platform.nats_url = at("notification", me);
+    let svc = Running::start_with(platform).await;
+    let ws = workspace(&env).await;
+    let mut bell = svc
+        .client()
+        .await
+        .subscribe(authed(
+            &ws.key,
+            SubscribeRequest {
+                workspace_id: ws.id.to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Appended only: the service's own relay publishes them.
+    for (stream, event) in [
+        connected(&ws, "li-1", Provider::Linkedin),
+        disconnected(
+            &ws,
+            "li-1",
+            Provider::Linkedin,
+            DisconnectReason::AuthorizationRevoked,
+        ),
+    ] {
+        env.store
+            .append(&stream, ExpectedVersion::Any, vec![event])
+            .await
+            .unwrap();
+    }
+    let pushed = tokio::time::timeout(WAIT, bell.next())
+        .await
+        .expect("the bell rings")
+        .expect("the stream is open")
+        .unwrap();
+    assert_eq!(pushed.link, LINK);
     drop(bell);
     svc.stop().await;
     env.cleanup().await;

@@ -8,6 +8,7 @@
 use crate::config::{ConfigError, duration_or, parse_or, var_or};
 use crate::contracts::events::v1::Envelope;
 use crate::eventlog::RecordedEvent;
+use crate::nats_auth::{NatsAuth, redact_url, split_url_credentials};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use prost::Message;
@@ -203,25 +204,51 @@ pub enum BusError {
     Publish { subject: String, message: String },
 }
 
-/// Connects to NATS. Fails fast (a few seconds) when NATS is not there, naming the URL.
+/// Connects to NATS with the credentials and TLS settings of the environment
+/// ([`crate::nats_auth`]: `NATS_CREDS` or `NATS_USER`/`NATS_PASSWORD`, `NATS_TLS_CA`, ...).
+/// Fails fast (a few seconds) when NATS is not there, naming the URL (never a password).
 ///
 /// `url` may name several servers of a cluster, comma-separated (`nats://a:4222,nats://b:4222`):
 /// the client connects to any one that answers and reconnects to another when its server goes
 /// (it also learns the cluster's other members from the server it reaches), so a service started
 /// while one node is down still comes up (docs/deploy.md).
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    let auth = NatsAuth::from_env().map_err(|e| BusError::Connect {
+        url: redact_url(url),
+        message: e.to_string(),
+    })?;
+    connect_with(url, name, &auth).await
+}
+
+/// [`connect`] with explicit credentials and TLS settings (tests use this).
+pub async fn connect_with(
+    url: &str,
+    name: &str,
+    auth: &NatsAuth,
+) -> Result<async_nats::Client, BusError> {
     let err = |message: String| BusError::Connect {
-        url: url.into(),
-        message,
+        url: redact_url(url),
+        message: format!("{message} (as {})", auth.describe()),
     };
-    let servers = url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    let (servers, in_url) = split_url_credentials(url);
+    let servers = servers
+        .iter()
         .map(|s| s.parse::<async_nats::ServerAddr>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(e.to_string()))?;
-    async_nats::ConnectOptions::new()
+    let auth = match in_url {
+        Some(user) if auth.user.is_none() && auth.creds_file.is_none() => &NatsAuth {
+            user: Some(user),
+            ..auth.clone()
+        },
+        _ => auth,
+    };
+    auth.options()
+        .await
+        .map_err(|message| BusError::Connect {
+            url: redact_url(url),
+            message,
+        })?
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)

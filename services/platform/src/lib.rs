@@ -12,6 +12,7 @@ pub mod eventlog;
 pub mod grpc;
 pub mod ids;
 pub mod metrics;
+pub mod nats_auth;
 pub mod paging;
 pub mod plans;
 pub mod provider;

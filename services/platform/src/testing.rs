@@ -436,6 +436,9 @@ pub struct PrivateNats {
     pub port: u16,
     store: std::path::PathBuf,
     child: Option<std::process::Child>,
+    /// A configuration file (`-c`) and the server's environment (the passwords it references).
+    config: Option<std::path::PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl PrivateNats {
@@ -448,9 +451,40 @@ impl PrivateNats {
             port,
             store,
             child: None,
+            config: None,
+            env: Vec::new(),
         };
         nats.restart_process().await;
         nats
+    }
+
+    /// [`PrivateNats::start`] with a configuration (users, permissions, TLS: e.g.
+    /// infra/nats/nats-server.conf) and environment variables for the server (the passwords the
+    /// configuration references). Address, port and store still come from the command line.
+    pub async fn start_with_config(config: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let id = uuid::Uuid::new_v4().simple();
+        let store = std::env::temp_dir().join(format!("rp-nats-{id}"));
+        std::fs::create_dir_all(&store).unwrap_or_else(|e| panic!("{}: {e}", store.display()));
+        let path = store.join("nats-server.conf");
+        std::fs::write(&path, config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut nats = Self {
+            port,
+            store,
+            child: None,
+            config: Some(path),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        nats.restart_process().await;
+        nats
+    }
+
+    /// The store directory (a configuration's certificates may be written there too).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.store
     }
 
     pub fn url(&self) -> String {
@@ -493,7 +527,12 @@ impl PrivateNats {
     }
 
     async fn restart_process(&mut self) {
-        let child = std::process::Command::new("nats-server")
+        let mut command = std::process::Command::new("nats-server");
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args([
                 "-a",
                 "127.0.0.1",

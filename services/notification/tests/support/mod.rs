@@ -35,9 +35,12 @@ pub struct Running {
 
 impl Running {
     pub async fn start(env: &TestEnv) -> Self {
-        let mut svc = Service::connect("notification", env.platform_config())
-            .await
-            .unwrap();
+        Self::start_with(env.platform_config()).await
+    }
+
+    /// [`Running::start`] with another platform configuration (another NATS URL or user).
+    pub async fn start_with(platform: rp_platform::config::PlatformConfig) -> Self {
+        let mut svc = Service::connect("notification", platform).await.unwrap();
         let config = notification::Config {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             connections_link: ConnectionsLink::new("https://app.test/", "/workspace/connections")
