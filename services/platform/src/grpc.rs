@@ -7,6 +7,9 @@
 //! * Every server bounds its transport: a request timeout ([`REQUEST_TIMEOUT`]), at most
 //!   [`MAX_STREAMS_PER_CONNECTION`] concurrent streams per connection, HTTP/2 keepalive pings
 //!   (a client that vanished is dropped after [`KEEPALIVE_INTERVAL`] + [`KEEPALIVE_TIMEOUT`]).
+//! * TLS when a certificate and key are configured ([`ServerTls`]: `RP_GRPC_TLS_CERT`,
+//!   `RP_GRPC_TLS_KEY`, or [`Services::tls`]): rustls with the ring provider; a plaintext client
+//!   is then refused (issue 15.6; docs/security.md).
 //! * Every call is counted by method and status code, and open server streams are gauged
 //!   ([`crate::metrics::GrpcMetricsLayer`]; docs/metrics.md).
 //! * Shutdown follows the service's [`CancellationToken`]: health turns `NOT_SERVING` (and health
@@ -50,6 +53,52 @@ pub enum GrpcError {
     Serve(#[from] tonic::transport::Error),
     #[error("gRPC server task ended abnormally: {0}")]
     Task(String),
+    #[error("gRPC TLS: {0}")]
+    Tls(String),
+}
+
+/// The server's certificate chain and private key (PEM), for TLS.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls { .. }")
+    }
+}
+
+impl ServerTls {
+    /// `RP_GRPC_TLS_CERT` and `RP_GRPC_TLS_KEY` (PEM files), both or neither: `None` serves
+    /// plaintext (put TLS in front then).
+    pub fn from_env() -> Result<Option<Self>, crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+        let read = |n: &str, path: String| {
+            std::fs::read(&path).map_err(|e| ConfigError::Invalid {
+                var: n.into(),
+                value: path,
+                problem: e.to_string(),
+            })
+        };
+        match (var("RP_GRPC_TLS_CERT"), var("RP_GRPC_TLS_KEY")) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(Self {
+                cert_pem: read("RP_GRPC_TLS_CERT", cert)?,
+                key_pem: read("RP_GRPC_TLS_KEY", key)?,
+            })),
+            (Some(_), None) => Err(ConfigError::Missing {
+                var: "RP_GRPC_TLS_KEY".into(),
+                hint: "RP_GRPC_TLS_CERT is set; set the file of its private key too".into(),
+            }),
+            (None, Some(_)) => Err(ConfigError::Missing {
+                var: "RP_GRPC_TLS_CERT".into(),
+                hint: "RP_GRPC_TLS_KEY is set; set the file of its certificate too".into(),
+            }),
+        }
+    }
 }
 
 /// The tonic services one server serves (health and reflection are added by [`serve`]).
@@ -57,6 +106,7 @@ pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     grace: Duration,
+    tls: Option<ServerTls>,
 }
 
 impl Default for Services {
@@ -71,6 +121,7 @@ impl Services {
             routes: RoutesBuilder::default(),
             names: Vec::new(),
             grace: DEFAULT_SHUTDOWN_GRACE,
+            tls: None,
         }
     }
 
@@ -97,6 +148,12 @@ impl Services {
     /// How long shutdown waits for open calls (default [`DEFAULT_SHUTDOWN_GRACE`]).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Serves TLS with this certificate (instead of `RP_GRPC_TLS_CERT`/`RP_GRPC_TLS_KEY`).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -137,7 +194,8 @@ fn name_of<S: NamedService>(_: &S) -> &'static str {
     S::NAME
 }
 
-/// Binds `addr` and serves `services` plus health and reflection until `cancel` fires.
+/// Binds `addr` and serves `services` plus health and reflection until `cancel` fires, over TLS
+/// when [`Services::tls`] or `RP_GRPC_TLS_CERT`/`RP_GRPC_TLS_KEY` give a certificate.
 /// Returns once the listener is bound, so the caller knows the address (tests bind port 0).
 pub async fn serve(
     addr: SocketAddr,
@@ -148,7 +206,20 @@ pub async fn serve(
         mut routes,
         names,
         grace,
+        tls,
     } = services;
+    let tls = match tls {
+        Some(tls) => Some(tls),
+        None => ServerTls::from_env().map_err(|e| GrpcError::Tls(e.to_string()))?,
+    };
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        crate::install_crypto_provider();
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| GrpcError::Tls(e.to_string()))?;
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &names {
@@ -206,7 +277,7 @@ pub async fn serve(
             tracing::info!("gRPC server shutting down: draining open calls");
         }
     };
-    let server = limits(tonic::transport::Server::builder())
+    let server = limits(builder)
         .layer(crate::metrics::GrpcMetricsLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, signal);
@@ -224,7 +295,7 @@ pub async fn serve(
             }
         }
     });
-    tracing::info!(addr = %local_addr, services = ?names, "gRPC server listening");
+    tracing::info!(addr = %local_addr, services = ?names, tls = tls.is_some(), "gRPC server listening");
     Ok(Serving {
         local_addr,
         health,

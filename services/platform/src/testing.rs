@@ -810,3 +810,67 @@ pub fn free_port() -> u16 {
     }
     panic!("no free local port in {LOW}..{HIGH}")
 }
+
+/// A CA and a server certificate it signed for `localhost` and `127.0.0.1`, made for one test
+/// (rcgen), as PEM.
+pub struct TestCertificates {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCertificates {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap_or_else(|e| panic!("CA key: {e}"));
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "rp test CA");
+        let ca = ca_params
+            .self_signed(&ca_key)
+            .unwrap_or_else(|e| panic!("CA: {e}"));
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap_or_else(|e| panic!("key: {e}"));
+        let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .signed_by(&key, &issuer)
+            .unwrap_or_else(|e| panic!("certificate: {e}"));
+        Self {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// The server's side, for [`crate::grpc::Services::tls`].
+    pub fn server_tls(&self) -> crate::grpc::ServerTls {
+        crate::grpc::ServerTls {
+            cert_pem: self.cert_pem.clone().into_bytes(),
+            key_pem: self.key_pem.clone().into_bytes(),
+        }
+    }
+
+    /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir`; returns their paths.
+    pub fn write_to(&self, dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let files = [
+            ("ca.pem", &self.ca_pem),
+            ("cert.pem", &self.cert_pem),
+            ("key.pem", &self.key_pem),
+        ];
+        files.map(|(name, pem)| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            path
+        })
+    }
+}
+
+impl Default for TestCertificates {
+    fn default() -> Self {
+        Self::new()
+    }
+}

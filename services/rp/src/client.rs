@@ -139,9 +139,35 @@ fn status(s: tonic::Status) -> Failure {
     }
 }
 
+/// A channel to one service: TLS when the address is `https://`, trusting the CA in
+/// `RP_GRPC_TLS_CA` (a PEM file; the services serve TLS with `RP_GRPC_TLS_CERT`/`RP_GRPC_TLS_KEY`).
 async fn channel(url: &str) -> Result<Channel, Failure> {
-    Channel::from_shared(url.to_string())
-        .map_err(|e| Failure::usage(format!("bad gRPC address {url}: {e}")))?
+    let mut endpoint = Channel::from_shared(url.to_string())
+        .map_err(|e| Failure::usage(format!("bad gRPC address {url}: {e}")))?;
+    let ca = std::env::var("RP_GRPC_TLS_CA")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    if url.starts_with("https://") {
+        let ca = ca.ok_or_else(|| {
+            Failure::usage(format!(
+                "{url} is https: set RP_GRPC_TLS_CA to the PEM file of the CA that signed the services' certificate"
+            ))
+        })?;
+        let pem =
+            std::fs::read(&ca).map_err(|e| Failure::usage(format!("RP_GRPC_TLS_CA {ca}: {e}")))?;
+        rp_platform::install_crypto_provider();
+        endpoint = endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+            .map_err(|e| Failure::usage(format!("RP_GRPC_TLS_CA {ca}: {e}")))?;
+    } else if ca.is_some() {
+        return Err(Failure::usage(format!(
+            "RP_GRPC_TLS_CA is set but {url} is plaintext: use an https:// address"
+        )));
+    }
+    endpoint
         .connect()
         .await
         .map_err(|e| Failure::infra(format!("cannot reach {url}: {e}")))
