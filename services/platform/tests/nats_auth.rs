@@ -146,3 +146,56 @@ async fn strangers_cannot_connect_and_no_user_but_admin_deletes_the_stream() {
     let admin = as_user(&nats, "admin", password(&passwords, "admin")).await;
     admin.delete_stream(&cfg.stream).await.unwrap();
 }
+
+#[tokio::test]
+async fn with_a_ca_configured_the_bus_is_spoken_over_tls_only() {
+    rp_platform::install_crypto_provider();
+    let certs = rp_platform::testing::TestCertificates::new();
+    let dir = std::env::temp_dir().join(format!("rp-nats-tls-{}", uuid::Uuid::new_v4().simple()));
+    let [ca, cert, key] = certs.write_to(&dir);
+    let tls = format!(
+        "\ntls {{\n  cert_file: {:?}\n  key_file: {:?}\n}}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let config = format!("{CONFIG}{tls}");
+    let vars = USERS.map(|u| (format!("RP_NATS_{}_PASSWORD", u.to_uppercase()), "pwtls0"));
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let nats = PrivateNats::start_with_config(&config, &env).await;
+    let url = nats.url().replace("127.0.0.1", "localhost");
+
+    // The CA and credentials: connected over TLS, the relay's publish acknowledged.
+    let client = bus::connect_with(
+        &url,
+        "connector",
+        &NatsAuth::user("connector", "pwtls0").with_tls_ca(ca.clone()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("TLS with the CA: {e}"));
+    let js = jetstream::new(client);
+    let cfg = BusConfig {
+        storage: jetstream::stream::StorageType::Memory,
+        ..BusConfig::default()
+    };
+    bus::ensure_stream(&js, &cfg).await.unwrap();
+    js.publish(cfg.subject("ws", "SyncRequested"), "x".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // Trusting another CA: refused; the server's certificate is checked.
+    let other = rp_platform::testing::TestCertificates::new();
+    let [other_ca, _, _] = other.write_to(&dir.join("other"));
+    assert!(
+        bus::connect_with(
+            &url,
+            "connector",
+            &NatsAuth::user("connector", "pwtls0").with_tls_ca(other_ca),
+        )
+        .await
+        .is_err(),
+        "a server certificate from another CA was trusted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
