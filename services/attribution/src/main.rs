@@ -45,7 +45,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics_addr = Config::metrics_addr()?;
     let mut svc = Service::start("attribution").await?;
     svc.serve_metrics(metrics_addr).await?;
-    attribution::store::migrate(&svc.pool).await?;
+    attribution::store::migrate(&svc.migration_pool).await?;
     let settings = Arc::new(config.settings);
     // Per-workspace order: a sync's records are in the projection before its AccountsMatched.
     svc.consume(
@@ -67,7 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// `attribution rebuild`: empties the projection, replays it from the log, and stops.
 async fn run_rebuild(config: Config) -> anyhow::Result<RebuildReport> {
     let svc = Service::start("attribution").await?;
-    attribution::store::migrate(&svc.pool).await?;
+    attribution::store::migrate(&svc.migration_pool).await?;
     let report = rebuild(&svc.pool, &config.settings).await;
     svc.cancel.cancel();
     svc.wait().await?;

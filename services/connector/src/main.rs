@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics_addr = ConnectorConfig::metrics_addr()?;
     let config = ConnectorConfig::from_env()?;
     let mut svc = Service::start("connector").await?;
-    store::migrate(&svc.pool).await?;
+    store::migrate(&svc.migration_pool).await?;
     connector::metrics::init();
     svc.serve_metrics(metrics_addr).await?;
     let (grpc_addr, http_addr) = (config.grpc_addr, config.http_addr);

@@ -25,7 +25,7 @@ pub use config::Config;
 /// AccountsMatched), and serves `rp.api.v1.Matches`. Returns the address the gRPC server is
 /// bound to. Everything stops when `svc.cancel` fires.
 pub async fn start(svc: &mut Service, config: &Config) -> anyhow::Result<SocketAddr> {
-    store::migrate(&svc.pool).await?;
+    store::migrate(&svc.migration_pool).await?;
     svc.consume(
         ConsumerConfig::new("matcher", Ordering::PerWorkspace).event_types(handlers::EVENT_TYPES),
         Arc::new(handlers::Matcher::default()),

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics_addr = notification::Config::metrics_addr()?;
     let mut svc = Service::start("notification").await?;
     if std::env::args().nth(1).as_deref() == Some("rebuild") {
-        notification::store::migrate(&svc.pool).await?;
+        notification::store::migrate(&svc.migration_pool).await?;
         let report = notification::store::rebuild(&svc.pool).await?;
         println!(
             "rebuilt from {} events: {} notifications, {} integrations (log position {})",

@@ -153,3 +153,81 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     migrator.run(pool).await?;
     Ok(())
 }
+
+/// A PostgreSQL role name we create and quote ourselves: lower-case letters, digits and `_`,
+/// starting with a letter or `_`, at most 63 characters (no quoting tricks possible).
+pub fn service_role_name(name: &str) -> Result<&str, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok && !name.starts_with("pg_") {
+        Ok(name)
+    } else {
+        Err(format!(
+            "{:?} is not a role name we create: lower-case letters, digits and _, at most 63, not pg_…",
+            name.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// Tables a service may insert into and read, never change: the event log.
+pub const APPEND_ONLY_TABLES: [&str; 1] = ["events"];
+
+/// Least privilege (issue 15.7): creates `role` (LOGIN, no password: give it one, or a
+/// certificate, out of band) when it does not exist, and grants it what a service needs in this
+/// database and nothing more: read and write the projections, read and append to the event log
+/// ([`APPEND_ONLY_TABLES`]) but not update, delete or truncate it, use sequences, run our
+/// functions. Tables the current user (the owner, who runs migrations) creates later are granted
+/// the same way (default privileges). The role owns nothing, so it cannot alter a table, disable
+/// a trigger or create one. Run as the owner, after the migrations (`rp migrate --service-role`).
+pub async fn grant_service_role(pool: &PgPool, role: &str) -> Result<(), DbError> {
+    let role = service_role_name(role).map_err(|m| DbError::Connect {
+        target: "the service role".into(),
+        message: m,
+    })?;
+    let mut tx = pool.begin().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *tx)
+            .await?;
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let db = db.replace('"', "\"\"");
+    let mut statements = Vec::new();
+    if !exists {
+        statements.push(format!(
+            "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+        ));
+    }
+    statements.extend([
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_string(),
+        format!("GRANT CONNECT, TEMPORARY ON DATABASE \"{db}\" TO \"{role}\""),
+        format!("GRANT USAGE ON SCHEMA public TO \"{role}\""),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{role}\""),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO \"{role}\""),
+        format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO \"{role}\""),
+        format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO \"{role}\""),
+        format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO \"{role}\""),
+        format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO \"{role}\""),
+    ]);
+    for table in APPEND_ONLY_TABLES {
+        statements.push(format!(
+            "REVOKE UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES ON {table} FROM \"{role}\""
+        ));
+    }
+    for s in statements {
+        sqlx::query(sqlx::AssertSqlSafe(s))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

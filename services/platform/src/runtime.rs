@@ -17,6 +17,10 @@ pub struct Service {
     pub name: &'static str,
     pub config: PlatformConfig,
     pub pool: PgPool,
+    /// Where migrations run: the owner's pool when `RP_MIGRATE_DATABASE_URL` is set (services
+    /// then connect as a role that cannot change history: `rp migrate --service-role`,
+    /// docs/security.md), else [`Service::pool`]. A service applies its own migrations with it.
+    pub migration_pool: PgPool,
     pub store: EventStore,
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
@@ -52,7 +56,13 @@ impl Service {
     pub async fn connect(name: &'static str, config: PlatformConfig) -> anyhow::Result<Self> {
         crate::db::ensure_database(&config.database_url).await?;
         let pool = crate::db::connect_with(&config.database_url, 16, config.db_limits).await?;
-        crate::db::migrate(&pool).await?;
+        let migration_pool = match std::env::var("RP_MIGRATE_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                crate::db::connect_with(url.trim(), 2, config.db_limits).await?
+            }
+            _ => pool.clone(),
+        };
+        crate::db::migrate(&migration_pool).await?;
         let nats = bus::connect(&config.nats_url, name).await?;
         let js = jetstream::new(nats.clone());
         bus::ensure_stream(&js, &config.bus).await?;
@@ -74,6 +84,7 @@ impl Service {
             name,
             config,
             pool,
+            migration_pool,
             store,
             nats,
             js,

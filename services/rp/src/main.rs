@@ -43,8 +43,14 @@ enum Cmd {
         #[arg(long)]
         dead_letters: bool,
     },
-    /// Create the database if needed and apply the event log's migrations.
-    Migrate,
+    /// Create the database if needed and apply the event log's migrations (as the owner).
+    Migrate {
+        /// Also create (if needed) this PostgreSQL role and grant it what a service needs and
+        /// no more: it can append to and read the event log but not update, delete, truncate or
+        /// alter it (docs/security.md). Services then connect as it.
+        #[arg(long, value_name = "NAME")]
+        service_role: Option<String>,
+    },
     /// Issue, revoke and list API keys.
     Keys {
         #[command(subcommand)]
@@ -156,7 +162,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let config = PlatformConfig::from_env().map_err(Failure::usage)?;
     let out = output::Output::new(cli.json);
     match cli.cmd {
-        Cmd::Migrate => {
+        Cmd::Migrate { service_role } => {
             let created = rp_platform::db::ensure_database(&config.database_url)
                 .await
                 .map_err(Failure::infra)?;
@@ -166,6 +172,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             rp_platform::db::migrate(&pool)
                 .await
                 .map_err(Failure::infra)?;
+            if let Some(role) = &service_role {
+                rp_platform::db::service_role_name(role).map_err(Failure::usage)?;
+                rp_platform::db::grant_service_role(&pool, role)
+                    .await
+                    .map_err(Failure::infra)?;
+                out.message(
+                    "service_role",
+                    &[("role", role.clone())],
+                    &format!("role {role} may append to and read the event log, not change it"),
+                );
+            }
             out.message(
                 "migrated",
                 &[("database_created", created.to_string())],
