@@ -86,19 +86,41 @@ impl Forward {
     pub fn new<'a>(
         routes: impl IntoIterator<Item = (&'a str, &'static str, String)>,
     ) -> Result<Self, BadAddress> {
+        Self::with_ca(routes, None)
+    }
+
+    /// [`Forward::new`], trusting the CA in `ca_pem` for `https://` backends (the services serve
+    /// TLS with `RP_GRPC_TLS_CERT`/`RP_GRPC_TLS_KEY`; issue 15.6).
+    pub fn with_ca<'a>(
+        routes: impl IntoIterator<Item = (&'a str, &'static str, String)>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, BadAddress> {
         let mut map = HashMap::new();
         let mut channels: HashMap<String, Channel> = HashMap::new();
         for (service, backend, url) in routes {
             let channel = match channels.get(&url) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = Endpoint::from_shared(url.clone())
-                        .map_err(|e| BadAddress {
-                            var: backend.to_string(),
-                            value: url.clone(),
-                            problem: e.to_string(),
-                        })?
-                        .connect_lazy();
+                    let bad = |problem: String| BadAddress {
+                        var: backend.to_string(),
+                        value: url.clone(),
+                        problem,
+                    };
+                    let mut endpoint =
+                        Endpoint::from_shared(url.clone()).map_err(|e| bad(e.to_string()))?;
+                    if url.starts_with("https://") {
+                        let ca = ca_pem.ok_or_else(|| {
+                            bad("https needs the services' CA (RP_GRPC_TLS_CA)".into())
+                        })?;
+                        rp_platform::install_crypto_provider();
+                        endpoint = endpoint
+                            .tls_config(
+                                tonic::transport::ClientTlsConfig::new()
+                                    .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+                            )
+                            .map_err(|e| bad(e.to_string()))?;
+                    }
+                    let c = endpoint.connect_lazy();
                     channels.insert(url.clone(), c.clone());
                     c
                 }

@@ -30,12 +30,17 @@ pub struct Config {
     pub addr: SocketAddr,
     /// `WEB_ASSETS_DIR`.
     pub assets_dir: PathBuf,
-    /// `http://` + `CONNECTOR_GRPC_ADDR`, `MATCHER_GRPC_ADDR`, `ATTRIBUTION_GRPC_ADDR`,
-    /// `NOTIFICATION_GRPC_ADDR` (the services' own listen addresses and defaults).
+    /// `http://` (or `https://` with `RP_GRPC_TLS_CA`) + `CONNECTOR_GRPC_ADDR`,
+    /// `MATCHER_GRPC_ADDR`, `ATTRIBUTION_GRPC_ADDR`, `NOTIFICATION_GRPC_ADDR` (the services' own
+    /// listen addresses and defaults).
     pub connector: String,
     pub matcher: String,
     pub attribution: String,
     pub notification: String,
+    /// `RP_GRPC_TLS_CA`: the PEM of the CA that signed the services' certificates, when they
+    /// serve TLS (`RP_GRPC_TLS_CERT`); the edge then calls them over `https://`, and the
+    /// certificates must name the addresses above.
+    pub backend_ca: Option<Vec<u8>>,
     /// `WEB_DEMO_ENV`: for `make run`'s demo only, the file with the demo workspace and key
     /// (`.run/demo.env`), which `POST /demo/session` hands to a browser on this machine.
     pub demo_env: Option<PathBuf>,
@@ -43,9 +48,24 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let ca = var_or("RP_GRPC_TLS_CA", "");
+        let backend_ca = if ca.is_empty() {
+            None
+        } else {
+            Some(std::fs::read(&ca).map_err(|e| ConfigError::Invalid {
+                var: "RP_GRPC_TLS_CA".into(),
+                value: ca.clone(),
+                problem: e.to_string(),
+            })?)
+        };
+        let scheme = if backend_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let grpc = |var: &str, default: &str| -> Result<String, ConfigError> {
             let addr: SocketAddr = parse_or(var, default.parse().expect("a valid default"))?;
-            Ok(format!("http://{addr}"))
+            Ok(format!("{scheme}://{addr}"))
         };
         let demo = var_or("WEB_DEMO_ENV", "");
         Ok(Self {
@@ -56,6 +76,7 @@ impl Config {
             attribution: grpc("ATTRIBUTION_GRPC_ADDR", "127.0.0.1:50053")?,
             notification: grpc("NOTIFICATION_GRPC_ADDR", "127.0.0.1:50054")?,
             demo_env: (!demo.is_empty()).then(|| PathBuf::from(demo)),
+            backend_ca,
         })
     }
 
@@ -96,10 +117,11 @@ struct AppState {
 /// and the page.
 pub fn app(config: &Config) -> Result<Router, WebError> {
     let assets = Assets::load(&config.assets_dir)?;
-    let forward = Forward::new(
+    let forward = Forward::with_ca(
         ROUTES
             .iter()
             .map(|(service, backend)| (*service, backend.name(), config.backend_url(*backend))),
+        config.backend_ca.as_deref(),
     )?;
     let grpc_web = forward.grpc_web();
     let mut router = Router::new();

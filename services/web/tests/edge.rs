@@ -173,6 +173,7 @@ fn config(assets: &std::path::Path, connector: &str) -> web::Config {
         attribution: "http://127.0.0.1:1".into(),
         notification: "http://127.0.0.1:1".into(),
         demo_env: None,
+        backend_ca: None,
     }
 }
 
