@@ -266,3 +266,72 @@ async fn migrate_creates_a_missing_database() {
     admin.close().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn migrate_with_a_service_role_grants_it_appending_but_not_changing_history() {
+    let env = TestEnv::new().await;
+    let role = format!(
+        "rp_cli_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let rp = |args: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rp"));
+        for (k, v) in env.env_vars() {
+            cmd.env(k, v);
+        }
+        cmd.args(args);
+        cmd
+    };
+    let out = rp(vec![
+        "migrate".into(),
+        "--service-role".into(),
+        role.clone(),
+        "--json".into(),
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert!(
+        lines.iter().any(|l| l["role"] == role.as_str()),
+        "{lines:?}"
+    );
+    let (insert, update, truncate): (bool, bool, bool) = sqlx::query_as(
+        "SELECT has_table_privilege($1, 'events', 'INSERT'), \
+                has_table_privilege($1, 'events', 'UPDATE'), \
+                has_table_privilege($1, 'events', 'TRUNCATE')",
+    )
+    .bind(&role)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!((insert, update, truncate), (true, false, false));
+
+    // A name that would need quoting is refused before any SQL.
+    let bad = rp(vec![
+        "migrate".into(),
+        "--service-role".into(),
+        "x\"; DROP TABLE events; --".into(),
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a role name"));
+
+    for s in [
+        format!("DROP OWNED BY \"{role}\""),
+        format!("DROP ROLE \"{role}\""),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(s))
+            .execute(&env.pool)
+            .await
+            .unwrap();
+    }
+    env.cleanup().await;
+}
