@@ -2,6 +2,7 @@
 //! on a private nats-server (the machine's own NATS stays open for the other tests).
 
 use async_nats::jetstream;
+use futures::StreamExt;
 use rp_platform::bus::{self, BusConfig};
 use rp_platform::nats_auth::NatsAuth;
 use rp_platform::testing::PrivateNats;
@@ -91,6 +92,28 @@ async fn strangers_cannot_connect_and_no_user_but_admin_deletes_the_stream() {
         .unwrap()
         .await
         .expect("the ops user replays");
+
+    // A service binds a durable; `rp consumers` lists it.
+    connector
+        .get_stream(&cfg.stream)
+        .await
+        .unwrap()
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("matcher-p0".into()),
+            filter_subject: cfg.partition_subjects(0),
+            ..Default::default()
+        })
+        .await
+        .expect("a service creates its durable");
+    let listed: Vec<String> = rp
+        .get_stream(&cfg.stream)
+        .await
+        .unwrap()
+        .consumers()
+        .map(|c| c.unwrap().name)
+        .collect()
+        .await;
+    assert_eq!(listed, ["matcher-p0"], "rp lists the consumers");
 
     // No credentials, a wrong password, a password for another user: not even connected, so
     // nothing published. The error never prints the password tried.
