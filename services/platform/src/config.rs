@@ -100,6 +100,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct PlatformConfig {
     /// `DATABASE_URL`: the PostgreSQL database that holds the event log and projections.
     pub database_url: String,
+    /// `RP_MIGRATE_DATABASE_URL`: the owner's URL for migrations, when `DATABASE_URL` is the
+    /// service role (which cannot create tables; `rp migrate --service-role`). `None`:
+    /// `DATABASE_URL` migrates.
+    pub migrate_database_url: Option<String>,
     /// `NATS_URL`.
     pub nats_url: String,
     pub bus: crate::bus::BusConfig,
@@ -204,8 +208,23 @@ impl PlatformConfig {
             });
         }
         let bus = crate::bus::BusConfig::from_env()?;
+        let migrate_database_url = match std::env::var("RP_MIGRATE_DATABASE_URL") {
+            Ok(u) if !u.trim().is_empty() => {
+                let u = u.trim().to_string();
+                if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                    return Err(ConfigError::Invalid {
+                        var: "RP_MIGRATE_DATABASE_URL".into(),
+                        value: "<not shown>".into(),
+                        problem: "must be a postgres:// URL".into(),
+                    });
+                }
+                Some(u)
+            }
+            _ => None,
+        };
         Ok(Self {
             database_url,
+            migrate_database_url,
             nats_url,
             db_limits: crate::db::SessionLimits::from_env()?,
             retention: crate::consumer::Retention::from_env(bus.max_age)?,

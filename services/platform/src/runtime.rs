@@ -56,11 +56,9 @@ impl Service {
     pub async fn connect(name: &'static str, config: PlatformConfig) -> anyhow::Result<Self> {
         crate::db::ensure_database(&config.database_url).await?;
         let pool = crate::db::connect_with(&config.database_url, 16, config.db_limits).await?;
-        let migration_pool = match std::env::var("RP_MIGRATE_DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => {
-                crate::db::connect_with(url.trim(), 2, config.db_limits).await?
-            }
-            _ => pool.clone(),
+        let migration_pool = match &config.migrate_database_url {
+            Some(url) => crate::db::connect_with(url, 2, config.db_limits).await?,
+            None => pool.clone(),
         };
         crate::db::migrate(&migration_pool).await?;
         let nats = bus::connect(&config.nats_url, name).await?;

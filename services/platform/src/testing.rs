@@ -139,6 +139,7 @@ impl TestEnv {
     pub fn platform_config(&self) -> PlatformConfig {
         PlatformConfig {
             database_url: self.database_url.clone(),
+            migrate_database_url: None,
             nats_url: self.nats_url.clone(),
             bus: self.bus.clone(),
             db_limits: crate::db::SessionLimits::default(),

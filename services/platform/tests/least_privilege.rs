@@ -144,3 +144,70 @@ fn role_names_cannot_smuggle_sql() {
         assert!(service_role_name(bad).is_err(), "{bad}");
     }
 }
+
+/// A service started as the role migrates through `RP_MIGRATE_DATABASE_URL` (the owner); as the
+/// role alone it cannot (it may not create tables), and says so.
+#[tokio::test]
+async fn a_service_runs_as_the_role_and_migrates_as_the_owner() {
+    let env = TestEnv::new().await;
+    let role = format!(
+        "rp_svc_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    rp_platform::db::grant_service_role(&env.pool, &role)
+        .await
+        .unwrap();
+    let as_role = with_user(&env.database_url, &role);
+
+    let mut cfg = env.platform_config();
+    cfg.database_url = as_role.clone();
+    let Err(e) = rp_platform::runtime::Service::connect("least-privilege", cfg.clone()).await
+    else {
+        panic!("the role alone ran the migrations");
+    };
+    assert!(format!("{e:#}").contains("permission denied"), "{e:#}");
+
+    cfg.migrate_database_url = Some(env.database_url.clone());
+    let svc = rp_platform::runtime::Service::connect("least-privilege", cfg)
+        .await
+        .expect("starts as the role, migrating as the owner");
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&svc.pool)
+        .await
+        .unwrap();
+    assert_eq!(user, role);
+    let ws = WorkspaceId::new(uuid::Uuid::new_v4());
+    svc.store
+        .append(
+            &ws.stream(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(ws.to_string(), workspace_created())],
+        )
+        .await
+        .expect("the service appends as the role");
+    svc.cancel.cancel();
+    svc.wait().await.unwrap();
+    svc_cleanup(&env, &role).await;
+}
+
+async fn svc_cleanup(env: &TestEnv, role: &str) {
+    for s in [
+        format!("DROP OWNED BY \"{role}\""),
+        format!("DROP ROLE \"{role}\""),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(s))
+            .execute(&env.pool)
+            .await
+            .unwrap();
+    }
+}
+
+/// `url` with `user` (no password: the machine's PostgreSQL trusts local connections).
+fn with_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = match rest.split_once('/') {
+        Some((auth, _)) if auth.contains('@') => rest.split_once('@').unwrap().1,
+        _ => rest,
+    };
+    format!("{scheme}://{user}@{host}")
+}
