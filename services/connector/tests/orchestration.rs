@@ -737,7 +737,10 @@ async fn a_step_that_never_completes_is_failed_as_stalled_once_and_the_next_sync
         "within the limit"
     );
     w.clock.set(utc("2026-12-01T09:21:00Z"));
-    assert_eq!(s.tick().await.unwrap().stalled, vec![rp_platform::ids::SyncRunId::parse(&run).unwrap()]);
+    assert_eq!(
+        s.tick().await.unwrap().stalled,
+        vec![rp_platform::ids::SyncRunId::parse(&run).unwrap()]
+    );
     let h = w
         .wait_health(&id, |h| h.running_sync_run_id.is_empty())
         .await;
@@ -819,7 +822,10 @@ async fn a_run_stalled_at_the_daily_slot_is_failed_and_the_slot_starts_a_fresh_r
     // idle for longer than matching may take.
     w.clock.set(utc("2026-12-01T06:00:20Z"));
     let report = w.scheduler().tick().await.unwrap();
-    assert_eq!(report.stalled, vec![rp_platform::ids::SyncRunId::parse(&run).unwrap()]);
+    assert_eq!(
+        report.stalled,
+        vec![rp_platform::ids::SyncRunId::parse(&run).unwrap()]
+    );
     assert!(report.joined.is_empty(), "{report:?}");
     assert_eq!(report.started.len(), 1, "{report:?}");
     assert_ne!(report.started[0].to_string(), run);
