@@ -573,10 +573,7 @@ async fn bad_keys_other_workspaces_and_bad_arguments_get_clear_errors() {
         "authorization",
         format!("Bearer {other_key}").parse().unwrap(),
     );
-    assert_eq!(
-        c.sync_now(r).await.unwrap_err().code(),
-        Code::NotFound
-    );
+    assert_eq!(c.sync_now(r).await.unwrap_err().code(), Code::NotFound);
     let bad_time = c
         .set_sync_schedule(w.req(SetSyncScheduleRequest {
             integration_id: id.clone(),

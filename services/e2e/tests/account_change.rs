@@ -31,7 +31,6 @@ const SANDBOX: SandboxData = SandboxData {
     hubspot_rate_limit: false,
 };
 
-
 fn slug(p: api::Provider) -> &'static str {
     match p {
         api::Provider::Linkedin => "linkedin",
@@ -49,7 +48,11 @@ async fn numbers(s: &System) -> Vec<api::Dashboard> {
 
 /// The CRM ids the matcher matched.
 async fn matched_crm_ids(s: &System) -> BTreeSet<String> {
-    s.matched_pairs().await.into_iter().map(|(_, crm)| crm).collect()
+    s.matched_pairs()
+        .await
+        .into_iter()
+        .map(|(_, crm)| crm)
+        .collect()
 }
 
 /// The sandbox's CRM company ids (of the provider's kind) in its current account.
