@@ -496,17 +496,31 @@ impl System {
     /// data gives identical lists, whatever the installation (the oracle of the account-change,
     /// chaos and cluster tests).
     pub async fn dashboards(&self, windows: &[u32]) -> Vec<api::Dashboard> {
+        self.dashboards_of(&self.workspace_id, &self.key, windows)
+            .await
+    }
+
+    /// [`System::dashboards`] of another workspace of this system, with its key.
+    pub async fn dashboards_of(
+        &self,
+        workspace_id: &str,
+        key: &str,
+        windows: &[u32],
+    ) -> Vec<api::Dashboard> {
         let mut out = Vec::new();
         for &window_days in windows {
             for model in MODELS {
                 let mut d = self
                     .attribution
                     .clone()
-                    .get_dashboard(self.req(api::GetDashboardRequest {
-                        workspace_id: self.workspace_id.clone(),
-                        window_days,
-                        model: model as i32,
-                    }))
+                    .get_dashboard(rp_platform::testing::authed(
+                        key,
+                        api::GetDashboardRequest {
+                            workspace_id: workspace_id.to_string(),
+                            window_days,
+                            model: model as i32,
+                        },
+                    ))
                     .await
                     .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
                     .into_inner();

@@ -259,28 +259,7 @@ pub async fn live_runs(s: &System, ts: &[Tenant]) -> Vec<api::SyncRun> {
 /// Every dashboard number of the workspace, for every window and model, without what names the
 /// workspace or the moment (workspace, run, as-of time, version): the chaos suite's oracle.
 pub async fn dashboards(s: &System, t: &Tenant) -> Vec<api::Dashboard> {
-    let mut out = Vec::new();
-    for window_days in WINDOWS {
-        for model in MODELS {
-            let mut d = s
-                .attribution
-                .clone()
-                .get_dashboard(t.req(api::GetDashboardRequest {
-                    workspace_id: t.workspace_id.clone(),
-                    window_days,
-                    model: model as i32,
-                }))
-                .await
-                .unwrap_or_else(|e| panic!("GetDashboard({window_days}, {model:?}): {e}"))
-                .into_inner();
-            d.workspace_id.clear();
-            d.sync_run_id.clear();
-            d.as_of = None;
-            d.version = 0;
-            out.push(d);
-        }
-    }
-    out
+    s.dashboards_of(&t.workspace_id, &t.key, &WINDOWS).await
 }
 
 /// How many workspaces' dashboards differ from `reference`.
