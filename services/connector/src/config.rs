@@ -116,6 +116,20 @@ fn invalid(var: &str, value: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The token key ring from `CONNECTOR_TOKEN_KEYS` and `CONNECTOR_TOKEN_KEY_ID`: the connector's,
+/// and `rp tokens rewrap`'s. Errors never echo the keys.
+pub fn key_ring_from_env() -> Result<KeyRing, ConfigError> {
+    let hint =
+        "the token encryption keys, e.g. k1:$(openssl rand -base64 32) (see docs/connector.md)";
+    let keys_spec = rp_platform::config::required("CONNECTOR_TOKEN_KEYS", hint)?;
+    let active = rp_platform::config::required(
+        "CONNECTOR_TOKEN_KEY_ID",
+        "the id of the key in CONNECTOR_TOKEN_KEYS that seals new tokens, e.g. k1",
+    )?;
+    KeyRing::parse(&keys_spec, &active)
+        .map_err(|problem| invalid("CONNECTOR_TOKEN_KEYS", "<not shown>", problem))
+}
+
 fn addr(var: &str, default: &str) -> Result<SocketAddr, ConfigError> {
     let v = var_or(var, default);
     v.trim()
@@ -233,16 +247,7 @@ impl ConnectorConfig {
             .max(64 * 1024),
             max_pages: parse_or("CONNECTOR_MAX_PAGES", crate::providers::DEFAULT_MAX_PAGES)?.max(1),
         };
-        let hint =
-            "the token encryption keys, e.g. k1:$(openssl rand -base64 32) (see docs/connector.md)";
-        let keys_spec = rp_platform::config::required("CONNECTOR_TOKEN_KEYS", hint)?;
-        let active = rp_platform::config::required(
-            "CONNECTOR_TOKEN_KEY_ID",
-            "the id of the key in CONNECTOR_TOKEN_KEYS that seals new tokens, e.g. k1",
-        )?;
-        // Never echo the keys in the error.
-        let keys = KeyRing::parse(&keys_spec, &active)
-            .map_err(|problem| invalid("CONNECTOR_TOKEN_KEYS", "<not shown>", problem))?;
+        let keys = key_ring_from_env()?;
         let plans_spec = var_or("RP_PLANS", DEFAULT_PLANS);
         let plans = Plans::parse(&plans_spec)
             .map_err(|problem| invalid("RP_PLANS", &plans_spec, problem))?;

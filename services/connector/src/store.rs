@@ -232,6 +232,33 @@ pub async fn lock_tokens(
     .transpose()
 }
 
+/// Up to `limit` vault rows not sealed under `active`, after `after` in integration id order,
+/// locked as [`lock_tokens`] locks one (`rp tokens rewrap`).
+pub async fn lock_stale_tokens(
+    conn: &mut PgConnection,
+    active: &str,
+    after: uuid::Uuid,
+    limit: i64,
+) -> Result<Vec<(IntegrationId, TokenRow)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT integration_id, key_id, nonce, ciphertext, api_base, access_expires_at, \
+             generation \
+         FROM connector_tokens WHERE key_id <> $1 AND integration_id > $2 \
+         ORDER BY integration_id LIMIT $3 FOR UPDATE",
+    )
+    .bind(active)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: uuid::Uuid = r.try_get("integration_id")?;
+            Ok((IntegrationId::new(id), token_row(r)?))
+        })
+        .collect()
+}
+
 /// Writes (or replaces) the sealed tokens; returns the new generation.
 pub async fn put_tokens(
     conn: &mut PgConnection,

@@ -10,7 +10,7 @@
 //! the tokens are deleted, the projection says disconnected and ConnectionDisconnected is
 //! appended.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -341,6 +341,60 @@ impl Vault {
         store::put_tokens(&mut tx, id, &sealed, None, row.access_expires_at, false).await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// What [`rewrap_all`] did, per key id the rows were sealed with. Never a token.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// Rows re-sealed under the active key, by the key id they were sealed with before.
+    pub resealed: BTreeMap<String, u64>,
+    /// Rows that could not be opened (their key is not in the ring, or they do not decrypt),
+    /// by their key id; they are left as they are.
+    pub failed: BTreeMap<String, u64>,
+}
+
+/// Re-seals every vault row not sealed under the active key (`rp tokens rewrap`), `batch` rows
+/// per transaction. Each batch locks its rows as a refresh does (`FOR UPDATE`), so it is safe
+/// while connectors run: a refresh in flight finishes first (and has then re-sealed the row
+/// under the active key itself, so the re-check skips it). Rows are walked in integration id
+/// order, so a row that fails is not retried forever; running it again is harmless.
+pub async fn rewrap_all(
+    pool: &PgPool,
+    keys: &KeyRing,
+    batch: i64,
+) -> Result<Rewrapped, VaultError> {
+    let mut done = Rewrapped::default();
+    let mut after = uuid::Uuid::nil();
+    loop {
+        let mut tx = pool.begin().await?;
+        let rows =
+            store::lock_stale_tokens(&mut tx, keys.active_key_id(), after, batch.max(1)).await?;
+        let Some(last) = rows.last() else {
+            tx.commit().await?;
+            return Ok(done);
+        };
+        after = last.0.as_uuid();
+        for (id, row) in &rows {
+            let uuid = id.as_uuid();
+            let aad = uuid.as_bytes();
+            let old = row.sealed.key_id.clone();
+            let resealed = keys
+                .open(&row.sealed, aad)
+                .and_then(|plain| keys.seal(&plain, aad));
+            match resealed {
+                Ok(sealed) => {
+                    store::put_tokens(&mut tx, *id, &sealed, None, row.access_expires_at, false)
+                        .await?;
+                    *done.resealed.entry(old).or_default() += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(integration_id = %id, key_id = %old, error = %e, "could not re-seal tokens");
+                    *done.failed.entry(old).or_default() += 1;
+                }
+            }
+        }
+        tx.commit().await?;
     }
 }
 

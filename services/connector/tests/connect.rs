@@ -8,7 +8,7 @@ mod connector_support;
 
 use connector::crypto::{KeyRing, Sealed};
 use connector::domain::IntegrationId;
-use connector::vault::{Cause, Vault};
+use connector::vault::{Cause, Vault, rewrap_all};
 use connector_support::{Harness, Options, key_b64};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1::{self as ev, envelope::Event};
@@ -431,5 +431,50 @@ async fn token_keys_rotate_without_losing_a_connection() {
         vault.access(id, &Cause::default()).await.unwrap().token,
         before.token
     );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn rewrap_reseals_every_token_under_the_active_key_and_the_old_key_can_go() {
+    let h = Harness::start().await;
+    let mut ids = Vec::new();
+    for p in [
+        api::Provider::Linkedin,
+        api::Provider::Hubspot,
+        api::Provider::Salesforce,
+    ] {
+        ids.push(h.connect(p).await);
+    }
+    for id in &ids {
+        assert_eq!(sealed_row(&h, *id).await.0.key_id, "k1");
+    }
+    let rotated = KeyRing::parse(&format!("k1:{},k2:{}", key_b64(7), key_b64(9)), "k2").unwrap();
+    // Batches of 2 over 3 rows: more than one batch.
+    let report = rewrap_all(&h.env.pool, &rotated, 2).await.unwrap();
+    assert_eq!(report.resealed.get("k1"), Some(&3), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    for id in &ids {
+        assert_eq!(sealed_row(&h, *id).await.0.key_id, "k2");
+    }
+    // Idempotent: nothing is left to re-seal.
+    let again = rewrap_all(&h.env.pool, &rotated, 2).await.unwrap();
+    assert!(again.resealed.is_empty(), "{again:?}");
+    // k1 dropped from the ring: the connector still reads and refreshes every connection.
+    let only_new = KeyRing::parse(&format!("k2:{}", key_b64(9)), "k2").unwrap();
+    let vault = Vault::new(
+        h.env.pool.clone(),
+        only_new,
+        h.connector.clients.clone(),
+        std::time::Duration::from_secs(60),
+    );
+    for id in &ids {
+        let access = vault.access(*id, &Cause::default()).await.unwrap();
+        let refreshed = vault
+            .refresh(*id, access.generation, &Cause::default())
+            .await
+            .unwrap();
+        assert!(refreshed.generation > access.generation);
+        assert_eq!(sealed_row(&h, *id).await.0.key_id, "k2");
+    }
     h.shutdown().await;
 }

@@ -13,6 +13,7 @@ mod client;
 mod consumers;
 mod keys;
 mod output;
+mod tokens;
 mod workspaces;
 
 #[derive(Parser)]
@@ -55,6 +56,11 @@ enum Cmd {
     Keys {
         #[command(subcommand)]
         cmd: keys::KeysCmd,
+    },
+    /// The connector's sealed provider tokens (needs CONNECTOR_TOKEN_KEYS, CONNECTOR_TOKEN_KEY_ID).
+    Tokens {
+        #[command(subcommand)]
+        cmd: tokens::TokensCmd,
     },
     /// Create workspaces.
     Workspaces {
@@ -204,6 +210,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Consumers { dead_letters } => consumers::show(&config, &out, dead_letters).await,
         Cmd::Keys { cmd } => keys::run(cmd, &config, &out).await,
         Cmd::Workspaces { cmd } => workspaces::run(cmd, &config, &out).await,
+        Cmd::Tokens { cmd } => tokens::run(cmd, &config, &out).await,
         Cmd::Client(cmd) => client::run(cmd, &out).await,
     }
 }
