@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::clients::Clients;
+use crate::crypto::Sealed;
 use crate::domain::ObjectKind;
 use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state};
@@ -23,6 +24,10 @@ use crate::sync::domain::ConnectionFacts;
 use crate::sync::store as sync_store;
 use crate::vault::{self, Cause, Vault, VaultError};
 use rp_platform::ids::WorkspaceId;
+
+/// How long Disconnect waits for the provider to revoke the grant (the local disconnect is
+/// already committed; a provider slower than this is counted as failed).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a connections request could not be done; api.rs maps these to gRPC codes.
 #[derive(Debug, thiserror::Error)]
@@ -215,7 +220,7 @@ impl ConnectFlow {
         let op = "disconnecting";
         let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
         // Lock order everywhere: vault row, then connection row.
-        store::lock_tokens(&mut tx, id)
+        let tokens = store::lock_tokens(&mut tx, id)
             .await
             .map_err(|e| infra(op)(&e))?;
         let row = self.owned(&mut tx, workspace_id, id).await?;
@@ -240,7 +245,46 @@ impl ConnectFlow {
             .ok_or_else(|| FlowError::NotFound(format!("no integration {id}")))?;
         tx.commit().await.map_err(|e| infra(op)(&e))?;
         tracing::info!(integration_id = %id, provider = %row.provider, "disconnected by the user");
+        // Only now, with the disconnect committed: the provider forgets the grant too. Its
+        // failure is logged and counted, never the user's (the connection is disconnected here
+        // whatever the provider says; the user can also remove the app there).
+        if let Some(tokens) = tokens {
+            self.revoke_at_provider(id, row.provider, &tokens.sealed)
+                .await;
+        }
         Ok(after)
+    }
+
+    /// Revokes the grant sealed in `sealed` at `provider` (after a Disconnect), within
+    /// [`REVOKE_TIMEOUT`].
+    async fn revoke_at_provider(&self, id: IntegrationId, provider: Provider, sealed: &Sealed) {
+        let (access, refresh) = match self.vault.grant_tokens(id, sealed) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(integration_id = %id, %provider, error = %e, "could not read the tokens to revoke them at the provider");
+                crate::metrics::grant_revocation(provider, "failed");
+                return;
+            }
+        };
+        let oauth = self.clients.oauth(provider);
+        match tokio::time::timeout(REVOKE_TIMEOUT, oauth.revoke(&access, refresh.as_ref())).await {
+            Ok(Ok(true)) => {
+                tracing::info!(integration_id = %id, %provider, "grant revoked at the provider");
+                crate::metrics::grant_revocation(provider, "revoked");
+            }
+            Ok(Ok(false)) => {
+                tracing::info!(integration_id = %id, %provider, "nothing to revoke at the provider");
+                crate::metrics::grant_revocation(provider, "skipped");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(integration_id = %id, %provider, error = %e, "the provider did not revoke the grant; the connection is disconnected anyway");
+                crate::metrics::grant_revocation(provider, "failed");
+            }
+            Err(_) => {
+                tracing::warn!(integration_id = %id, %provider, "the provider did not answer the revocation in time; the connection is disconnected anyway");
+                crate::metrics::grant_revocation(provider, "failed");
+            }
+        }
     }
 
     pub async fn get(

@@ -23,6 +23,9 @@ pub struct ConnectorMetrics {
     pub token_refresh_failures: Family<Labels<2>, Counter>,
     /// `provider`, `reason` (a `DisconnectReason`).
     pub disconnections: Family<Labels<2>, Counter>,
+    /// `provider`, `result` (`revoked`, `failed`, `skipped`): Disconnect's revocation of the
+    /// grant at the provider.
+    pub grant_revocations: Family<Labels<2>, Counter>,
 }
 
 static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
@@ -34,6 +37,7 @@ static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
         token_refreshes: Family::default(),
         token_refresh_failures: Family::default(),
         disconnections: Family::default(),
+        grant_revocations: Family::default(),
     };
     register(
         "rp_provider_requests",
@@ -70,6 +74,11 @@ static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
         "ConnectionDisconnected events appended, by provider and reason",
         m.disconnections.clone(),
     );
+    register(
+        "rp_connector_grant_revocations",
+        "Disconnect's revocation of the grant at the provider: revoked, failed (the disconnect happened anyway), or skipped (nothing to revoke)",
+        m.grant_revocations.clone(),
+    );
     m
 });
 
@@ -100,6 +109,11 @@ pub fn init() {
             let _ = m
                 .token_refresh_failures
                 .get_or_create(&[("provider", provider(p)), ("reason", reason.into())]);
+        }
+        for result in ["revoked", "failed", "skipped"] {
+            let _ = m
+                .grant_revocations
+                .get_or_create(&[("provider", provider(p)), ("result", result.into())]);
         }
         for reason in disconnect_reasons() {
             let _ = m
@@ -132,6 +146,14 @@ pub fn provider_request(p: Provider, status: Option<u16>) {
             .get_or_create(&[("provider", provider(p))])
             .inc();
     }
+}
+
+/// Disconnect's revocation at the provider: `revoked`, `failed` or `skipped`.
+pub fn grant_revocation(p: Provider, result: &'static str) {
+    metrics()
+        .grant_revocations
+        .get_or_create(&[("provider", provider(p)), ("result", result.into())])
+        .inc();
 }
 
 pub fn provider_retry(p: Provider) {

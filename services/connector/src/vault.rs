@@ -156,6 +156,16 @@ impl Vault {
         serde_json::from_slice(&json).map_err(|e| VaultError::Corrupt(e.to_string()))
     }
 
+    /// The access and refresh tokens sealed in `sealed` (Disconnect revokes them at the provider).
+    pub fn grant_tokens(
+        &self,
+        id: IntegrationId,
+        sealed: &Sealed,
+    ) -> Result<(Secret, Option<Secret>), VaultError> {
+        let p = self.open(id, sealed)?;
+        Ok((p.access_token, p.refresh_token))
+    }
+
     /// Stores the tokens of a completed authorization (inside the caller's transaction).
     pub async fn store_new(
         &self,

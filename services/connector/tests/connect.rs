@@ -7,7 +7,8 @@
 mod connector_support;
 
 use connector::crypto::{KeyRing, Sealed};
-use connector::domain::IntegrationId;
+use connector::domain::provider::ProviderError;
+use connector::domain::{IntegrationId, Provider};
 use connector::vault::{Cause, Vault, rewrap_all};
 use connector_support::{Harness, Options, key_b64};
 use rp_platform::contracts::api::v1 as api;
@@ -476,5 +477,102 @@ async fn rewrap_reseals_every_token_under_the_active_key_and_the_old_key_can_go(
         assert!(refreshed.generation > access.generation);
         assert_eq!(sealed_row(&h, *id).await.0.key_id, "k2");
     }
+    h.shutdown().await;
+}
+
+async fn sandbox_status(h: &Harness, slug: &str) -> serde_json::Value {
+    h.http
+        .get(format!("{}/providers/{slug}", h.sb.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn disconnect(h: &Harness, id: IntegrationId) -> api::Connection {
+    h.grpc()
+        .await
+        .disconnect(h.req(api::DisconnectRequest {
+            workspace_id: h.ws(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn disconnect_revokes_the_grant_at_each_provider() {
+    let h = Harness::start().await;
+    for (provider, ours, slug) in [
+        (api::Provider::Linkedin, Provider::Linkedin, "linkedin"),
+        (api::Provider::Hubspot, Provider::Hubspot, "hubspot"),
+        (
+            api::Provider::Salesforce,
+            Provider::Salesforce,
+            "salesforce",
+        ),
+    ] {
+        let id = h.connect(provider).await;
+        let before = sandbox_status(&h, slug).await;
+        assert_eq!(before["live_grants"], 1, "{slug}: {before}");
+        assert_eq!(before["revocations"], 0, "{slug}: {before}");
+        let (sealed, _) = sealed_row(&h, id).await;
+        let (_, refresh) = h.connector.vault.grant_tokens(id, &sealed).unwrap();
+        let off = disconnect(&h, id).await;
+        assert_eq!(off.status, api::ConnectionStatus::Disconnected as i32);
+        // The provider forgot the grant: its refresh and access tokens no longer work there.
+        let after = sandbox_status(&h, slug).await;
+        assert_eq!(after["live_grants"], 0, "{slug}: {after}");
+        assert_eq!(after["revocations"], 1, "{slug}: {after}");
+        let refused = h
+            .connector
+            .clients
+            .oauth(ours)
+            .refresh(&refresh.unwrap())
+            .await;
+        assert!(
+            matches!(refused, Err(ProviderError::GrantRefused { .. })),
+            "{slug}: {refused:?}"
+        );
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_provider_that_fails_to_revoke_does_not_stop_the_disconnect() {
+    let h = Harness::start().await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    let failed = || {
+        connector::metrics::metrics()
+            .grant_revocations
+            .get_or_create(&[("provider", "hubspot".into()), ("result", "failed".into())])
+            .get()
+    };
+    let failed_before = failed();
+    let r = h
+        .http
+        .put(format!("{}/providers/hubspot/outage", h.sb.admin_url()))
+        .json(&json!({"mode": "503"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let off = disconnect(&h, id).await;
+    assert_eq!(off.status, api::ConnectionStatus::Disconnected as i32);
+    assert_eq!(
+        off.disconnect_reason,
+        api::DisconnectReason::UserRequested as i32
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM connector_tokens")
+        .fetch_one(&h.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(failed() > failed_before, "the failure is counted");
+    let status = sandbox_status(&h, "hubspot").await;
+    assert_eq!(status["live_grants"], 1, "{status}");
     h.shutdown().await;
 }

@@ -412,7 +412,10 @@ async fn rotation(State(s): State<AppState>, Path(p): Path<String>, raw: String)
 
 pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<String>) -> Response {
     let p = try_resp!(provider(&p));
-    let live = s.oauth(p).live_grants();
+    let (live, revocations) = {
+        let o = s.oauth(p);
+        (o.live_grants(), o.revocations())
+    };
     let account = match p {
         Provider::Linkedin => s.world().linkedin_member,
         Provider::Hubspot | Provider::Salesforce => s.world().crm_account,
@@ -439,6 +442,8 @@ pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<Str
         "rejected": c.rejected,
         "api_requests": c.requests,
         "live_grants": live,
+        // Grants revoked through the provider's revocation endpoint.
+        "revocations": revocations,
         "organization_errors": c.organization_errors,
         "ad_accounts_hidden": c.ad_accounts_hidden,
         "hostile": c.hostile.as_ref().map(|h| json!({

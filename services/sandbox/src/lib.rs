@@ -171,7 +171,8 @@ fn provider_routes(state: &AppState, p: Provider, at_root: bool) -> Router {
         Provider::Linkedin => (
             Router::new()
                 .route("/oauth/v2/authorization", get(oauth::authorize))
-                .route("/oauth/v2/accessToken", post(oauth::token)),
+                .route("/oauth/v2/accessToken", post(oauth::token))
+                .route("/oauth/v2/revoke", post(oauth::revoke)),
             // Every GET also takes a POST: a Rest.li query tunnelled in a form body (the
             // tunnel layer turns it back into the GET, or refuses it).
             Router::new()
@@ -207,6 +208,10 @@ fn provider_routes(state: &AppState, p: Provider, at_root: bool) -> Router {
                 .route(
                     "/oauth/v1/access-tokens/{token}",
                     get(oauth::hubspot_token_info),
+                )
+                .route(
+                    "/oauth/v1/refresh-tokens/{token}",
+                    axum::routing::delete(oauth::hubspot_revoke),
                 ),
             Router::new()
                 .route("/crm/v3/objects/{type}", get(hubspot::list))
@@ -222,6 +227,7 @@ fn provider_routes(state: &AppState, p: Provider, at_root: bool) -> Router {
             Router::new()
                 .route("/services/oauth2/authorize", get(oauth::authorize))
                 .route("/services/oauth2/token", post(oauth::token))
+                .route("/services/oauth2/revoke", post(oauth::revoke))
                 .route("/services/data", get(salesforce::versions)),
             Router::new()
                 .route("/services/data/{version}/query", get(salesforce::query))

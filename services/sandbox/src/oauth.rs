@@ -66,6 +66,9 @@ pub struct OAuthState {
     refresh: HashMap<String, u64>,
     grants: HashMap<u64, Grant>,
     next_grant: u64,
+    /// Grants revoked through the provider's revocation endpoint (`GET /admin/providers/{p}`
+    /// shows it as `revocations`).
+    revocations: u64,
 }
 
 /// Why an access token was refused.
@@ -113,6 +116,29 @@ impl OAuthState {
             }
         }
         n
+    }
+
+    /// Revokes the grant a refresh or access token belongs to, as the providers' revocation
+    /// endpoints do: its refresh and access tokens stop working. `false`: the token is unknown
+    /// or its grant was already revoked.
+    pub fn revoke_token(&mut self, token: &str) -> bool {
+        let grant = self
+            .refresh
+            .get(token)
+            .copied()
+            .or_else(|| self.access.get(token).map(|e| e.grant));
+        match grant.and_then(|g| self.grants.get_mut(&g)) {
+            Some(g) if !g.revoked => {
+                g.revoked = true;
+                self.revocations += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn revocations(&self) -> u64 {
+        self.revocations
     }
 
     pub fn live_grants(&self) -> usize {
@@ -629,6 +655,56 @@ pub async fn hubspot_token_info(
     }
 }
 
+/// HubSpot's `DELETE /oauth/v1/refresh-tokens/{token}`: deletes the refresh token (the app's
+/// grant for that account): 204, or 404 for an unknown token.
+pub async fn hubspot_revoke(
+    State((s, p)): State<(AppState, Provider)>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    if s.oauth(p).revoke_token(&token) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        crate::errors::hubspot(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The refresh token is unknown or was already deleted",
+        )
+    }
+}
+
+/// Salesforce's `POST /services/oauth2/revoke` (form `token=`, an access or refresh token) and
+/// LinkedIn's `POST /oauth/v2/revoke` (form `client_id`, `client_secret`, `token`): revoke the
+/// token's grant; 200 with an empty body, 400 for an unknown token, LinkedIn 401 for a wrong
+/// client.
+pub async fn revoke(State((s, p)): State<(AppState, Provider)>, body: String) -> Response {
+    let form = parse_form(&body);
+    if p == Provider::Linkedin && s.config.check_client_credentials {
+        let c = s.config.client(p);
+        if form_get(&form, "client_id") != Some(c.client_id.as_str())
+            || form_get(&form, "client_secret") != Some(c.client_secret.as_str())
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "invalid_client", "error_description": "Client authentication failed"})),
+            )
+                .into_response();
+        }
+    }
+    let token = form_get(&form, "token").unwrap_or("");
+    if !token.is_empty() && s.oauth(p).revoke_token(token) {
+        return StatusCode::OK.into_response();
+    }
+    let body = match p {
+        Provider::Salesforce => {
+            json!({"error": "invalid_token", "error_description": "invalid token"})
+        }
+        _ => {
+            json!({"error": "invalid_request", "error_description": "the token is unknown or already revoked"})
+        }
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
 /// Bearer token of a request (`Authorization: Bearer x`; Salesforce also takes `OAuth x`).
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -653,6 +729,27 @@ mod tests {
             "r_ads,r_ads_reporting"
         );
         assert_eq!(linkedin_scope(""), "");
+    }
+
+    #[test]
+    fn revoking_either_token_revokes_the_grant_once() {
+        let mut o = OAuthState::default();
+        o.grants.insert(
+            1,
+            Grant {
+                revoked: false,
+                scope: String::new(),
+                created_ms: 0,
+            },
+        );
+        let access = o.issue_access(Provider::Hubspot, 1, 0, 60_000);
+        let refresh = o.issue_refresh(Provider::Hubspot, 1);
+        assert_eq!(o.check_access(&access, 0), Ok(1));
+        assert!(!o.revoke_token("unknown"));
+        assert!(o.revoke_token(&refresh));
+        assert_eq!(o.check_access(&access, 0), Err(TokenProblem::Revoked));
+        assert!(!o.revoke_token(&access), "already revoked");
+        assert_eq!((o.revocations(), o.live_grants()), (1, 0));
     }
 
     #[test]

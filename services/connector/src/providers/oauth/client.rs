@@ -197,6 +197,86 @@ impl OAuthClient {
         }
     }
 
+    /// Revokes the grant at the provider (Disconnect), in one attempt: HubSpot deletes the
+    /// refresh token, Salesforce revokes the refresh token (or the access token when there is
+    /// none), LinkedIn revokes the access token with our client credentials. `Ok(false)`: the
+    /// provider has no revocation endpoint configured, or we hold nothing it would take. No
+    /// error names a token.
+    pub async fn revoke(
+        &self,
+        access_token: &Secret,
+        refresh_token: Option<&Secret>,
+    ) -> Result<bool, ProviderError> {
+        let provider = self.cfg.provider;
+        let Some(url) = self.cfg.revoke_url.as_deref() else {
+            return Ok(false);
+        };
+        let (endpoint, request) = match provider {
+            Provider::Hubspot => {
+                let Some(refresh) = refresh_token else {
+                    return Ok(false);
+                };
+                let mut u = reqwest::Url::parse(url).map_err(|e| ProviderError::Request {
+                    provider,
+                    endpoint: "oauth configuration".into(),
+                    status: None,
+                    message: format!("invalid revocation URL: {e}"),
+                })?;
+                u.path_segments_mut()
+                    .map_err(|_| ProviderError::Request {
+                        provider,
+                        endpoint: "oauth configuration".into(),
+                        status: None,
+                        message: "invalid revocation URL".into(),
+                    })?
+                    .push(refresh.expose());
+                (format!("DELETE {url}/{{token}}"), self.http.delete(u))
+            }
+            Provider::Salesforce => {
+                let token = refresh_token.unwrap_or(access_token);
+                (
+                    format!("POST {url}"),
+                    self.http.post(url).form(&[("token", token.expose())]),
+                )
+            }
+            Provider::Linkedin => (
+                format!("POST {url}"),
+                self.http.post(url).form(&[
+                    ("client_id", self.cfg.client_id.as_str()),
+                    ("client_secret", self.cfg.client_secret.expose()),
+                    ("token", access_token.expose()),
+                ]),
+            ),
+        };
+        let answer = request.send().await;
+        let answer = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                crate::metrics::provider_request(provider, None);
+                // Without the URL: HubSpot's carries the token.
+                let e = e.without_url();
+                return Err(ProviderError::Request {
+                    provider,
+                    endpoint,
+                    status: None,
+                    message: format!("no answer: {e}"),
+                });
+            }
+        };
+        let status = answer.status();
+        crate::metrics::provider_request(provider, Some(status.as_u16()));
+        if status.is_success() {
+            return Ok(true);
+        }
+        let body = answer.bytes().await.unwrap_or_default();
+        Err(ProviderError::Request {
+            provider,
+            endpoint,
+            status: Some(status.as_u16()),
+            message: crate::providers::http::excerpt(&body),
+        })
+    }
+
     /// Ok(Some) = tokens, Ok(None) = retry, Err = give up.
     fn settle(
         &self,

@@ -10,6 +10,10 @@ pub struct OAuthConfig {
     pub provider: Provider,
     pub authorize_url: String,
     pub token_url: String,
+    /// Where the grant is revoked on Disconnect (docs/connector.md, "Disconnect"): LinkedIn
+    /// `POST /oauth/v2/revoke`, HubSpot `DELETE /oauth/v1/refresh-tokens/{token}` (this is the
+    /// URL without the token), Salesforce `POST /services/oauth2/revoke`. `None`: not revoked.
+    pub revoke_url: Option<String>,
     pub client_id: String,
     pub client_secret: Secret,
     pub redirect_uri: String,
@@ -52,6 +56,7 @@ impl OAuthConfig {
             redirect_uri,
             &["r_ads", "r_ads_reporting", "r_organization_social"],
         )
+        .revoking_at(join(auth_base, "/oauth/v2/revoke"))
     }
 
     /// `auth_base`: `https://app.hubspot.com` for authorize; the token endpoint is on the API
@@ -76,6 +81,7 @@ impl OAuthConfig {
                 "crm.objects.deals.read",
             ],
         )
+        .revoking_at(join(api_base, "/oauth/v1/refresh-tokens"))
     }
 
     /// `auth_base`: `https://login.salesforce.com` or `<sandbox>/salesforce`.
@@ -94,6 +100,12 @@ impl OAuthConfig {
             redirect_uri,
             &["api", "refresh_token"],
         )
+        .revoking_at(join(auth_base, "/services/oauth2/revoke"))
+    }
+
+    fn revoking_at(mut self, url: String) -> Self {
+        self.revoke_url = Some(url);
+        self
     }
 
     fn build(
@@ -109,6 +121,7 @@ impl OAuthConfig {
             provider,
             authorize_url,
             token_url,
+            revoke_url: None,
             client_id: client_id.to_string(),
             client_secret,
             redirect_uri: redirect_uri.to_string(),
