@@ -452,18 +452,36 @@ impl System {
 
     /// The sync run once it has finished, whichever way.
     pub async fn finished_run(&self, sync_run_id: &str) -> api::SyncRun {
-        eventually(WAIT, "the sync run to finish", || async {
-            let r = self
-                .sync
-                .clone()
-                .get_sync_run(self.req(api::GetSyncRunRequest {
-                    sync_run_id: sync_run_id.into(),
-                }))
-                .await
-                .ok()?
-                .into_inner();
-            matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
-        })
+        self.finished_run_as(&self.key, sync_run_id, WAIT).await
+    }
+
+    /// [`System::finished_run`] read with `key` (another workspace's), within `limit`; a gRPC
+    /// error (a service or replica away) counts as not finished yet.
+    pub async fn finished_run_as(
+        &self,
+        key: &str,
+        sync_run_id: &str,
+        limit: Duration,
+    ) -> api::SyncRun {
+        eventually(
+            limit,
+            &format!("sync run {sync_run_id} to finish"),
+            || async {
+                let r = self
+                    .sync
+                    .clone()
+                    .get_sync_run(rp_platform::testing::authed(
+                        key,
+                        api::GetSyncRunRequest {
+                            sync_run_id: sync_run_id.into(),
+                        },
+                    ))
+                    .await
+                    .ok()?
+                    .into_inner();
+                matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
+            },
+        )
         .await
     }
 

@@ -197,19 +197,7 @@ pub async fn sync_all(s: &System, ts: &[Tenant]) -> Vec<(usize, String)> {
 /// A run once it has finished, whichever way, within `limit` (a gRPC error, a replica away,
 /// counts as not yet).
 pub async fn finished(s: &System, t: &Tenant, run: &str, limit: Duration) -> api::SyncRun {
-    eventually(limit, &format!("sync run {run} to finish"), || async {
-        let r = s
-            .sync
-            .clone()
-            .get_sync_run(t.req(api::GetSyncRunRequest {
-                sync_run_id: run.into(),
-            }))
-            .await
-            .ok()?
-            .into_inner();
-        matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
-    })
-    .await
+    s.finished_run_as(&t.key, run, limit).await
 }
 
 /// Every run finished (in the order of `runs`).

@@ -505,19 +505,7 @@ async fn truth_counts(s: &System) -> BTreeMap<&'static str, i64> {
 
 /// The run once it has finished, whichever way (within [`RUN_LIMIT`]).
 async fn finished(s: &System, run: &str) -> api::SyncRun {
-    eventually(RUN_LIMIT, &format!("sync run {run} to finish"), || async {
-        let r = s
-            .sync
-            .clone()
-            .get_sync_run(s.req(api::GetSyncRunRequest {
-                sync_run_id: run.into(),
-            }))
-            .await
-            .ok()?
-            .into_inner();
-        matches!(r.state.as_str(), "completed" | "failed" | "interrupted").then_some(r)
-    })
-    .await
+    s.finished_run_as(s.api_key(), run, RUN_LIMIT).await
 }
 
 async fn runs_of(s: &System, integration: &str) -> Vec<api::SyncRun> {

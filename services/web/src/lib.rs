@@ -63,18 +63,18 @@ impl Config {
         } else {
             "http"
         };
-        let grpc = |var: &str, default: &str| -> Result<String, ConfigError> {
-            let addr: SocketAddr = parse_or(var, default.parse().expect("a valid default"))?;
+        let grpc = |var: &str, default_port: u16| -> Result<String, ConfigError> {
+            let addr = parse_or(var, SocketAddr::from(([127, 0, 0, 1], default_port)))?;
             Ok(format!("{scheme}://{addr}"))
         };
         let demo = var_or("WEB_DEMO_ENV", "");
         Ok(Self {
             addr: parse_or("WEB_ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
             assets_dir: PathBuf::from(var_or("WEB_ASSETS_DIR", DEFAULT_ASSETS_DIR)),
-            connector: grpc("CONNECTOR_GRPC_ADDR", "127.0.0.1:50051")?,
-            matcher: grpc("MATCHER_GRPC_ADDR", "127.0.0.1:50052")?,
-            attribution: grpc("ATTRIBUTION_GRPC_ADDR", "127.0.0.1:50053")?,
-            notification: grpc("NOTIFICATION_GRPC_ADDR", "127.0.0.1:50054")?,
+            connector: grpc("CONNECTOR_GRPC_ADDR", 50051)?,
+            matcher: grpc("MATCHER_GRPC_ADDR", 50052)?,
+            attribution: grpc("ATTRIBUTION_GRPC_ADDR", 50053)?,
+            notification: grpc("NOTIFICATION_GRPC_ADDR", 50054)?,
             demo_env: (!demo.is_empty()).then(|| PathBuf::from(demo)),
             backend_ca,
         })
