@@ -19,6 +19,7 @@ pub mod provider;
 pub mod ratelimit;
 pub mod relay;
 pub mod runtime;
+pub mod storage;
 pub mod streams;
 pub mod telemetry;
 pub mod testing;

@@ -13,6 +13,7 @@ mod client;
 mod consumers;
 mod keys;
 mod output;
+mod storage;
 mod tokens;
 mod workspaces;
 
@@ -61,6 +62,16 @@ enum Cmd {
     Tokens {
         #[command(subcommand)]
         cmd: tokens::TokensCmd,
+    },
+    /// Bytes per table (heap, TOAST, indexes) and rows, per owner, and projections ÷ event log
+    /// (docs/storage.md).
+    Storage {
+        /// Also write this measurement to FILE (JSON), to compare a later one with.
+        #[arg(long, value_name = "FILE")]
+        save: Option<std::path::PathBuf>,
+        /// Compare with a measurement saved by --save: each table's size then, and the growth.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<std::path::PathBuf>,
     },
     /// Create workspaces.
     Workspaces {
@@ -209,6 +220,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Consumers { dead_letters } => consumers::show(&config, &out, dead_letters).await,
         Cmd::Keys { cmd } => keys::run(cmd, &config, &out).await,
+        Cmd::Storage { save, baseline } => storage::show(&config, &out, save, baseline).await,
         Cmd::Workspaces { cmd } => workspaces::run(cmd, &config, &out).await,
         Cmd::Tokens { cmd } => tokens::run(cmd, &config, &out).await,
         Cmd::Client(cmd) => client::run(cmd, &out).await,
