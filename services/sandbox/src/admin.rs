@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/config", get(config))
         .route("/clock", get(clock))
         .route("/clock/advance", post(clock_advance))
+        .route("/churn", post(churn))
         .route("/tokens/expire", post(expire_all))
         .route("/providers/{provider}", get(provider_status))
         .route("/providers/{provider}/tokens/expire", post(expire_provider))
@@ -164,6 +165,27 @@ async fn clock_advance(State(s): State<AppState>, raw: String) -> Response {
     }
     s.advance_clock(delta);
     clock(State(s)).await
+}
+
+#[derive(Deserialize)]
+struct ChurnBody {
+    fraction: f64,
+    #[serde(default)]
+    seed: u64,
+    /// New engagement rows; default the history's average day.
+    engagement_rows: Option<usize>,
+}
+
+/// A day's change: a fraction of companies, contacts and deals edited (modified now) and a new
+/// day of engagement (`crate::churn`).
+async fn churn(State(s): State<AppState>, raw: String) -> Response {
+    let b: ChurnBody = try_resp!(body(&raw));
+    let now = s.clock.now_ms();
+    let mut w = s.world_mut();
+    match crate::churn::churn(&mut w, b.fraction, b.seed, b.engagement_rows, now) {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => err(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
 }
 
 #[derive(Deserialize)]

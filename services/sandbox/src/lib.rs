@@ -17,6 +17,7 @@ pub mod data;
 pub mod soql;
 
 mod admin;
+mod churn;
 mod errors;
 mod hubspot;
 mod layers;
