@@ -42,7 +42,7 @@ impl AttributionApi {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        apikeys::authenticate(&self.pool, req.metadata()).await
+        apikeys::authenticate(&self.pool, req).await
     }
 
     /// The workspace's current version after checking `window_days` against its plan.

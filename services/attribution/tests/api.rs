@@ -297,3 +297,56 @@ async fn paging_carries_on_in_the_numbers_it_started_with() {
     );
     w.stop().await;
 }
+
+/// Issue 15.3: a read-only key reads the dashboard and its deals exactly as a full key does
+/// (Attribution has no method that changes anything).
+#[tokio::test]
+async fn a_read_only_key_reads_the_dashboard_as_a_full_key_does() {
+    let w = World::new("growth").await;
+    let ro = apikeys::issue_with_scope(
+        &w.env.pool,
+        WorkspaceId::parse(&w.ws).unwrap(),
+        "wall screen",
+        apikeys::Scope::ReadOnly,
+    )
+    .await
+    .unwrap()
+    .plaintext;
+    let mut client = w.client.clone();
+    let mut answers = Vec::new();
+    for key in [&w.key, &ro] {
+        let dashboard = client
+            .get_dashboard(with_key(
+                GetDashboardRequest {
+                    workspace_id: w.ws.clone(),
+                    window_days: 30,
+                    model: Model::Linear as i32,
+                },
+                key,
+            ))
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| s.code());
+        let deals = client
+            .list_dashboard_deals(with_key(
+                ListDashboardDealsRequest {
+                    workspace_id: w.ws.clone(),
+                    window_days: 30,
+                    metric: Metric::InfluencedPipeline as i32,
+                    ..Default::default()
+                },
+                key,
+            ))
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| s.code());
+        assert_ne!(dashboard.as_ref().err(), Some(&Code::PermissionDenied));
+        assert_ne!(deals.as_ref().err(), Some(&Code::PermissionDenied));
+        answers.push((dashboard, deals));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the read-only key is answered as the full key"
+    );
+    w.stop().await;
+}

@@ -36,7 +36,7 @@ impl ConnectionsApi {
         request: &Request<T>,
         workspace_id: &str,
     ) -> Result<WorkspaceId, Status> {
-        let caller = apikeys::authenticate(self.flow.pool(), request.metadata()).await?;
+        let caller = apikeys::authenticate(self.flow.pool(), request).await?;
         let span = tracing::Span::current();
         span.record("key_id", caller.key_id.as_str());
         let ws = caller.authorize(workspace_id)?;

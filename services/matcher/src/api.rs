@@ -33,7 +33,7 @@ impl MatchesApi {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        apikeys::authenticate(&self.pool, req.metadata()).await
+        apikeys::authenticate(&self.pool, req).await
     }
 }
 

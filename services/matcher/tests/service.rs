@@ -721,3 +721,89 @@ async fn decisions_on_ids_that_are_not_companies_of_the_workspace_are_refused_an
     assert_eq!(stored, (1, 1));
     w.stop().await;
 }
+
+/// Issue 15.3: a read-only key reads matches and reviews but cannot record a decision
+/// (PERMISSION_DENIED, saying the key is read-only); nothing is appended. The full key can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_key_reads_matches_but_cannot_record_a_decision() {
+    let w = World::new().await;
+    w.pull(
+        "run-1",
+        vec![org("li-1", "Acme Robotics", "https://www.acmerobotics.com")],
+        vec![company("crm-1", "ACME Robotics, Inc.", "acmerobotics.com")],
+    )
+    .await;
+    eventually(WAIT, "the companies in the projection", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM matcher_linkedin) + (SELECT count(*) FROM matcher_crm)",
+        )
+        .fetch_one(&w.env.pool)
+        .await
+        .unwrap();
+        (n == 2).then_some(())
+    })
+    .await;
+    let ro = rp_platform::apikeys::issue_with_scope(
+        &w.env.pool,
+        rp_platform::ids::WorkspaceId::parse(&w.ws).unwrap(),
+        "auditor",
+        rp_platform::apikeys::Scope::ReadOnly,
+    )
+    .await
+    .unwrap()
+    .plaintext;
+    let as_ro = |msg| rp_platform::testing::authed(&ro, msg);
+    let mut c = w.client.clone();
+    c.list_matches(rp_platform::testing::authed(
+        &ro,
+        ListMatchesRequest {
+            workspace_id: w.ws.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .expect("ListMatches with a read-only key");
+    c.list_reviews(rp_platform::testing::authed(
+        &ro,
+        ListReviewsRequest {
+            workspace_id: w.ws.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .expect("ListReviews with a read-only key");
+
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&w.env.pool)
+            .await
+            .unwrap()
+    };
+    let before = events().await;
+    let decision = RecordDecisionRequest {
+        workspace_id: w.ws.clone(),
+        linkedin_id: "li-1".into(),
+        crm_id: "crm-1".into(),
+        decision: MatchDecision::Reject as i32,
+    };
+    let e = c
+        .record_decision(as_ro(decision.clone()))
+        .await
+        .expect_err("RecordDecision with a read-only key must be refused");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("read-only"), "{}", e.message());
+    assert!(e.message().contains("full"), "{}", e.message());
+    let decisions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'MatchDecisionRecorded'",
+    )
+    .fetch_one(&w.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(decisions, 0, "the refused decision was recorded");
+    assert_eq!(events().await, before, "a refused call appended to the log");
+
+    c.record_decision(w.req(decision))
+        .await
+        .expect("RecordDecision with the full key");
+    w.stop().await;
+}

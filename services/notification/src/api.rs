@@ -85,7 +85,7 @@ impl NotificationsApi {
         request: &Request<T>,
         workspace_id: &str,
     ) -> Result<(Caller, WorkspaceId), Status> {
-        let caller = apikeys::authenticate(&self.pool, request.metadata()).await?;
+        let caller = apikeys::authenticate(&self.pool, request).await?;
         let span = tracing::Span::current();
         span.record("key_id", caller.key_id.as_str());
         let ws = caller.authorize(workspace_id)?;

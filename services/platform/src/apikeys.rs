@@ -11,8 +11,14 @@
 //!   [`Caller`] bound to one workspace (or `UNAUTHENTICATED` saying what is wrong), and
 //!   [`Caller::authorize`] refuses a request that names another workspace (`PERMISSION_DENIED`).
 //!   No cache: a revocation takes effect on the next call.
+//! * A key has a [`Scope`]: `full` (every method; the default, and every key issued before
+//!   scopes existed) or `read_only`. [`authenticate`] refuses a read-only key on any method that
+//!   changes the workspace ([`WRITE_METHODS`], and any method not classified at all: fail
+//!   closed) with `PERMISSION_DENIED`, in this one place rather than in each handler.
 
-use crate::contracts::events::v1::{ApiKeyIssued, ApiKeyRevoked, envelope::Event};
+use crate::contracts::events::v1::{
+    ApiKeyIssued, ApiKeyRevoked, ApiKeyScope as ScopeProto, envelope::Event,
+};
 use crate::eventlog::{self, AppendError, ExpectedVersion, NewEvent};
 use crate::grpc;
 use crate::ids::WorkspaceId;
@@ -20,8 +26,8 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tonic::{GrpcMethod, Request, Status};
 use uuid::Uuid;
 
 /// Every key starts with this, so a leaked key is recognisable (secret scanners, logs).
@@ -57,6 +63,58 @@ impl KeyId {
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every method: reads and changes. Keys issued before scopes existed are full.
+    #[default]
+    Full,
+    /// Reads only: a method that changes the workspace is refused (`PERMISSION_DENIED`).
+    ReadOnly,
+}
+
+impl Scope {
+    /// As stored in `api_keys.scope` and shown by `rp keys list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Full => "full",
+            Scope::ReadOnly => "read_only",
+        }
+    }
+
+    /// The column's value; anything else (which its CHECK rules out) is read-only, the lesser
+    /// right.
+    fn from_column(s: &str) -> Self {
+        if s == "full" {
+            Scope::Full
+        } else {
+            Scope::ReadOnly
+        }
+    }
+
+    /// The event's value: unspecified (a key issued before scopes) is full.
+    pub fn from_event(e: &ApiKeyIssued) -> Self {
+        match e.scope() {
+            ScopeProto::ReadOnly => Scope::ReadOnly,
+            ScopeProto::Full | ScopeProto::Unspecified => Scope::Full,
+        }
+    }
+
+    fn to_event(self) -> ScopeProto {
+        match self {
+            Scope::Full => ScopeProto::Full,
+            Scope::ReadOnly => ScopeProto::ReadOnly,
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -100,6 +158,7 @@ pub struct IssuedKey {
     pub key_id: KeyId,
     pub workspace_id: WorkspaceId,
     pub label: String,
+    pub scope: Scope,
     pub plaintext: String,
 }
 
@@ -109,6 +168,7 @@ impl std::fmt::Debug for IssuedKey {
             .field("key_id", &self.key_id)
             .field("workspace_id", &self.workspace_id)
             .field("label", &self.label)
+            .field("scope", &self.scope)
             .field("plaintext", &"<redacted>")
             .finish()
     }
@@ -120,6 +180,8 @@ pub struct ApiKeyInfo {
     pub key_id: String,
     pub workspace_id: Uuid,
     pub label: String,
+    /// `full` or `read_only` ([`Scope::as_str`]).
+    pub scope: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -168,12 +230,23 @@ fn validate_label(label: &str) -> Result<String, ApiKeyError> {
     Ok(label.to_string())
 }
 
-/// Issues a key for `workspace_id`: appends `ApiKeyIssued` (hash only) and writes the
-/// projection row in one transaction. Returns the plaintext key, which exists nowhere else.
+/// Issues a full key for `workspace_id` ([`issue_with_scope`]).
 pub async fn issue(
     pool: &PgPool,
     workspace_id: WorkspaceId,
     label: &str,
+) -> Result<IssuedKey, ApiKeyError> {
+    issue_with_scope(pool, workspace_id, label, Scope::Full).await
+}
+
+/// Issues a key for `workspace_id` with `scope`: appends `ApiKeyIssued` (hash and scope) and
+/// writes the projection row in one transaction. Returns the plaintext key, which exists nowhere
+/// else.
+pub async fn issue_with_scope(
+    pool: &PgPool,
+    workspace_id: WorkspaceId,
+    label: &str,
+    scope: Scope,
 ) -> Result<IssuedKey, ApiKeyError> {
     let label = validate_label(label)?;
     let key_id = KeyId::generate();
@@ -197,16 +270,18 @@ pub async fn issue(
             key_id: key_id.to_string(),
             secret_sha256: secret_sha256.clone(),
             label: label.clone(),
+            scope: scope.to_event().into(),
         }),
     );
     sqlx::query(
-        "INSERT INTO api_keys (key_id, workspace_id, secret_sha256, label, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO api_keys (key_id, workspace_id, secret_sha256, label, scope, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(key_id.as_str())
     .bind(workspace_id.as_uuid())
     .bind(&secret_sha256)
     .bind(&label)
+    .bind(scope.as_str())
     .bind(event.occurred_at)
     .execute(&mut *tx)
     .await?;
@@ -218,11 +293,12 @@ pub async fn issue(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(workspace_id = %workspace_id, key_id = %key_id, "api key issued");
+    tracing::info!(workspace_id = %workspace_id, key_id = %key_id, scope = scope.as_str(), "api key issued");
     Ok(IssuedKey {
         key_id,
         workspace_id,
         label,
+        scope,
         plaintext,
     })
 }
@@ -273,7 +349,7 @@ pub async fn list(
     workspace_id: WorkspaceId,
 ) -> Result<Vec<ApiKeyInfo>, ApiKeyError> {
     Ok(sqlx::query_as(
-        "SELECT key_id, workspace_id, label, created_at, revoked_at FROM api_keys \
+        "SELECT key_id, workspace_id, label, scope, created_at, revoked_at FROM api_keys \
          WHERE workspace_id = $1 ORDER BY created_at, key_id",
     )
     .bind(workspace_id.as_uuid())
@@ -281,11 +357,65 @@ pub async fn list(
     .await?)
 }
 
-/// Who is calling: the key and the one workspace it acts for.
+/// The methods that only read (`<package>.<Service>/<Method>`): the only ones a read-only key
+/// may call. Everything else, [`WRITE_METHODS`] and any method listed nowhere, is refused to it:
+/// a method added to a `.proto` without being classified here fails closed (and
+/// `tests/key_scopes.rs` fails until it is classified).
+pub const READ_METHODS: &[&str] = &[
+    "rp.api.v1.Attribution/GetDashboard",
+    "rp.api.v1.Attribution/ListDashboardDeals",
+    "rp.api.v1.Attribution/GetDealAttribution",
+    "rp.api.v1.Connections/ListConnections",
+    "rp.api.v1.Connections/GetConnection",
+    "rp.api.v1.Matches/ListMatches",
+    "rp.api.v1.Matches/ListReviews",
+    "rp.api.v1.Notifications/List",
+    "rp.api.v1.Notifications/UnreadCount",
+    "rp.api.v1.Notifications/Subscribe",
+    "rp.api.v1.Sync/GetConnectionHealth",
+    "rp.api.v1.Sync/WatchConnectionHealth",
+    "rp.api.v1.Sync/ListSyncRuns",
+    "rp.api.v1.Sync/GetSyncRun",
+];
+
+/// The methods that change the workspace: only a full key may call them. Marking notifications
+/// read is one: the read state belongs to the workspace (every member's bell and unread count)
+/// and is recorded in the log (`NotificationsRead`), so a key meant to look (a wall screen, a BI
+/// export, an auditor) must not clear what the people who act on notifications have not seen.
+pub const WRITE_METHODS: &[&str] = &[
+    "rp.api.v1.Connections/StartConnect",
+    "rp.api.v1.Connections/CompleteConnect",
+    "rp.api.v1.Connections/Reconnect",
+    "rp.api.v1.Connections/Disconnect",
+    "rp.api.v1.Sync/SyncNow",
+    "rp.api.v1.Sync/SetSyncSchedule",
+    "rp.api.v1.Matches/RecordDecision",
+    "rp.api.v1.Notifications/MarkRead",
+    "rp.api.v1.Notifications/MarkAllRead",
+];
+
+/// Whether `method` (`<package>.<Service>/<Method>`) may be called with a key of `scope`: a
+/// full key may call anything; a read-only key only [`READ_METHODS`].
+pub fn permits(scope: Scope, method: &str) -> bool {
+    match scope {
+        Scope::Full => true,
+        Scope::ReadOnly => READ_METHODS.contains(&method),
+    }
+}
+
+/// The method a server call is for, from the [`GrpcMethod`] extension the servers' layer puts on
+/// every request of a known method ([`crate::metrics::GrpcMetricsLayer`]); `None` when absent
+/// (a handler called some other way), which a read-only key is refused on.
+fn called_method<T>(request: &Request<T>) -> Option<&GrpcMethod<'static>> {
+    request.extensions().get::<GrpcMethod<'static>>()
+}
+
+/// Who is calling: the key, the one workspace it acts for, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub workspace_id: WorkspaceId,
     pub key_id: KeyId,
+    pub scope: Scope,
 }
 
 impl Caller {
@@ -354,13 +484,16 @@ impl Refusal {
     }
 }
 
-/// Authenticates a call from its `authorization` metadata, then counts it against the key's
-/// rate ([`crate::ratelimit::grpc_per_key`]): every gRPC method calls this first. Missing,
-/// malformed, unknown and revoked keys are `UNAUTHENTICATED`, each with a message that says
-/// what to do, logged (the key id when one was presented, never the secret) and counted in
-/// `rp_grpc_auth_failures_total`; a key over its rate is `RESOURCE_EXHAUSTED` saying when to
-/// retry; a database failure is `UNAVAILABLE`.
-pub async fn authenticate(pool: &PgPool, metadata: &MetadataMap) -> Result<Caller, Status> {
+/// Authenticates a call from its `authorization` metadata, counts it against the key's rate
+/// ([`crate::ratelimit::grpc_per_key`]), then checks the key's scope against the method called:
+/// every gRPC method calls this first. Missing, malformed, unknown and revoked keys are
+/// `UNAUTHENTICATED`, each with a message that says what to do, logged (the key id when one was
+/// presented, never the secret) and counted in `rp_grpc_auth_failures_total`; a key over its
+/// rate is `RESOURCE_EXHAUSTED` saying when to retry; a read-only key on a method that is not in
+/// [`READ_METHODS`] is `PERMISSION_DENIED` saying a full key is needed, logged and counted in
+/// `rp_grpc_read_only_refusals_total`; a database failure is `UNAVAILABLE`.
+pub async fn authenticate<T>(pool: &PgPool, request: &Request<T>) -> Result<Caller, Status> {
+    let metadata = request.metadata();
     let caller = match check(pool, metadata).await {
         Ok(caller) => caller,
         Err(Failure::Refused(reason, key_id, status)) => {
@@ -390,6 +523,30 @@ pub async fn authenticate(pool: &PgPool, metadata: &MetadataMap) -> Result<Calle
             wait.as_millis().max(1)
         )));
     }
+    let called = called_method(request);
+    let method = called.map(|m| format!("{}/{}", m.service(), m.method()));
+    if !permits(caller.scope, method.as_deref().unwrap_or_default()) {
+        let shown = method.as_deref().unwrap_or("this method");
+        crate::metrics::grpc()
+            .read_only_refusals
+            .get_or_create(&[
+                (
+                    "grpc_service",
+                    called.map_or("unknown", |m| m.service()).to_string(),
+                ),
+                (
+                    "grpc_method",
+                    called.map_or("unknown", |m| m.method()).to_string(),
+                ),
+            ])
+            .inc();
+        tracing::warn!(key_id = %caller.key_id, workspace_id = %caller.workspace_id, method = shown, "gRPC call refused: read-only API key on a method that changes the workspace");
+        return Err(grpc::permission_denied(format!(
+            "API key {} is read-only: it can read but not call {shown}, which changes the \
+             workspace; use a full key (`rp keys create --workspace {}` without --read-only)",
+            caller.key_id, caller.workspace_id
+        )));
+    }
     Ok(caller)
 }
 
@@ -407,8 +564,8 @@ async fn check(pool: &PgPool, metadata: &MetadataMap) -> Result<Caller, Failure>
         };
         Failure::Refused(reason, None, status)
     })?;
-    let row: Option<(Uuid, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT workspace_id, secret_sha256, revoked_at FROM api_keys WHERE key_id = $1",
+    let row: Option<(Uuid, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT workspace_id, secret_sha256, scope, revoked_at FROM api_keys WHERE key_id = $1",
     )
     .bind(presented.key_id.as_str())
     .fetch_optional(pool)
@@ -425,7 +582,7 @@ async fn check(pool: &PgPool, metadata: &MetadataMap) -> Result<Caller, Failure>
             )),
         )
     };
-    let Some((workspace, stored_hex, revoked_at)) = row else {
+    let Some((workspace, stored_hex, scope, revoked_at)) = row else {
         return Err(unknown());
     };
     let mut stored = [0u8; 32];
@@ -450,6 +607,7 @@ async fn check(pool: &PgPool, metadata: &MetadataMap) -> Result<Caller, Failure>
     Ok(Caller {
         workspace_id: WorkspaceId::new(workspace),
         key_id: presented.key_id,
+        scope: Scope::from_column(&scope),
     })
 }
 
@@ -510,6 +668,7 @@ mod tests {
         let caller = Caller {
             workspace_id: WorkspaceId::new(mine),
             key_id: KeyId::generate(),
+            scope: Scope::Full,
         };
         assert_eq!(caller.authorize(&mine.to_string()).unwrap().as_uuid(), mine);
         let asked = Uuid::new_v4().to_string();
@@ -519,6 +678,27 @@ mod tests {
         let garbage = caller.authorize("not-a-uuid").unwrap_err();
         assert_eq!(garbage.code(), tonic::Code::InvalidArgument);
         assert!(garbage.message().starts_with("workspace_id: "));
+    }
+
+    #[test]
+    fn a_read_only_key_may_call_only_reads_and_a_full_key_anything() {
+        for m in READ_METHODS {
+            assert!(permits(Scope::ReadOnly, m), "{m}");
+            assert!(permits(Scope::Full, m), "{m}");
+        }
+        for m in WRITE_METHODS {
+            assert!(!permits(Scope::ReadOnly, m), "{m}");
+            assert!(permits(Scope::Full, m), "{m}");
+        }
+        // Fail closed: a method classified nowhere, or none at all, is not for read-only keys.
+        for m in ["rp.api.v1.Sync/DeleteEverything", "", "Sync/SyncNow"] {
+            assert!(!permits(Scope::ReadOnly, m), "{m}");
+            assert!(permits(Scope::Full, m), "{m}");
+        }
+        assert!(
+            READ_METHODS.iter().all(|m| !WRITE_METHODS.contains(m)),
+            "a method is both read and write"
+        );
     }
 
     #[test]
@@ -534,6 +714,7 @@ mod tests {
             key_id: KeyId::generate(),
             workspace_id: WorkspaceId::new(Uuid::new_v4()),
             label: "ci".into(),
+            scope: Scope::Full,
             plaintext: "rpk_secret".into(),
         };
         assert!(!format!("{k:?}").contains("rpk_secret"));

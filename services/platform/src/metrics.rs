@@ -295,6 +295,9 @@ pub struct GrpcMetrics {
     pub auth_failures: Family<Labels<1>, Counter>,
     /// Calls refused because their API key was over its rate (`RP_GRPC_RATE_PER_KEY`).
     pub rate_limited: Counter,
+    /// `grpc_service`, `grpc_method`: calls of a read-only API key refused because the method
+    /// changes the workspace (`unknown` when the call named no known method).
+    pub read_only_refusals: Family<Labels<2>, Counter>,
 }
 
 static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
@@ -303,6 +306,7 @@ static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
         open_streams: Family::default(),
         auth_failures: Family::default(),
         rate_limited: Counter::default(),
+        read_only_refusals: Family::default(),
     };
     register(
         "rp_grpc_server_handled",
@@ -323,6 +327,12 @@ static GRPC: LazyLock<GrpcMetrics> = LazyLock::new(|| {
         "rp_grpc_rate_limited",
         "gRPC calls refused because their API key was over its rate (RP_GRPC_RATE_PER_KEY)",
         m.rate_limited.clone(),
+    );
+    register(
+        "rp_grpc_read_only_refusals",
+        "gRPC calls of a read-only API key refused (PERMISSION_DENIED) because the method changes \
+         the workspace, by service and method",
+        m.read_only_refusals.clone(),
     );
     m
 });
@@ -436,7 +446,10 @@ fn status_of(headers: &http::HeaderMap) -> Option<i32> {
 }
 
 /// Counts every call a tonic server finishes by method and status code, and keeps the open
-/// server streams gauge. The code is read where gRPC puts it: the response headers of an error
+/// server streams gauge. It also names the call for the handlers: a request for a method of the
+/// contracts carries a [`tonic::GrpcMethod`] extension (tonic's servers do not add one; its
+/// clients do, for their own side), which [`crate::apikeys::authenticate`] checks a key's scope
+/// against. The code is read where gRPC puts it: the response headers of an error
 /// answered at once, else the trailers at the end of the body. A call whose body is dropped
 /// before its trailers (the client went away) counts as `CANCELLED`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -472,7 +485,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        if let Some(m) = KNOWN_METHODS.get(req.uri().path()) {
+            req.extensions_mut()
+                .insert(tonic::GrpcMethod::new(&m.service, &m.method));
+        }
         let call = Call::start(known_method(req.uri().path()));
         let fut = self.inner.call(req);
         Box::pin(async move {

@@ -8,7 +8,7 @@ use rp_platform::ids::WorkspaceId;
 use rp_platform::testing::TestEnv;
 use sha2::{Digest, Sha256};
 use tonic::Code;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::MetadataValue;
 
 async fn workspace(env: &TestEnv) -> WorkspaceId {
     let ws = WorkspaceId::new(uuid::Uuid::new_v4());
@@ -29,13 +29,15 @@ async fn workspace(env: &TestEnv) -> WorkspaceId {
     ws
 }
 
-fn bearer(key: &str) -> MetadataMap {
-    let mut m = MetadataMap::new();
-    m.insert(
+/// A call carrying `authorization: Bearer <key>` (for no method in particular: what a full key
+/// may call).
+fn bearer(key: &str) -> tonic::Request<()> {
+    let mut r = tonic::Request::new(());
+    r.metadata_mut().insert(
         "authorization",
         MetadataValue::try_from(format!("Bearer {key}")).unwrap(),
     );
-    m
+    r
 }
 
 #[tokio::test]
@@ -55,7 +57,8 @@ async fn an_issued_key_authenticates_as_its_workspace_and_only_its_hash_is_store
         caller,
         Caller {
             workspace_id: ws,
-            key_id: key.key_id.clone()
+            key_id: key.key_id.clone(),
+            scope: apikeys::Scope::Full,
         }
     );
 
@@ -89,6 +92,7 @@ async fn an_issued_key_authenticates_as_its_workspace_and_only_its_hash_is_store
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key_id, key.key_id.as_str());
     assert_eq!(listed[0].label, "ci pipeline");
+    assert_eq!(listed[0].scope, "full");
     assert_eq!(listed[0].revoked_at, None);
     env.cleanup().await;
 }
@@ -200,7 +204,7 @@ async fn unknown_keys_and_wrong_secrets_are_unauthenticated_without_saying_which
             err.message()
         );
     }
-    let missing = apikeys::authenticate(&env.pool, &MetadataMap::new())
+    let missing = apikeys::authenticate(&env.pool, &tonic::Request::new(()))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);

@@ -11,7 +11,7 @@ use rp_platform::ids::WorkspaceId;
 use rp_platform::ratelimit::{Rate, set_grpc_rate};
 use rp_platform::testing::TestEnv;
 use tonic::Code;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::MetadataValue;
 
 async fn workspace(env: &TestEnv) -> WorkspaceId {
     let ws = WorkspaceId::new(uuid::Uuid::new_v4());
@@ -32,13 +32,15 @@ async fn workspace(env: &TestEnv) -> WorkspaceId {
     ws
 }
 
-fn bearer(key: &str) -> MetadataMap {
-    let mut m = MetadataMap::new();
-    m.insert(
+/// A call carrying `authorization: Bearer <key>` (for no method in particular: what a full key
+/// may call).
+fn bearer(key: &str) -> tonic::Request<()> {
+    let mut r = tonic::Request::new(());
+    r.metadata_mut().insert(
         "authorization",
         MetadataValue::try_from(format!("Bearer {key}")).unwrap(),
     );
-    m
+    r
 }
 
 fn auth_failures(reason: &str) -> u64 {
@@ -94,7 +96,7 @@ async fn a_key_over_its_rate_is_refused_while_another_key_is_not_and_failures_ar
     apikeys::authenticate(&env.pool, &bearer("hunter2"))
         .await
         .unwrap_err();
-    apikeys::authenticate(&env.pool, &MetadataMap::new())
+    apikeys::authenticate(&env.pool, &tonic::Request::new(()))
         .await
         .unwrap_err();
     assert_eq!(

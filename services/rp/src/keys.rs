@@ -2,11 +2,15 @@
 //!
 //! A key is printed once, when it is created: only its SHA-256 is kept (in the log and in the
 //! `api_keys` table), so a lost key is revoked and replaced, never recovered.
+//!
+//! A key is full (the default) or read-only (`--read-only`): a read-only key reads dashboards,
+//! connections, health, runs, matches and notifications, and is refused (`PERMISSION_DENIED`) on
+//! every call that changes the workspace ([`apikeys::WRITE_METHODS`]).
 
 use crate::Failure;
 use crate::output::Output;
 use clap::Subcommand;
-use rp_platform::apikeys::{self, ApiKeyError, KeyId, Revocation};
+use rp_platform::apikeys::{self, ApiKeyError, KeyId, Revocation, Scope};
 use rp_platform::config::PlatformConfig;
 use rp_platform::ids::WorkspaceId;
 
@@ -20,6 +24,11 @@ pub enum KeysCmd {
         /// What the key is for, e.g. "web app" or "ci".
         #[arg(long, default_value = "")]
         label: String,
+        /// A read-only key: it can read (dashboards, connections, health, runs, matches,
+        /// notifications) but not Sync Now, Disconnect, connect, change schedules, record match
+        /// decisions or mark notifications read. Without it the key can do everything.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Revoke a key: calls that use it are refused from now on.
     Revoke {
@@ -27,7 +36,7 @@ pub enum KeysCmd {
         #[arg(value_parser = parse_key_id)]
         key_id: KeyId,
     },
-    /// A workspace's keys: ids, labels, when created and revoked (never the secrets).
+    /// A workspace's keys: ids, labels, scopes, when created and revoked (never the secrets).
     List {
         #[arg(long, value_parser = parse_workspace)]
         workspace: WorkspaceId,
@@ -67,20 +76,34 @@ pub async fn run(cmd: KeysCmd, config: &PlatformConfig, out: &Output) -> Result<
         .await
         .map_err(Failure::infra)?;
     match cmd {
-        KeysCmd::Create { workspace, label } => {
-            let key = apikeys::issue(&pool, workspace, &label)
+        KeysCmd::Create {
+            workspace,
+            label,
+            read_only,
+        } => {
+            let scope = if read_only {
+                Scope::ReadOnly
+            } else {
+                Scope::Full
+            };
+            let key = apikeys::issue_with_scope(&pool, workspace, &label, scope)
                 .await
                 .map_err(failure)?;
+            let what = match key.scope {
+                Scope::Full => "API key",
+                Scope::ReadOnly => "read-only API key",
+            };
             out.message(
                 "key_created",
                 &[
                     ("key_id", key.key_id.to_string()),
                     ("workspace_id", key.workspace_id.to_string()),
                     ("label", key.label.clone()),
+                    ("scope", key.scope.to_string()),
                     ("key", key.plaintext.clone()),
                 ],
                 &format!(
-                    "Created API key {} for workspace {}.\n\n    {}\n\nThis is the only time the key is shown: store it now. Send it as `authorization: Bearer <key>`.",
+                    "Created {what} {} for workspace {}.\n\n    {}\n\nThis is the only time the key is shown: store it now. Send it as `authorization: Bearer <key>`.",
                     key.key_id, key.workspace_id, key.plaintext
                 ),
             );
@@ -118,6 +141,7 @@ pub async fn run(cmd: KeysCmd, config: &PlatformConfig, out: &Output) -> Result<
                     vec![
                         k.key_id,
                         k.label,
+                        k.scope,
                         time(Some(k.created_at)),
                         time(k.revoked_at),
                     ]
@@ -129,7 +153,10 @@ pub async fn run(cmd: KeysCmd, config: &PlatformConfig, out: &Output) -> Result<
                 );
                 return Ok(());
             }
-            out.table(&["KEY_ID", "LABEL", "CREATED_AT", "REVOKED_AT"], &rows);
+            out.table(
+                &["KEY_ID", "LABEL", "SCOPE", "CREATED_AT", "REVOKED_AT"],
+                &rows,
+            );
             Ok(())
         }
     }

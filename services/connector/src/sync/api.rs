@@ -76,7 +76,7 @@ impl<C: Clock> SyncApi<C> {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        apikeys::authenticate(&self.pool, req.metadata()).await
+        apikeys::authenticate(&self.pool, req).await
     }
 
     /// The integration the request names, checked against the caller's workspace.
