@@ -161,7 +161,11 @@ async fn superseded_versions_go_and_what_readers_need_stays() {
             // Two rows closed at this switch, two closed at the last one pruned: flat.
             assert_eq!(closed_after, 2, "closed rows kept at version {current}");
             assert_eq!(closed_before, 2);
-            assert_eq!(rows_after, rows_before + 2 + 1 - 2, "rows at version {current}");
+            assert_eq!(
+                rows_after,
+                rows_before + 2 + 1 - 2,
+                "rows at version {current}"
+            );
         }
     }
 
