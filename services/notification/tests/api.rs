@@ -482,3 +482,84 @@ async fn bad_arguments_are_invalid_argument_naming_the_field() {
     svc.stop().await;
     env.cleanup().await;
 }
+
+/// Issue 15.3: a read-only key lists notifications and counts the unread, but cannot mark them
+/// read (the read state is the workspace's: every member's bell): PERMISSION_DENIED saying the
+/// key is read-only, nothing appended, the count unchanged. The full key can.
+#[tokio::test]
+async fn a_read_only_key_lists_notifications_but_cannot_mark_them_read() {
+    let env = TestEnv::new().await;
+    let svc = Running::start(&env).await;
+    let ws = workspace(&env).await;
+    interruptions(&env, &ws, 2).await;
+    let mut client = svc.client().await;
+    let k = apikeys::issue_with_scope(&env.pool, ws.id, "screen", apikeys::Scope::ReadOnly)
+        .await
+        .unwrap();
+    let ro = Workspace {
+        id: ws.id,
+        key: k.plaintext,
+        key_id: k.key_id,
+    };
+    let listed = client
+        .list(authed(
+            &ro.key,
+            ListNotificationsRequest {
+                workspace_id: ws.id.to_string(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("List with a read-only key")
+        .into_inner()
+        .notifications;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(unread(&mut client, &ro).await, 2);
+
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap()
+    };
+    let before = events().await;
+    let one = client
+        .mark_read(authed(
+            &ro.key,
+            MarkReadRequest {
+                workspace_id: ws.id.to_string(),
+                notification_id: listed[0].notification_id.clone(),
+            },
+        ))
+        .await
+        .expect_err("MarkRead with a read-only key");
+    let all = client
+        .mark_all_read(authed(
+            &ro.key,
+            MarkAllReadRequest {
+                workspace_id: ws.id.to_string(),
+            },
+        ))
+        .await
+        .expect_err("MarkAllRead with a read-only key");
+    for e in [one, all] {
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+        assert!(e.message().contains("read-only"), "{}", e.message());
+    }
+    assert_eq!(events().await, before, "a refused call appended to the log");
+    assert_eq!(unread(&mut client, &ws).await, 2);
+
+    let done = client
+        .mark_all_read(authed(
+            &ws.key,
+            MarkAllReadRequest {
+                workspace_id: ws.id.to_string(),
+            },
+        ))
+        .await
+        .expect("MarkAllRead with the full key")
+        .into_inner();
+    assert_eq!(done.unread, 0);
+    svc.stop().await;
+    env.cleanup().await;
+}
