@@ -198,12 +198,16 @@ impl Bench {
             .complete(query)
             .await
             .map_err(|e| anyhow!("{e}"))?;
-        if !matches!(
-            outcome,
-            connector::connect::CallbackOutcome::Connected { .. }
-        ) {
+        let connector::connect::CallbackOutcome::Authorized { completion, .. } = outcome else {
             bail!("connecting {p} failed: {outcome:?}");
-        }
+        };
+        let hash = connector::domain::oauth_state::hash(&completion)
+            .ok_or_else(|| anyhow!("a malformed completion handle"))?;
+        self.connector
+            .flow
+            .finish(self.workspace, &hash)
+            .await
+            .map_err(|e| anyhow!("completing {p}: {e}"))?;
         Ok(auth.integration_id)
     }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use rp_platform::apikeys;
 use rp_platform::contracts::api::v1::connections_server::Connections;
 use rp_platform::contracts::api::v1::{
-    Connection, DisconnectRequest, GetConnectionRequest, ListConnectionsRequest,
-    ListConnectionsResponse, ReconnectRequest, StartConnectRequest, StartConnectResponse,
+    CompleteConnectRequest, CompleteConnectResponse, Connection, DisconnectRequest,
+    GetConnectionRequest, ListConnectionsRequest, ListConnectionsResponse, ReconnectRequest,
+    StartConnectRequest, StartConnectResponse,
 };
 use rp_platform::contracts::timestamp;
 use rp_platform::grpc;
@@ -16,7 +17,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::connect::{Authorization, ConnectFlow, FlowError};
-use crate::domain::{IntegrationId, Provider};
+use crate::domain::{IntegrationId, Provider, oauth_state};
 use crate::store::ConnectionRow;
 
 #[derive(Clone)]
@@ -61,6 +62,7 @@ fn status(e: FlowError) -> Status {
     match e {
         FlowError::NotFound(m) => grpc::not_found(m),
         FlowError::FailedPrecondition(m) => grpc::failed_precondition(m),
+        FlowError::ProviderUnavailable(m) => Status::unavailable(m),
         FlowError::Infra { operation, cause } => grpc::unavailable(operation, &cause),
     }
 }
@@ -121,6 +123,41 @@ impl Connections for ConnectionsApi {
             Ok(Response::new(started(auth)))
         }
         .instrument(span("StartConnect"))
+        .await
+    }
+
+    async fn complete_connect(
+        &self,
+        request: Request<CompleteConnectRequest>,
+    ) -> Result<Response<CompleteConnectResponse>, Status> {
+        async {
+            let ws = self
+                .authorize(&request, &request.get_ref().workspace_id)
+                .await?;
+            let handle = request.get_ref().completion.trim();
+            let completion = oauth_state::hash(handle).ok_or_else(|| {
+                grpc::invalid_argument(
+                    "completion",
+                    "must be the `completion` parameter the OAuth callback put in the \
+                     Connections page's address (43 URL-safe characters)",
+                )
+            })?;
+            let done = self
+                .flow
+                .finish(ws.as_uuid(), &completion)
+                .await
+                .map_err(status)?;
+            tracing::Span::current().record(
+                "integration_id",
+                tracing::field::display(done.connection.integration_id),
+            );
+            Ok(Response::new(CompleteConnectResponse {
+                connection: Some(to_api(&done.connection)),
+                reconnected: done.reconnected,
+                account_changed: done.account_changed,
+            }))
+        }
+        .instrument(span("CompleteConnect"))
         .await
     }
 

@@ -19,7 +19,7 @@ use crate::domain::ObjectKind;
 use crate::domain::provider::{ProviderError, Secret};
 use crate::domain::{ConnectionStatus, DisconnectReason, IntegrationId, Provider, oauth_state};
 use crate::providers::oauth::TokenSet;
-use crate::store::{self, ConnectionRow, StateLookup};
+use crate::store::{self, CompletionLookup, ConnectionRow, StateLookup};
 use crate::sync::domain::ConnectionFacts;
 use crate::sync::store as sync_store;
 use crate::vault::{self, Cause, Vault, VaultError};
@@ -36,6 +36,9 @@ pub enum FlowError {
     NotFound(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The provider did not answer.
+    #[error("{0}")]
+    ProviderUnavailable(String),
     #[error("{operation}: {cause}")]
     Infra {
         operation: &'static str,
@@ -50,6 +53,14 @@ fn infra(operation: &'static str) -> impl Fn(&dyn std::fmt::Display) -> FlowErro
     }
 }
 
+/// An integration connected by CompleteConnect.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub connection: ConnectionRow,
+    pub reconnected: bool,
+    pub account_changed: bool,
+}
+
 /// An authorization to send the browser to.
 #[derive(Debug, Clone)]
 pub struct Authorization {
@@ -61,10 +72,12 @@ pub struct Authorization {
 /// How a callback ended, for the redirect back to the Connections page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
-    Connected {
+    /// The provider authorized: the page completes it with its own key (CompleteConnect) using
+    /// the single-use `completion` handle.
+    Authorized {
         provider: Provider,
         integration_id: IntegrationId,
-        reconnected: bool,
+        completion: String,
     },
     /// The user declined on the provider's consent screen.
     Denied {
@@ -74,7 +87,7 @@ pub enum CallbackOutcome {
     /// Refused: forged, replayed or expired state, or a broken callback. `reason` is a short
     /// code for the page (`invalid_state`, `state_used`, `state_expired`, ...).
     Refused { reason: &'static str },
-    /// The provider did not give us tokens (outage, or it refused the code).
+    /// The provider's redirect was unusable.
     Failed {
         provider: Provider,
         integration_id: IntegrationId,
@@ -86,17 +99,12 @@ impl CallbackOutcome {
     /// The query string for the Connections page.
     pub fn query(&self) -> String {
         match self {
-            CallbackOutcome::Connected {
+            CallbackOutcome::Authorized {
                 provider,
                 integration_id,
-                reconnected,
+                completion,
             } => format!(
-                "status={}&provider={}&integration_id={integration_id}",
-                if *reconnected {
-                    "reconnected"
-                } else {
-                    "connected"
-                },
+                "status=authorized&provider={}&integration_id={integration_id}&completion={completion}",
                 provider.slug()
             ),
             CallbackOutcome::Denied {
@@ -337,9 +345,7 @@ impl ConnectFlow {
             .keys()
             .seal(start.pkce_verifier.expose().as_bytes(), &hash)
             .map_err(|e| infra(op)(&e))?;
-        let ttl = chrono::Duration::from_std(self.state_ttl)
-            .unwrap_or_else(|_| chrono::Duration::minutes(10));
-        let expires_at = Utc::now() + ttl;
+        let expires_at = self.expiry();
         store::insert_state(
             conn,
             store::NewState {
@@ -361,9 +367,12 @@ impl ConnectFlow {
         })
     }
 
-    /// Completes an authorization from the provider's redirect (the callback's query string).
+    /// The provider's redirect (the callback's query string): checks and uses up the state, and
+    /// keeps the code, sealed, for the Connections page to complete with its own key
+    /// ([`ConnectFlow::finish`]). Nothing is exchanged or connected here: the browser that
+    /// brings the code back may not be the one that started the flow (issue 15.8).
     pub async fn complete(&self, query: &str) -> Result<CallbackOutcome, FlowError> {
-        let op = "completing the authorization";
+        let op = "receiving the authorization";
         let state = form_value(query, "state");
         let Some(hash) = state.as_deref().and_then(oauth_state::hash) else {
             tracing::warn!("OAuth callback without a state we could have issued: refused");
@@ -375,7 +384,6 @@ impl ConnectFlow {
         let lookup = store::consume_state(&mut tx, &hash)
             .await
             .map_err(|e| infra(op)(&e))?;
-        tx.commit().await.map_err(|e| infra(op)(&e))?;
         let st = match lookup {
             StateLookup::Valid(st) => st,
             StateLookup::Unknown => {
@@ -391,6 +399,7 @@ impl ConnectFlow {
                 });
             }
             StateLookup::Expired => {
+                tx.commit().await.map_err(|e| infra(op)(&e))?;
                 tracing::warn!("OAuth callback with an expired state: refused");
                 return Ok(CallbackOutcome::Refused {
                     reason: "state_expired",
@@ -398,49 +407,144 @@ impl ConnectFlow {
             }
         };
         let (provider, id) = (st.provider, st.integration_id);
-        let oauth = self.clients.oauth(provider);
-        let callback = match oauth.parse_callback(query) {
-            Ok(c) => c,
-            Err(ProviderError::Denied { error, .. }) => {
-                tracing::info!(integration_id = %id, %provider, %error, "the user declined the authorization");
-                return Ok(CallbackOutcome::Denied {
+        let outcome = match self.clients.oauth(provider).parse_callback(query) {
+            Ok(callback) => {
+                let completion = oauth_state::generate();
+                let completion_hash =
+                    oauth_state::hash(&completion).ok_or_else(|| FlowError::Infra {
+                        operation: op,
+                        cause: "generated completion handle is malformed".into(),
+                    })?;
+                let code = self
+                    .vault
+                    .keys()
+                    .seal(callback.code.expose().as_bytes(), &completion_hash)
+                    .map_err(|e| infra(op)(&e))?;
+                store::hold_code(&mut tx, &hash, &completion_hash, &code, self.expiry())
+                    .await
+                    .map_err(|e| infra(op)(&e))?;
+                tracing::info!(integration_id = %id, %provider, "authorization received; waiting for the Connections page to complete it");
+                CallbackOutcome::Authorized {
                     provider,
                     integration_id: id,
-                });
+                    completion,
+                }
+            }
+            Err(ProviderError::Denied { error, .. }) => {
+                tracing::info!(integration_id = %id, %provider, %error, "the user declined the authorization");
+                CallbackOutcome::Denied {
+                    provider,
+                    integration_id: id,
+                }
             }
             Err(e) => {
                 tracing::warn!(integration_id = %id, %provider, error = %e, "unusable OAuth callback");
-                return Ok(CallbackOutcome::Failed {
+                CallbackOutcome::Failed {
                     provider,
                     integration_id: id,
                     reason: "invalid_callback",
-                });
+                }
             }
         };
-        let verifier = self
-            .vault
-            .keys()
-            .open(&st.verifier, &hash)
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        Ok(outcome)
+    }
+
+    /// When a state or a held code issued now expires.
+    fn expiry(&self) -> DateTime<Utc> {
+        Utc::now()
+            + chrono::Duration::from_std(self.state_ttl)
+                .unwrap_or_else(|_| chrono::Duration::minutes(10))
+    }
+
+    /// CompleteConnect: completes the authorization held under `completion` (the SHA-256 of the
+    /// handle the callback gave the browser), for `workspace_id`, the caller's. Only the
+    /// workspace that started the flow completes it; a handle of another workspace is spent and
+    /// answers as an unknown one. A connected integration's tokens and account are never
+    /// replaced by a second authorization.
+    pub async fn finish(
+        &self,
+        workspace_id: Uuid,
+        completion: &[u8; 32],
+    ) -> Result<Completed, FlowError> {
+        let op = "completing the authorization";
+        let mut tx = self.pool.begin().await.map_err(|e| infra(op)(&e))?;
+        let lookup = store::take_completion(&mut tx, completion, workspace_id)
+            .await
             .map_err(|e| infra(op)(&e))?;
-        let verifier = Secret::new(String::from_utf8(verifier).map_err(|e| infra(op)(&e))?);
-        let tokens = match oauth.exchange_code(&callback.code, &verifier).await {
+        tx.commit().await.map_err(|e| infra(op)(&e))?;
+        let held = match lookup {
+            CompletionLookup::Valid(held) => held,
+            CompletionLookup::Unknown => return Err(FlowError::NotFound(NOT_WAITING.into())),
+            CompletionLookup::Foreign { provider } => {
+                tracing::warn!(
+                    alert = "oauth_link_forwarded",
+                    %workspace_id,
+                    %provider,
+                    "an authorization started in another workspace was brought back to this one: refused and spent (a connect link sent to someone else?)"
+                );
+                crate::metrics::oauth_completion(provider, "foreign_workspace");
+                return Err(FlowError::NotFound(NOT_WAITING.into()));
+            }
+            CompletionLookup::Used => {
+                return Err(FlowError::FailedPrecondition(
+                    "this authorization was already completed; nothing more to do".into(),
+                ));
+            }
+            CompletionLookup::Expired => {
+                return Err(FlowError::FailedPrecondition(
+                    "the authorization took too long to complete and has expired; click Connect \
+                     (or Reconnect) again"
+                        .into(),
+                ));
+            }
+        };
+        let st = held.state;
+        let (provider, id) = (st.provider, st.integration_id);
+        let refused = |why: String| {
+            crate::metrics::oauth_completion(provider, "refused");
+            FlowError::FailedPrecondition(why)
+        };
+        // No exchange for a connection that cannot take it.
+        if self.get(workspace_id, id).await?.status == ConnectionStatus::Connected {
+            return Err(refused(already_connected(provider, id)));
+        }
+        let open = |sealed: &Sealed, aad: &[u8]| -> Result<Secret, FlowError> {
+            let bytes = self
+                .vault
+                .keys()
+                .open(sealed, aad)
+                .map_err(|e| infra(op)(&e))?;
+            Ok(Secret::new(
+                String::from_utf8(bytes).map_err(|e| infra(op)(&e))?,
+            ))
+        };
+        let code = open(&held.code, completion)?;
+        let verifier = open(&st.verifier, &held.state_sha256)?;
+        let oauth = self.clients.oauth(provider);
+        let tokens = match oauth.exchange_code(&code, &verifier).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(integration_id = %id, %provider, error = %e, "code exchange failed");
-                let reason = match e {
-                    ProviderError::Outage { .. } => "provider_unavailable",
+                crate::metrics::oauth_completion(provider, "failed");
+                return Err(match e {
+                    ProviderError::Outage { .. } => FlowError::ProviderUnavailable(format!(
+                        "{provider} did not answer while completing the authorization; click \
+                         Connect (or Reconnect) again in a moment"
+                    )),
                     ProviderError::BadPayload { detail, .. }
                         if detail
                             .starts_with(crate::providers::salesforce::UNTRUSTED_INSTANCE_URL) =>
                     {
-                        "untrusted_instance_url"
+                        FlowError::FailedPrecondition(format!(
+                            "Salesforce sent us to a server that is not Salesforce ({detail}); no \
+                             access was kept"
+                        ))
                     }
-                    _ => "exchange_failed",
-                };
-                return Ok(CallbackOutcome::Failed {
-                    provider,
-                    integration_id: id,
-                    reason,
+                    e => FlowError::FailedPrecondition(format!(
+                        "{provider} did not give us access ({e}); click Connect (or Reconnect) \
+                         again"
+                    )),
                 });
             }
         };
@@ -465,6 +569,13 @@ impl ConnectFlow {
             .await
             .map_err(|e| infra(op)(&e))?
             .ok_or_else(|| FlowError::NotFound(format!("no integration {id}")))?;
+        if row.status == ConnectionStatus::Connected {
+            // Connected by another authorization since the check above: this one is not used,
+            // and the provider forgets the grant it just made.
+            drop(tx);
+            self.revoke_unused(id, provider, &tokens).await;
+            return Err(refused(already_connected(provider, id)));
+        }
         self.vault
             .store_new(&mut tx, id, provider, &tokens)
             .await
@@ -474,26 +585,17 @@ impl ConnectFlow {
             .map_err(|e| infra(op)(&e))?;
         let p = provider.to_event() as i32;
         let changed = account_change(&row.external_account_id, &external, &tokens);
-        let reconnected = |previous: Option<&str>| {
-            Event::ConnectionReconnected(ConnectionReconnected {
+        let event = match row.status {
+            ConnectionStatus::Pending => Event::ConnectionConnected(ConnectionConnected {
                 provider: p,
                 external_account_id: external.clone(),
-                previous_external_account_id: previous.unwrap_or_default().to_string(),
-            })
-        };
-        let event = match (row.status, changed) {
-            (ConnectionStatus::Pending, _) => {
-                Some(Event::ConnectionConnected(ConnectionConnected {
-                    provider: p,
-                    external_account_id: external.clone(),
-                    scopes: scopes.clone(),
-                }))
-            }
-            (ConnectionStatus::Disconnected, _) => Some(reconnected(changed)),
-            // Authorized again while connected, for another account: as a reconnect to it.
-            (ConnectionStatus::Connected, Some(_)) => Some(reconnected(changed)),
-            // A second authorization of the same account while connected: new tokens only.
-            (ConnectionStatus::Connected, None) => None,
+                scopes: scopes.clone(),
+            }),
+            _ => Event::ConnectionReconnected(ConnectionReconnected {
+                provider: p,
+                external_account_id: external.clone(),
+                previous_external_account_id: changed.unwrap_or_default().to_string(),
+            }),
         };
         let reconnected = row.status == ConnectionStatus::Disconnected;
         if let Some(previous) = changed {
@@ -502,40 +604,74 @@ impl ConnectFlow {
                 .await
                 .map_err(|e: AppendError| infra(op)(&e))?;
         }
-        if let Some(event) = event {
-            let facts = ConnectionFacts {
-                provider: Some(provider),
-                connected: true,
-            };
-            let ws = WorkspaceId::new(st.workspace_id);
-            sync_store::lock_integration(&mut tx, id, ws, &facts, Utc::now())
-                .await
-                .map_err(|e| infra(op)(&e))?;
-            eventlog::append_in(
-                &mut tx,
-                &id.connection_stream(),
-                ExpectedVersion::Any,
-                vec![
-                    NewEvent::new(st.workspace_id.to_string(), event.clone())
-                        .integration(id.to_string()),
-                ],
-            )
+        let facts = ConnectionFacts {
+            provider: Some(provider),
+            connected: true,
+        };
+        let ws = WorkspaceId::new(st.workspace_id);
+        sync_store::lock_integration(&mut tx, id, ws, &facts, Utc::now())
             .await
-            .map_err(|e: AppendError| infra(op)(&e))?;
-            // The health projection too, in this transaction: the page the browser lands on
-            // says Connected at once, without waiting for the orchestrator.
-            sync_store::project_connection(&mut tx, id, ws, &event, Utc::now())
-                .await
-                .map_err(|e| infra(op)(&e))?;
-        }
+            .map_err(|e| infra(op)(&e))?;
+        eventlog::append_in(
+            &mut tx,
+            &id.connection_stream(),
+            ExpectedVersion::Any,
+            vec![
+                NewEvent::new(st.workspace_id.to_string(), event.clone())
+                    .integration(id.to_string()),
+            ],
+        )
+        .await
+        .map_err(|e: AppendError| infra(op)(&e))?;
+        // The health projection too, in this transaction: the page says Connected at once,
+        // without waiting for the orchestrator.
+        sync_store::project_connection(&mut tx, id, ws, &event, Utc::now())
+            .await
+            .map_err(|e| infra(op)(&e))?;
+        let connection = store::connection(&mut tx, id)
+            .await
+            .map_err(|e| infra(op)(&e))?
+            .ok_or_else(|| FlowError::NotFound(format!("no integration {id}")))?;
         tx.commit().await.map_err(|e| infra(op)(&e))?;
+        crate::metrics::oauth_completion(provider, "connected");
         tracing::info!(integration_id = %id, %provider, reconnected, "authorization completed");
-        Ok(CallbackOutcome::Connected {
-            provider,
-            integration_id: id,
+        Ok(Completed {
+            connection,
             reconnected,
+            account_changed: changed.is_some(),
         })
     }
+
+    /// Revokes at the provider a grant we will not use (an authorization that lost the race to
+    /// connect the integration), within [`REVOKE_TIMEOUT`]; a failure is logged only.
+    async fn revoke_unused(&self, id: IntegrationId, provider: Provider, tokens: &TokenSet) {
+        let oauth = self.clients.oauth(provider);
+        let revoke = oauth.revoke(&tokens.access_token, tokens.refresh_token.as_ref());
+        match tokio::time::timeout(REVOKE_TIMEOUT, revoke).await {
+            Ok(Ok(_)) => {
+                tracing::info!(integration_id = %id, %provider, "unused grant revoked at the provider")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(integration_id = %id, %provider, error = %e, "could not revoke an unused grant at the provider")
+            }
+            Err(_) => {
+                tracing::warn!(integration_id = %id, %provider, "the provider did not answer the revocation of an unused grant in time")
+            }
+        }
+    }
+}
+
+/// CompleteConnect's answer for a handle that is not waiting in the caller's workspace (never
+/// issued, or started in another workspace: alike, so neither can be told apart).
+const NOT_WAITING: &str = "no authorization started in this workspace is waiting for this \
+    completion, so nothing was connected. If you followed a connect link someone sent you, \
+    ignore it: click Connect on your own Connections page instead.";
+
+fn already_connected(provider: Provider, id: IntegrationId) -> String {
+    format!(
+        "the workspace's {provider} integration {id} is already connected, so this \
+         authorization was not used; disconnect it first to connect another {provider} account"
+    )
 }
 
 impl ConnectFlow {
@@ -712,15 +848,18 @@ mod tests {
     #[test]
     fn outcomes_become_page_queries_without_secrets() {
         let id = IntegrationId::new(Uuid::nil());
-        let q = CallbackOutcome::Connected {
+        let q = CallbackOutcome::Authorized {
             provider: Provider::Hubspot,
             integration_id: id,
-            reconnected: false,
+            completion: "h".repeat(43),
         }
         .query();
         assert_eq!(
             q,
-            "status=connected&provider=hubspot&integration_id=00000000-0000-0000-0000-000000000000"
+            format!(
+                "status=authorized&provider=hubspot&integration_id=00000000-0000-0000-0000-000000000000&completion={}",
+                "h".repeat(43)
+            )
         );
         assert_eq!(
             CallbackOutcome::Refused {

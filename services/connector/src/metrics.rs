@@ -26,7 +26,16 @@ pub struct ConnectorMetrics {
     /// `provider`, `result` (`revoked`, `failed`, `skipped`): Disconnect's revocation of the
     /// grant at the provider.
     pub grant_revocations: Family<Labels<2>, Counter>,
+    /// `provider`, `result`: CompleteConnect's outcomes (see [`OAUTH_COMPLETION_RESULTS`]).
+    pub oauth_completions: Family<Labels<2>, Counter>,
 }
+
+/// The `result` label of `rp_connector_oauth_completions_total`: `connected`; `foreign_workspace`
+/// (an authorization started in another workspace brought back to this one: a forwarded connect
+/// link, issue 15.8); `refused` (used, expired, or the integration already connected); `failed`
+/// (the provider did not give us tokens).
+pub const OAUTH_COMPLETION_RESULTS: [&str; 4] =
+    ["connected", "foreign_workspace", "refused", "failed"];
 
 static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
     let m = ConnectorMetrics {
@@ -38,6 +47,7 @@ static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
         token_refresh_failures: Family::default(),
         disconnections: Family::default(),
         grant_revocations: Family::default(),
+        oauth_completions: Family::default(),
     };
     register(
         "rp_provider_requests",
@@ -79,6 +89,11 @@ static METRICS: LazyLock<ConnectorMetrics> = LazyLock::new(|| {
         "Disconnect's revocation of the grant at the provider: revoked, failed (the disconnect happened anyway), or skipped (nothing to revoke)",
         m.grant_revocations.clone(),
     );
+    register(
+        "rp_connector_oauth_completions",
+        "Authorizations completed from the Connections page (CompleteConnect), by result: connected, foreign_workspace (a connect link brought back to another workspace than the one that started it), refused, failed",
+        m.oauth_completions.clone(),
+    );
     m
 });
 
@@ -115,6 +130,11 @@ pub fn init() {
                 .grant_revocations
                 .get_or_create(&[("provider", provider(p)), ("result", result.into())]);
         }
+        for result in OAUTH_COMPLETION_RESULTS {
+            let _ = m
+                .oauth_completions
+                .get_or_create(&[("provider", provider(p)), ("result", result.into())]);
+        }
         for reason in disconnect_reasons() {
             let _ = m
                 .disconnections
@@ -146,6 +166,14 @@ pub fn provider_request(p: Provider, status: Option<u16>) {
             .get_or_create(&[("provider", provider(p))])
             .inc();
     }
+}
+
+/// CompleteConnect's outcome, one of [`OAUTH_COMPLETION_RESULTS`].
+pub fn oauth_completion(p: Provider, result: &'static str) {
+    metrics()
+        .oauth_completions
+        .get_or_create(&[("provider", provider(p)), ("result", result.into())])
+        .inc();
 }
 
 /// Disconnect's revocation at the provider: `revoked`, `failed` or `skipped`.

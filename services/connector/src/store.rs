@@ -399,6 +399,122 @@ pub async fn consume_state(
     }))
 }
 
+/// Keeps the provider's authorization code of a consumed state until CompleteConnect, sealed
+/// under the SHA-256 of its single-use completion handle (issue 15.8).
+pub async fn hold_code(
+    conn: &mut PgConnection,
+    state_sha256: &[u8],
+    completion_sha256: &[u8],
+    code: &Sealed,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connector_oauth_states SET completion_sha256 = $2, code_key_id = $3, \
+             code_nonce = $4, code = $5, completion_expires_at = $6 \
+         WHERE state_sha256 = $1",
+    )
+    .bind(state_sha256)
+    .bind(completion_sha256)
+    .bind(&code.key_id)
+    .bind(&code.nonce)
+    .bind(&code.ciphertext)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An authorization waiting to be completed.
+#[derive(Debug)]
+pub struct HeldCode {
+    pub state_sha256: Vec<u8>,
+    pub state: StateRow,
+    pub code: Sealed,
+}
+
+#[derive(Debug)]
+pub enum CompletionLookup {
+    /// Valid for this workspace, now used up.
+    Valid(Box<HeldCode>),
+    /// Never issued.
+    Unknown,
+    /// Started in another workspace (now used up: a forwarded link is spent).
+    Foreign { provider: Provider },
+    /// This workspace's, already completed once.
+    Used,
+    /// This workspace's, too old (now used up as well).
+    Expired,
+}
+
+/// Uses up a completion handle for `workspace_id`, atomically (of two calls with the same
+/// handle, one gets `Valid`). A handle of another workspace is used up too.
+pub async fn take_completion(
+    conn: &mut PgConnection,
+    completion_sha256: &[u8],
+    workspace_id: Uuid,
+) -> Result<CompletionLookup, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT state_sha256, workspace_id, integration_id, provider, key_id, nonce, verifier, \
+             code_key_id, code_nonce, code, completed_at IS NOT NULL AS used, \
+             completion_expires_at < now() AS expired \
+         FROM connector_oauth_states WHERE completion_sha256 = $1 FOR UPDATE",
+    )
+    .bind(completion_sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(CompletionLookup::Unknown);
+    };
+    let used: bool = row.try_get("used")?;
+    let owner: Uuid = row.try_get("workspace_id")?;
+    if !used {
+        sqlx::query(
+            "UPDATE connector_oauth_states SET completed_at = now() WHERE completion_sha256 = $1",
+        )
+        .bind(completion_sha256)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let provider: String = row.try_get("provider")?;
+    let Some(provider) = Provider::from_slug(&provider) else {
+        return Ok(CompletionLookup::Unknown);
+    };
+    if owner != workspace_id {
+        return Ok(CompletionLookup::Foreign { provider });
+    }
+    if used {
+        return Ok(CompletionLookup::Used);
+    }
+    if row.try_get::<Option<bool>, _>("expired")?.unwrap_or(true) {
+        return Ok(CompletionLookup::Expired);
+    }
+    let (Some(key_id), Some(nonce), Some(ciphertext)) = (
+        row.try_get::<Option<String>, _>("code_key_id")?,
+        row.try_get::<Option<Vec<u8>>, _>("code_nonce")?,
+        row.try_get::<Option<Vec<u8>>, _>("code")?,
+    ) else {
+        return Ok(CompletionLookup::Unknown);
+    };
+    Ok(CompletionLookup::Valid(Box::new(HeldCode {
+        state_sha256: row.try_get("state_sha256")?,
+        state: StateRow {
+            workspace_id: owner,
+            integration_id: IntegrationId::new(row.try_get("integration_id")?),
+            provider,
+            verifier: Sealed {
+                key_id: row.try_get("key_id")?,
+                nonce: row.try_get("nonce")?,
+                ciphertext: row.try_get("verifier")?,
+            },
+        },
+        code: Sealed {
+            key_id,
+            nonce,
+            ciphertext,
+        },
+    })))
+}
+
 // ---- workspaces ----------------------------------------------------------------------------
 
 pub async fn set_plan(

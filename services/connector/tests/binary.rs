@@ -132,7 +132,22 @@ async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {
     let resp = browser.get(&callback).send().await.unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::SEE_OTHER);
     let page = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(page.contains("status=connected"), "{page}");
+    assert!(page.contains("status=authorized"), "{page}");
+    let completion = reqwest::Url::parse(&page)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "completion")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    grpc.complete_connect(authed(
+        &bearer,
+        api::CompleteConnectRequest {
+            workspace_id: workspace.to_string(),
+            completion,
+        },
+    ))
+    .await
+    .expect("CompleteConnect");
     let id = IntegrationId::parse(&started.integration_id).unwrap();
 
     // Read the vault the way the binary does (same key) to learn the secrets to look for.

@@ -1,7 +1,8 @@
 //! Connecting as a user does it, against the sandbox's OAuth servers: StartConnect gives an
 //! authorize URL with PKCE and a state; the browser follows the provider's redirect to our
-//! callback, which stores the tokens encrypted and appends ConnectionConnected. Forged, replayed
-//! and expired states are refused; the API answers bad requests with codes that say what to do;
+//! callback, which hands the Connections page a single-use completion; the page's
+//! CompleteConnect, with a key of the workspace that started, stores the tokens encrypted and
+//! appends ConnectionConnected. Forwarded links, forged, replayed and expired states are refused; the API answers bad requests with codes that say what to do;
 //! no response or row shows a token.
 
 mod connector_support;
@@ -13,6 +14,7 @@ use connector::vault::{Cause, Vault, rewrap_all};
 use connector_support::{Harness, Options, key_b64};
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::events::v1::{self as ev, envelope::Event};
+use sandbox::Provider as SbProvider;
 use serde_json::json;
 use sqlx::Row;
 use tonic::Code;
@@ -69,14 +71,22 @@ async fn connecting_each_provider_end_to_end_stores_tokens_encrypted_and_shows_n
 
         let cb = h.follow_authorize(&started.authorize_url).await;
         let page = h.callback(&cb).await;
-        assert_eq!(
-            page,
-            format!(
-                "http://localhost:3000/workspace/connections?status=connected&provider={slug}&integration_id={}",
+        // The callback connects nothing itself: it hands a single-use completion to the page.
+        assert!(
+            page.starts_with(&format!(
+                "http://localhost:3000/workspace/connections?status=authorized&provider={slug}&integration_id={}&completion=",
                 started.integration_id
-            )
+            )),
+            "{page}"
         );
         let id = IntegrationId::parse(&started.integration_id).unwrap();
+        assert!(h.stream(&id.connection_stream()).await.is_empty());
+        let done = h.complete(&page).await.expect("CompleteConnect");
+        assert!(!done.reconnected && !done.account_changed);
+        assert_eq!(
+            done.connection.as_ref().map(|c| c.status),
+            Some(api::ConnectionStatus::Connected as i32)
+        );
         let e = h
             .wait_event(&id.connection_stream(), "ConnectionConnected")
             .await;
@@ -178,7 +188,7 @@ async fn forged_replayed_and_malformed_states_are_refused() {
         .unwrap()
         .into_inner();
     let callback_url = h.follow_authorize(&started.authorize_url).await;
-    assert!(h.callback(&callback_url).await.contains("status=connected"));
+    h.callback_and_complete(&callback_url).await;
     let replay = h.callback(&callback_url).await;
     assert!(
         replay.ends_with("status=error&reason=state_used"),
@@ -574,5 +584,266 @@ async fn a_provider_that_fails_to_revoke_does_not_stop_the_disconnect() {
     assert!(failed() > failed_before, "the failure is counted");
     let status = sandbox_status(&h, "hubspot").await;
     assert_eq!(status["live_grants"], 1, "{status}");
+    h.shutdown().await;
+}
+
+/// Issue 15.8, the forwarded-link attack: someone starts a connect in their own workspace and
+/// sends the authorize link to a victim. The victim consents at HubSpot and their browser comes
+/// back to their own Connections page, signed in to their own workspace. Before the fix the
+/// callback connected the starter's integration right there, with the victim's CRM behind it.
+/// Now the callback connects nothing, the victim's page cannot complete another workspace's
+/// authorization (it answers as for an unknown handle and spends it), and no token is ever
+/// fetched.
+#[tokio::test]
+async fn a_connect_link_forwarded_to_someone_else_connects_nothing() {
+    let h = Harness::start().await;
+    let (victim_ws, victim_key) = h.another_workspace().await;
+    let started = h
+        .grpc()
+        .await
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: h.ws(),
+            provider: api::Provider::Hubspot as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let id = IntegrationId::parse(&started.integration_id).unwrap();
+    h.clear_requests().await;
+    let cb = h.follow_authorize(&started.authorize_url).await;
+    let page = h.callback(&cb).await;
+    assert!(
+        h.stream(&id.connection_stream()).await.is_empty(),
+        "the callback connected the starter's integration: {page}"
+    );
+
+    // The victim's page completes with the victim's key: refused, as for an unknown handle.
+    let refused = h
+        .complete_as(&victim_ws, &victim_key, &page)
+        .await
+        .expect_err("another workspace's authorization");
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    assert!(
+        refused.message().contains("someone sent you"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        !refused.message().contains(&h.ws()) && !refused.message().contains(&id.to_string()),
+        "the refusal names nothing of the starter's: {}",
+        refused.message()
+    );
+    let unknown = h
+        .complete_as(
+            &victim_ws,
+            &victim_key,
+            &page.replace("completion=", "completion=A"),
+        )
+        .await
+        .expect_err("a malformed handle");
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+    // A well-formed handle never issued answers exactly like the forwarded one.
+    let never = format!(
+        "{}completion={}",
+        &page[..page.find("completion=").unwrap()],
+        "B".repeat(43)
+    );
+    let never = h
+        .complete_as(&victim_ws, &victim_key, &never)
+        .await
+        .expect_err("an unknown handle");
+    assert_eq!(
+        (never.code(), never.message()),
+        (refused.code(), refused.message())
+    );
+
+    // The handle is spent: even the starter cannot use it now.
+    let spent = h.complete(&page).await.expect_err("a spent handle");
+    assert_eq!(spent.code(), tonic::Code::FailedPrecondition);
+
+    // Nothing connected, no token fetched at HubSpot, nothing in the vault.
+    assert!(h.stream(&id.connection_stream()).await.is_empty());
+    let token_calls = h
+        .requests(SbProvider::Hubspot)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/oauth/v1/token"))
+        })
+        .count();
+    assert_eq!(token_calls, 0, "no code exchange");
+    let sealed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM connector_tokens WHERE integration_id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&h.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(sealed, 0);
+    let got = h
+        .grpc()
+        .await
+        .get_connection(h.req(api::GetConnectionRequest {
+            workspace_id: h.ws(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.status, api::ConnectionStatus::Pending as i32);
+    // And the victim's workspace has no integration either.
+    let victims = h
+        .grpc()
+        .await
+        .list_connections(rp_platform::testing::authed(
+            &victim_key,
+            api::ListConnectionsRequest {
+                workspace_id: victim_ws.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(victims.connections.is_empty());
+    h.shutdown().await;
+}
+
+/// Issue 15.8: a second authorization never replaces a connected integration's tokens or
+/// account. Two connect links issued while the integration was pending (two tabs): the first
+/// completed connects it; the second is refused without even exchanging its code.
+#[tokio::test]
+async fn a_second_authorization_never_replaces_a_connected_one() {
+    let h = Harness::start().await;
+    let mut grpc = h.grpc().await;
+    let start = || api::StartConnectRequest {
+        workspace_id: h.ws(),
+        provider: api::Provider::Hubspot as i32,
+    };
+    let first = grpc
+        .start_connect(h.req(start()))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = grpc
+        .start_connect(h.req(start()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.integration_id, second.integration_id);
+    let id = IntegrationId::parse(&first.integration_id).unwrap();
+    let first_page = h
+        .callback(&h.follow_authorize(&first.authorize_url).await)
+        .await;
+    // The second one is for another HubSpot portal.
+    h.admin("PUT", "/providers/hubspot/account", json!({"account": 1}))
+        .await;
+    let second_page = h
+        .callback(&h.follow_authorize(&second.authorize_url).await)
+        .await;
+    h.admin("PUT", "/providers/hubspot/account", json!({"account": 0}))
+        .await;
+
+    let done = h.complete(&first_page).await.expect("the first completes");
+    let account = done.connection.unwrap().external_account_id;
+    let (before, _) = sealed_row(&h, id).await;
+    h.clear_requests().await;
+    let refused = h
+        .complete(&second_page)
+        .await
+        .expect_err("a second authorization while connected");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("already connected"),
+        "{}",
+        refused.message()
+    );
+    let (after, _) = sealed_row(&h, id).await;
+    assert_eq!(
+        before.ciphertext, after.ciphertext,
+        "the tokens are unchanged"
+    );
+    let got = grpc
+        .get_connection(h.req(api::GetConnectionRequest {
+            workspace_id: h.ws(),
+            integration_id: id.to_string(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.external_account_id, account, "the account is unchanged");
+    let types: Vec<String> = h
+        .stream(&id.connection_stream())
+        .await
+        .iter()
+        .map(|e| e.event_type().to_string())
+        .collect();
+    assert_eq!(types, ["ConnectionConnected"]);
+    assert!(
+        h.requests(SbProvider::Hubspot)
+            .await
+            .iter()
+            .all(|r| !r["path"].as_str().unwrap_or("").contains("/oauth/v1/token")),
+        "the refused code was never exchanged"
+    );
+    h.shutdown().await;
+}
+
+/// A completion handle is single use and expires with the state's time to live.
+#[tokio::test]
+async fn a_completion_is_single_use_and_expires() {
+    let h = Harness::start().await;
+    let mut grpc = h.grpc().await;
+    let started = grpc
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: h.ws(),
+            provider: api::Provider::Linkedin as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let page = h
+        .callback(&h.follow_authorize(&started.authorize_url).await)
+        .await;
+    h.complete(&page).await.expect("completes once");
+    let again = h.complete(&page).await.expect_err("twice");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        again.message().contains("already completed"),
+        "{}",
+        again.message()
+    );
+    h.shutdown().await;
+
+    // A held code older than the state's time to live.
+    let h = Harness::start().await;
+    let started = h
+        .grpc()
+        .await
+        .start_connect(h.req(api::StartConnectRequest {
+            workspace_id: h.ws(),
+            provider: api::Provider::Hubspot as i32,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let page = h
+        .callback(&h.follow_authorize(&started.authorize_url).await)
+        .await;
+    sqlx::query(
+        "UPDATE connector_oauth_states SET completion_expires_at = now() - interval '1 second'",
+    )
+    .execute(&h.env.pool)
+    .await
+    .unwrap();
+    let expired = h.complete(&page).await.expect_err("expired");
+    assert_eq!(expired.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        expired.message().contains("expired"),
+        "{}",
+        expired.message()
+    );
+    let id = IntegrationId::parse(&started.integration_id).unwrap();
+    assert!(h.stream(&id.connection_stream()).await.is_empty());
     h.shutdown().await;
 }

@@ -99,7 +99,7 @@ async fn a_record_archived_in_hubspot_is_reported_once_and_not_again() {
         .expect("reconnect")
         .into_inner();
     let cb = h.follow_authorize(&again.authorize_url).await;
-    assert!(h.callback(&cb).await.contains("status=reconnected"));
+    assert!(h.callback_and_complete(&cb).await.reconnected);
     h.wait_event(&id.connection_stream(), "ConnectionReconnected")
         .await;
     let (fourth, events) = h.sync(id).await;

@@ -135,9 +135,15 @@ async fn a_salesforce_instance_url_elsewhere_is_refused_at_connect() {
             .into_inner();
         let cb = h.follow_authorize(&started.authorize_url).await;
         let page = h.callback(&cb).await;
+        let refused = h
+            .complete(&page)
+            .await
+            .expect_err("an untrusted instance_url");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{hostile}");
         assert!(
-            page.contains("status=error") && page.contains("reason=untrusted_instance_url"),
-            "{hostile}: {page}"
+            refused.message().contains("not Salesforce"),
+            "{hostile}: {}",
+            refused.message()
         );
         let id = connector::domain::IntegrationId::parse(&started.integration_id).unwrap();
         let conn = h.stream(&id.connection_stream()).await;

@@ -401,8 +401,7 @@ async fn after_disconnect_and_reconnect_the_next_sync_resumes_without_rereading_
         .into_inner();
     assert_eq!(again.integration_id, id.to_string());
     let cb = h.follow_authorize(&again.authorize_url).await;
-    let page = h.callback(&cb).await;
-    assert!(page.contains("status=reconnected"), "{page}");
+    assert!(h.callback_and_complete(&cb).await.reconnected);
     h.wait_event(&id.connection_stream(), "ConnectionReconnected")
         .await;
 

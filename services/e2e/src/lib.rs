@@ -389,8 +389,46 @@ impl System {
     }
 
     /// Follows an authorization URL's redirects (provider consent, the connector's callback)
-    /// until they land on the app's Connections page.
-    pub async fn complete_oauth(&self, authorize_url: &str) {
+    /// until they land on the app's Connections page, and completes it there as the page does
+    /// (CompleteConnect with this system's workspace and key).
+    pub async fn complete_oauth(&self, authorize_url: &str) -> api::CompleteConnectResponse {
+        self.complete_oauth_as(&self.workspace_id, &self.key, authorize_url)
+            .await
+    }
+
+    /// [`System::complete_oauth`] for `workspace` with `key`.
+    pub async fn complete_oauth_as(
+        &self,
+        workspace: &str,
+        key: &str,
+        authorize_url: &str,
+    ) -> api::CompleteConnectResponse {
+        let page = self.follow_oauth(authorize_url).await;
+        let completion = reqwest::Url::parse(&page)
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "completion")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_else(|| panic!("the callback gave the page no completion: {page}"));
+        self.connections
+            .clone()
+            .complete_connect(rp_platform::testing::authed(
+                key,
+                api::CompleteConnectRequest {
+                    workspace_id: workspace.to_string(),
+                    completion,
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("CompleteConnect: {e}"))
+            .into_inner()
+    }
+
+    /// Follows an authorization URL's redirects until they land on the app's Connections page;
+    /// returns that page's address.
+    pub async fn follow_oauth(&self, authorize_url: &str) -> String {
         let mut url = authorize_url.to_string();
         for _ in 0..4 {
             if url.starts_with(APP) {
@@ -398,7 +436,7 @@ impl System {
                     url.contains("/workspace/connections"),
                     "lands on the Connections page: {url}"
                 );
-                return;
+                return url;
             }
             let resp = self
                 .http

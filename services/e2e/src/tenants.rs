@@ -145,7 +145,8 @@ async fn connect(s: &System, workspace_id: &str, key: &str, provider: api::Provi
         .await
         .unwrap_or_else(|e| panic!("StartConnect({provider:?}): {e}"))
         .into_inner();
-    s.complete_oauth(&started.authorize_url).await;
+    s.complete_oauth_as(workspace_id, key, &started.authorize_url)
+        .await;
     let id = started.integration_id;
     eventually(WAIT, "the integration to be Connected", || async {
         let h = s

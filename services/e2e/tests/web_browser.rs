@@ -11,7 +11,8 @@
 //! to `target/web-browser/`.
 
 use e2e::{APP, SandboxData, Sizes, System, WAIT, bin_dir, free_port};
-use rp_platform::testing::{ServiceProcess, eventually};
+use rp_platform::contracts::api::v1 as api;
+use rp_platform::testing::{ServiceProcess, authed, eventually};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,6 +61,50 @@ async fn the_help_page_in_a_browser_connect_sync_now_disconnected_bell_reconnect
     })
     .await;
 
+    // Another workspace (the attacker's) starts a Salesforce connect; its link is "sent" to this
+    // workspace's person, whose browser follows it (the last scenario of browser.mjs).
+    let attacker = s
+        .rp(&[
+            "--json",
+            "workspaces",
+            "create",
+            "--name",
+            "attacker",
+            "--plan",
+            PLAN,
+        ])
+        .await["workspace_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let attacker_key = s
+        .rp(&[
+            "--json",
+            "keys",
+            "create",
+            "--workspace",
+            &attacker,
+            "--label",
+            "attacker",
+        ])
+        .await["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let forwarded = s
+        .connections
+        .clone()
+        .start_connect(authed(
+            &attacker_key,
+            api::StartConnectRequest {
+                workspace_id: attacker.clone(),
+                provider: api::Provider::Salesforce as i32,
+            },
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("the attacker's StartConnect: {e}"))
+        .into_inner();
+
     let run = tokio::process::Command::new("node")
         .arg("tests/browser.mjs")
         .current_dir(&ui)
@@ -70,6 +115,7 @@ async fn the_help_page_in_a_browser_connect_sync_now_disconnected_bell_reconnect
         .env("RP_API_KEY", s.api_key())
         .env("ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
+        .env("FORWARDED_URL", &forwarded.authorize_url)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(600), run)
@@ -85,6 +131,26 @@ async fn the_help_page_in_a_browser_connect_sync_now_disconnected_bell_reconnect
         "the browser scenarios failed ({:?}); screenshots in {}\n{stdout}\n{stderr}",
         out.status,
         artifacts.display()
+    );
+
+    // The forwarded link connected nothing in the workspace that started it either.
+    let theirs = s
+        .connections
+        .clone()
+        .get_connection(authed(
+            &attacker_key,
+            api::GetConnectionRequest {
+                workspace_id: attacker.clone(),
+                integration_id: forwarded.integration_id.clone(),
+            },
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("the attacker's GetConnection: {e}"))
+        .into_inner();
+    assert_eq!(
+        theirs.status,
+        api::ConnectionStatus::Pending as i32,
+        "a connect link followed by someone else connected the workspace that started it"
     );
 
     let status = web.terminate(Duration::from_secs(10)).await;

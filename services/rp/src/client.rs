@@ -5,9 +5,9 @@ use crate::Failure;
 use crate::output::Output;
 use clap::{Subcommand, ValueEnum};
 use rp_platform::contracts::api::v1::{
-    AttributionModel, GetConnectionHealthRequest, GetDashboardRequest, GetSyncRunRequest,
-    ListConnectionsRequest, MetricTotal, Provider, StartConnectRequest, SyncNowRequest,
-    attribution_client::AttributionClient, connections_client::ConnectionsClient,
+    AttributionModel, CompleteConnectRequest, GetConnectionHealthRequest, GetDashboardRequest,
+    GetSyncRunRequest, ListConnectionsRequest, MetricTotal, Provider, StartConnectRequest,
+    SyncNowRequest, attribution_client::AttributionClient, connections_client::ConnectionsClient,
     sync_client::SyncClient,
 };
 use rp_platform::contracts::events::v1::SyncStep;
@@ -54,8 +54,10 @@ impl ModelArg {
 
 #[derive(Subcommand)]
 pub enum ClientCmd {
-    /// Connect an integration: starts the OAuth flow and completes it in the provider sandbox
-    /// (which consents at once). Against a real provider, open the printed URL in a browser.
+    /// Connect an integration: starts the OAuth flow, follows it through the provider sandbox
+    /// (which consents at once) and completes it with this key (CompleteConnect). Against a real
+    /// provider, use --print-url and open the URL in a browser signed in to the workspace's
+    /// Connections page, which completes it.
     Connect {
         #[arg(long)]
         workspace: String,
@@ -203,7 +205,7 @@ pub async fn run(cmd: ClientCmd, out: &Output) -> Result<(), Failure> {
                 .start_connect(request(
                     &ep.key,
                     StartConnectRequest {
-                        workspace_id: workspace,
+                        workspace_id: workspace.clone(),
                         provider: provider.api() as i32,
                     },
                 )?)
@@ -225,16 +227,46 @@ pub async fn run(cmd: ClientCmd, out: &Output) -> Result<(), Failure> {
                 return Ok(());
             }
             let landed = follow_oauth(&started.authorize_url).await?;
+            // The callback hands the page a single-use completion; completing it takes a key of
+            // the workspace that started the flow, as the Connections page does.
+            let param = |k: &str| {
+                reqwest::Url::parse(&landed).ok().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(q, _)| q == k)
+                        .map(|(_, v)| v.into_owned())
+                })
+            };
+            let Some(completion) = param("completion") else {
+                return Err(Failure::infra(format!(
+                    "connecting did not complete: {} ({}); the browser would land on {landed}",
+                    param("status").unwrap_or_default(),
+                    param("reason").unwrap_or_default()
+                )));
+            };
+            let done = c
+                .complete_connect(request(
+                    &ep.key,
+                    CompleteConnectRequest {
+                        workspace_id: workspace,
+                        completion,
+                    },
+                )?)
+                .await
+                .map_err(status)?
+                .into_inner();
+            let how = if done.reconnected {
+                "connected again"
+            } else {
+                "connected"
+            };
             out.message(
                 "connected",
                 &[
                     ("integration_id", started.integration_id.clone()),
-                    ("landed_on", landed.clone()),
+                    ("reconnected", done.reconnected.to_string()),
+                    ("account_changed", done.account_changed.to_string()),
                 ],
-                &format!(
-                    "integration {} connected (the browser would land on {landed})",
-                    started.integration_id
-                ),
+                &format!("integration {} {how}", started.integration_id),
             );
             Ok(())
         }

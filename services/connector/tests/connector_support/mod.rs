@@ -261,6 +261,68 @@ impl Harness {
         resp.headers()["location"].to_str().unwrap().to_string()
     }
 
+    /// Another workspace of the same system, with its own key: `(workspace id, API key)`.
+    pub async fn another_workspace(&self) -> (String, String) {
+        let workspace = Uuid::new_v4();
+        self.env
+            .store
+            .append(
+                &WorkspaceId::new(workspace).stream(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(
+                    workspace.to_string(),
+                    Event::WorkspaceCreated(WorkspaceCreated {
+                        name: "Other".into(),
+                        plan: "growth".into(),
+                    }),
+                )],
+            )
+            .await
+            .unwrap();
+        let key = apikeys::issue(&self.env.pool, WorkspaceId::new(workspace), "tests")
+            .await
+            .unwrap();
+        (workspace.to_string(), key.plaintext)
+    }
+
+    /// CompleteConnect from the Connections page the callback redirected to, as that page does,
+    /// with this harness's workspace and key.
+    pub async fn complete(
+        &self,
+        page: &str,
+    ) -> Result<api::CompleteConnectResponse, tonic::Status> {
+        self.complete_as(&self.ws(), &self.api_key, page).await
+    }
+
+    /// CompleteConnect from the Connections page `page`, as `workspace` with `key`.
+    pub async fn complete_as(
+        &self,
+        workspace: &str,
+        key: &str,
+        page: &str,
+    ) -> Result<api::CompleteConnectResponse, tonic::Status> {
+        assert!(page.contains("status=authorized"), "{page}");
+        self.grpc()
+            .await
+            .complete_connect(rp_platform::testing::authed(
+                key,
+                api::CompleteConnectRequest {
+                    workspace_id: workspace.to_string(),
+                    completion: completion_of(page),
+                },
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Calls our callback and completes the authorization from the page it lands on.
+    pub async fn callback_and_complete(&self, callback_url: &str) -> api::CompleteConnectResponse {
+        let page = self.callback(callback_url).await;
+        self.complete(&page)
+            .await
+            .unwrap_or_else(|e| panic!("CompleteConnect: {e}"))
+    }
+
     /// The whole connect flow for `provider`; returns the integration.
     pub async fn connect(&self, provider: api::Provider) -> IntegrationId {
         let started = self
@@ -274,8 +336,11 @@ impl Harness {
             .expect("StartConnect")
             .into_inner();
         let cb = self.follow_authorize(&started.authorize_url).await;
-        let page = self.callback(&cb).await;
-        assert!(page.contains("status=connected"), "{page}");
+        let done = self.callback_and_complete(&cb).await;
+        assert_eq!(
+            done.connection.map(|c| c.status),
+            Some(api::ConnectionStatus::Connected as i32)
+        );
         let id = IntegrationId::parse(&started.integration_id).unwrap();
         self.wait_event(&id.connection_stream(), "ConnectionConnected")
             .await;
@@ -434,6 +499,16 @@ pub fn counts(batches: &[ev::RecordsPulled]) -> std::collections::BTreeMap<&'sta
 }
 
 /// The last event of a run's stream.
+/// The `completion` handle in the address of the Connections page the callback redirected to.
+pub fn completion_of(page: &str) -> String {
+    reqwest::Url::parse(page)
+        .unwrap_or_else(|e| panic!("{page}: {e}"))
+        .query_pairs()
+        .find(|(k, _)| k == "completion")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no completion in {page}"))
+}
+
 pub fn last(events: &[RecordedEvent]) -> &RecordedEvent {
     events.last().expect("the run has events")
 }

@@ -22,6 +22,8 @@ export function oauthResult(q: URLSearchParams): { ok: boolean; text: string } |
   const name = p ? p.charAt(0).toUpperCase() + p.slice(1) : "The integration";
   const display = { Linkedin: "LinkedIn", Hubspot: "HubSpot", Salesforce: "Salesforce" }[name] ?? name;
   switch (status) {
+    case "authorized":
+      return { ok: true, text: `Finishing the connection to ${display}…` };
     case "connected":
       return { ok: true, text: `${display} is connected. It syncs daily at the time shown below; click Sync Now to sync right away.` };
     case "reconnected":
@@ -55,9 +57,12 @@ export class ConnectionsPage {
   private cards = new Map<string, Card>();
   private dialog: HTMLDialogElement;
   private focusId: string | null;
+  private banner: HTMLElement;
 
   constructor(private api: Api, banner: { ok: boolean; text: string } | null, focusId: string | null) {
     this.focusId = focusId;
+    this.banner = h("p", { "data-field": "oauth-result" });
+    this.setBanner(banner);
     this.dialog = h("dialog", { "aria-labelledby": "confirm-title", class: "confirm" });
     this.list = h("div", { class: "cards", "aria-live": "polite", "aria-busy": "true" }, h("p", {}, "Loading your integrations…"));
     this.add = h("section", { "aria-labelledby": "add-title", class: "add" });
@@ -66,12 +71,40 @@ export class ConnectionsPage {
       { "aria-labelledby": "page-title" },
       h("h1", { id: "page-title", tabindex: -1 }, "Connections"),
       h("p", { class: "lead" }, "Your integrations sync automatically every day at their own time. Sync Now pulls the latest data at once; the dashboard updates when the sync completes."),
-      banner && h("p", { class: banner.ok ? "banner ok" : "banner bad", role: banner.ok ? "status" : "alert", "data-field": "oauth-result" }, banner.text),
+      this.banner,
       this.list,
       this.add,
       this.dialog,
       h("datalist", { id: "time-zones" }, ...timeZones().map((z) => h("option", { value: z }))),
     );
+  }
+
+  private setBanner(b: { ok: boolean; text: string } | null): void {
+    this.banner.hidden = !b;
+    this.banner.className = b?.ok ? "banner ok" : "banner bad";
+    this.banner.setAttribute("role", b?.ok ? "status" : "alert");
+    this.banner.textContent = b?.text ?? "";
+  }
+
+  /**
+   * Completes the authorization the provider sent the browser back with (`?status=authorized`),
+   * with this workspace's key: the callback connects nothing itself, so a connect link someone
+   * else started never connects their workspace to this person's account (docs/security.md).
+   */
+  async complete(completion: string, provider: string): Promise<void> {
+    const display = ({ linkedin: "LinkedIn", hubspot: "HubSpot", salesforce: "Salesforce" } as Record<string, string>)[provider] ?? "The integration";
+    try {
+      const done = await this.api.connections.completeConnect({ workspaceId: this.api.session.workspaceId, completion });
+      const text = done.accountChanged
+        ? `${display} is connected again, to another account: its data is synced in full at the next sync, and the previous account's leaves the dashboard then.`
+        : done.reconnected
+          ? `${display} is connected again. Syncing resumes from where it stopped.`
+          : `${display} is connected. It syncs daily at the time shown below; click Sync Now to sync right away.`;
+      this.setBanner({ ok: true, text });
+      if (done.connection) this.focusId = done.connection.integrationId;
+    } catch (e) {
+      this.setBanner({ ok: false, text: `Connecting did not complete: ${messageOf(e)}` });
+    }
   }
 
   /** A health snapshot (the stream's first message, and every change after it). */

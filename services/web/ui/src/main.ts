@@ -108,9 +108,12 @@ function route(): void {
   let page: HTMLElement;
   if (onConnections) {
     const banner = oauthResult(url.searchParams);
+    const completion = url.searchParams.get("status") === "authorized" ? url.searchParams.get("completion") : null;
+    // The completion is single use and must not stay in the address bar or the history.
     if (url.search) history.replaceState(null, "", CONNECTIONS + url.hash);
     const focus = url.hash.startsWith("#integration-") ? url.hash.slice("#integration-".length) : null;
     const p = new ConnectionsPage(r.api, banner, focus);
+    if (completion) void p.complete(completion, url.searchParams.get("provider") ?? "");
     r.listeners.add((health) => p.show(health));
     if (r.health) p.show(r.health);
     page = p.root;

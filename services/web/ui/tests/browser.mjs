@@ -124,10 +124,12 @@ test("Connect HubSpot goes through the sandbox's OAuth pages and comes back Conn
   page.on("framenavigated", (f) => f === page.mainFrame() && visited.push(f.url()));
   await page.getByRole("button", { name: "Connect HubSpot" }).click();
   await field(page, "oauth-result").filter({ hasText: "HubSpot is connected" }).waitFor();
-  assert.ok(visited.some((u) => u.startsWith(`${APP}/workspace/connections?status=connected`)), `landed from the callback: ${visited}`);
+  // The callback connects nothing itself: it hands the page a single-use completion, which the
+  // page completes with this workspace's key (CompleteConnect) and then drops from the address.
+  assert.ok(visited.some((u) => u.startsWith(`${APP}/workspace/connections?status=authorized`) && u.includes("completion=")), `landed from the callback: ${visited}`);
   const hubspot = card(page, "hubspot");
   await field(hubspot, "status").filter({ hasText: "Connected" }).waitFor();
-  assert.ok(!page.url().includes("status="), "the OAuth result is not left in the address bar");
+  assert.ok(!page.url().includes("status=") && !page.url().includes("completion="), "the OAuth result is not left in the address bar");
   hubspotId = (await hubspot.getAttribute("id")).replace("integration-", "");
   assert.match(await field(hubspot, "next-sync").textContent(), /\d/, "a next scheduled sync");
   assert.equal(await field(hubspot, "last-sync").textContent(), "never");
@@ -311,4 +313,21 @@ test("at phone width (390 px) the page fits and stays usable", async () => {
   await phone.getByRole("button", { name: /^Notifications/ }).click();
   await shot(phone, "phone-bell");
   await phone.context().close();
+});
+
+test("a connect link someone else started connects nothing, in their workspace or this one", async () => {
+  // FORWARDED_URL is a Salesforce authorize link started in another workspace (the attacker's)
+  // and sent to this person, who is signed in to their own workspace and clicks it (issue 15.8).
+  const victim = await newPage();
+  await signIn(victim);
+  await card(victim, "hubspot").waitFor();
+  await victim.goto(env("FORWARDED_URL"));
+  const result = field(victim, "oauth-result").filter({ hasText: "Connecting did not complete" });
+  await result.waitFor();
+  assert.match(await result.textContent(), /someone sent you/, "it says what happened and what to do");
+  assert.ok(!victim.url().includes("completion="), "the completion is not left in the address bar");
+  assert.equal(await card(victim, "salesforce").count(), 0, "no Salesforce integration appeared here");
+  await axe(victim, "forwarded-link-refused");
+  await shot(victim, "forwarded-link-refused");
+  await victim.context().close();
 });
