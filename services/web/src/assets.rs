@@ -1,7 +1,7 @@
 //! The page's static files (`ui/dist`, built by `npm run build`), read into memory at startup:
 //! only those files can be served, whatever the path asks (no file system walk per request).
 //! Any other path without a file extension is the single-page app (`index.html`), so
-//! `/workspace/connections?status=connected` (the OAuth callback's landing) and a
+//! `/workspace/connections?status=authorized&completion=..` (the OAuth callback's landing) and a
 //! notification's link open the page.
 
 use axum::body::Body;
