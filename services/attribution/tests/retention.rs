@@ -1,7 +1,7 @@
 //! Superseded dashboard versions are pruned as part of every switch (docs/storage.md, "The
 //! rule"): the current and the previous version stay, with every input they read (the
-//! versioned engagement rows valid at either, the copies of deals, stages and matches); older
-//! versions and the engagement rows only they read are deleted in the switch's transaction.
+//! engagement and deal rows valid at either, the copies of stages and matches); older versions
+//! and the rows only they read are deleted in the switch's transaction.
 //!
 //! The oracle is what a user reads: a drill-down paging through the previous version while a
 //! switch prunes the one before it finishes with exactly the list it started on, and the
@@ -16,13 +16,12 @@ use rp_platform::contracts::api::v1::{
 use support::*;
 
 /// The tables that hold one set of rows per dashboard version.
-const VERSIONED: [&str; 9] = [
+const VERSIONED: [&str; 8] = [
     "attribution_versions",
     "attribution_window_numbers",
     "attribution_metric_totals",
     "attribution_metric_amounts",
     "attribution_campaign_credits",
-    "attribution_version_deals",
     "attribution_version_stages",
     "attribution_version_matches",
     "attribution_deal_windows",
@@ -126,7 +125,7 @@ async fn superseded_versions_go_and_what_readers_need_stays() {
 
         w.complete(&run, vec![], at(&format!("2026-{day}T12:00:00Z")))
             .await;
-        let current = k as i64;
+        let current = k;
 
         // ... and finishes on the same version after the switch pruned k - 2.
         let mut finished = first.deals.clone();
@@ -156,6 +155,21 @@ async fn superseded_versions_go_and_what_readers_need_stays() {
         .await
         .unwrap();
         assert_eq!(stale, 0, "engagement rows of pruned versions at {current}");
+        // Deals are versioned in place too: D4 changed at every sync, so it has its current row
+        // and the previous version's, no more.
+        let d4: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT valid_from, valid_to FROM attribution_deals \
+             WHERE workspace_id = $1 AND deal_id = 'D4' ORDER BY valid_from",
+        )
+        .bind(&w.ws)
+        .fetch_all(&w.env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            d4,
+            vec![(current - 1, Some(current)), (current, None)],
+            "D4's rows at version {current}"
+        );
         let (rows_after, closed_after) = engagement_rows(&w).await;
         if k >= 3 {
             // Two rows closed at this switch, two closed at the last one pruned: flat.

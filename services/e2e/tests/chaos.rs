@@ -448,7 +448,7 @@ async fn counts(s: &System) -> BTreeMap<&'static str, i64> {
         ),
         (
             "attribution deals",
-            "SELECT count(*) FROM attribution_deals WHERE workspace_id = $1",
+            "SELECT count(*) FROM attribution_deals WHERE workspace_id = $1 AND valid_to IS NULL",
         ),
         (
             "attribution companies",

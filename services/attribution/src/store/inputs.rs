@@ -110,30 +110,34 @@ pub async fn load(
         Scope::All => None,
         Scope::Deals(ids) => Some(ids.to_vec()),
     };
-    let (deals_table, stages_table, matches_table, in_version) = match at {
-        At::Now => (
-            "attribution_deals",
-            "attribution_stages",
-            "attribution_matches",
-            "",
-        ),
+    let (stages_table, matches_table, in_version) = match at {
+        At::Now => ("attribution_stages", "attribution_matches", ""),
         At::Version(_) => (
-            "attribution_version_deals",
             "attribution_version_stages",
             "attribution_version_matches",
             " AND version = $3",
         ),
     };
+    // Deals are versioned in place (like engagement rows); a version knows the deals created by
+    // its as-of day.
+    let deals_at = match at {
+        At::Now => "valid_to IS NULL",
+        At::Version(_) => {
+            "valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3) \
+             AND (created_at IS NULL OR (created_at AT TIME ZONE 'UTC')::date <= $4)"
+        }
+    };
     // The table names and fragments are ours, never input.
     let deals: Vec<DealDbRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT deal_id, name, amount, currency, stage_id, pipeline_id, created_at, closed_at, \
-           company_ids FROM {deals_table} \
-         WHERE workspace_id = $1 AND ($2::text[] IS NULL OR deal_id = ANY($2)){in_version} \
+           company_ids FROM attribution_deals \
+         WHERE workspace_id = $1 AND ($2::text[] IS NULL OR deal_id = ANY($2)) AND {deals_at} \
          ORDER BY deal_id"
     )))
     .bind(ws)
     .bind(&only)
     .bind(version)
+    .bind(as_of)
     .fetch_all(&mut *conn)
     .await?;
 

@@ -8,14 +8,16 @@
 //! * Engagement rows are versioned in place: a row belongs to the dashboard versions from
 //!   `valid_from` up to (not including) `valid_to`. Rows pulled during a cycle carry the pending
 //!   version (the workspace's last version + 1); a changed row is closed at it and a new one
-//!   opened. The small inputs (deals, stages, matches) are copied per version when it is written.
+//!   opened. Deals are versioned in place the same way. The small inputs (stages, matches) are
+//!   copied per version when it is written.
 //!   So the inputs of every kept version stay readable, and the drill-down recomputes a deal's
 //!   explanation from them with the same code that computed the numbers.
 //! * A dashboard version is a complete set of numbers for a workspace, written by
 //!   [`write_version`] and made visible by [`switch_to`] in the same transaction: readers go
 //!   through `attribution_workspaces.current_version` inside one snapshot ([`read_snapshot`]),
 //!   so they see the whole old set or the whole new one, never a mix. The current and the
-//!   previous versions are kept.
+//!   previous versions are kept; older ones, and the versioned rows only they read, are deleted
+//!   in the switch (docs/storage.md, "The rule").
 //!
 //! One file per concern: [`now`] (the tables as the log says now), [`staging`] (records waiting
 //! for their sync), [`inputs`] (loading what the numbers are made of), [`versions`] (writing and
@@ -50,7 +52,6 @@ pub const TABLES: &[&str] = &[
     "attribution_metric_totals",
     "attribution_metric_amounts",
     "attribution_campaign_credits",
-    "attribution_version_deals",
     "attribution_version_stages",
     "attribution_version_matches",
     "attribution_deal_windows",

@@ -39,7 +39,6 @@ pub async fn forget_account(
     let deletes: &[&'static str] = match side {
         AccountSide::Crm => &[
             "DELETE FROM attribution_companies WHERE workspace_id = $1",
-            "DELETE FROM attribution_deals WHERE workspace_id = $1",
             "DELETE FROM attribution_stages WHERE workspace_id = $1",
         ],
         AccountSide::Linkedin => &["DELETE FROM attribution_engagement WHERE workspace_id = $1"],
@@ -52,6 +51,9 @@ pub async fn forget_account(
             .await?
             .rows_affected();
     }
+    // Deals are versioned in place: they leave the pending version, not the kept ones.
+    let pending = pending_version(conn, ws).await?;
+    n += close_deals(conn, ws, pending, None).await?;
     Ok(n)
 }
 
@@ -230,8 +232,10 @@ pub async fn upsert_companies(
     Ok(())
 }
 
-/// Upserts deals by id; a deal marked deleted is removed. Returns the deals whose amount is not
-/// a valid decimal (they count as deals without an amount), for the caller to log.
+/// Upserts deals by id from the pending version on (a changed deal's previous row stays part of
+/// the versions before it, like engagement rows); a deal marked deleted leaves the pending
+/// version. Returns the deals whose amount is not a valid decimal (they count as deals without
+/// an amount), for the caller to log.
 pub async fn apply_deals(
     conn: &mut PgConnection,
     ws: &str,
@@ -243,12 +247,13 @@ pub async fn apply_deals(
         .collect();
     let parsed = last_by_key(parsed, |(id, _)| id.clone());
     let (gone, kept): (Vec<_>, Vec<_>) = parsed.into_iter().partition(|(_, d)| d.deleted);
+    if gone.is_empty() && kept.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pending = pending_version(conn, ws).await?;
     if !gone.is_empty() {
-        sqlx::query("DELETE FROM attribution_deals WHERE workspace_id = $1 AND deal_id = ANY($2)")
-            .bind(ws)
-            .bind(gone.iter().map(|g| g.0.to_string()).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
+        let ids: Vec<String> = gone.iter().map(|g| g.0.to_string()).collect();
+        close_deals(conn, ws, pending, Some(&ids)).await?;
     }
     let mut bad_amounts = Vec::new();
     for (id, d) in &kept {
@@ -271,18 +276,41 @@ pub async fn apply_deals(
             .collect();
         serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
     };
+    // As for engagement: close the current rows of deals that changed (if they belong to earlier
+    // versions) and insert the new values at the pending version unless the current row already
+    // has them; one statement, whose CTEs share a snapshot (hence the explicit "same values").
     sqlx::query(
-        "INSERT INTO attribution_deals (workspace_id, deal_id, name, amount, currency, stage_id, \
-           pipeline_id, created_at, closed_at, company_ids) \
-         SELECT $1, t.id, t.name, t.amount, t.currency, t.stage, t.pipeline, t.created, t.closed, \
-           ARRAY(SELECT jsonb_array_elements_text(t.companies::jsonb)) \
-         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-           $8::timestamptz[], $9::timestamptz[], $10::text[]) \
-           AS t(id, name, amount, currency, stage, pipeline, created, closed, companies) \
-         ON CONFLICT (workspace_id, deal_id) DO UPDATE SET name = EXCLUDED.name, \
+        "WITH incoming AS ( \
+           SELECT t.id, t.name, t.amount, t.currency, t.stage, t.pipeline, t.created, t.closed, \
+             ARRAY(SELECT jsonb_array_elements_text(t.companies::jsonb)) AS companies \
+           FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::timestamptz[], $9::timestamptz[], $10::text[]) \
+             AS t(id, name, amount, currency, stage, pipeline, created, closed, companies)), \
+         closed AS ( \
+           UPDATE attribution_deals d SET valid_to = $11 FROM incoming i \
+           WHERE d.workspace_id = $1 AND d.deal_id = i.id AND d.valid_to IS NULL \
+             AND d.valid_from < $11 \
+             AND (d.name, d.amount, d.currency, d.stage_id, d.pipeline_id, d.created_at, \
+                  d.closed_at, d.company_ids) \
+                 IS DISTINCT FROM (i.name, i.amount, i.currency, i.stage, i.pipeline, i.created, \
+                  i.closed, i.companies) \
+           RETURNING 1) \
+         INSERT INTO attribution_deals (workspace_id, deal_id, name, amount, currency, stage_id, \
+           pipeline_id, created_at, closed_at, company_ids, valid_from) \
+         SELECT $1, i.id, i.name, i.amount, i.currency, i.stage, i.pipeline, i.created, i.closed, \
+           i.companies, $11 FROM incoming i \
+         WHERE NOT EXISTS ( \
+           SELECT 1 FROM attribution_deals d \
+           WHERE d.workspace_id = $1 AND d.deal_id = i.id AND d.valid_to IS NULL \
+             AND d.valid_from < $11 \
+             AND (d.name, d.amount, d.currency, d.stage_id, d.pipeline_id, d.created_at, \
+                  d.closed_at, d.company_ids) \
+                 IS NOT DISTINCT FROM (i.name, i.amount, i.currency, i.stage, i.pipeline, \
+                  i.created, i.closed, i.companies)) \
+         ON CONFLICT (workspace_id, deal_id, valid_from) DO UPDATE SET name = EXCLUDED.name, \
            amount = EXCLUDED.amount, currency = EXCLUDED.currency, stage_id = EXCLUDED.stage_id, \
            pipeline_id = EXCLUDED.pipeline_id, created_at = EXCLUDED.created_at, \
-           closed_at = EXCLUDED.closed_at, company_ids = EXCLUDED.company_ids",
+           closed_at = EXCLUDED.closed_at, company_ids = EXCLUDED.company_ids, valid_to = NULL",
     )
     .bind(ws)
     .bind(kept.iter().map(|k| k.0.to_string()).collect::<Vec<_>>())
@@ -318,9 +346,43 @@ pub async fn apply_deals(
             .collect::<Vec<_>>(),
     )
     .bind(kept.iter().map(|k| companies(k.1)).collect::<Vec<_>>())
+    .bind(pending)
     .execute(conn)
     .await?;
     Ok(bad_amounts)
+}
+
+/// Takes deals (`ids`, or all) out of the pending version: their current rows of earlier
+/// versions close at it (the kept versions still read them), rows opened at it go. Returns how
+/// many rows left the pending version.
+async fn close_deals(
+    conn: &mut PgConnection,
+    ws: &str,
+    pending: i64,
+    ids: Option<&[String]>,
+) -> Result<u64, sqlx::Error> {
+    let closed = sqlx::query(
+        "UPDATE attribution_deals SET valid_to = $2 \
+         WHERE workspace_id = $1 AND valid_to IS NULL AND valid_from < $2 \
+           AND ($3::text[] IS NULL OR deal_id = ANY($3))",
+    )
+    .bind(ws)
+    .bind(pending)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let dropped = sqlx::query(
+        "DELETE FROM attribution_deals \
+         WHERE workspace_id = $1 AND valid_from = $2 AND ($3::text[] IS NULL OR deal_id = ANY($3))",
+    )
+    .bind(ws)
+    .bind(pending)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(closed + dropped)
 }
 
 /// Replaces the stages of every pipeline in the batch (a pipeline is always pulled whole).

@@ -15,7 +15,6 @@ const VERSION_TABLES: &[&str] = &[
     "attribution_metric_totals",
     "attribution_metric_amounts",
     "attribution_campaign_credits",
-    "attribution_version_deals",
     "attribution_version_stages",
     "attribution_version_matches",
     "attribution_deal_windows",
@@ -51,7 +50,8 @@ fn i32_of(n: u32) -> i32 {
 }
 
 /// Writes a complete set of numbers as `v.version` (not yet visible: see [`switch_to`]), with
-/// a copy of the deals, stages and matches they were computed from.
+/// a copy of the stages and matches they were computed from (deals and engagement rows are
+/// versioned in place).
 pub async fn write_version(
     conn: &mut PgConnection,
     v: &NewVersion<'_>,
@@ -233,19 +233,8 @@ pub async fn write_version(
         .await?;
     }
 
-    // The inputs as they are now, for the drill-down (engagement is versioned in place).
-    sqlx::query(
-        "INSERT INTO attribution_version_deals (workspace_id, version, deal_id, name, amount, currency, \
-           stage_id, pipeline_id, created_at, closed_at, company_ids) \
-         SELECT workspace_id, $2, deal_id, name, amount, currency, stage_id, pipeline_id, created_at, \
-           closed_at, company_ids FROM attribution_deals \
-         WHERE workspace_id = $1 AND (created_at IS NULL OR (created_at AT TIME ZONE 'UTC')::date <= $3)",
-    )
-    .bind(ws)
-    .bind(v.version)
-    .bind(v.as_of.date_naive())
-    .execute(&mut *conn)
-    .await?;
+    // The small inputs as they are now, for the drill-down (engagement and deals are versioned
+    // in place).
     sqlx::query(
         "INSERT INTO attribution_version_stages (workspace_id, version, pipeline_id, stage_id, kind) \
          SELECT workspace_id, $2, pipeline_id, stage_id, kind FROM attribution_stages WHERE workspace_id = $1",
@@ -295,7 +284,7 @@ struct CreditCols {
 }
 
 /// Makes `version` the one readers see; drops versions older than the one before it, and the
-/// engagement rows no kept version reads any more.
+/// engagement and deal rows no kept version reads any more (docs/storage.md, "The rule").
 pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attribution_workspaces SET current_version = $2, last_version = $2 WHERE workspace_id = $1",
@@ -315,10 +304,15 @@ pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Resul
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("DELETE FROM attribution_engagement WHERE workspace_id = $1 AND valid_to <= $2")
+    for t in ["attribution_engagement", "attribution_deals"] {
+        // Rows closed at or before the oldest kept version: no kept version reads them.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {t} WHERE workspace_id = $1 AND valid_to <= $2"
+        )))
         .bind(ws)
         .bind(oldest_kept)
         .execute(&mut *conn)
         .await?;
+    }
     Ok(())
 }
