@@ -106,6 +106,144 @@ async fn scheduled_runs(s: &System, t: &Tenant, id: &str) -> Vec<api::SyncRun> {
         .collect()
 }
 
+/// CPU seconds (user + system) a process has used: `/proc/<pid>/stat` fields 14 and 15.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command may hold spaces: fields count from after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // After ")": state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The pids of every process whose command name is `comm` (`postgres`, `nats-server`).
+fn pids_named(comm: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+/// Who used the CPU during a phase: each service, PostgreSQL (all its backends), nats-server and
+/// this process (the harness and the in-process sandbox serving every pull).
+struct CpuMeter {
+    parts: Vec<(String, Vec<u32>)>,
+    start: Vec<f64>,
+    at: Instant,
+}
+
+impl CpuMeter {
+    fn start(s: &System) -> Self {
+        let mut parts: Vec<(String, Vec<u32>)> = s
+            .processes()
+            .into_iter()
+            .map(|(name, _, pid, _)| (name.to_string(), vec![pid]))
+            .collect();
+        parts.push(("postgres".into(), pids_named("postgres")));
+        parts.push(("nats-server".into(), pids_named("nats-server")));
+        parts.push(("harness+sandbox".into(), vec![std::process::id()]));
+        let start = parts.iter().map(|(_, p)| Self::sum(p)).collect();
+        Self {
+            parts,
+            start,
+            at: Instant::now(),
+        }
+    }
+
+    fn sum(pids: &[u32]) -> f64 {
+        pids.iter().map(|p| cpu_secs(*p)).sum()
+    }
+
+    /// `name cpu-s (share of the machine)` for each part, and the machine's total share.
+    fn report(&self) -> String {
+        let wall = self.at.elapsed().as_secs_f64().max(0.001);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let mut total = 0.0;
+        let mut out: Vec<String> = self
+            .parts
+            .iter()
+            .zip(&self.start)
+            .map(|((name, pids), start)| {
+                let used = (Self::sum(pids) - start).max(0.0);
+                total += used;
+                format!("{name} {used:.0} s ({:.0}%)", 100.0 * used / (wall * cores))
+            })
+            .collect();
+        out.push(format!(
+            "all {:.0}% of {cores} cores over {wall:.0} s",
+            100.0 * total / (wall * cores)
+        ));
+        out.join(", ")
+    }
+}
+
+/// What this test's database backends were doing, sampled every 250 ms until stopped: the mean
+/// number of backends active, waiting on the log's append lock (the advisory lock every append
+/// takes), on other locks, on I/O, and running (no wait).
+struct DbSampler {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<[f64; 6]>,
+}
+
+impl DbSampler {
+    fn start(s: &System) -> Self {
+        let pool = s.env.pool.clone();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            // active, append lock, other locks, LWLock, I/O, samples
+            let mut acc = [0.0f64; 6];
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let row: Result<(i64, i64, i64, i64, i64), _> = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE state = 'active'), \
+                        count(*) FILTER (WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'), \
+                        count(*) FILTER (WHERE wait_event_type = 'Lock' AND wait_event <> 'advisory'), \
+                        count(*) FILTER (WHERE wait_event_type = 'LWLock'), \
+                        count(*) FILTER (WHERE wait_event_type = 'IO') \
+                     FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&pool)
+                .await;
+                if let Ok((a, adv, lock, lw, io)) = row {
+                    for (slot, v) in acc.iter_mut().zip([a, adv, lock, lw, io]) {
+                        *slot += v as f64;
+                    }
+                    acc[5] += 1.0;
+                }
+            }
+            acc
+        });
+        Self { stop, task }
+    }
+
+    async fn report(self) -> String {
+        let _ = self.stop.send(true);
+        let acc = self.task.await.unwrap_or_default();
+        let n = acc[5].max(1.0);
+        format!(
+            "database backends on average: {:.1} active, {:.2} waiting on the log's append lock, {:.2} on other locks, {:.2} on LWLocks, {:.2} on I/O ({} samples)",
+            acc[0] / n,
+            acc[1] / n,
+            acc[2] / n,
+            acc[3] / n,
+            acc[4] / n,
+            acc[5]
+        )
+    }
+}
+
 async fn level(n: usize) -> bool {
     let data = data();
     let limit = Duration::from_secs(var("LOAD_RUN_LIMIT_SECS", 1_200));
@@ -120,22 +258,30 @@ async fn level(n: usize) -> bool {
     );
 
     // 1. Sync Now on every integration.
+    let cpu = CpuMeter::start(&s);
+    let db = DbSampler::start(&s);
     let runs = tenants::sync_all(&s, &ts).await;
     let done = tenants::all_finished(&s, &ts, &runs, limit).await;
+    let (cpu, db) = (cpu.report(), db.report().await);
     let mut failures = done.iter().filter(|r| r.state != "completed").count();
     let (rpm, p50, p95, max) = figures(&done);
     println!(
         "  Sync Now    {:>5} runs  {rpm:>7.1} runs/min  p50 {p50:>6.1} s  p95 {p95:>6.1} s  max {max:>6.1} s  failed {failures}",
         done.len()
     );
+    println!("    CPU: {cpu}");
+    println!("    {db}");
 
     // 2. The shared daily slot.
-    let (slot, wait) = slot_after(Duration::from_secs(45));
+    // Far enough ahead for every schedule to be set first (about 20 ms each, one at a time).
+    let (slot, wait) = slot_after(Duration::from_secs(45 + (n as u64 * 2) / 20));
     for t in &ts {
         for id in t.integrations() {
             tenants::set_schedule(&s, t, id, &slot).await;
         }
     }
+    let cpu = CpuMeter::start(&s);
+    let db = DbSampler::start(&s);
     let fired: Vec<api::SyncRun> = {
         let mut out = Vec::new();
         let deadline = limit + Duration::from_secs(wait + 60);
@@ -168,6 +314,9 @@ async fn level(n: usize) -> bool {
         "  daily slot  {:>5} runs  {rpm:>7.1} runs/min  p50 {p50:>6.1} s  p95 {p95:>6.1} s  max {max:>6.1} s  failed {slot_failed}  not exactly once {not_once}  (slot {slot} UTC)",
         fired.len()
     );
+    // The slot phase includes the wait for the slot's minute (up to ~1.75 min of idle).
+    println!("    CPU (with the wait for the slot): {}", cpu.report());
+    println!("    {}", db.report().await);
     let live = tenants::live_runs(&s, &ts).await.len();
     let reference = tenants::dashboards(&s, &ts[0]).await;
     let differing = tenants::differing(&s, &ts, &reference).await;
