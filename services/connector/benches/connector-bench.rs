@@ -114,6 +114,7 @@ fn parent_config(sb: &Sandbox) -> anyhow::Result<ConnectorConfig> {
             linkedin_analytics_cap: connector::providers::linkedin::ANALYTICS_CAP,
             max_response_bytes: connector::providers::DEFAULT_MAX_RESPONSE_BYTES,
             max_pages: connector::providers::DEFAULT_MAX_PAGES,
+            max_retry_after: connector::providers::hubspot::DEFAULT_MAX_RETRY_AFTER,
         },
         keys: KeyRing::parse(&format!("{id}:{key}"), id).map_err(|e| anyhow!(e))?,
         oauth_state_ttl: Duration::from_secs(600),

@@ -22,6 +22,7 @@ pub struct Clients {
     linkedin_api_version: String,
     max_response_bytes: usize,
     max_pages: u64,
+    max_retry_after: std::time::Duration,
     oauth: [OAuthClient; 3],
 }
 
@@ -84,6 +85,7 @@ impl Clients {
             linkedin_api_version: p.linkedin_api_version.clone(),
             max_response_bytes: p.max_response_bytes,
             max_pages: p.max_pages,
+            max_retry_after: p.max_retry_after,
             retry,
             http,
         })
@@ -106,6 +108,7 @@ impl Clients {
         let mut cfg = HubspotConfig::new(&self.hubspot_api);
         cfg.retry = self.retry;
         cfg.max_response_bytes = self.max_response_bytes;
+        cfg.max_retry_after = self.max_retry_after;
         HubspotClient::new(cfg, self.http.clone())
     }
 

@@ -50,6 +50,10 @@ pub struct ProvidersConfig {
     /// (`CONNECTOR_MAX_PAGES`, 100,000: ten million HubSpot records); past it, or at a cursor
     /// the read already followed, the run fails as bad data naming the endpoint.
     pub max_pages: u64,
+    /// The longest a provider's `Retry-After` is waited (`CONNECTOR_MAX_RETRY_AFTER`, 60 s;
+    /// HubSpot's windows are 10 s): a longer one is waited this long, so a claimed wait of years
+    /// cannot park a pull.
+    pub max_retry_after: Duration,
 }
 
 /// A LinkedIn API version as the header takes it: YYYYMM, month 01-12.
@@ -246,6 +250,10 @@ impl ConnectorConfig {
             )?
             .max(64 * 1024),
             max_pages: parse_or("CONNECTOR_MAX_PAGES", crate::providers::DEFAULT_MAX_PAGES)?.max(1),
+            max_retry_after: duration_or(
+                "CONNECTOR_MAX_RETRY_AFTER",
+                crate::providers::hubspot::DEFAULT_MAX_RETRY_AFTER,
+            )?,
         };
         let keys = key_ring_from_env()?;
         let plans_spec = var_or("RP_PLANS", DEFAULT_PLANS);

@@ -174,3 +174,40 @@ async fn the_callback_answers_429_to_an_address_over_its_rate() {
     assert!(r.headers().contains_key("retry-after"));
     h.shutdown().await;
 }
+
+/// A 429 whose `Retry-After` claims ten years (issue 15.10): waited at most
+/// `CONNECTOR_MAX_RETRY_AFTER` (here 1 s) each time, so the pull carries on and the run completes
+/// with every record; before the bound, the pull slept for the claimed ten years (the run never
+/// finished: this test timed out).
+#[tokio::test]
+async fn a_retry_after_of_years_is_waited_at_most_the_bound_and_the_run_completes() {
+    let h = Harness::with(Options {
+        tweak: Box::new(|c| c.providers.max_retry_after = std::time::Duration::from_secs(1)),
+        ..Default::default()
+    })
+    .await;
+    let id = h.connect(api::Provider::Hubspot).await;
+    h.admin(
+        "PUT",
+        "/providers/hubspot/hostile",
+        json!({"mode": "throttle", "count": 3, "retry_after": 315_360_000u64}),
+    )
+    .await;
+    let (run, events) = h.sync(id).await;
+    assert!(failed(&events).is_none(), "{:?}", failed(&events));
+    let status = h.admin("GET", "/providers/hubspot", json!(null)).await;
+    assert_eq!(
+        status["hostile"]["count"], 0,
+        "all three 429s were answered and waited out: {status}"
+    );
+    let pulled = connector_support::counts(&h.batches(&run).await);
+    let truth = h.truth_counts().await;
+    for object in ["companies", "contacts", "deals"] {
+        assert_eq!(
+            pulled.get(object).copied().unwrap_or(0) as u64,
+            truth[object].as_u64().unwrap_or(u64::MAX),
+            "every one of the {object} pulled: {pulled:?} vs {truth}"
+        );
+    }
+    h.shutdown().await;
+}

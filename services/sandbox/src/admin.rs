@@ -344,12 +344,16 @@ async fn hostile_on(State(s): State<AppState>, Path(p): Path<String>, raw: Strin
     }
     if matches!(
         h.mode,
-        Some(crate::state::HostileMode::RepeatCursor | crate::state::HostileMode::EndlessPages)
+        Some(
+            crate::state::HostileMode::RepeatCursor
+                | crate::state::HostileMode::EndlessPages
+                | crate::state::HostileMode::Throttle
+        )
     ) && p != Provider::Hubspot
     {
         return err(
             StatusCode::BAD_REQUEST,
-            "repeat_cursor and endless_pages are modelled on HubSpot's list pages",
+            "repeat_cursor, endless_pages and throttle are modelled on HubSpot's API",
         );
     }
     s.controls(p).hostile = Some(h);
@@ -473,6 +477,8 @@ pub(crate) async fn provider_status(State(s): State<AppState>, Path(p): Path<Str
             "bytes": h.bytes,
             "instance_url": h.instance_url,
             "bytes_served": h.bytes_served.load(std::sync::atomic::Ordering::Relaxed),
+            "count": h.count,
+            "retry_after": h.retry_after,
         })),
     }))
     .into_response()

@@ -183,6 +183,33 @@ pub async fn api_layer(
         c.requests += 1;
         match p {
             Provider::Hubspot => {
+                // Hostile: a 429 whose Retry-After claims years (issue 15.10).
+                let throttle = match c.hostile.as_mut() {
+                    Some(h) if h.mode == Some(HostileMode::Throttle) => {
+                        let left = h.count.get_or_insert(3);
+                        (*left > 0).then(|| {
+                            *left -= 1;
+                            h.retry_after.unwrap_or(315_360_000)
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(secs) = throttle {
+                    c.rejected += 1;
+                    let body = json!({
+                        "status": "error",
+                        "message": "You have reached your ten_secondly_rolling limit.",
+                        "errorType": "RATE_LIMIT",
+                        "correlationId": hubspot_correlation,
+                        "policyName": "TEN_SECONDLY_ROLLING",
+                    });
+                    let mut resp =
+                        (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+                    extra.push(("retry-after", header_value(secs)));
+                    add_headers(&mut resp, extra);
+                    set_hubspot_correlation(&mut resp, &hubspot_correlation);
+                    return resp;
+                }
                 if let Some(rl) = c.rate {
                     let refused = if is_search {
                         hubspot_search_window(&mut c, rl, s.clock.now_ms())

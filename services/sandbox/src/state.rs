@@ -75,6 +75,12 @@ pub struct Hostile {
     /// Salesforce: the `instance_url` token answers give instead of the sandbox's.
     #[serde(default)]
     pub instance_url: Option<String>,
+    /// `throttle`: how many requests are still answered 429 (default 3).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// `throttle`: the `Retry-After` they carry, in seconds (default ten years).
+    #[serde(default)]
+    pub retry_after: Option<u64>,
     /// `huge_body`: bytes actually written to clients so far (a client that stops reading at
     /// its cap stops the stream).
     #[serde(skip)]
@@ -92,6 +98,9 @@ pub enum HostileMode {
     /// HubSpot list pages: every page names a new `after` cursor, and every cursor serves the
     /// first page again: paging never ends.
     EndlessPages,
+    /// HubSpot: the next `count` API requests (default 3) are answered 429 with a `Retry-After`
+    /// of `retry_after` seconds (default ten years).
+    Throttle,
 }
 
 /// A fault of the real world: while a search of `object` is paged, once `after_page` pages of it

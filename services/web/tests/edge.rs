@@ -194,7 +194,11 @@ fn built_page() -> std::path::PathBuf {
 async fn the_page_is_served_for_its_routes_with_a_strict_policy_and_nothing_else_is() {
     let url = start(config(&built_page(), "http://127.0.0.1:1")).await;
     let http = http1();
-    for path in ["/", "/workspace/connections?status=authorized", "/dashboard"] {
+    for path in [
+        "/",
+        "/workspace/connections?status=authorized",
+        "/dashboard",
+    ] {
         let res = http.get(format!("{url}{path}")).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         assert!(

@@ -80,6 +80,7 @@ pub fn test_config(sb: &Sandbox, redirect_url: String) -> ConnectorConfig {
             linkedin_api_version: TEST_LINKEDIN_VERSION.into(),
             max_response_bytes: connector::providers::DEFAULT_MAX_RESPONSE_BYTES,
             max_pages: connector::providers::DEFAULT_MAX_PAGES,
+            max_retry_after: connector::providers::hubspot::DEFAULT_MAX_RETRY_AFTER,
         },
         keys: KeyRing::parse(&format!("k1:{}", key_b64(7)), "k1").unwrap(),
         oauth_state_ttl: Duration::from_secs(600),

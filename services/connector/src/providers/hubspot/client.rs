@@ -47,8 +47,6 @@ pub struct HubspotClient {
 }
 
 /// Which of HubSpot's budgets a request spends.
-/// The longest a 429's `Retry-After` is waited, in seconds; HubSpot's windows are 10 s.
-const MAX_RETRY_AFTER_SECS: u64 = 60;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Budget {
@@ -149,8 +147,8 @@ impl HubspotClient {
                     }
                     if let Some(secs) = header_u64(&reply.headers, "retry-after") {
                         // Bounded: a Retry-After of years must not park the pull (issue 15.10).
-                        tokio::time::sleep(Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)))
-                            .await;
+                        let wait = Duration::from_secs(secs).min(self.cfg.max_retry_after);
+                        tokio::time::sleep(wait).await;
                     }
                 }
                 401 => {

@@ -21,7 +21,12 @@ pub struct HubspotConfig {
     pub max_throttled_retries: u32,
     /// The most bytes one answer may have (`CONNECTOR_MAX_RESPONSE_BYTES`).
     pub max_response_bytes: usize,
+    /// The longest a 429's `Retry-After` is waited (`CONNECTOR_MAX_RETRY_AFTER`).
+    pub max_retry_after: Duration,
 }
+
+/// The longest a 429's `Retry-After` is waited by default; HubSpot's windows are 10 s.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl HubspotConfig {
     pub fn new(api_base: &str) -> Self {
@@ -33,6 +38,7 @@ impl HubspotConfig {
             search_limit: (5, Duration::from_secs(1)),
             max_throttled_retries: 5,
             max_response_bytes: crate::providers::DEFAULT_MAX_RESPONSE_BYTES,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         }
     }
 }

@@ -20,7 +20,7 @@ mod search;
 mod wire;
 
 pub use client::{HubspotClient, SearchPage, TokenInfo};
-pub use config::HubspotConfig;
+pub use config::{DEFAULT_MAX_RETRY_AFTER, HubspotConfig};
 pub use records::{
     AssociationList, AssociationRef, Company, Contact, Deal, HubspotObject, Pipeline,
     PipelineStage, RawObject, StageOutcome,
