@@ -598,16 +598,7 @@ async fn a_provider_that_fails_to_revoke_does_not_stop_the_disconnect() {
 async fn a_connect_link_forwarded_to_someone_else_connects_nothing() {
     let h = Harness::start().await;
     let (victim_ws, victim_key) = h.another_workspace().await;
-    let started = h
-        .grpc()
-        .await
-        .start_connect(h.req(api::StartConnectRequest {
-            workspace_id: h.ws(),
-            provider: api::Provider::Hubspot as i32,
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let started = h.start_connect(api::Provider::Hubspot).await;
     let id = IntegrationId::parse(&started.integration_id).unwrap();
     h.clear_requests().await;
     let cb = h.follow_authorize(&started.authorize_url).await;
@@ -716,20 +707,8 @@ async fn a_connect_link_forwarded_to_someone_else_connects_nothing() {
 async fn a_second_authorization_never_replaces_a_connected_one() {
     let h = Harness::start().await;
     let mut grpc = h.grpc().await;
-    let start = || api::StartConnectRequest {
-        workspace_id: h.ws(),
-        provider: api::Provider::Hubspot as i32,
-    };
-    let first = grpc
-        .start_connect(h.req(start()))
-        .await
-        .unwrap()
-        .into_inner();
-    let second = grpc
-        .start_connect(h.req(start()))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = h.start_connect(api::Provider::Hubspot).await;
+    let second = h.start_connect(api::Provider::Hubspot).await;
     assert_eq!(first.integration_id, second.integration_id);
     let id = IntegrationId::parse(&first.integration_id).unwrap();
     let first_page = h
@@ -793,15 +772,7 @@ async fn a_second_authorization_never_replaces_a_connected_one() {
 #[tokio::test]
 async fn a_completion_is_single_use_and_expires() {
     let h = Harness::start().await;
-    let mut grpc = h.grpc().await;
-    let started = grpc
-        .start_connect(h.req(api::StartConnectRequest {
-            workspace_id: h.ws(),
-            provider: api::Provider::Linkedin as i32,
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let started = h.start_connect(api::Provider::Linkedin).await;
     let page = h
         .callback(&h.follow_authorize(&started.authorize_url).await)
         .await;
@@ -817,16 +788,7 @@ async fn a_completion_is_single_use_and_expires() {
 
     // A held code older than the state's time to live.
     let h = Harness::start().await;
-    let started = h
-        .grpc()
-        .await
-        .start_connect(h.req(api::StartConnectRequest {
-            workspace_id: h.ws(),
-            provider: api::Provider::Hubspot as i32,
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let started = h.start_connect(api::Provider::Hubspot).await;
     let page = h
         .callback(&h.follow_authorize(&started.authorize_url).await)
         .await;

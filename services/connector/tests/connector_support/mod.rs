@@ -180,24 +180,7 @@ impl Harness {
                 .unwrap();
         svc.spawn(async move { http_server.task.await?.map_err(Into::into) });
 
-        let workspace = Uuid::new_v4();
-        env.store
-            .append(
-                &WorkspaceId::new(workspace).stream(),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new(
-                    workspace.to_string(),
-                    Event::WorkspaceCreated(WorkspaceCreated {
-                        name: "Acme".into(),
-                        plan: opts.plan.into(),
-                    }),
-                )],
-            )
-            .await
-            .unwrap();
-        let key = apikeys::issue(&env.pool, WorkspaceId::new(workspace), "tests")
-            .await
-            .unwrap();
+        let (workspace, api_key) = create_workspace(&env, "Acme", opts.plan).await;
         Self {
             env,
             sb,
@@ -207,7 +190,7 @@ impl Harness {
             http_addr,
             http: http_client(Duration::from_secs(10)).unwrap(),
             workspace,
-            api_key: key.plaintext,
+            api_key,
         }
     }
 
@@ -264,26 +247,21 @@ impl Harness {
 
     /// Another workspace of the same system, with its own key: `(workspace id, API key)`.
     pub async fn another_workspace(&self) -> (String, String) {
-        let workspace = Uuid::new_v4();
-        self.env
-            .store
-            .append(
-                &WorkspaceId::new(workspace).stream(),
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new(
-                    workspace.to_string(),
-                    Event::WorkspaceCreated(WorkspaceCreated {
-                        name: "Other".into(),
-                        plan: "growth".into(),
-                    }),
-                )],
-            )
+        let (workspace, key) = create_workspace(&self.env, "Other", "growth").await;
+        (workspace.to_string(), key)
+    }
+
+    /// StartConnect for `provider` in this harness's workspace.
+    pub async fn start_connect(&self, provider: api::Provider) -> api::StartConnectResponse {
+        self.grpc()
             .await
-            .unwrap();
-        let key = apikeys::issue(&self.env.pool, WorkspaceId::new(workspace), "tests")
+            .start_connect(self.req(api::StartConnectRequest {
+                workspace_id: self.ws(),
+                provider: provider as i32,
+            }))
             .await
-            .unwrap();
-        (workspace.to_string(), key.plaintext)
+            .expect("StartConnect")
+            .into_inner()
     }
 
     /// CompleteConnect from the Connections page the callback redirected to, as that page does,
@@ -500,6 +478,29 @@ pub fn counts(batches: &[ev::RecordsPulled]) -> std::collections::BTreeMap<&'sta
 }
 
 /// The last event of a run's stream.
+/// A workspace (WorkspaceCreated on `plan`) and an API key for it: `(workspace id, key)`.
+async fn create_workspace(env: &TestEnv, name: &str, plan: &str) -> (Uuid, String) {
+    let workspace = Uuid::new_v4();
+    env.store
+        .append(
+            &WorkspaceId::new(workspace).stream(),
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                workspace.to_string(),
+                Event::WorkspaceCreated(WorkspaceCreated {
+                    name: name.into(),
+                    plan: plan.into(),
+                }),
+            )],
+        )
+        .await
+        .unwrap();
+    let key = apikeys::issue(&env.pool, WorkspaceId::new(workspace), "tests")
+        .await
+        .unwrap();
+    (workspace, key.plaintext)
+}
+
 /// The `completion` handle in the address of the Connections page the callback redirected to.
 pub fn completion_of(page: &str) -> String {
     reqwest::Url::parse(page)
