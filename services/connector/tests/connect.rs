@@ -672,16 +672,7 @@ async fn a_connect_link_forwarded_to_someone_else_connects_nothing() {
             .await
             .unwrap();
     assert_eq!(sealed, 0);
-    let got = h
-        .grpc()
-        .await
-        .get_connection(h.req(api::GetConnectionRequest {
-            workspace_id: h.ws(),
-            integration_id: id.to_string(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let got = h.connection(id).await;
     assert_eq!(got.status, api::ConnectionStatus::Pending as i32);
     // And the victim's workspace has no integration either.
     let victims = h
@@ -706,7 +697,6 @@ async fn a_connect_link_forwarded_to_someone_else_connects_nothing() {
 #[tokio::test]
 async fn a_second_authorization_never_replaces_a_connected_one() {
     let h = Harness::start().await;
-    let mut grpc = h.grpc().await;
     let first = h.start_connect(api::Provider::Hubspot).await;
     let second = h.start_connect(api::Provider::Hubspot).await;
     assert_eq!(first.integration_id, second.integration_id);
@@ -742,14 +732,7 @@ async fn a_second_authorization_never_replaces_a_connected_one() {
         before.ciphertext, after.ciphertext,
         "the tokens are unchanged"
     );
-    let got = grpc
-        .get_connection(h.req(api::GetConnectionRequest {
-            workspace_id: h.ws(),
-            integration_id: id.to_string(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let got = h.connection(id).await;
     assert_eq!(got.external_account_id, account, "the account is unchanged");
     let types: Vec<String> = h
         .stream(&id.connection_stream())

@@ -251,6 +251,19 @@ impl Harness {
         (workspace.to_string(), key)
     }
 
+    /// GetConnection of the integration in this harness's workspace.
+    pub async fn connection(&self, id: IntegrationId) -> api::Connection {
+        self.grpc()
+            .await
+            .get_connection(self.req(api::GetConnectionRequest {
+                workspace_id: self.ws(),
+                integration_id: id.to_string(),
+            }))
+            .await
+            .expect("GetConnection")
+            .into_inner()
+    }
+
     /// StartConnect for `provider` in this harness's workspace.
     pub async fn start_connect(&self, provider: api::Provider) -> api::StartConnectResponse {
         self.grpc()
