@@ -16,7 +16,7 @@ use rp_platform::contracts::api::v1::{
 use support::*;
 
 /// The tables that hold one set of rows per dashboard version.
-const VERSIONED: [&str; 8] = [
+const VERSIONED: [&str; 7] = [
     "attribution_versions",
     "attribution_window_numbers",
     "attribution_metric_totals",
@@ -24,7 +24,6 @@ const VERSIONED: [&str; 8] = [
     "attribution_campaign_credits",
     "attribution_version_stages",
     "attribution_version_matches",
-    "attribution_deal_windows",
 ];
 
 async fn versions_in(w: &World, table: &str) -> Vec<i64> {
@@ -155,6 +154,18 @@ async fn superseded_versions_go_and_what_readers_need_stays() {
         .await
         .unwrap();
         assert_eq!(stale, 0, "engagement rows of pruned versions at {current}");
+        let stale_lists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM attribution_deal_windows WHERE workspace_id = $1 AND valid_to <= $2",
+        )
+        .bind(&w.ws)
+        .bind(current - 1)
+        .fetch_one(&w.env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            stale_lists, 0,
+            "deal-window rows of pruned versions at {current}"
+        );
         // Deals are versioned in place too: D4 changed at every sync, so it has its current row
         // and the previous version's, no more.
         let d4: Vec<(i64, Option<i64>)> = sqlx::query_as(

@@ -173,7 +173,8 @@ pub async fn list_deals(
 ) -> Result<(Vec<DealCursor>, i64), sqlx::Error> {
     let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT deal_id, created_at FROM attribution_deal_windows \
-         WHERE workspace_id = $1 AND version = $2 AND window_days = $3 AND $4 = ANY(metrics) \
+         WHERE workspace_id = $1 AND window_days = $3 AND $4 = ANY(metrics) \
+           AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) \
            AND ($5::timestamptz IS NULL OR (created_at, deal_id) < ($5, $6)) \
          ORDER BY created_at DESC, deal_id DESC LIMIT $7",
     )
@@ -188,7 +189,8 @@ pub async fn list_deals(
     .await?;
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM attribution_deal_windows \
-         WHERE workspace_id = $1 AND version = $2 AND window_days = $3 AND $4 = ANY(metrics)",
+         WHERE workspace_id = $1 AND window_days = $3 AND $4 = ANY(metrics) \
+           AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)",
     )
     .bind(ws)
     .bind(version)

@@ -17,7 +17,6 @@ const VERSION_TABLES: &[&str] = &[
     "attribution_campaign_credits",
     "attribution_version_stages",
     "attribution_version_matches",
-    "attribution_deal_windows",
 ];
 
 /// Locks the workspace's row (creating it) for a switch; returns its plan and last version.
@@ -217,21 +216,34 @@ pub async fn write_version(
             dw_metrics.push(format!("{{{}}}", codes.join(",")));
         }
     }
-    if !dw_window.is_empty() {
-        sqlx::query(
-            "INSERT INTO attribution_deal_windows (workspace_id, version, window_days, deal_id, created_at, metrics) \
-             SELECT $1, $2, t.w, t.id, t.created, t.metrics::int2[] \
-             FROM UNNEST($3::int4[], $4::text[], $5::timestamptz[], $6::text[]) AS t(w, id, created, metrics)",
-        )
-        .bind(ws)
-        .bind(v.version)
-        .bind(&dw_window)
-        .bind(&dw_deal)
-        .bind(&dw_created)
-        .bind(&dw_metrics)
-        .execute(&mut *conn)
-        .await?;
-    }
+    // Versioned in place: the rows that no longer hold close at this version, the new ones open
+    // at it; a deal that counts as it did keeps its row. One statement (its CTEs share a
+    // snapshot, so the insert still sees the rows the UPDATE closes as current).
+    sqlx::query(
+        "WITH incoming AS ( \
+           SELECT t.w, t.id, t.created, t.metrics::int2[] AS metrics \
+           FROM UNNEST($3::int4[], $4::text[], $5::timestamptz[], $6::text[]) AS t(w, id, created, metrics)), \
+         closed AS ( \
+           UPDATE attribution_deal_windows d SET valid_to = $2 \
+           WHERE d.workspace_id = $1 AND d.valid_to IS NULL AND d.valid_from < $2 \
+             AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.w = d.window_days AND i.id = d.deal_id \
+               AND i.created = d.created_at AND i.metrics = d.metrics) \
+           RETURNING 1) \
+         INSERT INTO attribution_deal_windows (workspace_id, window_days, deal_id, created_at, metrics, valid_from) \
+         SELECT $1, i.w, i.id, i.created, i.metrics, $2 FROM incoming i \
+         WHERE NOT EXISTS (SELECT 1 FROM attribution_deal_windows d \
+           WHERE d.workspace_id = $1 AND d.valid_to IS NULL AND d.valid_from < $2 \
+             AND d.window_days = i.w AND d.deal_id = i.id AND d.created_at = i.created \
+             AND d.metrics = i.metrics)",
+    )
+    .bind(ws)
+    .bind(v.version)
+    .bind(&dw_window)
+    .bind(&dw_deal)
+    .bind(&dw_created)
+    .bind(&dw_metrics)
+    .execute(&mut *conn)
+    .await?;
 
     // The small inputs as they are now, for the drill-down (engagement and deals are versioned
     // in place).
@@ -284,7 +296,8 @@ struct CreditCols {
 }
 
 /// Makes `version` the one readers see; drops versions older than the one before it, and the
-/// engagement and deal rows no kept version reads any more (docs/storage.md, "The rule").
+/// engagement, deal and deal-window rows no kept version reads any more (docs/storage.md, "The
+/// rule").
 pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attribution_workspaces SET current_version = $2, last_version = $2 WHERE workspace_id = $1",
@@ -304,7 +317,11 @@ pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Resul
         .execute(&mut *conn)
         .await?;
     }
-    for t in ["attribution_engagement", "attribution_deals"] {
+    for t in [
+        "attribution_engagement",
+        "attribution_deals",
+        "attribution_deal_windows",
+    ] {
         // Rows closed at or before the oldest kept version: no kept version reads them.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {t} WHERE workspace_id = $1 AND valid_to <= $2"
