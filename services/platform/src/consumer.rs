@@ -142,6 +142,37 @@ impl HandlerError {
     fn is_permanent(&self) -> bool {
         matches!(self, HandlerError::Reject(_))
     }
+
+    /// The database could not be reached: not the message's fault, so it never uses up the
+    /// message's deliveries (the outage is retried for as long as it lasts; the sync watchdog
+    /// tells the user of a run it holds up for long).
+    fn is_database_unavailable(&self) -> bool {
+        match self {
+            HandlerError::Database(e) | HandlerError::Append(AppendError::Database(e)) => {
+                database_unavailable(e)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether `e` says the database could not be reached or went away (no connection, the pool's
+/// wait ran out, the server shutting down or refusing connections), rather than refusing the
+/// statement.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (the server shutting down,
+        // crashed, or not accepting connections yet), 53300 (too many connections).
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// The workspace an event belongs to, parsed once at the consumer's edge; an event without a
@@ -575,7 +606,10 @@ impl<H: Handler> Worker<H> {
                 self.cfg.stats.handled.fetch_add(1, AtomicOrdering::SeqCst);
                 ack(msg, AckKind::Ack).await;
             }
-            Err(e) if e.is_permanent() || deliveries >= self.cfg.max_deliver => {
+            Err(e)
+                if e.is_permanent()
+                    || (deliveries >= self.cfg.max_deliver && !e.is_database_unavailable()) =>
+            {
                 tracing::error!(error = %e, deliveries, "giving up on event: dead-lettered");
                 self.dead_letter(
                     durable,

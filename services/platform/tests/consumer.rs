@@ -761,3 +761,65 @@ fn a_marks_retention_within_the_streams_max_age_is_refused() {
     let e = short.checked(max_age).unwrap_err();
     assert!(e.to_string().contains("RP_PROCESSED_RETENTION"), "{e}");
 }
+
+/// A handler that meets the database outage (the pool's wait for a connection runs out) on each
+/// of its first `outage_calls` deliveries, then works: recorded in `seen`.
+struct MeetsAnOutage {
+    calls: AtomicUsize,
+    outage_calls: usize,
+    inner: Recorder,
+}
+
+impl Handler for MeetsAnOutage {
+    async fn handle(
+        &self,
+        ctx: &mut HandlerContext,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        if self.calls.fetch_add(1, AtomicOrdering::SeqCst) < self.outage_calls {
+            return Err(HandlerError::Database(sqlx::Error::PoolTimedOut));
+        }
+        self.inner.handle(ctx, event).await
+    }
+}
+
+/// The database away for longer than the whole retry schedule is not the message's fault: the
+/// delivery is retried, on the schedule's last delay, for as long as the outage lasts, and
+/// handled once the database is back; nothing is dead-lettered (so no run fails for it). Found
+/// by `make chaos` (docs/reliability.md): a matcher RecordsPulled whose last allowed delivery
+/// began during the outage failed on the pool's wait just after the database came back, was
+/// dead-lettered, and its run failed. Here every allowed delivery and two more meet the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_longer_than_the_retry_schedule_is_waited_out_not_dead_lettered() {
+    let env = TestEnv::new().await;
+    setup_projection(&env).await;
+    let cfg = fast("outage", Ordering::PerWorkspace);
+    let stats = cfg.stats.clone();
+    let handler = Arc::new(MeetsAnOutage {
+        calls: AtomicUsize::new(0),
+        outage_calls: cfg.max_deliver as usize + 2,
+        inner: Recorder::default(),
+    });
+    let (cancel, task) = start(&env, cfg, handler.clone());
+    append_and_relay(&env, vec![requested("ws-outage", 1)]).await;
+    eventually(WAIT, "the event handled or dead-lettered", || async {
+        let dead = consumer::dead_letters(&env.pool, Some("outage"))
+            .await
+            .unwrap();
+        (seen_count(&env).await == 1 || !dead.is_empty()).then_some(())
+    })
+    .await;
+    let dead = consumer::dead_letters(&env.pool, Some("outage"))
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "dead-lettered for the outage: {dead:?}");
+    assert_eq!(
+        seen_count(&env).await,
+        1,
+        "handled once the database is back"
+    );
+    assert_eq!(stats.dead_lettered.load(AtomicOrdering::SeqCst), 0);
+    cancel.cancel();
+    let _ = task.await;
+    env.cleanup().await;
+}
