@@ -1,6 +1,7 @@
 //! Events in, events out: the matching step of a sync cycle, and manual decisions.
 //!
-//! * RecordsPulled (LinkedIn organizations, CRM companies) only stores the records, marked dirty.
+//! * RecordsPulled (LinkedIn organizations, CRM companies) only stores the records, stamped as
+//!   changed (`store::take_dirty` takes them at the next matching step).
 //!   A CRM company deleted in the CRM comes as a tombstone (`deleted: true`): it is stored as
 //!   deleted, leaves the index at the next matching step (`Change::RemoveCrm`), and its matches
 //!   come out of that step's AccountsMatched as REMOVED; a rebuilt index leaves it out.

@@ -32,12 +32,13 @@ pub async fn upsert_organizations(
     if orgs.is_empty() {
         return Ok(());
     }
+    share_workspace(conn, ws).await?;
     sqlx::query(
-        "INSERT INTO matcher_linkedin (workspace_id, linkedin_id, name, vanity_name, website, country, dirty) \
-         SELECT $1, t.id, t.name, t.vanity, t.website, t.country, true \
+        "INSERT INTO matcher_linkedin (workspace_id, linkedin_id, name, vanity_name, website, country, changed) \
+         SELECT $1, t.id, t.name, t.vanity, t.website, t.country, nextval('matcher_changes') \
          FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(id, name, vanity, website, country) \
          ON CONFLICT (workspace_id, linkedin_id) DO UPDATE SET name = EXCLUDED.name, vanity_name = EXCLUDED.vanity_name, \
-           website = EXCLUDED.website, country = EXCLUDED.country, dirty = true",
+           website = EXCLUDED.website, country = EXCLUDED.country, changed = EXCLUDED.changed",
     )
     .bind(ws.to_string())
     .bind(orgs.iter().map(|o| o.id.trim().to_string()).collect::<Vec<_>>())
@@ -62,13 +63,15 @@ pub async fn upsert_companies(
     if cs.is_empty() {
         return Ok(());
     }
+    share_workspace(conn, ws).await?;
     sqlx::query(
-        "INSERT INTO matcher_crm (workspace_id, crm_id, name, domain, website, country, deleted, dirty) \
-         SELECT $1, t.id, t.name, t.domain, t.website, t.country, t.deleted, true \
+        "INSERT INTO matcher_crm (workspace_id, crm_id, name, domain, website, country, deleted, changed) \
+         SELECT $1, t.id, t.name, t.domain, t.website, t.country, t.deleted, nextval('matcher_changes') \
          FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[]) \
               AS t(id, name, domain, website, country, deleted) \
          ON CONFLICT (workspace_id, crm_id) DO UPDATE SET name = EXCLUDED.name, domain = EXCLUDED.domain, \
-           website = EXCLUDED.website, country = EXCLUDED.country, deleted = EXCLUDED.deleted, dirty = true",
+           website = EXCLUDED.website, country = EXCLUDED.country, deleted = EXCLUDED.deleted, \
+           changed = EXCLUDED.changed",
     )
     .bind(ws.to_string())
     .bind(cs.iter().map(|c| c.id.trim().to_string()).collect::<Vec<_>>())
@@ -114,8 +117,10 @@ pub async fn forget_crm_account(
     conn: &mut PgConnection,
     ws: WorkspaceId,
 ) -> Result<u64, sqlx::Error> {
+    share_workspace(conn, ws).await?;
     let done = sqlx::query(
-        "UPDATE matcher_crm SET deleted = true, dirty = true WHERE workspace_id = $1 AND NOT deleted",
+        "UPDATE matcher_crm SET deleted = true, changed = nextval('matcher_changes') \
+         WHERE workspace_id = $1 AND NOT deleted",
     )
     .bind(ws.to_string())
     .execute(&mut *conn)
@@ -142,6 +147,22 @@ pub async fn save_decision(
     .bind(by)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Holds the workspace's row in share mode for this transaction, so the records it stamps
+/// (`changed`, from `matcher_changes`) commit before a matching step moves the workspace's
+/// `matched_through` mark past them, or are stamped after it (the step holds the row in update
+/// mode: [`lock_workspace`]).
+async fn share_workspace(conn: &mut PgConnection, ws: WorkspaceId) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO matcher_workspaces (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(ws.to_string())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT 1 FROM matcher_workspaces WHERE workspace_id = $1 FOR SHARE")
+        .bind(ws.to_string())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -245,15 +266,17 @@ pub async fn load_index(
     ))
 }
 
+/// Marks every record stamped so far as matched: the workspace's `matched_through` moves to a
+/// fresh value of `matcher_changes`, above every stamp committed before (the caller holds the
+/// workspace's row in update mode). One row written, not one per record.
 async fn clear_dirty(conn: &mut PgConnection, ws: WorkspaceId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE matcher_crm SET dirty = false WHERE workspace_id = $1 AND dirty")
-        .bind(ws.to_string())
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE matcher_linkedin SET dirty = false WHERE workspace_id = $1 AND dirty")
-        .bind(ws.to_string())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE matcher_workspaces SET matched_through = nextval('matcher_changes') \
+         WHERE workspace_id = $1",
+    )
+    .bind(ws.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -263,19 +286,22 @@ pub async fn take_dirty(
     ws: WorkspaceId,
 ) -> Result<Vec<Change>, sqlx::Error> {
     let crm: Vec<CrmRow> = sqlx::query_as(
-        "UPDATE matcher_crm SET dirty = false WHERE workspace_id = $1 AND dirty \
-         RETURNING crm_id, name, domain, website, country, deleted",
+        "SELECT crm_id, name, domain, website, country, deleted FROM matcher_crm \
+         WHERE workspace_id = $1 AND changed > \
+           (SELECT matched_through FROM matcher_workspaces WHERE workspace_id = $1)",
     )
     .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
     let li: Vec<LiRow> = sqlx::query_as(
-        "UPDATE matcher_linkedin SET dirty = false WHERE workspace_id = $1 AND dirty \
-         RETURNING linkedin_id, name, vanity_name, website, country",
+        "SELECT linkedin_id, name, vanity_name, website, country FROM matcher_linkedin \
+         WHERE workspace_id = $1 AND changed > \
+           (SELECT matched_through FROM matcher_workspaces WHERE workspace_id = $1)",
     )
     .bind(ws.to_string())
     .fetch_all(&mut *conn)
     .await?;
+    clear_dirty(conn, ws).await?;
     let mut changes = Vec::with_capacity(crm.len() + li.len());
     for r in crm {
         if r.5 {
