@@ -444,12 +444,17 @@ impl System {
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("OAuth hop {url}: {e}"));
-            url = resp
+            let Some(next) = resp
                 .headers()
                 .get("location")
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or_else(|| panic!("no redirect from {url}"))
-                .to_string();
+                .map(String::from)
+            else {
+                let status = resp.status();
+                let body = resp.text().await.unwrap_or_default();
+                panic!("no redirect from {url}: {status} {body}");
+            };
+            url = next;
         }
         panic!("the OAuth flow did not land on the app: {url}");
     }

@@ -247,7 +247,19 @@ impl DbSampler {
 async fn level(n: usize) -> bool {
     let data = data();
     let limit = Duration::from_secs(var("LOAD_RUN_LIMIT_SECS", 1_200));
-    let s = System::start_on(TestEnv::new().await, PLAN, &data, &[], &[]).await;
+    // Every tenant's "browser" is this process: one client address for 2N OAuth callbacks, as
+    // behind a proxy, so the callback's per-address rate is sized for it (docs/security.md).
+    let connector_vars = [
+        (
+            "CONNECTOR_CALLBACK_RATE_PER_ADDR".to_string(),
+            "1000".to_string(),
+        ),
+        (
+            "CONNECTOR_CALLBACK_BURST_PER_ADDR".to_string(),
+            "5000".to_string(),
+        ),
+    ];
+    let s = System::start_on(TestEnv::new().await, PLAN, &data, &[], &connector_vars).await;
     let t0 = Instant::now();
     let ts = tenants::tenants(&s, n, PLAN).await;
     println!(
