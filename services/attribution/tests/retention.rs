@@ -13,17 +13,17 @@ use attribution::rebuild::rebuild;
 use rp_platform::contracts::api::v1::{
     AttributionModel as Model, DashboardDeal, DashboardMetric as Metric,
 };
+use rp_platform::contracts::events::v1::MatchChangeKind;
 use support::*;
 
 /// The tables that hold one set of rows per dashboard version.
-const VERSIONED: [&str; 7] = [
+const VERSIONED: [&str; 6] = [
     "attribution_versions",
     "attribution_window_numbers",
     "attribution_metric_totals",
     "attribution_metric_amounts",
     "attribution_campaign_credits",
     "attribution_version_stages",
-    "attribution_version_matches",
 ];
 
 async fn versions_in(w: &World, table: &str) -> Vec<i64> {
@@ -122,7 +122,14 @@ async fn superseded_versions_go_and_what_readers_need_stays() {
         assert!(!first.next_page_token.is_empty(), "more than one deal");
         let (rows_before, closed_before) = engagement_rows(&w).await;
 
-        w.complete(&run, vec![], at(&format!("2026-{day}T12:00:00Z")))
+        // At the third sync the matcher removes o6 <-> c6 (D9's company): the previous version
+        // still explains D9 with it until the switch after.
+        let changes = if k == 3 {
+            vec![change(MatchChangeKind::Removed, "o6", "c6")]
+        } else {
+            vec![]
+        };
+        w.complete(&run, changes, at(&format!("2026-{day}T12:00:00Z")))
             .await;
         let current = k;
 
@@ -193,6 +200,16 @@ async fn superseded_versions_go_and_what_readers_need_stays() {
             );
         }
     }
+
+    // The removed match's row went when the last version that read it was pruned.
+    let o6: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attribution_matches WHERE workspace_id = $1 AND linkedin_id = 'o6'",
+    )
+    .bind(&w.ws)
+    .fetch_one(&w.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(o6, 0, "o6's removed match is pruned");
 
     // The current numbers are exactly what a projection rebuilt from the log computes: the
     // pruning took nothing the current version reads.

@@ -468,7 +468,7 @@ async fn counts(s: &System) -> BTreeMap<&'static str, i64> {
         ),
         (
             "attribution matches",
-            "SELECT count(*) FROM attribution_matches WHERE workspace_id = $1",
+            "SELECT count(*) FROM attribution_matches WHERE workspace_id = $1 AND valid_to IS NULL",
         ),
     ] {
         let n: i64 = sqlx::query_scalar(sql)

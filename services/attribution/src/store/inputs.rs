@@ -110,13 +110,14 @@ pub async fn load(
         Scope::All => None,
         Scope::Deals(ids) => Some(ids.to_vec()),
     };
-    let (stages_table, matches_table, in_version) = match at {
-        At::Now => ("attribution_stages", "attribution_matches", ""),
-        At::Version(_) => (
-            "attribution_version_stages",
-            "attribution_version_matches",
-            " AND version = $3",
-        ),
+    let stages_table = match at {
+        At::Now => "attribution_stages",
+        At::Version(_) => "attribution_version_stages",
+    };
+    // Matches are versioned in place too.
+    let matches_at = match at {
+        At::Now => "valid_to IS NULL",
+        At::Version(_) => "valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3)",
     };
     // Deals are versioned in place (like engagement rows); a version knows the deals created by
     // its as-of day.
@@ -165,8 +166,8 @@ pub async fn load(
     });
     let matches: Vec<(String, String, i32, f64, String)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT linkedin_id, crm_id, method, score, reason FROM {matches_table} \
-             WHERE workspace_id = $1 AND ($2::text[] IS NULL OR crm_id = ANY($2)){in_version} \
+            "SELECT linkedin_id, crm_id, method, score, reason FROM attribution_matches \
+             WHERE workspace_id = $1 AND ($2::text[] IS NULL OR crm_id = ANY($2)) AND {matches_at} \
              ORDER BY linkedin_id, crm_id"
         )))
         .bind(ws)

@@ -8,8 +8,8 @@
 //! * Engagement rows are versioned in place: a row belongs to the dashboard versions from
 //!   `valid_from` up to (not including) `valid_to`. Rows pulled during a cycle carry the pending
 //!   version (the workspace's last version + 1); a changed row is closed at it and a new one
-//!   opened. Deals are versioned in place the same way. The small inputs (stages, matches) are
-//!   copied per version when it is written.
+//!   opened. Deals, matches and the drill-down's deal lists are versioned in place the same way;
+//!   the pipeline stages (a dozen rows) are copied per version when it is written.
 //!   So the inputs of every kept version stay readable, and the drill-down recomputes a deal's
 //!   explanation from them with the same code that computed the numbers.
 //! * A dashboard version is a complete set of numbers for a workspace, written by
@@ -53,7 +53,6 @@ pub const TABLES: &[&str] = &[
     "attribution_metric_amounts",
     "attribution_campaign_credits",
     "attribution_version_stages",
-    "attribution_version_matches",
     "attribution_deal_windows",
     "attribution_staged_records",
     "attribution_ended_runs",

@@ -439,7 +439,8 @@ pub async fn replace_pipelines(
     Ok(())
 }
 
-/// Applies the matcher's changes in order: NEW and CHANGED upsert the pair, REMOVED deletes it.
+/// Applies the matcher's changes in order: NEW and CHANGED upsert the pair, REMOVED takes it
+/// out; from the pending version on (the kept versions still read the rows as they were).
 /// Changes of an unknown kind or without both ids are skipped; returns how many were.
 pub async fn apply_match_changes(
     conn: &mut PgConnection,
@@ -464,24 +465,58 @@ pub async fn apply_match_changes(
     let (removed, upserts): (Vec<_>, Vec<_>) = parsed
         .into_iter()
         .partition(|(_, _, k, _)| *k == K::Removed);
+    if removed.is_empty() && upserts.is_empty() {
+        return Ok(skipped);
+    }
+    // Versioned in place, like deals: the changes take effect from the pending version.
+    let pending = pending_version(conn, ws).await?;
     if !removed.is_empty() {
+        let (l, c): (Vec<String>, Vec<String>) = removed
+            .iter()
+            .map(|r| (r.0.to_string(), r.1.to_string()))
+            .unzip();
         sqlx::query(
-            "DELETE FROM attribution_matches m USING UNNEST($2::text[], $3::text[]) AS t(l, c) \
-             WHERE m.workspace_id = $1 AND m.linkedin_id = t.l AND m.crm_id = t.c",
+            "UPDATE attribution_matches m SET valid_to = $4 FROM UNNEST($2::text[], $3::text[]) AS t(l, c) \
+             WHERE m.workspace_id = $1 AND m.linkedin_id = t.l AND m.crm_id = t.c \
+               AND m.valid_to IS NULL AND m.valid_from < $4",
         )
         .bind(ws)
-        .bind(removed.iter().map(|r| r.0.to_string()).collect::<Vec<_>>())
-        .bind(removed.iter().map(|r| r.1.to_string()).collect::<Vec<_>>())
+        .bind(&l)
+        .bind(&c)
+        .bind(pending)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "DELETE FROM attribution_matches m USING UNNEST($2::text[], $3::text[]) AS t(l, c) \
+             WHERE m.workspace_id = $1 AND m.linkedin_id = t.l AND m.crm_id = t.c \
+               AND m.valid_from = $4",
+        )
+        .bind(ws)
+        .bind(&l)
+        .bind(&c)
+        .bind(pending)
         .execute(&mut *conn)
         .await?;
     }
     if !upserts.is_empty() {
         sqlx::query(
-            "INSERT INTO attribution_matches (workspace_id, linkedin_id, crm_id, method, score, reason) \
-             SELECT $1, t.l, t.c, t.m, t.s, t.r \
-             FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::float8[], $6::text[]) AS t(l, c, m, s, r) \
-             ON CONFLICT (workspace_id, linkedin_id, crm_id) DO UPDATE SET method = EXCLUDED.method, \
-               score = EXCLUDED.score, reason = EXCLUDED.reason",
+            "WITH incoming AS ( \
+               SELECT * FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::float8[], $6::text[]) \
+                 AS t(l, c, m, s, r)), \
+             closed AS ( \
+               UPDATE attribution_matches a SET valid_to = $7 FROM incoming i \
+               WHERE a.workspace_id = $1 AND a.linkedin_id = i.l AND a.crm_id = i.c \
+                 AND a.valid_to IS NULL AND a.valid_from < $7 \
+                 AND (a.method, a.score, a.reason) IS DISTINCT FROM (i.m, i.s, i.r) \
+               RETURNING 1) \
+             INSERT INTO attribution_matches (workspace_id, linkedin_id, crm_id, method, score, reason, valid_from) \
+             SELECT $1, i.l, i.c, i.m, i.s, i.r, $7 FROM incoming i \
+             WHERE NOT EXISTS (SELECT 1 FROM attribution_matches a \
+               WHERE a.workspace_id = $1 AND a.linkedin_id = i.l AND a.crm_id = i.c \
+                 AND a.valid_to IS NULL AND a.valid_from < $7 \
+                 AND (a.method, a.score, a.reason) IS NOT DISTINCT FROM (i.m, i.s, i.r)) \
+             ON CONFLICT (workspace_id, crm_id, linkedin_id, valid_from) DO UPDATE SET \
+               method = EXCLUDED.method, score = EXCLUDED.score, reason = EXCLUDED.reason",
         )
         .bind(ws)
         .bind(upserts.iter().map(|u| u.0.to_string()).collect::<Vec<_>>())
@@ -494,6 +529,7 @@ pub async fn apply_match_changes(
                 .collect::<Vec<_>>(),
         )
         .bind(upserts.iter().map(|u| u.3.reason.clone()).collect::<Vec<_>>())
+        .bind(pending)
         .execute(conn)
         .await?;
     }

@@ -16,7 +16,6 @@ const VERSION_TABLES: &[&str] = &[
     "attribution_metric_amounts",
     "attribution_campaign_credits",
     "attribution_version_stages",
-    "attribution_version_matches",
 ];
 
 /// Locks the workspace's row (creating it) for a switch; returns its plan and last version.
@@ -49,8 +48,8 @@ fn i32_of(n: u32) -> i32 {
 }
 
 /// Writes a complete set of numbers as `v.version` (not yet visible: see [`switch_to`]), with
-/// a copy of the stages and matches they were computed from (deals and engagement rows are
-/// versioned in place).
+/// a copy of the pipeline stages they were computed from (engagement, deals, matches and the
+/// deal lists are versioned in place).
 pub async fn write_version(
     conn: &mut PgConnection,
     v: &NewVersion<'_>,
@@ -245,20 +244,11 @@ pub async fn write_version(
     .execute(&mut *conn)
     .await?;
 
-    // The small inputs as they are now, for the drill-down (engagement and deals are versioned
-    // in place).
+    // The stages as they are now, for the drill-down (engagement, deals and matches are
+    // versioned in place).
     sqlx::query(
         "INSERT INTO attribution_version_stages (workspace_id, version, pipeline_id, stage_id, kind) \
          SELECT workspace_id, $2, pipeline_id, stage_id, kind FROM attribution_stages WHERE workspace_id = $1",
-    )
-    .bind(ws)
-    .bind(v.version)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO attribution_version_matches (workspace_id, version, linkedin_id, crm_id, method, score, reason) \
-         SELECT workspace_id, $2, linkedin_id, crm_id, method, score, reason FROM attribution_matches \
-         WHERE workspace_id = $1",
     )
     .bind(ws)
     .bind(v.version)
@@ -296,8 +286,8 @@ struct CreditCols {
 }
 
 /// Makes `version` the one readers see; drops versions older than the one before it, and the
-/// engagement, deal and deal-window rows no kept version reads any more (docs/storage.md, "The
-/// rule").
+/// engagement, deal, deal-window and match rows no kept version reads any more
+/// (docs/storage.md, "The rule").
 pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attribution_workspaces SET current_version = $2, last_version = $2 WHERE workspace_id = $1",
@@ -321,6 +311,7 @@ pub async fn switch_to(conn: &mut PgConnection, ws: &str, version: i64) -> Resul
         "attribution_engagement",
         "attribution_deals",
         "attribution_deal_windows",
+        "attribution_matches",
     ] {
         // Rows closed at or before the oldest kept version: no kept version reads them.
         sqlx::query(sqlx::AssertSqlSafe(format!(
