@@ -302,6 +302,11 @@ impl System {
         }
     }
 
+    /// The provider sandbox's process id.
+    pub fn sandbox_pid(&self) -> Option<u32> {
+        self.sandbox.id()
+    }
+
     /// Every running service process: (service, replica 0 or 1, pid, metrics address).
     pub fn processes(&self) -> Vec<(&'static str, usize, u32, String)> {
         let metrics = |s: &Service| {

@@ -132,8 +132,8 @@ fn pids_named(comm: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Who used the CPU during a phase: each service, PostgreSQL (all its backends), nats-server and
-/// this process (the harness and the in-process sandbox serving every pull).
+/// Who used the CPU during a phase: each service, PostgreSQL (all its backends), nats-server, the
+/// provider sandbox serving every pull, and this process (the harness).
 struct CpuMeter {
     parts: Vec<(String, Vec<u32>)>,
     start: Vec<f64>,
@@ -149,7 +149,8 @@ impl CpuMeter {
             .collect();
         parts.push(("postgres".into(), pids_named("postgres")));
         parts.push(("nats-server".into(), pids_named("nats-server")));
-        parts.push(("harness+sandbox".into(), vec![std::process::id()]));
+        parts.push(("sandbox".into(), s.sandbox_pid().into_iter().collect()));
+        parts.push(("harness".into(), vec![std::process::id()]));
         let start = parts.iter().map(|(_, p)| Self::sum(p)).collect();
         Self {
             parts,
