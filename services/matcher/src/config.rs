@@ -9,9 +9,17 @@ use std::net::SocketAddr;
 pub struct Config {
     /// `MATCHER_GRPC_ADDR` (default `127.0.0.1:50052`).
     pub grpc_addr: SocketAddr,
+    /// `MATCHER_INDEX_CACHE_RECORDS` (default 500,000): the most records (CRM accounts and
+    /// LinkedIn companies) of workspaces' match indexes kept in memory between matching steps;
+    /// past it the least recently used are dropped and rebuilt from the projection when next
+    /// needed. About 1-2.5 KiB each: the default holds about nine typical workspaces (50k CRM
+    /// companies, 5k LinkedIn) in well under 1.5 GiB.
+    pub index_cache_records: usize,
 }
 
 impl Config {
+    pub const DEFAULT_INDEX_CACHE_RECORDS: usize = 500_000;
+
     pub const DEFAULT_GRPC_ADDR: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50052);
 
@@ -27,6 +35,10 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             grpc_addr: parse_or("MATCHER_GRPC_ADDR", Self::DEFAULT_GRPC_ADDR)?,
+            index_cache_records: parse_or(
+                "MATCHER_INDEX_CACHE_RECORDS",
+                Self::DEFAULT_INDEX_CACHE_RECORDS,
+            )?,
         })
     }
 }

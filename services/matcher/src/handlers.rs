@@ -43,23 +43,110 @@ pub const EVENT_TYPES: &[&str] = &[
 /// At most this many changes per AccountsMatched event (a change is ~200 bytes).
 pub const CHANGES_PER_EVENT: usize = 2_000;
 
-#[derive(Default)]
+/// The workspaces' match indexes kept between matching steps, so an incremental step applies
+/// what changed instead of rebuilding the index from the projection. Bounded: at most
+/// `budget` records (CRM accounts and LinkedIn companies) in all; past it the least recently
+/// used workspaces' indexes are dropped (their next step rebuilds from the projection, the
+/// same result). Unbounded, the matcher's memory grew with every workspace it ever matched:
+/// 753 MiB after 1,000 small workspaces (`make load`, docs/benchmarks.md).
+pub struct IndexCache {
+    budget: usize,
+    entries: HashMap<WorkspaceId, Cached>,
+    records: usize,
+    clock: u64,
+}
+
+struct Cached {
+    version: i64,
+    index: MatchIndex,
+    used: u64,
+}
+
+impl IndexCache {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            entries: HashMap::new(),
+            records: 0,
+            clock: 0,
+        }
+    }
+
+    /// The workspace's index when it is the one of `version` (taken out: the caller puts it
+    /// back with the next version).
+    pub fn take(&mut self, ws: WorkspaceId, version: i64) -> Option<MatchIndex> {
+        let c = self.entries.remove(&ws)?;
+        self.records -= c.index.records();
+        (c.version == version).then_some(c.index)
+    }
+
+    /// Keeps the workspace's index at `version`, then drops the least recently used others
+    /// while the cache is over its budget (an index larger than the whole budget is not kept).
+    pub fn put(&mut self, ws: WorkspaceId, version: i64, index: MatchIndex) {
+        self.clock += 1;
+        if let Some(old) = self.entries.remove(&ws) {
+            self.records -= old.index.records();
+        }
+        let size = index.records();
+        if size > self.budget {
+            return;
+        }
+        self.records += size;
+        self.entries.insert(
+            ws,
+            Cached {
+                version,
+                index,
+                used: self.clock,
+            },
+        );
+        while self.records > self.budget {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .filter(|(w, _)| **w != ws)
+                .min_by_key(|(_, c)| c.used)
+                .map(|(w, _)| *w)
+            else {
+                break;
+            };
+            if let Some(c) = self.entries.remove(&oldest) {
+                self.records -= c.index.records();
+            }
+        }
+    }
+
+    /// Records held, and workspaces.
+    pub fn size(&self) -> (usize, usize) {
+        (self.records, self.entries.len())
+    }
+}
+
 pub struct Matcher {
-    cache: Mutex<HashMap<WorkspaceId, (i64, MatchIndex)>>,
+    cache: Mutex<IndexCache>,
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Self::new(crate::config::Config::DEFAULT_INDEX_CACHE_RECORDS)
+    }
 }
 
 impl Matcher {
-    fn take_cached(&self, ws: WorkspaceId, version: i64) -> Option<MatchIndex> {
-        let mut cache = self.cache.lock().ok()?;
-        match cache.remove(&ws) {
-            Some((v, idx)) if v == version => Some(idx),
-            _ => None,
+    /// A matcher keeping at most `cache_records` records of match indexes between steps.
+    pub fn new(cache_records: usize) -> Self {
+        Self {
+            cache: Mutex::new(IndexCache::new(cache_records)),
         }
+    }
+
+    fn take_cached(&self, ws: WorkspaceId, version: i64) -> Option<MatchIndex> {
+        self.cache.lock().ok()?.take(ws, version)
     }
 
     fn put_cached(&self, ws: WorkspaceId, version: i64, idx: MatchIndex) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(ws, (version, idx));
+            cache.put(ws, version, idx);
         }
     }
 
@@ -292,4 +379,71 @@ impl Handler for Matcher {
 fn sync_run_id(event: &RecordedEvent, raw: &str) -> Result<SyncRunId, HandlerError> {
     SyncRunId::parse(raw)
         .map_err(|why| HandlerError::Reject(format!("{}: {why}", event.event_type())))
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::domain::{CrmAccount, CrmId, MatchConfig};
+
+    fn index(records: usize) -> MatchIndex {
+        let crm = (0..records)
+            .map(|i| CrmAccount {
+                id: CrmId::parse(&format!("c{i}")).unwrap(),
+                name: format!("Company {i}"),
+                domain: Some(format!("c{i}.example.com")),
+                website: None,
+                country: None,
+            })
+            .collect();
+        MatchIndex::build(MatchConfig::default(), crm, Vec::new(), Vec::new())
+    }
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::new(uuid::Uuid::new_v4())
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_budget_dropping_the_least_recently_used() {
+        let mut cache = IndexCache::new(100);
+        let (a, b, c) = (ws(), ws(), ws());
+        cache.put(a, 1, index(40));
+        cache.put(b, 1, index(40));
+        // a is used again (taken and put back at its next version): b is now the oldest.
+        let idx = cache.take(a, 1).expect("a's index");
+        cache.put(a, 2, idx);
+        cache.put(c, 1, index(40));
+        assert_eq!(cache.size(), (80, 2), "within the budget of 100 records");
+        assert!(cache.take(b, 1).is_none(), "the least recently used went");
+        assert!(cache.take(a, 2).is_some());
+        assert!(cache.take(c, 1).is_some());
+        assert_eq!(cache.size(), (0, 0));
+    }
+
+    #[test]
+    fn a_stale_version_or_an_index_over_the_whole_budget_is_not_served() {
+        let mut cache = IndexCache::new(100);
+        let a = ws();
+        cache.put(a, 1, index(10));
+        assert!(
+            cache.take(a, 2).is_none(),
+            "another version: rebuilt instead"
+        );
+        assert_eq!(cache.size(), (0, 0), "and dropped");
+        cache.put(a, 3, index(101));
+        assert_eq!(cache.size(), (0, 0), "larger than the budget: not kept");
+        assert!(cache.take(a, 3).is_none());
+    }
+
+    /// Many workspaces matched one after the other: the cache never holds more than its budget
+    /// (before, every workspace's index stayed for the life of the process).
+    #[test]
+    fn a_thousand_workspaces_never_hold_more_than_the_budget() {
+        let mut cache = IndexCache::new(1_000);
+        for _ in 0..1_000 {
+            cache.put(ws(), 1, index(30));
+            assert!(cache.size().0 <= 1_000);
+        }
+        assert_eq!(cache.size(), (990, 33));
+    }
 }

@@ -28,7 +28,7 @@ pub async fn start(svc: &mut Service, config: &Config) -> anyhow::Result<SocketA
     store::migrate(&svc.migration_pool).await?;
     svc.consume(
         ConsumerConfig::new("matcher", Ordering::PerWorkspace).event_types(handlers::EVENT_TYPES),
-        Arc::new(handlers::Matcher::default()),
+        Arc::new(handlers::Matcher::new(config.index_cache_records)),
     );
     let serving = grpc::serve(
         config.grpc_addr,

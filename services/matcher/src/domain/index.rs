@@ -121,6 +121,12 @@ impl Default for MatchIndex {
 }
 
 impl MatchIndex {
+    /// How many records (CRM accounts and LinkedIn companies, live or freed slots) the index
+    /// holds: what its memory grows with.
+    pub fn records(&self) -> usize {
+        self.crm.len() + self.li.len()
+    }
+
     /// An empty index.
     pub fn new(cfg: MatchConfig) -> MatchIndex {
         MatchIndex::build(cfg, Vec::new(), Vec::new(), Vec::new())
