@@ -12,8 +12,9 @@ pub struct Config {
     /// `MATCHER_INDEX_CACHE_RECORDS` (default 500,000): the most records (CRM accounts and
     /// LinkedIn companies) of workspaces' match indexes kept in memory between matching steps;
     /// past it the least recently used are dropped and rebuilt from the projection when next
-    /// needed. About 1-2.5 KiB each: the default holds about nine typical workspaces (50k CRM
-    /// companies, 5k LinkedIn) in well under 1.5 GiB.
+    /// needed. Each index counts [`crate::handlers::INDEX_OVERHEAD`] records more for its fixed
+    /// part. About 0.75 KiB a record in a large index: the default holds about nine typical
+    /// workspaces (50k CRM companies, 5k LinkedIn), around 400 MiB.
     pub index_cache_records: usize,
 }
 

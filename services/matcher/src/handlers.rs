@@ -50,10 +50,19 @@ pub const CHANGES_PER_EVENT: usize = 2_000;
 /// same result). Unbounded, the matcher's memory grew with every workspace it ever matched:
 /// 753 MiB after 1,000 small workspaces (`make load`, docs/benchmarks.md).
 pub struct IndexCache {
+    /// In records, each index counted with [`INDEX_OVERHEAD`] more (its maps' fixed cost).
     budget: usize,
     entries: HashMap<WorkspaceId, Cached>,
     records: usize,
     clock: u64,
+}
+
+/// What an index costs beyond its records, in records: its maps' fixed part, which dominates a
+/// small workspace's index.
+pub const INDEX_OVERHEAD: usize = 256;
+
+fn cost(index: &MatchIndex) -> usize {
+    index.records() + INDEX_OVERHEAD
 }
 
 struct Cached {
@@ -76,7 +85,7 @@ impl IndexCache {
     /// back with the next version).
     pub fn take(&mut self, ws: WorkspaceId, version: i64) -> Option<MatchIndex> {
         let c = self.entries.remove(&ws)?;
-        self.records -= c.index.records();
+        self.records -= cost(&c.index);
         (c.version == version).then_some(c.index)
     }
 
@@ -85,9 +94,9 @@ impl IndexCache {
     pub fn put(&mut self, ws: WorkspaceId, version: i64, index: MatchIndex) {
         self.clock += 1;
         if let Some(old) = self.entries.remove(&ws) {
-            self.records -= old.index.records();
+            self.records -= cost(&old.index);
         }
-        let size = index.records();
+        let size = cost(&index);
         if size > self.budget {
             return;
         }
@@ -111,12 +120,12 @@ impl IndexCache {
                 break;
             };
             if let Some(c) = self.entries.remove(&oldest) {
-                self.records -= c.index.records();
+                self.records -= cost(&c.index);
             }
         }
     }
 
-    /// Records held, and workspaces.
+    /// Records held (with each index's overhead), and workspaces.
     pub fn size(&self) -> (usize, usize) {
         (self.records, self.entries.len())
     }
@@ -405,7 +414,8 @@ mod cache_tests {
 
     #[test]
     fn the_cache_stays_within_its_budget_dropping_the_least_recently_used() {
-        let mut cache = IndexCache::new(100);
+        let each = 40 + INDEX_OVERHEAD;
+        let mut cache = IndexCache::new(2 * each + 10);
         let (a, b, c) = (ws(), ws(), ws());
         cache.put(a, 1, index(40));
         cache.put(b, 1, index(40));
@@ -413,7 +423,7 @@ mod cache_tests {
         let idx = cache.take(a, 1).expect("a's index");
         cache.put(a, 2, idx);
         cache.put(c, 1, index(40));
-        assert_eq!(cache.size(), (80, 2), "within the budget of 100 records");
+        assert_eq!(cache.size(), (2 * each, 2), "within the budget");
         assert!(cache.take(b, 1).is_none(), "the least recently used went");
         assert!(cache.take(a, 2).is_some());
         assert!(cache.take(c, 1).is_some());
@@ -422,7 +432,7 @@ mod cache_tests {
 
     #[test]
     fn a_stale_version_or_an_index_over_the_whole_budget_is_not_served() {
-        let mut cache = IndexCache::new(100);
+        let mut cache = IndexCache::new(100 + INDEX_OVERHEAD);
         let a = ws();
         cache.put(a, 1, index(10));
         assert!(
@@ -439,11 +449,13 @@ mod cache_tests {
     /// (before, every workspace's index stayed for the life of the process).
     #[test]
     fn a_thousand_workspaces_never_hold_more_than_the_budget() {
-        let mut cache = IndexCache::new(1_000);
+        let budget = 10_000;
+        let mut cache = IndexCache::new(budget);
         for _ in 0..1_000 {
             cache.put(ws(), 1, index(30));
-            assert!(cache.size().0 <= 1_000);
+            assert!(cache.size().0 <= budget);
         }
-        assert_eq!(cache.size(), (990, 33));
+        let kept = budget / (30 + INDEX_OVERHEAD);
+        assert_eq!(cache.size(), (kept * (30 + INDEX_OVERHEAD), kept));
     }
 }
