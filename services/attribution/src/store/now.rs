@@ -51,9 +51,13 @@ pub async fn forget_account(
             .await?
             .rows_affected();
     }
-    // Deals are versioned in place: they leave the pending version, not the kept ones.
-    let pending = pending_version(conn, ws).await?;
-    n += close_deals(conn, ws, pending, None).await?;
+    // Deals are the CRM's, versioned in place: they leave the pending version, not the kept
+    // ones. Another LinkedIn member keeps the CRM's deals (e2e account_change.rs caught the
+    // LinkedIn side closing them too).
+    if side == AccountSide::Crm {
+        let pending = pending_version(conn, ws).await?;
+        n += close_deals(conn, ws, pending, None).await?;
+    }
     Ok(n)
 }
 
