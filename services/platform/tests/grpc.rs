@@ -2,16 +2,18 @@
 //! them from our contracts (so `grpcurl` needs no .proto files), and shutdown follows the
 //! cancellation token, even with a stream open that never ends on its own.
 
+mod stub;
+
 use futures::StreamExt;
-use rp_platform::contracts::api::v1::notifications_server::{Notifications, NotificationsServer};
+use rp_platform::contracts::api::v1::notifications_server::NotificationsServer;
 use rp_platform::contracts::api::v1::*;
 use rp_platform::grpc::{self, Services};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
+use stub::Stub;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
+use tonic::{Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
@@ -21,45 +23,6 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A stand-in service: answers nothing, and its Subscribe stream never ends by itself.
-struct Stub;
-
-#[tonic::async_trait]
-impl Notifications for Stub {
-    async fn list(
-        &self,
-        _: Request<ListNotificationsRequest>,
-    ) -> Result<Response<ListNotificationsResponse>, Status> {
-        Err(grpc::failed_precondition("stub"))
-    }
-    async fn unread_count(
-        &self,
-        _: Request<UnreadCountRequest>,
-    ) -> Result<Response<UnreadCountResponse>, Status> {
-        Ok(Response::new(UnreadCountResponse { unread: 7 }))
-    }
-    async fn mark_read(
-        &self,
-        _: Request<MarkReadRequest>,
-    ) -> Result<Response<MarkReadResponse>, Status> {
-        Err(grpc::failed_precondition("stub"))
-    }
-    async fn mark_all_read(
-        &self,
-        _: Request<MarkAllReadRequest>,
-    ) -> Result<Response<MarkAllReadResponse>, Status> {
-        Err(grpc::failed_precondition("stub"))
-    }
-    type SubscribeStream =
-        Pin<Box<dyn futures::Stream<Item = Result<Notification, Status>> + Send + 'static>>;
-    async fn subscribe(
-        &self,
-        _: Request<SubscribeRequest>,
-    ) -> Result<Response<Self::SubscribeStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::pending())))
-    }
-}
 
 async fn start(grace: Duration) -> (grpc::Serving, CancellationToken, Channel) {
     rp_platform::install_crypto_provider();

@@ -2,58 +2,21 @@
 //! server counts its calls by method and status code and gauges its open streams (the layer
 //! `grpc::serve` puts in front of every server).
 
-use rp_platform::contracts::api::v1::notifications_server::{Notifications, NotificationsServer};
+mod stub;
+
+use rp_platform::contracts::api::v1::notifications_server::NotificationsServer;
 use rp_platform::contracts::api::v1::*;
 use rp_platform::grpc::{self, Services};
 use rp_platform::testing::eventually;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::Duration;
+use stub::Stub;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+use tonic::Request;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Answers UnreadCount, refuses List, and never ends a Subscribe stream by itself.
-struct Stub;
-
-#[tonic::async_trait]
-impl Notifications for Stub {
-    async fn list(
-        &self,
-        _: Request<ListNotificationsRequest>,
-    ) -> Result<Response<ListNotificationsResponse>, Status> {
-        Err(grpc::failed_precondition("stub"))
-    }
-    async fn unread_count(
-        &self,
-        _: Request<UnreadCountRequest>,
-    ) -> Result<Response<UnreadCountResponse>, Status> {
-        Ok(Response::new(UnreadCountResponse { unread: 7 }))
-    }
-    async fn mark_read(
-        &self,
-        _: Request<MarkReadRequest>,
-    ) -> Result<Response<MarkReadResponse>, Status> {
-        Err(grpc::not_found("no such notification"))
-    }
-    async fn mark_all_read(
-        &self,
-        _: Request<MarkAllReadRequest>,
-    ) -> Result<Response<MarkAllReadResponse>, Status> {
-        Err(grpc::failed_precondition("stub"))
-    }
-    type SubscribeStream =
-        Pin<Box<dyn futures::Stream<Item = Result<Notification, Status>> + Send + 'static>>;
-    async fn subscribe(
-        &self,
-        _: Request<SubscribeRequest>,
-    ) -> Result<Response<Self::SubscribeStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::pending())))
-    }
-}
 
 async fn start() -> (CancellationToken, Channel) {
     rp_platform::install_crypto_provider();
