@@ -15,9 +15,7 @@ use connector_support::{WAIT, key_b64, test_config};
 use rp_platform::apikeys;
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::api::v1::connections_client::ConnectionsClient;
-use rp_platform::contracts::events::v1::{
-    SyncRequested, SyncTrigger, WorkspaceCreated, envelope::Event,
-};
+use rp_platform::contracts::events::v1::{SyncRequested, SyncTrigger, envelope::Event};
 use rp_platform::eventlog::{ExpectedVersion, NewEvent};
 use rp_platform::ids::WorkspaceId;
 use rp_platform::testing::{TestEnv, eventually};
@@ -81,21 +79,7 @@ async fn the_binary_runs_a_user_journey_and_never_logs_a_secret() {
         s
     });
 
-    let workspace = Uuid::new_v4();
-    env.store
-        .append(
-            &WorkspaceId::new(workspace).stream(),
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                workspace.to_string(),
-                Event::WorkspaceCreated(WorkspaceCreated {
-                    name: "Acme".into(),
-                    plan: "growth".into(),
-                }),
-            )],
-        )
-        .await
-        .unwrap();
+    let workspace = env.create_workspace("Acme", "growth").await.as_uuid();
     let key = apikeys::issue(&env.pool, WorkspaceId::new(workspace), "t")
         .await
         .unwrap();

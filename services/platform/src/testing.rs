@@ -81,6 +81,28 @@ impl Default for EnvOptions {
 }
 
 impl TestEnv {
+    /// A new workspace on `plan` (its WorkspaceCreated appended to the log), named `name`.
+    pub async fn create_workspace(&self, name: &str, plan: &str) -> crate::ids::WorkspaceId {
+        use crate::contracts::events::v1::{WorkspaceCreated, envelope::Event};
+        use crate::eventlog::{ExpectedVersion, NewEvent};
+        let ws = crate::ids::WorkspaceId::new(uuid::Uuid::new_v4());
+        self.store
+            .append(
+                &ws.stream(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(
+                    ws.to_string(),
+                    Event::WorkspaceCreated(WorkspaceCreated {
+                        name: name.into(),
+                        plan: plan.into(),
+                    }),
+                )],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("creating workspace {name}: {e}"));
+        ws
+    }
+
     /// A fresh, migrated database and a fresh stream. Panics (failing the test) when the
     /// infrastructure is not there, saying what is missing.
     pub async fn new() -> Self {

@@ -2,42 +2,20 @@
 //! same transaction, only a hash stored, and every way a call can fail to authenticate.
 
 use rp_platform::apikeys::{self, ApiKeyError, Caller, KeyId, Revocation};
-use rp_platform::contracts::events::v1::{WorkspaceCreated, envelope::Event};
-use rp_platform::eventlog::{ExpectedVersion, NewEvent};
+use rp_platform::contracts::events::v1::envelope::Event;
 use rp_platform::ids::WorkspaceId;
 use rp_platform::testing::TestEnv;
 use sha2::{Digest, Sha256};
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 
 async fn workspace(env: &TestEnv) -> WorkspaceId {
-    let ws = WorkspaceId::new(uuid::Uuid::new_v4());
-    env.store
-        .append(
-            &ws.stream(),
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                ws.to_string(),
-                Event::WorkspaceCreated(WorkspaceCreated {
-                    name: "Acme".into(),
-                    plan: "growth".into(),
-                }),
-            )],
-        )
-        .await
-        .unwrap();
-    ws
+    env.create_workspace("Acme", "growth").await
 }
 
 /// A call carrying `authorization: Bearer <key>` (for no method in particular: what a full key
 /// may call).
 fn bearer(key: &str) -> tonic::Request<()> {
-    let mut r = tonic::Request::new(());
-    r.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {key}")).unwrap(),
-    );
-    r
+    rp_platform::testing::authed(key, ())
 }
 
 #[tokio::test]

@@ -4,8 +4,7 @@
 
 use prost::Message;
 use rp_platform::apikeys::{self, READ_METHODS, Scope, WRITE_METHODS};
-use rp_platform::contracts::events::v1::{ApiKeyScope, WorkspaceCreated, envelope::Event};
-use rp_platform::eventlog::{ExpectedVersion, NewEvent};
+use rp_platform::contracts::events::v1::{ApiKeyScope, envelope::Event};
 use rp_platform::ids::WorkspaceId;
 use rp_platform::testing::TestEnv;
 use tonic::metadata::MetadataValue;
@@ -81,22 +80,7 @@ fn every_method_of_every_service_is_classified_read_or_write() {
 }
 
 async fn workspace(env: &TestEnv) -> WorkspaceId {
-    let ws = WorkspaceId::new(uuid::Uuid::new_v4());
-    env.store
-        .append(
-            &ws.stream(),
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                ws.to_string(),
-                Event::WorkspaceCreated(WorkspaceCreated {
-                    name: "Acme".into(),
-                    plan: "growth".into(),
-                }),
-            )],
-        )
-        .await
-        .unwrap();
-    ws
+    env.create_workspace("Acme", "growth").await
 }
 
 /// A call of `method` (`Service/Method` of rp.api.v1, as the servers name it) with `key`; `None`

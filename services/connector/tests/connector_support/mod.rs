@@ -19,12 +19,9 @@ use connector::{callback, handlers, store};
 use rp_platform::apikeys;
 use rp_platform::contracts::api::v1 as api;
 use rp_platform::contracts::api::v1::connections_client::ConnectionsClient;
-use rp_platform::contracts::events::v1::{
-    self as ev, SyncRequested, SyncTrigger, WorkspaceCreated, envelope::Event,
-};
+use rp_platform::contracts::events::v1::{self as ev, SyncRequested, SyncTrigger, envelope::Event};
 use rp_platform::eventlog::{ExpectedVersion, NewEvent, RecordedEvent};
 use rp_platform::grpc::{self, Services};
-use rp_platform::ids::WorkspaceId;
 use rp_platform::plans::{DEFAULT_PLANS, Plans};
 use rp_platform::runtime::Service;
 use rp_platform::testing::{TestEnv, eventually};
@@ -493,25 +490,9 @@ pub fn counts(batches: &[ev::RecordsPulled]) -> std::collections::BTreeMap<&'sta
 /// The last event of a run's stream.
 /// A workspace (WorkspaceCreated on `plan`) and an API key for it: `(workspace id, key)`.
 async fn create_workspace(env: &TestEnv, name: &str, plan: &str) -> (Uuid, String) {
-    let workspace = Uuid::new_v4();
-    env.store
-        .append(
-            &WorkspaceId::new(workspace).stream(),
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                workspace.to_string(),
-                Event::WorkspaceCreated(WorkspaceCreated {
-                    name: name.into(),
-                    plan: plan.into(),
-                }),
-            )],
-        )
-        .await
-        .unwrap();
-    let key = apikeys::issue(&env.pool, WorkspaceId::new(workspace), "tests")
-        .await
-        .unwrap();
-    (workspace, key.plaintext)
+    let workspace = env.create_workspace(name, plan).await;
+    let key = apikeys::issue(&env.pool, workspace, "tests").await.unwrap();
+    (workspace.as_uuid(), key.plaintext)
 }
 
 /// The `completion` handle in the address of the Connections page the callback redirected to.
